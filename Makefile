@@ -1,0 +1,34 @@
+# Each target bootstraps .venv (re-installing only when pyproject.toml changed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test bench lint clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/reprozoo run all --preset quick
+	@echo "open runs/index.html in a browser"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+
+test: lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15
+
+bench: $(STAMP)
+	$(BIN)/reprozoo bench all
+
+clean:
+	rm -rf runs benchmarks/results .pytest_cache

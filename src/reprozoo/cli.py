@@ -1,0 +1,168 @@
+"""The ``reprozoo`` command: thin parsing over the library. User errors print one line, exit 2.
+
+Method packages may add commands by defining ``reprozoo/<method>/cli.py`` with
+``register(app: typer.Typer)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reprozoo.errors import ConfigError, ReproZooError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="reprozoo: ten research papers as tested PyTorch software.")
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.replace(" ", "").split(",") if s != ""]
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma-separated integers like 0,1,2, got '{text}'") from None
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List experiments (paper, claim, presets), models and benchmarks."""
+    from reprozoo.runtime.registry import list_benchmarks, list_experiments, list_models
+
+    exps = list_experiments()
+    typer.echo("experiments:" if exps else "experiments: (none registered yet)")
+    for e in exps:
+        typer.echo(f"  {e.name}  [{', '.join(e.presets)}]\n    paper: {e.paper}\n    claim: {e.claim}")
+    models = list_models()
+    typer.echo(f"models ({len(models)}): " + (", ".join(models) if models else "(none)"))
+    benches = list_benchmarks()
+    typer.echo("benchmarks: " + (", ".join(b.name for b in benches) if benches else "(none)"))
+
+
+@app.command("run")
+def run_cmd(
+    name: Annotated[str, typer.Argument(help="experiment name, or 'all'")],
+    preset: Annotated[str, typer.Option(help="smoke | quick | paper")] = "quick",
+    seeds: Annotated[str | None, typer.Option(help="comma-separated seeds, e.g. 0,1,2")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="config override key=value")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (for 'all': a root folder)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace a finished run in --out")] = False,
+) -> None:
+    """Run an experiment (or all of them) and write metrics.json, report.md and figures."""
+    from reprozoo.runtime.config import apply_overrides
+    from reprozoo.runtime.registry import get_experiment, list_experiments
+    from reprozoo.runtime.report import build_index
+    from reprozoo.runtime.runner import resolve_config, run_experiment
+
+    seed_list = _parse_seeds(seeds)
+    overrides = list(set_ or [])
+    if resume and out is None:
+        raise ConfigError("--resume needs --out pointing at the run to continue")
+    if name == "all":
+        specs = list_experiments()
+        root = out or Path("runs")
+        for spec in specs:  # check every config before running anything
+            resolve_config(spec, preset, seed_list, [])
+            if overrides:
+                apply_overrides(spec.config_cls.from_preset(preset), overrides)
+        if not specs:
+            typer.echo("no experiments are registered yet; nothing to run")
+        for spec in specs:
+            typer.echo(f"== {spec.name} ({preset})")
+            out_dir, data = run_experiment(spec.name, preset, seeds=seed_list, overrides=overrides,
+                                           out_dir=(root / spec.name) if out else None,
+                                           runs_root=root, resume=resume, overwrite=overwrite or not out)
+            typer.echo(f"   {data['verdict']}: {data['evidence']}  ({data['runtime_s']:.0f} s, {out_dir})")
+        index = build_index(root, {s.name: s.paper for s in specs})
+        typer.echo(f"index: {index}")
+        return
+    get_experiment(name)
+    out_dir, data = run_experiment(name, preset, seeds=seed_list, overrides=overrides, out_dir=out,
+                                   resume=resume, overwrite=overwrite)
+    typer.echo(f"{name} ({preset}): {data['verdict']}\n  claim: {data['claim']}\n  evidence: {data['evidence']}")
+    typer.echo(f"  runtime {data['runtime_s']:.1f} s; results in {out_dir}")
+
+
+@app.command("report")
+def report_cmd(runs_dir: Annotated[Path, typer.Argument(help="folder of runs")] = Path("runs")) -> None:
+    """Build RUNS_DIR/index.html from every run's metrics.json (latest run per experiment)."""
+    from reprozoo.runtime.registry import list_experiments
+    from reprozoo.runtime.report import build_index, latest_runs
+
+    papers = {s.name: s.paper for s in list_experiments()}
+    path = build_index(runs_dir, papers)
+    typer.echo(f"{len(latest_runs(runs_dir))} experiment(s) -> {path}")
+
+
+@app.command("bench")
+def bench_cmd(
+    name: Annotated[str, typer.Argument(help="benchmark name or 'all'")] = "all",
+    quick: Annotated[bool, typer.Option(help="fewer repeats")] = False,
+    out: Annotated[Path, typer.Option(help="folder for <name>.json results")] = Path("benchmarks/results"),
+) -> None:
+    """Speed/memory comparisons, printed as ratios against a baseline measured in the same run."""
+    from reprozoo.runtime.registry import get_benchmark, list_benchmarks
+    from reprozoo.runtime.report import atomic_write_text
+
+    specs = list_benchmarks() if name == "all" else [get_benchmark(name)]
+    if not specs:
+        typer.echo("no benchmarks are registered yet")
+    for spec in specs:
+        typer.echo(f"== {spec.name}: {spec.description}")
+        result = spec.run(quick=quick)
+        for row in result.get("rows", []):
+            typer.echo("   " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+        for key, value in result.get("ratios", {}).items():
+            typer.echo(f"   ratio {key}: {_fmt(value)}")
+        if "goal" in result:
+            typer.echo(f"   goal: {result['goal']} -> {'met' if result.get('met') else 'NOT met'}")
+        atomic_write_text(out / f"{spec.name}.json", json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _register_method_commands() -> None:
+    import reprozoo
+
+    for info in pkgutil.iter_modules(reprozoo.__path__):
+        if not info.ispkg or info.name in ("runtime", "data"):
+            continue
+        try:
+            mod = importlib.import_module(f"reprozoo.{info.name}.cli")
+        except ModuleNotFoundError as err:
+            if err.name == f"reprozoo.{info.name}.cli":
+                continue
+            raise
+        mod.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_method_commands()
+    try:
+        app(args=argv, standalone_mode=False, prog_name="reprozoo")
+    except ReproZooError as err:
+        typer.echo(f"error: {err}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as err:
+        # click's (or typer's vendored click's) usage errors: bad option, missing argument
+        if hasattr(err, "format_message") and hasattr(err, "exit_code"):
+            typer.echo(f"error: {err.format_message()}", err=True)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

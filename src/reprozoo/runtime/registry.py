@@ -1,0 +1,151 @@
+"""Registries for models, experiments and benchmarks (timm-like ``create_model``).
+
+Method packages register themselves on import. :func:`discover` imports every method
+package's ``models``/``experiment``/``benchmark`` modules without naming any paper, so the
+runtime never imports a method package by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprozoo.errors import UnknownNameError
+
+_MODELS: dict[str, Callable[..., Any]] = {}
+_EXPERIMENTS: dict[str, ExperimentSpec] = {}
+_BENCHMARKS: dict[str, BenchmarkSpec] = {}
+_SHARED_PACKAGES = {"runtime", "data", "cli", "errors"}
+_DISCOVERED = False
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A registered reproduction: ``run(cfg, ctx) -> ExperimentResult``."""
+
+    name: str
+    paper: str
+    claim: str
+    config_cls: type
+    run: Callable[..., Any]
+    package: str = ""
+
+    @property
+    def presets(self) -> list[str]:
+        return list(getattr(self.config_cls, "PRESETS", {}).keys())
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    description: str
+    run: Callable[..., Any]
+    package: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownNameError:
+    listing = ", ".join(sorted(known)) if known else "(none registered yet)"
+    return UnknownNameError(f"unknown {kind} '{name}'; known {kind}s: {listing}")
+
+
+def discover() -> None:
+    """Import every method subpackage of ``reprozoo`` so its registrations run (idempotent)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    import reprozoo
+
+    for info in pkgutil.iter_modules(reprozoo.__path__):
+        if not info.ispkg or info.name in _SHARED_PACKAGES:
+            continue
+        importlib.import_module(f"reprozoo.{info.name}")
+        for sub in ("experiment", "benchmark"):
+            try:
+                importlib.import_module(f"reprozoo.{info.name}.{sub}")
+            except ModuleNotFoundError as err:
+                if err.name != f"reprozoo.{info.name}.{sub}":
+                    raise
+
+
+# ---------------------------------------------------------------- models
+def register_model(fn: Callable[..., Any] | None = None, *, name: str | None = None):
+    """Decorator: register a model constructor under ``name`` (default: the function name)."""
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        key = name or f.__name__
+        if key in _MODELS and _MODELS[key] is not f:
+            raise ValueError(f"model '{key}' registered twice")
+        _MODELS[key] = f
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def create_model(name: str, **kwargs: Any):
+    """Build a registered model: ``create_model("rexnet_100", num_classes=10)``."""
+    if name not in _MODELS:
+        discover()
+    if name not in _MODELS:
+        raise _unknown("model", name, list(_MODELS))
+    return _MODELS[name](**kwargs)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    import fnmatch
+
+    discover()
+    return sorted(m for m in _MODELS if fnmatch.fnmatch(m, pattern))
+
+
+# ---------------------------------------------------------------- experiments
+def register_experiment(name: str, *, paper: str, claim: str, config: type):
+    """Decorator for ``run(cfg, ctx) -> ExperimentResult``; ``config`` is a config dataclass
+    (subclass of :class:`reprozoo.runtime.config.ExperimentConfig`) with a ``PRESETS`` dict."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _EXPERIMENTS and _EXPERIMENTS[name].run is not fn:
+            raise ValueError(f"experiment '{name}' registered twice")
+        _EXPERIMENTS[name] = ExperimentSpec(name, paper, claim, config, fn, fn.__module__.split(".")[1])
+        return fn
+
+    return wrap
+
+
+def get_experiment(name: str) -> ExperimentSpec:
+    discover()
+    if name not in _EXPERIMENTS:
+        raise _unknown("experiment", name, list(_EXPERIMENTS))
+    return _EXPERIMENTS[name]
+
+
+def list_experiments() -> list[ExperimentSpec]:
+    discover()
+    return [_EXPERIMENTS[k] for k in sorted(_EXPERIMENTS)]
+
+
+# ---------------------------------------------------------------- benchmarks
+def register_benchmark(name: str, *, description: str):
+    """Decorator for ``run(quick: bool) -> dict`` returning printable rows/ratios."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _BENCHMARKS[name] = BenchmarkSpec(name, description, fn, fn.__module__.split(".")[1])
+        return fn
+
+    return wrap
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    discover()
+    if name not in _BENCHMARKS:
+        raise _unknown("benchmark", name, list(_BENCHMARKS))
+    return _BENCHMARKS[name]
+
+
+def list_benchmarks() -> list[BenchmarkSpec]:
+    discover()
+    return [_BENCHMARKS[k] for k in sorted(_BENCHMARKS)]

@@ -1,0 +1,234 @@
+"""Run outputs: ``metrics.json`` (validated, atomic), ``config.yaml``, ``report.md``, figures,
+and the offline ``index.html`` over a folder of runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reprozoo.runtime.verdict import VERDICTS
+
+REQUIRED_KEYS = ("experiment", "preset", "seeds", "claim", "verdict", "evidence", "metrics",
+                 "runtime_s", "environment")
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment's ``run`` returns; the runner adds the bookkeeping fields.
+
+    ``metrics`` keys are ``method/<name>``, ``baseline/<name>`` (or any ``group/name``) mapped to
+    floats. ``claims`` optionally lists sub-claims as ``{"claim", "verdict", "evidence"}`` dicts.
+    ``table`` is an optional list of row dicts rendered in report.md.
+    """
+
+    verdict: str
+    evidence: str
+    metrics: dict[str, float]
+    claim: str | None = None
+    claims: list[dict[str, str]] = field(default_factory=list)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)  # paths relative to the run folder
+    notes: str = ""
+
+
+def environment() -> dict[str, Any]:
+    from reprozoo import __version__
+
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    return {
+        "reprozoo": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def validate_metrics(data: dict[str, Any]) -> None:
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"metrics.json is missing keys: {missing}")
+    if data["verdict"] not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {data['verdict']!r}")
+    if not isinstance(data["metrics"], dict) or not data["metrics"]:
+        raise ValueError("metrics must be a non-empty mapping of name -> number")
+    for key, value in data["metrics"].items():
+        if "/" not in key:
+            raise ValueError(f"metric key {key!r} must look like 'method/<name>' or 'baseline/<name>'")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"metric {key!r} must be a number, got {value!r}")
+    if not isinstance(data["seeds"], list) or not all(isinstance(s, int) for s in data["seeds"]):
+        raise ValueError("seeds must be a list of integers")
+    for key in ("claim", "evidence", "experiment", "preset"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise ValueError(f"{key} must be a non-empty string")
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else (1e308 if obj > 0 else -1e308)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_metrics(out_dir: str | Path, data: dict[str, Any]) -> Path:
+    """Validate against the DESIGN.md schema, then write atomically."""
+    data = dict(data)
+    data["metrics"] = {k: float(v) for k, v in data["metrics"].items()}
+    validate_metrics(data)
+    path = Path(out_dir) / "metrics.json"
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def _md_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def metrics_rows(metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """``{"method/acc": .9, "baseline/acc": .8}`` -> rows ``name | method | baseline``."""
+    groups: list[str] = []
+    names: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        group, name = key.split("/", 1)
+        if group not in groups:
+            groups.append(group)
+        names.setdefault(name, {})[group] = value
+    return [{"metric": n, **{g: vals.get(g, "") for g in groups}} for n, vals in names.items()]
+
+
+def write_report(out_dir: str | Path, data: dict[str, Any], result: ExperimentResult | None = None,
+                 paper: str = "") -> Path:
+    out = Path(out_dir)
+    parts = [f"# {data['experiment']} ({data['preset']})", ""]
+    if paper:
+        parts += [f"**Paper:** {paper}", ""]
+    parts += [f"**Claim:** {data['claim']}", "", f"**Verdict:** {data['verdict']}", "",
+              f"**Evidence:** {data['evidence']}", ""]
+    if result is not None and result.claims:
+        parts += ["## Sub-claims", "", _md_table(result.claims), ""]
+    parts += ["## Metrics", "", _md_table(metrics_rows(data["metrics"])), ""]
+    if result is not None and result.table:
+        parts += ["## Details", "", _md_table(result.table), ""]
+    if result is not None and result.notes:
+        parts += ["## Notes", "", result.notes, ""]
+    figures = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
+    if figures:
+        parts += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+    env = data["environment"]
+    parts += [f"Seeds {data['seeds']}, runtime {data['runtime_s']:.1f} s, "
+              f"torch {env.get('torch')}, device {env.get('device')}, threads {env.get('threads')}."]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(parts) + "\n")
+    return path
+
+
+def save_figure(fig: Any, out_dir: str | Path, name: str) -> str:
+    """Save a matplotlib figure as ``figures/<name>.png``; returns the relative path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(out_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return str(path.relative_to(out_dir))
+
+
+def find_runs(runs_dir: str | Path) -> list[Path]:
+    """Every folder under ``runs_dir`` that holds a metrics.json."""
+    return sorted(p.parent for p in Path(runs_dir).rglob("metrics.json"))
+
+
+def latest_runs(runs_dir: str | Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The most recent run of each experiment (by file modification time)."""
+    latest: dict[str, tuple[Path, dict[str, Any], float]] = {}
+    for run in find_runs(runs_dir):
+        try:
+            data = read_metrics(run / "metrics.json")
+            validate_metrics(data)
+        except (ValueError, json.JSONDecodeError):
+            continue
+        mtime = (run / "metrics.json").stat().st_mtime
+        name = data["experiment"]
+        if name not in latest or mtime > latest[name][2]:
+            latest[name] = (run, data, mtime)
+    return {k: (v[0], v[1]) for k, v in sorted(latest.items())}
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:6px;vertical-align:top}
+th{background:#f3f3f3}.held{color:#17692b;font-weight:bold}.not{color:#a11;font-weight:bold}
+.inconclusive{color:#8a6d00;font-weight:bold}img{max-width:360px;margin:4px;border:1px solid #ddd}"""
+
+
+def build_index(runs_dir: str | Path, papers: dict[str, str] | None = None) -> Path:
+    """Write ``<runs_dir>/index.html``: one row per experiment (latest run), figures embedded as
+    data URIs so the page reads offline and can be moved on its own."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    papers = papers or {}
+    latest = latest_runs(runs_dir)
+    rows = []
+    for name, (run, data) in latest.items():
+        cls = {"held": "held", "not held": "not"}.get(data["verdict"], "inconclusive")
+        imgs = "".join(
+            f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
+            f'{base64.b64encode(p.read_bytes()).decode()}">'
+            for p in sorted((run / "figures").glob("*.png"))
+        ) if (run / "figures").is_dir() else ""
+        rel = os.path.relpath(run / "report.md", runs_dir)
+        rows.append(
+            f"<tr><td><b>{html.escape(name)}</b><br><small>{html.escape(data['preset'])}, "
+            f'<a href="{html.escape(rel)}">report</a></small></td>'
+            f"<td>{html.escape(papers.get(name, ''))}</td><td>{html.escape(data['claim'])}</td>"
+            f'<td class="{cls}">{html.escape(data["verdict"])}</td>'
+            f"<td>{html.escape(data['evidence'])}</td><td>{data['runtime_s']:.1f} s</td>"
+            f"<td>{imgs}</td></tr>"
+        )
+    if rows:
+        body = ("<table><tr><th>experiment</th><th>paper</th><th>claim</th><th>verdict</th>"
+                "<th>evidence</th><th>runtime</th><th>figures</th></tr>" + "".join(rows) + "</table>")
+    else:
+        body = (f"<p>No experiment runs found under <code>{html.escape(str(runs_dir.name))}</code> yet. "
+                "Run <code>reprozoo run all --preset quick</code> (or <code>make demo</code>).</p>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>reprozoo runs</title>"
+            f"<style>{_CSS}</style></head><body><h1>reprozoo: reproduction results</h1>{body}</body></html>")
+    path = runs_dir / "index.html"
+    atomic_write_text(path, page)
+    return path

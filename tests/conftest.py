@@ -1,0 +1,16 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("REPROZOO_PROGRESS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two xdist workers on two cores: one intra-op thread each avoids oversubscription
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("REPROZOO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
