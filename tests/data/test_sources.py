@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from reprozoo.data import image_folder, lfw_faces, load_digits_tensors, split_indices, textures, train_val_test
+from reprozoo.data import (
+    image_folder,
+    lfw_faces,
+    load_digits_tensors,
+    split_indices,
+    textures,
+    train_val_test,
+)
 from reprozoo.errors import DataError
 
 
