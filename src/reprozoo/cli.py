@@ -21,6 +21,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="reprozoo: ten research papers as tested PyTorch software.")
 
 
+class ExperimentsFailed(ReproZooError):
+    """Some experiments of `run all` raised; the others ran and the index was built."""
+
+
 def _parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -74,14 +78,22 @@ def run_cmd(
                 apply_overrides(spec.config_cls.from_preset(preset), overrides)
         if not specs:
             typer.echo("no experiments are registered yet; nothing to run")
+        failed = []
         for spec in specs:
             typer.echo(f"== {spec.name} ({preset})")
-            out_dir, data = run_experiment(spec.name, preset, seeds=seed_list, overrides=overrides,
-                                           out_dir=(root / spec.name) if out else None,
-                                           runs_root=root, resume=resume, overwrite=overwrite or not out)
+            try:
+                out_dir, data = run_experiment(spec.name, preset, seeds=seed_list, overrides=overrides,
+                                               out_dir=(root / spec.name) if out else None,
+                                               runs_root=root, resume=resume, overwrite=overwrite or not out)
+            except Exception as err:  # keep going: one broken experiment should not hide the others
+                failed.append(spec.name)
+                typer.echo(f"   FAILED: {type(err).__name__}: {err}", err=True)
+                continue
             typer.echo(f"   {data['verdict']}: {data['evidence']}  ({data['runtime_s']:.0f} s, {out_dir})")
         index = build_index(root, {s.name: s.paper for s in specs})
         typer.echo(f"index: {index}")
+        if failed:
+            raise ExperimentsFailed(f"{len(failed)} experiment(s) failed: {', '.join(failed)} (see messages above)")
         return
     get_experiment(name)
     out_dir, data = run_experiment(name, preset, seeds=seed_list, overrides=overrides, out_dir=out,

@@ -74,3 +74,23 @@ def test_list_shows_experiments(capsys):
 def test_resume_needs_out(argv, capsys):
     assert main(argv) == 2
     assert "--resume needs --out" in _err_line(capsys)
+
+
+def test_run_all_keeps_going_past_a_failing_experiment(tmp_path, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from reprozoo.runtime import registry
+
+    toy = registry.get_experiment("_toy")
+
+    def explode(cfg, ctx):
+        raise RuntimeError("boom")
+
+    broken = replace(toy, name="_broken", run=explode)
+    monkeypatch.setattr(registry, "list_experiments", lambda: [broken, toy])
+    monkeypatch.setitem(registry._EXPERIMENTS, "_broken", broken)
+    assert main(["run", "all", "--preset", "smoke", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "FAILED: RuntimeError: boom" in captured.err
+    assert "1 experiment(s) failed: _broken" in captured.err
+    assert (tmp_path / "_toy" / "metrics.json").exists() and (tmp_path / "index.html").exists()
