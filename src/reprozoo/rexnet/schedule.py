@@ -1,0 +1,125 @@
+"""ReXNet channel schedules: the linear-in-block-index widths of the released v1 models and the
+``make_divisible(8)`` schedule of ReXNet-lite.
+
+Rounding is part of the checkpoint format: widths use Python 3 ``round`` (half-to-even), the
+penultimate width uses ``int`` truncation, and only the lite model snaps widths to multiples of 8.
+The running width is accumulated block by block (``width += final / n``) exactly as the released
+code does, so floating-point ties resolve the same way as in the released checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from reprozoo.errors import ConfigError
+
+STAGE_BLOCKS = (1, 2, 2, 3, 3, 5)
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2)
+SE_FROM_STAGE = 2  # 0-based: SE in stages 3..6
+MAX_WIDTH = 8.0
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One inverted bottleneck: channels in -> (in*t) -> out."""
+
+    index: int
+    stage: int
+    in_chs: int
+    out_chs: int
+    expansion: int
+    stride: int
+    se: bool
+    kernel_size: int = 3
+
+    @property
+    def dw_chs(self) -> int:
+        return self.in_chs * self.expansion
+
+    @property
+    def shortcut(self) -> bool:
+        return self.stride == 1 and self.in_chs <= self.out_chs
+
+
+@dataclass(frozen=True)
+class Schedule:
+    stem_chs: int
+    blocks: tuple[BlockSpec, ...]
+    pen_chs: int
+
+    @property
+    def out_channels(self) -> list[int]:
+        return [b.out_chs for b in self.blocks]
+
+
+def check_multipliers(width_mult: float, depth_mult: float) -> None:
+    if not (isinstance(width_mult, (int, float)) and 0.0 < width_mult <= MAX_WIDTH):
+        raise ConfigError(f"width_mult must be in (0, {MAX_WIDTH:g}], got {width_mult!r}; "
+                          "the released widths are 0.9, 1.0, 1.3, 1.5, 2.0, 2.2 and 3.0")
+    if not (isinstance(depth_mult, (int, float)) and 0.0 < depth_mult <= 4.0):
+        raise ConfigError(f"depth_mult must be in (0, 4], got {depth_mult!r}")
+
+
+def _stage_layout(depth_mult: float, kernel_sizes: tuple[int, ...]):
+    counts = [math.ceil(n * depth_mult) for n in STAGE_BLOCKS]
+    rows = []
+    for stage, (count, stride) in enumerate(zip(counts, STAGE_STRIDES)):
+        for j in range(count):
+            rows.append((stage, stride if j == 0 else 1, kernel_sizes[stage]))
+    return rows
+
+
+def rexnet_schedule(width_mult: float = 1.0, depth_mult: float = 1.0, initial_chs: int = 16,
+                    final_chs: int = 180, stem_base: int = 32, pen_base: int = 1280) -> Schedule:
+    """Widths of ReXNet v1 (the released models). ``out_i = round(w * (16 + i * 180 / n))``;
+    widths below 1 keep the 32-channel stem and the 16-channel first block."""
+    check_multipliers(width_mult, depth_mult)
+    rows = _stage_layout(depth_mult, (3,) * 6)
+    n = len(rows)
+    small = width_mult < 1.0
+    stem = int(round((stem_base / width_mult if small else stem_base) * width_mult))
+    running = initial_chs / width_mult if small else float(initial_chs)
+    step = final_chs / (n * 1.0)
+    blocks, prev = [], stem
+    for i, (stage, stride, k) in enumerate(rows):
+        out = int(round(running * width_mult))
+        blocks.append(BlockSpec(i, stage, prev, out, 1 if i == 0 else 6, stride, stage >= SE_FROM_STAGE, k))
+        prev = out
+        running += step
+    return Schedule(stem, tuple(blocks), int(pen_base * width_mult))
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Nearest multiple of ``divisor`` (at least ``min_value``), one step up if that loses >10%."""
+    min_value = divisor if min_value is None else min_value
+    out = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if out < 0.9 * value:
+        out += divisor
+    return out
+
+
+def lite_schedule(width_mult: float = 1.0, depth_mult: float = 1.0, initial_chs: int = 16,
+                  final_chs: int = 164, divisor: int = 8, kernel_conf: str = "333333",
+                  fix_head_stem: bool = False) -> Schedule:
+    """Widths of ReXNet-lite: increment ``final / (n - 1)``, every width snapped by
+    :func:`make_divisible`; the 1280-channel penultimate layer grows only for widths > 1."""
+    check_multipliers(width_mult, depth_mult)
+    if len(kernel_conf) != 6 or any(c not in "357" for c in kernel_conf):
+        raise ConfigError(f"kernel_conf must be six digits from 3/5/7 (one per stage), got {kernel_conf!r}")
+    rows = _stage_layout(depth_mult, tuple(int(c) for c in kernel_conf))
+    n = len(rows)
+    small = width_mult < 1.0
+    stem_f = 32 / width_mult if (small or fix_head_stem) else 32
+    stem = make_divisible(int(round(stem_f * width_mult)), divisor)
+    running = initial_chs / width_mult if small else float(initial_chs)
+    step = final_chs / (n - 1.0) if n > 1 else 0.0
+    blocks, prev = [], stem
+    for i, (stage, stride, k) in enumerate(rows):
+        if i > 0:
+            running += step
+        out = make_divisible(int(round(running * width_mult)), divisor)
+        blocks.append(BlockSpec(i, stage, prev, out, 1 if i == 0 else 6, stride, False, k))
+        prev = out
+    pen = int(1280 * width_mult) if (width_mult > 1 and not fix_head_stem) else 1280
+    return Schedule(stem, tuple(blocks), pen)
