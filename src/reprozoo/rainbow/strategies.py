@@ -1,0 +1,389 @@
+"""Continual-learning strategies on task streams: RM, ER (reservoir replay), GDumb, fine-tuning, EWC.
+
+Per task (spec 2.2): the classifier head is replaced by a fresh ``Linear(feat, n_out)`` and the
+optimiser is re-created (both configurable); the backbone carries over.
+Online: one pass over the stream (mixed half/half with memory) -> memory update -> ``epochs`` epochs
+on memory only. Offline: ``epochs`` epochs over stream + memory -> memory update. GDumb always
+re-initialises the model and trains on its class-balanced memory only.
+Inside one training call, epoch 0 runs at 0.1 x lr when ``warmup`` is on (the official code's
+warm-up, which also makes the online stream pass run at 0.1 x lr).
+Accuracy is taken after the final epoch of each task (``task_acc="best"`` is the official code's
+optimistic test-set selection, offered only as a flagged legacy option).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.rainbow.augment import TrainAugment, cutmix
+from reprozoo.rainbow.memory import EpisodicMemory, RainbowPolicy, check_capacity, make_policy
+from reprozoo.rainbow.metrics import summarize
+from reprozoo.rainbow.scenarios import Scenario
+
+METHODS = ("ewc", "er", "finetune", "gdumb", "rm")
+DEFAULT_POLICY = {"rm": "rainbow", "er": "reservoir", "ewc": "reservoir", "gdumb": "balanced",
+                  "finetune": "random"}
+SCHEDULES = ("constant", "cosine", "warm_restarts")
+
+
+@dataclass
+class CLSettings:
+    """Everything a strategy needs besides model and data (field names double as config keys)."""
+
+    method: str = "rm"  # rm | er | gdumb | finetune | ewc
+    memory_size: int = 20  # K (finetune ignores it: no memory)
+    policy: str = "default"  # default (per method) | rainbow | reservoir | balanced | random | herding
+    online: bool = True
+    epochs: int = 10  # E: memory epochs (online) or epochs over stream+memory (offline)
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    batch_size: int = 16  # half stream + half memory when memory is non-empty
+    memory_batch: int = 8  # batch of the memory-only phase (official quirk: batch_size // 2)
+    schedule: str = "cosine"  # cosine (spec demo) | warm_restarts (paper: SGDR T_0=1, T_mult=2) | constant
+    eta_min_ratio: float = 0.01
+    warmup: bool = True  # epoch 0 of every training call at 0.1 x lr
+    reset_head: bool = True
+    reset_optimizer: bool = True
+    cutmix: bool = False
+    cutmix_p: float = 0.5
+    cutmix_alpha: float = 1.0
+    aug_policy: str = "none"  # none | autoaugment | randaugment (torchvision v2)
+    crop_pad: int = 0
+    hflip: bool = False
+    perturbation: str = "shift_cutout_noise"  # RM vote perturbation: shift_cutout_noise | randaugment | autoaugment
+    n_votes: int = 12
+    score_batch: int = 384
+    ewc_lambda: float = 100.0
+    ewc_mode: str = "online"  # online (single latest penalty) | ema (EWC++: Fisher EMA with ewc_alpha)
+    ewc_alpha: float = 0.5
+    task_acc: str = "last"  # last | best (legacy, optimistic: best test epoch of the final call)
+    eval_batch: int = 512
+
+    def validate(self, num_classes: int | None = None) -> None:
+        if self.method not in METHODS:
+            raise UnknownNameError(f"unknown method '{self.method}'; choose one of: {', '.join(METHODS)}")
+        if self.policy != "default":
+            make_policy(self.policy) if self.policy != "rainbow" else None
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got '{self.schedule}'")
+        if self.ewc_mode not in ("online", "ema"):
+            raise ConfigError(f"ewc_mode must be online or ema, got '{self.ewc_mode}'")
+        if self.task_acc not in ("last", "best"):
+            raise ConfigError(f"task_acc must be last or best, got '{self.task_acc}'")
+        if self.memory_size < 0:
+            raise ConfigError(f"memory_size must be >= 0, got {self.memory_size}")
+        if self.method != "finetune" and self.memory_size == 0:
+            raise ConfigError(f"method '{self.method}' needs a memory: set memory_size > 0")
+        if self.method != "finetune" and num_classes is not None:
+            check_capacity(self.memory_size, num_classes)
+        if self.epochs < 1 or self.batch_size < 2 or self.memory_batch < 1:
+            raise ConfigError("epochs must be >= 1, batch_size >= 2 and memory_batch >= 1")
+        if not 0.0 <= self.cutmix_p <= 1.0:
+            raise ConfigError(f"cutmix_p must be in [0, 1], got {self.cutmix_p}")
+        TrainAugment(self.crop_pad, self.hflip, self.aug_policy)
+
+    @property
+    def policy_name(self) -> str:
+        return DEFAULT_POLICY[self.method] if self.policy == "default" else self.policy
+
+
+class Normalized(nn.Module):
+    """``net(normalize(x))`` for raw [0,1] inputs, forwarding ``forward_features`` and ``reset_head``."""
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self._norm(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_features(self._norm(x))
+
+    def reset_head(self, num_classes: int) -> nn.Module:
+        return self.net.reset_head(num_classes)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net.head
+
+
+def epoch_lr(epoch: int, epochs: int, base: float, schedule: str, warmup: bool, eta_min_ratio: float) -> float:
+    """Learning rate of epoch ``epoch`` of a training call of ``epochs`` epochs."""
+    if warmup and epoch == 0:
+        return 0.1 * base
+    eta_min = eta_min_ratio * base
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        start = 1 if warmup else 0
+        span = max(1, epochs - start)
+        return eta_min + 0.5 * (base - eta_min) * (1 + math.cos(math.pi * (epoch - start) / span))
+    # SGDR(T_0=1, T_mult=2) stepped once per epoch from epoch 2 on (official loop): s steps taken
+    steps = max(0, epoch - 1) if warmup else epoch
+    cycle = int(math.floor(math.log2(steps + 1)))
+    t_cur, t_i = steps - (2**cycle - 1), 2**cycle
+    return eta_min + 0.5 * (base - eta_min) * (1 + math.cos(math.pi * t_cur / t_i))
+
+
+def _head_params(model: nn.Module) -> set[int]:
+    head = getattr(model, "head", None)
+    return {id(p) for p in head.parameters()} if head is not None else set()
+
+
+@dataclass
+class StreamResult:
+    """What one continual run produced (per-task accuracy, per-class accuracy matrix, memories)."""
+
+    task_acc: list[float]
+    class_acc: np.ndarray
+    major: list[np.ndarray]
+    memory_labels: list[np.ndarray] = field(default_factory=list)
+    memory_keys: list[np.ndarray] = field(default_factory=list)
+    selections: list[dict | None] = field(default_factory=list)
+    best_acc: list[float] = field(default_factory=list)
+
+    def summary(self, joint_acc: float | None = None) -> dict[str, float]:
+        return summarize(self.task_acc, self.class_acc, self.major, joint_acc)
+
+
+class ContinualLearner:
+    """Runs one strategy over a :class:`Scenario`.
+
+    ``model_fn()`` builds a fresh model taking raw [0,1] inputs (wrap with :class:`Normalized`).
+    ``x_train`` is indexed by the scenario's sample indices; ``y_test`` uses the scenario's labels.
+    """
+
+    def __init__(self, model_fn: Callable[[], nn.Module], settings: CLSettings | None = None,
+                 device: str | torch.device = "cpu", seed: int = 0, progress: Callable | None = None):
+        self.model_fn, self.s = model_fn, settings or CLSettings()
+        self.device, self.seed = torch.device(device), seed
+        self.progress = progress
+
+    # ------------------------------------------------------------------ helpers
+    def _fetch(self, keys: np.ndarray) -> torch.Tensor:
+        x = self.x_train[torch.as_tensor(keys, dtype=torch.long)]
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+        return x.to(self.device)
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        s = self.s
+        return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
+                               weight_decay=s.weight_decay)
+
+    def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        s = self.s
+        x = self.augment(x, self.rng)
+        if s.cutmix and self.rng.random() < s.cutmix_p:
+            x, ya, yb, lam = cutmix(x, y, self.rng, s.cutmix_alpha)
+            out = model(x)
+            loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+        else:
+            loss = F.cross_entropy(model(x), y)
+        if self.ewc_state is not None:
+            loss = loss + self.s.ewc_lambda * self._ewc_penalty(model)
+        return loss
+
+    def _step(self, model, opt, keys: np.ndarray) -> None:
+        x = self._fetch(keys)
+        y = torch.as_tensor(self.labels[keys], device=self.device)
+        opt.zero_grad(set_to_none=True)
+        self._loss(model, x, y).backward()
+        opt.step()
+
+    def _train(self, model, opt, stream: np.ndarray | None, epochs: int, eval_fn=None) -> list[float]:
+        """One training call (spec 2.2/2.5). Returns per-epoch test accuracy if ``eval_fn``."""
+        s, rng, mem = self.s, self.rng, self.memory
+        accs = []
+        for e in range(epochs):
+            lr = epoch_lr(e, epochs, s.lr, s.schedule, s.warmup, s.eta_min_ratio)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if stream is not None and len(stream):
+                with_mem = len(mem) > 0
+                bs = s.batch_size // 2 if with_mem else s.batch_size
+                order = rng.permutation(stream)
+                n_steps = max(1, len(order) // bs)  # drop_last, but never skip a short stream
+                for i in range(n_steps):
+                    sb = order[i * bs:(i + 1) * bs]
+                    keys = sb
+                    if with_mem:
+                        mb = mem.keys[rng.choice(len(mem), min(s.batch_size - bs, len(mem)), replace=False)]
+                        keys = np.concatenate([sb, mb])
+                    self._step(model, opt, keys)
+                    mem.observe(sb, self.labels[sb], rng)
+            else:
+                order = rng.permutation(mem.keys)
+                for i in range(0, len(order), s.memory_batch):
+                    self._step(model, opt, order[i:i + s.memory_batch])
+            if eval_fn is not None:
+                accs.append(eval_fn(model)[0])
+        return accs
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, classes: np.ndarray) -> tuple[float, np.ndarray]:
+        """(accuracy on test samples of ``classes``, per-class accuracy over all classes; NaN if absent)."""
+        was = model.training
+        model.eval()
+        preds = []
+        for i in range(0, len(self.x_test), self.s.eval_batch):
+            xb = self.x_test[i:i + self.s.eval_batch]
+            xb = (xb.float() / 255.0 if xb.dtype == torch.uint8 else xb).to(self.device)
+            preds.append(model(xb).argmax(1).cpu())
+        model.train(was)
+        pred = torch.cat(preds).numpy()
+        correct = pred == self.y_test
+        per_class = np.full(self.num_classes, np.nan)
+        for c in range(self.num_classes):
+            m = self.y_test == c
+            if m.any():
+                per_class[c] = correct[m].mean()
+        mask = np.isin(self.y_test, classes)
+        return float(correct[mask].mean()) if mask.any() else float("nan"), per_class
+
+    # ------------------------------------------------------------------ EWC
+    def _ewc_penalty(self, model: nn.Module) -> torch.Tensor:
+        fisher, anchor = self.ewc_state
+        total = torch.zeros((), device=self.device)
+        for name, p in model.named_parameters():
+            if name in fisher:
+                total = total + (fisher[name] * (p - anchor[name]) ** 2).sum()
+        return total
+
+    def _update_fisher(self, model: nn.Module, keys: np.ndarray) -> None:
+        """Mean over minibatches of squared CE gradients w.r.t. the model's own argmax labels (head excluded)."""
+        head = _head_params(model)
+        params = {n: p for n, p in model.named_parameters() if id(p) not in head and p.requires_grad}
+        fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+        was = model.training
+        model.eval()
+        n_batches = 0
+        for i in range(0, len(keys), self.s.batch_size):
+            x = self._fetch(keys[i:i + self.s.batch_size])
+            model.zero_grad(set_to_none=True)
+            out = model(x)
+            F.cross_entropy(out, out.argmax(1).detach()).backward()
+            for n, p in params.items():
+                if p.grad is not None:
+                    fisher[n] += p.grad.detach() ** 2
+            n_batches += 1
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+        fisher = {n: f / max(1, n_batches) for n, f in fisher.items()}
+        if self.s.ewc_mode == "ema" and self.ewc_state is not None:
+            old = self.ewc_state[0]
+            a = self.s.ewc_alpha
+            fisher = {n: a * f + (1 - a) * old[n] for n, f in fisher.items()}
+        self.ewc_state = (fisher, {n: p.detach().clone() for n, p in params.items()})
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self, scenario: Scenario, x_train: torch.Tensor, x_test: torch.Tensor, y_test: np.ndarray
+            ) -> StreamResult:
+        s = self.s
+        s.validate(scenario.num_classes)
+        self.x_train, self.labels = x_train, np.asarray(scenario.labels, dtype=np.int64)
+        self.x_test, self.y_test = x_test, np.asarray(y_test, dtype=np.int64)
+        self.num_classes = scenario.num_classes
+        absent = np.setdiff1d(np.arange(self.num_classes), self.labels[np.concatenate(scenario.tasks)])
+        if absent.size:
+            raise ConfigError(f"class {absent.tolist()} is absent from every task; rebuild the scenario so "
+                              "every class has training samples")
+        self.rng = np.random.default_rng(self.seed)
+        torch.manual_seed(self.seed)
+        self.augment = TrainAugment(s.crop_pad, s.hflip, s.aug_policy)
+        capacity = 0 if s.method == "finetune" else s.memory_size
+        policy = make_policy(s.policy_name, perturbation=s.perturbation, n_votes=s.n_votes,
+                             batch_size=s.score_batch) if s.policy_name == "rainbow" else make_policy(s.policy_name)
+        self.memory = EpisodicMemory(policy, capacity)
+        self.ewc_state = None
+        model = self.model_fn().to(self.device)
+        opt, n_out = None, 0
+        task_acc, best_acc, class_acc = [], [], []
+        mem_labels, mem_keys, selections = [], [], []
+        seen: set[int] = set()
+        for t, stream in enumerate(scenario.tasks):
+            stream_labels = self.labels[stream]
+            seen |= set(np.unique(stream_labels).tolist())
+            exposed = np.asarray(sorted(seen), dtype=np.int64)
+            n_out = max(n_out, int(exposed.max()) + 1)
+            eval_classes = scenario.eval_classes(t)
+
+            def eval_fn(m, _c=eval_classes):
+                return self.evaluate(m, _c)
+
+            track = eval_fn if s.task_acc == "best" else None
+            if s.method == "gdumb":
+                self.memory.rebuild(stream, stream_labels, self.rng, classes=exposed)
+                model = self.model_fn().to(self.device)
+                model.reset_head(n_out)
+                opt = self._optimizer(model)
+                accs = self._train(model, opt, None, s.epochs, track)
+            else:
+                if s.reset_head or t == 0:
+                    model.reset_head(n_out)
+                elif model.head.out_features < n_out:
+                    _grow_head(model, n_out)
+                if s.reset_optimizer or opt is None or not s.reset_head:
+                    opt = self._optimizer(model)
+                rebuild = dict(fetch=self._fetch, model=model, classes=exposed, first_task=t == 0)
+                if s.online:
+                    self._train(model, opt, stream, 1)
+                    self.memory.rebuild(stream, stream_labels, self.rng, **rebuild)
+                    accs = self._train(model, opt, None, s.epochs, track) if len(self.memory) else []
+                else:
+                    accs = self._train(model, opt, stream, s.epochs, track)
+                    self.memory.rebuild(stream, stream_labels, self.rng, **rebuild)
+                if s.method == "ewc":
+                    self._update_fisher(model, np.concatenate([stream, self.memory.keys]))
+            acc, per_class = self.evaluate(model, eval_classes)
+            task_acc.append(acc)
+            best_acc.append(max(accs + [acc]) if accs else acc)
+            class_acc.append(per_class)
+            mem_labels.append(self.memory.labels.copy())
+            mem_keys.append(self.memory.keys.copy())
+            sel = self.memory.last_candidates_ if isinstance(policy, RainbowPolicy) else None
+            selections.append(sel)
+            if self.progress is not None:
+                self.progress()
+        self.model_ = model
+        reported = best_acc if s.task_acc == "best" else task_acc
+        return StreamResult(reported, np.stack(class_acc), list(scenario.major), mem_labels, mem_keys,
+                            selections, best_acc)
+
+
+def _grow_head(model: nn.Module, n_out: int) -> None:
+    old = model.head
+    new = model.reset_head(n_out)
+    with torch.no_grad():
+        new.weight[: old.out_features] = old.weight
+        new.bias[: old.out_features] = old.bias
+
+
+def joint_accuracy(model_fn: Callable[[], nn.Module], x_train: torch.Tensor, y_train: np.ndarray,
+                   x_test: torch.Tensor, y_test: np.ndarray, settings: CLSettings | None = None,
+                   epochs: int = 10, device: str | torch.device = "cpu", seed: int = 0) -> float:
+    """Upper bound for intransigence: one model trained offline on all training data at once."""
+    from reprozoo.rainbow.scenarios import scenario_from_tasks
+
+    y_train = np.asarray(y_train, dtype=np.int64)
+    c = int(max(y_train.max(), np.max(y_test))) + 1
+    scen = scenario_from_tasks(y_train, [np.arange(len(y_train))], [np.arange(c)], c, blur=1e-9)
+    s = CLSettings(**{**(settings.__dict__ if settings else {}), "method": "finetune", "online": False,
+                      "epochs": epochs, "cutmix": False, "aug_policy": "none", "task_acc": "last"})
+    res = ContinualLearner(model_fn, s, device, seed).fit(scen, x_train, x_test, y_test)
+    return res.task_acc[-1]
