@@ -1,0 +1,114 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.rainbow.data import digits_data
+from reprozoo.rainbow.models import rm_mlp_digits
+from reprozoo.rainbow.scenarios import blurry_split
+from reprozoo.rainbow.strategies import CLSettings, ContinualLearner, Normalized, epoch_lr
+
+DATA = digits_data(0)
+
+
+def _setup(n=300, n_tasks=5, blur=0.1):
+    x, y = DATA.x_train[:n], DATA.y_train[:n]
+    scen = blurry_split(y, n_tasks, blur, seed=0)
+    return scen, x, scen.relabel(DATA.y_test[:150]), DATA.x_test[:150]
+
+
+def _model():
+    return Normalized(rm_mlp_digits(hidden=32), DATA.mean, DATA.std)
+
+
+def _fit(**kw):
+    scen, x, yt, xt = _setup()
+    learner = ContinualLearner(_model, CLSettings(**{"epochs": 2, **kw}), seed=0)
+    return learner, learner.fit(scen, x, xt, yt), scen
+
+
+def test_rm_memory_is_class_balanced_and_results_are_reproducible():
+    learner, res, scen = _fit(method="rm", memory_size=20)
+    assert np.bincount(res.memory_labels[-1], minlength=10).tolist() == [2] * 10
+    assert len(res.task_acc) == 5 and res.class_acc.shape == (5, 10)
+    assert res.selections[-1]["uncertainty"] is not None
+    _, again, _ = _fit(method="rm", memory_size=20)
+    assert again.task_acc == res.task_acc
+    assert all(np.array_equal(a, b) for a, b in zip(again.memory_keys, res.memory_keys))
+    assert 0.0 <= res.summary()["A_last"] <= 1.0
+
+
+def test_er_reservoir_finetune_gdumb_ewc_memories():
+    _, er, scen = _fit(method="er", memory_size=20)
+    assert len(er.memory_keys[-1]) == 20 and len(set(er.memory_keys[-1].tolist())) == 20
+    _, ft, _ = _fit(method="finetune", memory_size=20)
+    assert all(len(k) == 0 for k in ft.memory_keys)
+    _, gd, _ = _fit(method="gdumb", memory_size=20)
+    assert np.bincount(gd.memory_labels[-1], minlength=10).tolist() == [2] * 10
+    learner, ewc, _ = _fit(method="ewc", memory_size=20)
+    fisher, anchor = learner.ewc_state
+    assert not any(k.startswith("net.head") for k in fisher)  # head parameters excluded
+    assert float(learner._ewc_penalty(learner.model_)) == pytest.approx(0.0)  # at the anchor
+    with torch.no_grad():
+        for p in learner.model_.parameters():
+            p.add_(0.1)
+    assert float(learner._ewc_penalty(learner.model_)) > 0
+
+
+def test_head_is_reset_every_task_and_backbone_carries_over():
+    scen, x, yt, xt = _setup()
+    heads, feats = [], []
+    learner = ContinualLearner(_model, CLSettings(method="rm", memory_size=20, epochs=1), seed=0)
+    learner.progress = lambda: (heads.append(learner_model().head), feats.append(
+        learner_model().net.features[1].weight.detach().clone()))
+    models = []
+    orig = learner._optimizer
+
+    def spy(model):
+        models.append(model)
+        return orig(model)
+
+    learner._optimizer = spy
+
+    def learner_model():
+        return models[-1]
+
+    learner.fit(scen, x, xt, yt)
+    assert len(models) == 5 and all(m is models[0] for m in models)  # same model, new optimiser per task
+    assert len({id(h) for h in heads}) == 5  # a fresh head at every task start
+    assert not torch.equal(feats[0], feats[-1])
+
+
+def test_offline_protocol_and_disjoint_evaluation():
+    scen, x, yt, xt = _setup(blur=0.0)
+    res = ContinualLearner(_model, CLSettings(method="rm", memory_size=10, epochs=1, online=False),
+                           seed=0).fit(scen, x, xt, yt)
+    assert len(res.task_acc) == 5
+    # disjoint: after task 0 only classes 0, 1 exist; the head has 2 outputs
+    assert np.isnan(res.class_acc[0]).sum() == 0
+
+
+def test_bad_settings_raise_clear_errors():
+    scen, x, yt, xt = _setup()
+    with pytest.raises(UnknownNameError, match="unknown method 'rmm'; choose one of: ewc, er, finetune"):
+        ContinualLearner(_model, CLSettings(method="rmm")).fit(scen, x, xt, yt)
+    with pytest.raises(ConfigError, match=r"memory size K=8 is smaller than the number of classes \(10\)"):
+        ContinualLearner(_model, CLSettings(method="er", memory_size=8)).fit(scen, x, xt, yt)
+    with pytest.raises(UnknownNameError, match="unknown memory policy"):
+        CLSettings(policy="fifo").validate()
+    with pytest.raises(UnknownNameError, match="unknown augmentation policy 'trivial'"):
+        CLSettings(aug_policy="trivial").validate()
+
+
+def test_epoch_lr_schedules_by_hand():
+    base = 0.05
+    assert epoch_lr(0, 10, base, "warm_restarts", True, 0.01) == pytest.approx(0.005)  # warm-up
+    assert epoch_lr(1, 10, base, "warm_restarts", True, 0.01) == pytest.approx(0.05)
+    # SGDR(T_0=1, T_mult=2) after 2 steps is mid-cycle of length 2: eta_min + (base - eta_min) / 2
+    assert epoch_lr(3, 10, base, "warm_restarts", True, 0.01) == pytest.approx(0.0005 + 0.04950 / 2)
+    assert epoch_lr(4, 10, base, "warm_restarts", True, 0.01) == pytest.approx(0.05)  # restart
+    assert epoch_lr(1, 10, base, "cosine", True, 0.01) == pytest.approx(0.05)
+    assert epoch_lr(5, 9, base, "cosine", True, 0.0) == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi / 2)))
+    assert epoch_lr(3, 10, base, "constant", False, 0.01) == 0.05
