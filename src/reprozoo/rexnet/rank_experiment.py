@@ -1,0 +1,278 @@
+"""Experiment ``rexnet-rank``: the paper's random-network rank study on CPU, with one verdict per
+claim decided by the rules below (fixed before the numbers of a run exist)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from reprozoo.errors import ConfigError
+from reprozoo.rexnet.blocks import ACTIVATIONS
+from reprozoo.rexnet.rank import KINDS, RankRecord, cell_means, rank_sweep
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.progress import progress_bar
+from reprozoo.runtime.registry import register_experiment
+from reprozoo.runtime.report import ExperimentResult, save_figure
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, combine
+
+ALL_ACTS = ["identity", "relu", "relu6", "leaky_relu", "elu", "silu", "gelu", "hardswish", "softplus"]
+VARIANTS = {"relative": "relative, uncentred", "relative_centred": "relative, centred"}
+
+PAPER = "Han et al., Rethinking Channel Dimensions for Efficient Model Design (ReXNet), CVPR 2021"
+CLAIM = ("A linear layer's output rank is capped by its input width (rank ratio = d_in/d_out), drastic "
+         "expansion lowers the rank ratio, an elementwise nonlinearity after an expansion layer lifts it "
+         "(notably SiLU/ELU over ReLU6), and an inverted bottleneck with t=6 only collapses below DR ~ 1/7.")
+
+# rule parameters, fixed in code before any run
+EXACT_FRACTION = 0.95  # share of draws that must satisfy an exact (numerical-rank) statement
+TREND_MARGIN = 0.05  # rank-ratio rise from the lowest to the highest DR that counts as "lowered"
+TREND_SHARE = 0.75  # share of nonlinearities that must show the trend
+IB_TOLERANCE = 0.02  # |ratio - min((t+1) d_in, d_out) / d_out|
+LOW_DR = 0.5  # "low-to-mid DR" cells for the SiLU/ELU vs ReLU6 comparison
+
+
+@dataclass
+class RankConfig(ExperimentConfig):
+    kinds: list[str] = field(default_factory=lambda: ["conv1x1", "conv3x3", "ib_dw"])
+    acts: list[str] = field(default_factory=lambda: list(ALL_ACTS))
+    ratios: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 11)])
+    draws: int = 5  # random networks per (kind, act, ratio) cell and seed
+    d_out_min: int = 128
+    d_out_max: int = 256
+    rows: int = 1024  # samples (or spatial positions) per feature matrix; > d_out_max
+    expansion: int = 6  # t of the inverted bottlenecks
+    threshold: float = 0.1  # relative criterion: singular values above threshold * S_max
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"kinds": ["conv1x1", "ib_dw"], "acts": ["identity", "relu6", "elu", "silu"],
+                  "ratios": [0.1, 0.5, 1.0], "draws": 2, "d_out_min": 32, "d_out_max": 48, "rows": 256},
+        "quick": {"d_out_min": 64, "d_out_max": 128, "rows": 512},
+        # the paper's scale: ~10k random networks (4 kinds x 9 acts x 10 DRs x 30 draws)
+        "paper": {"kinds": list(KINDS), "draws": 30},
+    }
+
+    def validate(self) -> None:
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad or not self.kinds:
+            raise ConfigError(f"kinds must be a non-empty subset of {list(KINDS)}, got {self.kinds}")
+        bad = [a for a in self.acts if a not in ACTIVATIONS]
+        if bad or not self.acts:
+            raise ConfigError(f"acts must be a non-empty subset of {list(ACTIVATIONS)}, got {self.acts}")
+        if not self.ratios or any(not 0 < r <= 1 for r in self.ratios):
+            raise ConfigError(f"ratios must be dimension ratios in (0, 1], got {self.ratios}")
+        if self.draws < 1:
+            raise ConfigError(f"draws must be >= 1, got {self.draws}")
+        if not 1 <= self.d_out_min <= self.d_out_max < self.rows:
+            raise ConfigError("need 1 <= d_out_min <= d_out_max < rows so the rank is not capped by rows; "
+                              f"got {self.d_out_min}, {self.d_out_max}, {self.rows}")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.expansion < 1:
+            raise ConfigError(f"expansion must be >= 1, got {self.expansion}")
+
+
+# ---------------------------------------------------------------- claim rules
+def _share(flags: Sequence[bool]) -> float:
+    return float(np.mean(flags)) if len(flags) else float("nan")
+
+
+def claim_linear_cap(records: list[RankRecord]) -> dict:
+    rec = [r for r in records if r.kind == "conv1x1" and r.act == "identity"]
+    text = "A linear 1x1 layer's output rank equals its input width d_in (capped by d_in/d_out)."
+    if not rec:
+        return {"claim": text, "verdict": INCONCLUSIVE, "evidence": "no conv1x1/identity cells in this run"}
+    exact = [round(r.numerical * r.d_out) == r.d_in for r in rec]
+    dev = max(abs(r.numerical - r.actual_ratio) for r in rec)
+    share = _share(exact)
+    verdict = HELD if share >= EXACT_FRACTION else NOT_HELD
+    return {"claim": text, "verdict": verdict,
+            "evidence": f"numerical rank == d_in in {sum(exact)}/{len(exact)} linear draws "
+                        f"(required >= {EXACT_FRACTION:.0%}); max |ratio - d_in/d_out| = {dev:.3g}"}
+
+
+def claim_nonlinearity_lifts(records: list[RankRecord], acts: list[str]) -> dict:
+    text = ("An elementwise nonlinearity after a 1x1 expansion layer lifts the output rank above the "
+            "linear cap d_in (numerical rank).")
+    nonlin = [a for a in acts if a != "identity"]
+    rec = [r for r in records if r.kind == "conv1x1" and r.act in nonlin and r.d_in < r.d_out]
+    if not rec:
+        return {"claim": text, "verdict": INCONCLUSIVE, "evidence": "no nonlinear conv1x1 cells with d_in < d_out"}
+    per_act = {a: _share([r.numerical * r.d_out > r.d_in for r in rec if r.act == a]) for a in nonlin}
+    worst = min(per_act, key=per_act.get)
+    verdict = HELD if min(per_act.values()) >= EXACT_FRACTION else NOT_HELD
+    means = cell_means(records, "relative")
+    lo = min(r.ratio for r in rec)
+    rel = ", ".join(f"{a} {means[('conv1x1', a, lo)]:.2f}" for a in ["identity"] + nonlin
+                    if ("conv1x1", a, lo) in means)
+    return {"claim": text, "verdict": verdict,
+            "evidence": f"rank > d_in in >= {per_act[worst]:.0%} of draws for every nonlinearity (lowest: {worst}; "
+                        f"required >= {EXACT_FRACTION:.0%}); relative-criterion ratio at DR {lo}: {rel}"}
+
+
+def _variant_trend(records: list[RankRecord], field_name: str, acts: list[str]) -> tuple[bool | None, str]:
+    means = cell_means(records, field_name)
+    ratios = sorted({r.ratio for r in records if r.kind == "conv1x1"})
+    nonlin = [a for a in acts if a != "identity"]
+    if len(ratios) < 2 or not nonlin:
+        return None, "needs conv1x1 cells at >= 2 ratios"
+    lo, hi = ratios[0], ratios[-1]
+    rises = {a: means[("conv1x1", a, hi)] - means[("conv1x1", a, lo)] for a in nonlin}
+    share = _share([v > TREND_MARGIN for v in rises.values()])
+    exceptions = [a for a, v in rises.items() if v <= TREND_MARGIN]
+    ok = share >= TREND_SHARE
+    return ok, (f"{VARIANTS[field_name]}: ratio rises DR {lo}->{hi} by > {TREND_MARGIN} for {share:.0%} of "
+                f"nonlinearities (need {TREND_SHARE:.0%})" + (f", not for {'/'.join(exceptions)}" if exceptions else ""))
+
+
+def _by_variants(results: list[tuple[bool | None, str]]) -> str:
+    flags = [r[0] for r in results]
+    if any(f is None for f in flags):
+        return INCONCLUSIVE
+    if all(flags):
+        return HELD
+    if not any(flags):
+        return NOT_HELD
+    return INCONCLUSIVE  # the two rank criteria disagree: criterion-dependent
+
+
+def claim_expansion_lowers(records: list[RankRecord], acts: list[str]) -> dict:
+    text = ("Drastic expansion (low DR = d_in/d_out) lowers the rank ratio of a nonlinear 1x1 layer "
+            "(relative criterion; held only if it holds with and without centring).")
+    parts = [_variant_trend(records, v, acts) for v in VARIANTS]
+    ib = [r for r in records if r.kind.startswith("ib")]
+    extra = ""
+    if ib:
+        m = cell_means(ib, "numerical")
+        lo, hi = min(r.ratio for r in ib), max(r.ratio for r in ib)
+        extra = (f"; inverted bottleneck numerical ratio DR {lo}: "
+                 f"{np.mean([v for (k, a, r), v in m.items() if r == lo]):.2f} vs DR {hi}: "
+                 f"{np.mean([v for (k, a, r), v in m.items() if r == hi]):.2f}")
+    return {"claim": text, "verdict": _by_variants(parts), "evidence": "; ".join(p[1] for p in parts) + extra}
+
+
+def claim_ib_cap(records: list[RankRecord], expansion: int) -> dict:
+    text = (f"An inverted bottleneck with t={expansion} and a linear projection has rank ratio "
+            f"min((t+1) d_in, d_out) / d_out: it collapses only when DR < 1/{expansion + 1}.")
+    rec = [r for r in records if r.kind.startswith("ib")]
+    if not rec:
+        return {"claim": text, "verdict": INCONCLUSIVE, "evidence": "no inverted-bottleneck cells in this run"}
+    ok = [abs(r.numerical - min((expansion + 1) * r.d_in, r.d_out) / r.d_out) <= IB_TOLERANCE for r in rec]
+    lo = min(r.ratio for r in rec)
+    mean_lo = np.mean([r.numerical for r in rec if r.ratio == lo])
+    above = [r.numerical for r in rec if r.ratio >= 1.0 / expansion]
+    verdict = HELD if _share(ok) >= EXACT_FRACTION else NOT_HELD
+    return {"claim": text, "verdict": verdict,
+            "evidence": f"{sum(ok)}/{len(ok)} IB draws within {IB_TOLERANCE} of the cap (need {EXACT_FRACTION:.0%}); "
+                        f"mean numerical ratio {mean_lo:.3f} at DR {lo}, "
+                        f"min {min(above) if above else float('nan'):.3f} at DR >= 1/{expansion}"}
+
+
+def _variant_ordering(records: list[RankRecord], field_name: str) -> tuple[bool | None, str]:
+    cells = [r for r in records if r.kind == "conv1x1" and r.ratio <= LOW_DR]
+    base = {(r.ratio, r.draw): getattr(r, field_name) for r in cells if r.act == "relu6"}
+    parts, flags = [], []
+    for act in ("silu", "elu"):
+        pairs = [(getattr(r, field_name), base[(r.ratio, r.draw)]) for r in cells
+                 if r.act == act and (r.ratio, r.draw) in base]
+        if not pairs:
+            return None, f"{VARIANTS[field_name]}: needs relu6, silu and elu conv1x1 cells at DR <= {LOW_DR}"
+        m, b = np.array(pairs).T
+        wins = int((m > b).sum())
+        ok = m.mean() > b.mean() and wins > 0.5 * len(m)
+        flags.append(ok)
+        parts.append(f"{act} {m.mean():.3f} vs relu6 {b.mean():.3f} (wins {wins}/{len(m)})")
+    return all(flags), f"{VARIANTS[field_name]}: " + ", ".join(parts)
+
+
+def claim_silu_beats_relu6(records: list[RankRecord]) -> dict:
+    text = (f"SiLU and ELU after a 1x1 expansion layer give a higher rank ratio than ReLU6 at DR <= {LOW_DR} "
+            "(relative criterion; held only if it holds with and without centring, inconclusive if the "
+            "criteria disagree).")
+    parts = [_variant_ordering(records, v) for v in VARIANTS]
+    return {"claim": text, "verdict": _by_variants(parts), "evidence": "; ".join(p[1] for p in parts)}
+
+
+# ---------------------------------------------------------------- figures and tables
+def _figure(records: list[RankRecord], field_name: str, cfg: RankConfig, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = cell_means(records, field_name)
+    fig, axes = plt.subplots(1, len(cfg.kinds), figsize=(4.2 * len(cfg.kinds), 3.8), squeeze=False, sharey=True)
+    ratios = sorted(set(cfg.ratios))
+    for ax, kind in zip(axes[0], cfg.kinds):
+        for act in cfg.acts:
+            ax.plot(ratios, [means[(kind, act, r)] for r in ratios], marker="o", ms=3, label=act,
+                    ls="--" if act == "identity" else "-")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="d_in/d_out")
+        ax.set_title(kind)
+        ax.set_xlabel("dimension ratio d_in / d_out")
+        ax.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel("rank(Y) / d_out")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{title} ({cfg.draws} draws/cell/seed, d_out~U[{cfg.d_out_min},{cfg.d_out_max}], rows={cfg.rows})",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@register_experiment("rexnet-rank", paper=PAPER, claim=CLAIM, config=RankConfig)
+def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
+    records: list[RankRecord] = []
+    total = len(cfg.seeds) * len(cfg.kinds) * len(cfg.acts) * len(cfg.ratios) * cfg.draws
+    with progress_bar(total, "random networks", ctx.progress) as bar:
+        for seed in cfg.seeds:
+            records += rank_sweep(cfg.kinds, cfg.acts, cfg.ratios, cfg.draws, (cfg.d_out_min, cfg.d_out_max),
+                                  cfg.rows, cfg.expansion, cfg.threshold, seed=seed, progress=bar.update)
+    with open(ctx.out_dir / "rank_records.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(asdict(records[0])) + ["seed_index"])
+        writer.writeheader()
+        per_seed = len(records) // len(cfg.seeds)
+        for i, r in enumerate(records):
+            writer.writerow({**asdict(r), "seed_index": i // per_seed})
+
+    claims = [claim_linear_cap(records), claim_nonlinearity_lifts(records, cfg.acts),
+              claim_expansion_lowers(records, cfg.acts), claim_ib_cap(records, cfg.expansion),
+              claim_silu_beats_relu6(records)]
+    verdict = combine([c["verdict"] for c in claims])
+    labels = ("linear cap", "nonlinearity lifts rank", "expansion lowers rank", "IB cap", "SiLU/ELU > ReLU6")
+    evidence = "; ".join(f"{label}: {c['verdict']}" for label, c in zip(labels, claims))
+    evidence += f" (SiLU/ELU vs ReLU6 - {claims[-1]['evidence']})"
+
+    crit = {"numerical": "numerical rank (s > S_max * max(M, N) * eps_float32)",
+            "relative": f"relative rank (s > {cfg.threshold} * S_max), uncentred",
+            "relative_centred": f"relative rank (s > {cfg.threshold} * S_max), centred"}
+    figures = []
+    for key, title in crit.items():
+        figures.append(save_figure(_figure(records, key, cfg, title), ctx.out_dir, f"rank_ratio_{key}"))
+
+    metrics: dict[str, float] = {}
+    low = [r for r in cfg.ratios if r <= LOW_DR] or list(cfg.ratios)
+    for key, group in (("numerical", "numerical"), ("relative", "relative"), ("relative_centred", "centred")):
+        means = cell_means(records, key)
+        for kind in cfg.kinds:
+            for act in cfg.acts:
+                metrics[f"{group}/{kind}_{act}_low_dr"] = float(np.mean([means[(kind, act, r)] for r in low]))
+    rel = cell_means(records, "relative")
+    if "conv1x1" in cfg.kinds and {"silu", "relu6"} <= set(cfg.acts):
+        metrics["method/silu_conv1x1_low_dr"] = float(np.mean([rel[("conv1x1", "silu", r)] for r in low]))
+        metrics["baseline/relu6_conv1x1_low_dr"] = float(np.mean([rel[("conv1x1", "relu6", r)] for r in low]))
+    table = []
+    for kind in cfg.kinds:
+        for act in cfg.acts:
+            row = {"kind": kind, "act": act}
+            row.update({f"DR {r:g}": round(rel[(kind, act, r)], 3) for r in sorted(cfg.ratios)})
+            table.append(row)
+    notes = (f"{len(records)} random networks. Table: mean rank ratio under the relative criterion "
+             f"(threshold {cfg.threshold}, uncentred). Inputs X ~ N(0,1), He-normal weights, BN in training "
+             "mode over the rows; 3x3 kinds use 8x8 maps and count every spatial position as a row, so a "
+             "linear 3x3 conv is capped by 9*d_in, not d_in. Exact numerical rank makes every nonlinear single "
+             "layer full-rank, so orderings between nonlinearities are read from the relative criterion, "
+             "reported with and without centring. Per-network numbers: rank_records.csv.")
+    return ExperimentResult(verdict, evidence, metrics, claims=claims, table=table, figures=figures, notes=notes)
