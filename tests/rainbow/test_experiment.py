@@ -56,3 +56,14 @@ def test_cli_prints_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: memory size K=3 is smaller than the number of classes") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_split_command_writes_a_partition(tmp_path, capsys):
+    out = tmp_path / "split.json"
+    assert main(["rainbow-split", "--blur", "0.3", "--share", "legacy", "--seed", "1", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    idx = sorted(i for t in data["tasks"] for i in t["indices"])
+    assert idx == list(range(len(idx))) and len(idx) > 1300
+    assert all(abs(t["foreign_share"] - 0.24) < 0.02 for t in data["tasks"])  # 0.8 * M for T = 5
+    assert main(["rainbow-split", "--tasks", "3", "--out", str(out)]) == 2
+    assert "cannot be split into 3 equal tasks" in capsys.readouterr().err
