@@ -2,5 +2,6 @@
 ``rexnet-imagenet`` (the paper's ImageNet training recipe)."""
 
 from reprozoo.rexnet.rank_experiment import RankConfig, run_rank
+from reprozoo.rexnet.training import ImageNetConfig, run_imagenet
 
-__all__ = ["RankConfig", "run_rank"]
+__all__ = ["ImageNetConfig", "RankConfig", "run_imagenet", "run_rank"]

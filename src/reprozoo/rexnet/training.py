@@ -1,0 +1,275 @@
+"""Experiment ``rexnet-imagenet``: the paper's ImageNet recipe as a training entry.
+
+``paper``: ImageFolder at ``<data_root>/train`` and ``<data_root>/val``; SGD (momentum 0.9,
+lr 0.5 for batch 512, weight decay 1e-5), 5 warm-up epochs then cosine, 400 epochs,
+RandAugment (2 ops, magnitude 9 of 10), random erasing p=0.2 (per-pixel random fill), dropout
+0.2, AMP; eval = resize to 224/0.875, 224 centre crop, bicubic, ImageNet mean/std.
+``smoke``: writes a tiny two-class ImageFolder itself and trains two steps of the same pipeline.
+``quick``: a narrow ReXNet on scikit-learn digits upscaled to 32x32 (a proxy that exercises the
+training path on CPU; it says nothing about the paper's ImageNet accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.rexnet.models import ReXNet
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.profile import count_params
+from reprozoo.runtime.registry import create_model, register_experiment
+from reprozoo.runtime.report import ExperimentResult, save_figure
+from reprozoo.runtime.seeding import seed_everything
+from reprozoo.runtime.trainer import TrainConfig, Trainer
+from reprozoo.runtime.verdict import INCONCLUSIVE, combine, threshold
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PAPER = "Han et al., Rethinking Channel Dimensions for Efficient Model Design (ReXNet), CVPR 2021"
+CLAIM = ("Training entry for the paper's ImageNet recipe: ReXNet-1.0x reaches 77.9% top-1 (224x224). The paper "
+         "preset checks top-1 against that anchor on a user-supplied ImageNet folder; quick/smoke only exercise "
+         "the training path on small proxy data and do not test the ImageNet number.")
+
+
+@dataclass
+class ImageNetConfig(ExperimentConfig):
+    dataset: str = "folder"  # folder (data_root/train, data_root/val) | digits | generated
+    model: str = "rexnet_100"
+    width_mult: float = 0.0  # > 0 overrides the width of `model` (any ReXNet width)
+    image_size: int = 224
+    crop_pct: float = 0.875
+    epochs: int = 400
+    batch_size: int = 512  # global batch
+    lr: float = 0.5
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    decay_norm_and_bias: bool = False  # (inferred) timm's trainer exempts BN/bias from weight decay
+    warmup_epochs: float = 5.0
+    label_smoothing: float = 0.0  # (inferred) not stated in the sources
+    randaugment_ops: int = 2  # rand-m9: 2 ops at magnitude 9 of 10; 0 disables
+    randaugment_magnitude: int = 9
+    random_erasing: float = 0.2
+    dropout: float = 0.2
+    drop_path: float = 0.0  # the author used 0.2 for larger widths only
+    mixed_precision: str = "fp16"
+    num_workers: int = 8
+    max_steps_per_epoch: int = 0  # 0 = full epochs
+    eval_batch_size: int = 256
+    target_top1: float = 0.779  # the paper's ReXNet-1.0x anchor
+    target_margin: float = 0.012  # a user reproduction with the README command got 76.7 (issue #17)
+    min_epochs_for_verdict: int = 2
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"dataset": "generated", "image_size": 32, "epochs": 1, "batch_size": 4, "lr": 0.05,
+                  "warmup_epochs": 0.0, "max_steps_per_epoch": 2, "mixed_precision": "no", "num_workers": 0,
+                  "eval_batch_size": 8, "device": "cpu"},
+        "quick": {"dataset": "digits", "model": "rexnet_100", "width_mult": 0.5, "image_size": 32, "epochs": 12,
+                  "batch_size": 128, "lr": 0.1, "weight_decay": 5e-5, "warmup_epochs": 1.0,
+                  "randaugment_ops": 0, "random_erasing": 0.0, "dropout": 0.1, "mixed_precision": "no",
+                  "num_workers": 0, "target_top1": 0.90, "target_margin": 0.0, "device": "cpu"},
+        "paper": {},
+    }
+
+    def validate(self) -> None:
+        if self.dataset not in ("folder", "digits", "generated"):
+            raise ConfigError(f"dataset must be folder|digits|generated, got '{self.dataset}'")
+        if self.image_size < 16 or self.epochs < 0 or self.batch_size < 1:
+            raise ConfigError("image_size >= 16, epochs >= 0 and batch_size >= 1 are required")
+        if not 0 < self.crop_pct <= 1:
+            raise ConfigError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ConfigError("lr > 0, weight_decay >= 0 and warmup_epochs >= 0 are required")
+        for name in ("random_erasing", "dropout", "drop_path", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.randaugment_magnitude <= 10:
+            raise ConfigError(f"randaugment_magnitude is on timm's 0..10 scale, got {self.randaugment_magnitude}")
+
+
+# ---------------------------------------------------------------- data
+def transforms(cfg: ImageNetConfig, train: bool):
+    from torchvision.transforms import InterpolationMode, v2
+
+    bicubic = InterpolationMode.BICUBIC
+    if train:
+        steps = [v2.RandomResizedCrop(cfg.image_size, scale=(0.08, 1.0), interpolation=bicubic, antialias=True),
+                 v2.RandomHorizontalFlip()]
+        if cfg.randaugment_ops > 0:
+            steps.append(v2.RandAugment(cfg.randaugment_ops, cfg.randaugment_magnitude, num_magnitude_bins=11))
+        steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        if cfg.random_erasing > 0:
+            steps.append(v2.RandomErasing(cfg.random_erasing, value="random"))
+        return v2.Compose(steps)
+    resize = int(math.floor(cfg.image_size / cfg.crop_pct))
+    return v2.Compose([v2.Resize(resize, interpolation=bicubic, antialias=True), v2.CenterCrop(cfg.image_size),
+                       v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def write_tiny_imagefolder(root: str | Path, classes: int = 2, per_class: int = 6, size: int = 40,
+                           seed: int = 0) -> Path:
+    """A tiny ImageFolder (``train/`` and ``val/``) of coloured noise images, one hue per class."""
+    import numpy as np
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("val", max(2, per_class // 2))):
+        for c in range(classes):
+            folder = root / split / f"class_{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            base = np.zeros(3)
+            base[c % 3] = 200.0
+            for i in range(n):
+                img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+def build_data(cfg: ImageNetConfig, work_dir: Path):
+    """(train, val, num_classes) for the configured dataset."""
+    from reprozoo.data import image_folder
+
+    if cfg.dataset == "digits":
+        from reprozoo.data import load_digits_tensors, train_val_test
+
+        x, y = load_digits_tensors(size=cfg.image_size, channels=3)
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        train, val, _ = train_val_test((x - mean) / std, y, fractions=(0.8, 0.2, 0.0), seed=0)
+        return train, val, 10
+    if cfg.dataset == "generated":
+        root = write_tiny_imagefolder(work_dir / "tiny_imagefolder")
+    else:
+        if not cfg.data_root:
+            raise ConfigError("the paper preset needs the ImageNet folder: --set data_root=/path/to/imagenet "
+                              "(with train/<class>/*.JPEG and val/<class>/*.JPEG)")
+        root = Path(cfg.data_root)
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise DataError(f"{root / split} does not exist; expected {root}/train/<class>/<image> and "
+                            f"{root}/val/<class>/<image> (torchvision ImageFolder layout)")
+    train = image_folder(root / "train", transform=transforms(cfg, True))
+    val = image_folder(root / "val", transform=transforms(cfg, False))
+    if train.classes != val.classes:
+        raise DataError(f"train and val class folders differ under {root}")
+    return train, val, len(train.classes)
+
+
+# ---------------------------------------------------------------- training pieces
+def build_model(cfg: ImageNetConfig, num_classes: int) -> nn.Module:
+    kw = dict(num_classes=num_classes, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path)
+    if cfg.width_mult > 0:
+        base = create_model(cfg.model, num_classes=1)
+        if not isinstance(base, ReXNet):
+            raise ConfigError(f"width_mult only applies to ReXNet models, got '{cfg.model}'")
+        return ReXNet(width_mult=cfg.width_mult, lite=base.lite, **kw)
+    return create_model(cfg.model, **kw)
+
+
+def sgd(model: nn.Module, cfg: ImageNetConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 and not cfg.decay_norm_and_bias else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int):
+    """Per-step linear warm-up from ~0 to the base lr, then cosine decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def topk_eval(model: nn.Module, loader, accelerator) -> dict[str, float]:
+    correct1 = correct5 = total = 0.0
+    loss = 0.0
+    for x, y in loader:
+        logits = model(x)
+        logits, y = accelerator.gather_for_metrics((logits, y))
+        loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += float((top[:, 0] == y).sum())
+        correct5 += float((top == y[:, None]).any(1).sum())
+        total += y.numel()
+    n = max(total, 1.0)
+    return {"val_loss": loss / n, "val_top1": correct1 / n, "val_top5": correct5 / n}
+
+
+def label_smoothing_step(smoothing: float):
+    def step(model: nn.Module, batch):
+        x, y = batch[0], batch[1]
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y, label_smoothing=smoothing)
+        return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean().item()}
+
+    return step
+
+
+@register_experiment("rexnet-imagenet", paper=PAPER, claim=CLAIM, config=ImageNetConfig)
+def run_imagenet(cfg: ImageNetConfig, ctx) -> ExperimentResult:
+    train, val, num_classes = build_data(cfg, ctx.out_dir)
+    tops, rows, histories = [], [], []
+    for seed in cfg.seeds:
+        seed_everything(seed)
+        model = build_model(cfg, num_classes)
+        optimizer = sgd(model, cfg)
+        steps = math.ceil(len(train) / cfg.batch_size)
+        if cfg.max_steps_per_epoch > 0:
+            steps = min(steps, cfg.max_steps_per_epoch)
+        scheduler = warmup_cosine(optimizer, steps * cfg.epochs, int(round(cfg.warmup_epochs * steps)))
+        tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
+                         seed=seed, num_workers=cfg.num_workers, device=cfg.device,
+                         mixed_precision=cfg.mixed_precision, scheduler_interval="step",
+                         max_steps_per_epoch=cfg.max_steps_per_epoch, drop_last=len(train) > cfg.batch_size)
+        trainer = Trainer(model, optimizer, train, tc, step_fn=label_smoothing_step(cfg.label_smoothing),
+                          scheduler=scheduler, val_data=val, eval_fn=topk_eval,
+                          out_dir=ctx.subdir(f"seed{seed}"), progress=ctx.progress)
+        history = trainer.fit(resume=ctx.resume)
+        histories.append(history)
+        last = history[-1] if history else {}
+        tops.append(float(last.get("val_top1", float("nan"))))
+        rows.append({"seed": seed, "epochs": len(history), "val_top1": last.get("val_top1", float("nan")),
+                     "val_top5": last.get("val_top5", float("nan")), "train_loss": last.get("train_loss", float("nan"))})
+    params = count_params(build_model(cfg, num_classes))
+    mean_top1 = float(sum(tops) / len(tops))
+    trained = min(len(h) for h in histories)
+    verdict, evidence = threshold(mean_top1, at_least=cfg.target_top1 - cfg.target_margin,
+                                  name=f"val top-1 ({cfg.dataset}, {trained} epochs, {len(tops)} seed(s))")
+    if trained < cfg.min_epochs_for_verdict or any(math.isnan(t) for t in tops):
+        verdict, evidence = INCONCLUSIVE, evidence + f"; only {trained} epoch(s) trained (< {cfg.min_epochs_for_verdict})"
+    claim_text = (f"ReXNet trained with the paper's recipe reaches top-1 >= {cfg.target_top1 - cfg.target_margin:.3f} "
+                  f"on the '{cfg.dataset}' data" + (" (the ImageNet anchor 77.9% minus a 1.2-point allowance)"
+                                                   if cfg.dataset == "folder" else " (proxy data; not the ImageNet claim)"))
+    claims = [{"claim": claim_text, "verdict": verdict, "evidence": evidence}]
+    if histories and histories[0]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for seed, h in zip(cfg.seeds, histories):
+            ax.plot([r["epoch"] for r in h], [r.get("val_top1", float("nan")) for r in h], marker="o", label=f"seed {seed}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val top-1")
+        ax.legend()
+        save_figure(fig, ctx.out_dir, "val_top1")
+    metrics = {"method/val_top1": mean_top1, "baseline/target_top1": cfg.target_top1,
+               "method/params": float(params), "method/epochs": float(trained)}
+    if rows and not math.isnan(rows[0]["val_top5"]):
+        metrics["method/val_top5"] = float(sum(r["val_top5"] for r in rows) / len(rows))
+    return ExperimentResult(combine([verdict]), evidence, metrics, claims=claims, table=rows,
+                            notes=f"{len(train)} train / {len(val)} val images, {num_classes} classes; per-epoch "
+                                  "logs in seed*/train_log.csv; checkpoints allow --resume.")

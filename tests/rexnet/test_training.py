@@ -1,0 +1,81 @@
+import math
+
+import pytest
+import torch
+
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.rexnet.training import (
+    ImageNetConfig,
+    build_data,
+    build_model,
+    sgd,
+    transforms,
+    warmup_cosine,
+    write_tiny_imagefolder,
+)
+from reprozoo.runtime.runner import run_experiment
+from reprozoo.runtime.verdict import INCONCLUSIVE
+
+
+def test_paper_preset_is_the_spec_recipe():
+    cfg = ImageNetConfig.from_preset("paper")
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.warmup_epochs) == \
+        (400, 512, 0.5, 0.9, 1e-5, 5.0)
+    assert (cfg.randaugment_ops, cfg.randaugment_magnitude, cfg.random_erasing, cfg.dropout) == (2, 9, 0.2, 0.2)
+    assert (cfg.image_size, cfg.crop_pct, cfg.dataset, cfg.mixed_precision) == (224, 0.875, "folder", "fp16")
+
+
+def test_warmup_then_cosine_schedule_values():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    sched = warmup_cosine(opt, total_steps=10, warmup_steps=2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.25) and lrs[1] == pytest.approx(0.5)
+    assert lrs[2] == pytest.approx(0.5) and lrs[6] == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))
+
+
+def test_no_weight_decay_on_bn_and_bias_by_default():
+    cfg = ImageNetConfig.from_preset("paper")
+    model = build_model(cfg, 10)
+    groups = sgd(model, cfg).param_groups
+    assert groups[0]["weight_decay"] == 1e-5 and all(p.ndim == 4 or p.ndim == 2 for p in groups[0]["params"])
+    assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
+    assert build_model(ImageNetConfig.from_preset("quick"), 10).width_mult == 0.5
+
+
+def test_eval_transform_resizes_then_centre_crops(tmp_path):
+    from PIL import Image
+
+    cfg = ImageNetConfig.from_preset("paper")
+    out = transforms(cfg, train=False)(Image.new("RGB", (500, 300), (255, 0, 0)))
+    assert out.shape == (3, 224, 224)
+    assert out[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-3)
+    assert transforms(cfg, train=True)(Image.new("RGB", (300, 260))).shape == (3, 224, 224)
+
+
+def test_data_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data_root"):
+        build_data(ImageNetConfig.from_preset("paper"), tmp_path)
+    cfg = ImageNetConfig.from_preset("paper", [f"data_root={tmp_path}"])
+    with pytest.raises(DataError, match="train/<class>/<image>"):
+        build_data(cfg, tmp_path)
+    write_tiny_imagefolder(tmp_path / "ok", classes=3, per_class=2)
+    train, val, n = build_data(ImageNetConfig.from_preset("paper", [f"data_root={tmp_path / 'ok'}"]), tmp_path)
+    assert (len(train), len(val), n) == (6, 6, 3)
+    with pytest.raises(ConfigError, match="dataset"):
+        ImageNetConfig.from_preset("smoke", ["dataset=imagenet21k"])
+    with pytest.raises(ConfigError, match="random_erasing"):
+        ImageNetConfig.from_preset("smoke", ["random_erasing=1.5"])
+
+
+def test_smoke_trains_two_steps_on_a_generated_imagefolder(tmp_path):
+    out, data = run_experiment("rexnet-imagenet", "smoke", out_dir=tmp_path / "run", overrides=["width_mult=0.5"])
+    assert data["verdict"] == INCONCLUSIVE  # one epoch of two steps cannot decide anything
+    assert (out / "tiny_imagefolder" / "train" / "class_1" / "0.png").is_file()
+    log = (out / "seed0" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 2 and "val_top1" in log[0]
+    assert (out / "seed0" / "checkpoints" / "last.pt").is_file()
+    assert data["metrics"]["method/epochs"] == 1.0 and 0.0 <= data["metrics"]["method/val_top1"] <= 1.0
