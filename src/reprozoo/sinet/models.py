@@ -65,10 +65,12 @@ class SINetEncoder(nn.Module):
         return self.forward_features(x)[0]
 
 
-def confidence(logits: torch.Tensor) -> torch.Tensor:
+def confidence(logits: torch.Tensor, single_logit: bool | None = None) -> torch.Tensor:
     """Per-pixel confidence (B, 1, H, W): max softmax probability, or max(s, 1 - s) for a single
     logit (softmax over one channel is identically 1, which would close the gate everywhere)."""
-    if logits.shape[1] == 1:
+    if single_logit is None:
+        single_logit = logits.shape[1] == 1
+    if single_logit:
         s = torch.sigmoid(logits)
         return torch.maximum(s, 1 - s)
     return torch.softmax(logits, dim=1).amax(dim=1, keepdim=True)
@@ -97,7 +99,7 @@ class SINet(nn.Module):
                         out_size) -> tuple[torch.Tensor, torch.Tensor]:
         d1 = self.bn_3(upsample_to(e, x2.shape[-2:]))
         if self.decoder == "blocking":
-            gate = 1 - confidence(d1)
+            gate = 1 - confidence(d1, self.num_classes == 1)
         elif self.decoder == "plain":
             gate = torch.ones_like(d1[:, :1])
         else:

@@ -1,0 +1,119 @@
+"""``reprozoo segment`` and ``reprozoo export sinet``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reprozoo.errors import DataError, ReproZooError
+
+
+def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
+    """Files as given; folders expand to their image files. Returns (path, problem-or-None)."""
+    from reprozoo.data.segfolders import IMAGE_SUFFIXES
+
+    items: list[tuple[Path, str | None]] = []
+    for p in inputs:
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                items.append((p, f"folder holds no images ({', '.join(IMAGE_SUFFIXES)})"))
+            items += [(f, None) for f in files]
+        elif not p.exists():
+            items.append((p, "no such file"))
+        else:
+            items.append((p, None))
+    return items
+
+
+def _save_png(array, path: Path) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array).save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: float = 0.5) -> tuple[int, list[str]]:
+    """Write ``<stem>_mask.png`` (0/255, input size) and ``<stem>_overlay.png`` for every image;
+    returns (number written, problems). A bad file is skipped and reported, the rest still run."""
+    import numpy as np
+
+    from reprozoo.data.segfolders import read_image
+    from reprozoo.sinet.inference import Segmenter
+
+    if not 0.0 < threshold < 1.0:
+        raise DataError(f"--threshold must be in (0, 1), got {threshold}")
+    segmenter = Segmenter.from_checkpoint(checkpoint)  # a bad checkpoint stops before any output
+    items = _expand(images)
+    out.mkdir(parents=True, exist_ok=True)
+    done, problems, used = 0, [], set()
+    for path, problem in items:
+        if problem is not None:
+            problems.append(f"{path}: {problem}")
+            continue
+        try:
+            image = read_image(path)
+        except ReproZooError as err:
+            problems.append(str(err))
+            continue
+        prob = segmenter.probability(image).numpy()
+        mask = prob > threshold
+        stem = path.stem if path.stem not in used else f"{path.stem}_{len(used)}"
+        used.add(stem)
+        rgb = image.permute(1, 2, 0).numpy().astype(np.float32)
+        tint = np.array([40, 220, 90], dtype=np.float32)
+        overlay = np.where(mask[..., None], 0.55 * rgb + 0.45 * tint, 0.35 * rgb)
+        _save_png((mask * 255).astype(np.uint8), out / f"{stem}_mask.png")
+        _save_png(overlay.round().clip(0, 255).astype(np.uint8), out / f"{stem}_overlay.png")
+        done += 1
+    return done, problems
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("segment")
+    def segment_cmd(
+        images: Annotated[list[Path], typer.Argument(help="image files or folders of images")],
+        checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run sinet-portrait`)")],
+        out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png")],
+        threshold: Annotated[float, typer.Option(help="foreground probability threshold")] = 0.5,
+    ) -> None:
+        """Portrait masks with a trained SINet: any image size (resized internally, mask at input size)."""
+        done, problems = segment_images(list(images), checkpoint, out, threshold)
+        typer.echo(f"segmented {done} image(s) -> {out}")
+        if problems:
+            for p in problems:
+                typer.echo(f"  skipped {p}", err=True)
+            raise DataError(f"{len(problems)} of {done + len(problems)} input(s) failed (listed above); "
+                            "the others were written")
+
+    export_app = next((g.typer_instance for g in app.registered_groups if g.name == "export"), None)
+    if export_app is None:
+        export_app = typer.Typer(no_args_is_help=True, help="Export trained models (ONNX).")
+        app.add_typer(export_app, name="export")
+
+    @export_app.command("sinet")
+    def export_sinet_cmd(
+        checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt)")],
+        onnx: Annotated[Path, typer.Option(help="output .onnx file")],
+        size: Annotated[int, typer.Option(help="input size (default: the checkpoint's)")] = 0,
+        check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch on a random input")] = True,
+    ) -> None:
+        """SINet -> ONNX (input: RGB in [0, 1], (B, 3, S, S); output: logits)."""
+        import torch
+
+        from reprozoo.sinet.export import export_onnx, max_abs_diff
+        from reprozoo.sinet.inference import load_checkpoint
+
+        model, ckpt = load_checkpoint(checkpoint)
+        size = size or ckpt["image_size"]
+        if size < 32 or size % 32:
+            raise DataError(f"--size must be a multiple of 32, got {size}")
+        export_onnx(model, onnx, mean=ckpt["mean"], std=ckpt["std"], image_size=size)
+        typer.echo(f"wrote {onnx} (input 'image' Bx3x{size}x{size} RGB in [0,1], output 'logits')")
+        if check:
+            x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+            diff = max_abs_diff(model, onnx, x, mean=ckpt["mean"], std=ckpt["std"])
+            typer.echo(f"max |ONNX Runtime - PyTorch| = {diff:.2e}")
