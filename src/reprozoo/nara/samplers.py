@@ -1,0 +1,195 @@
+"""Samplers for any :class:`~reprozoo.nara.protocol.ParallelAR` model, all driven by one fixed
+noise draw per position so their outputs are comparable:
+
+* ``sequential``: N - P0 calls, one new position per call (the reference);
+* ``jacobi``: exact fixed-point iteration; bit-identical to ``sequential`` for the same noise;
+* ``tolerance``: Jacobi that also accepts positions whose context moved by at most ``tol``;
+* ``nara``: prior predictor Q for the initial guess, confidence predictor C to accept positions
+  whose context is still moving (approximate; never claimed exact).
+
+Every parallel sampler confirms at least one position per call (position ``m`` always has a
+confirmed context), so it never needs more AR calls than ``sequential``. Batched: each sample has
+its own boundary ``m`` and call count; the loop runs until the slowest sample is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from reprozoo.errors import ConfigError
+from reprozoo.nara.checks import check_causality, check_context, check_model, check_threshold
+from reprozoo.nara.predictors import ConfidencePredictor, PriorPredictor, context_change
+from reprozoo.nara.protocol import ParallelAR
+
+METHODS = ("sequential", "jacobi", "tolerance", "nara")
+
+
+@dataclass
+class SampleResult:
+    """``x``: samples ``(B, N)``; ``calls``: AR calls each sample needed ``(B,)``;
+    ``iterations``: batch loop trips (AR calls on the batch); ``prior_calls`` /
+    ``confidence_calls``: Q and C calls on the batch; ``start``: observed prefix length."""
+
+    x: torch.Tensor
+    calls: torch.Tensor
+    iterations: int
+    prior_calls: int = 0
+    confidence_calls: int = 0
+    start: int = 0
+    method: str = ""
+
+    @property
+    def mean_calls(self) -> float:
+        return float(self.calls.float().mean())
+
+    @property
+    def speedup(self) -> float:
+        """Sequential calls (N - P0) over mean AR calls per sample."""
+        n = self.x.shape[1] - self.start
+        return n / max(self.mean_calls, 1e-12)
+
+
+def draw_noise(model: ParallelAR, batch: int, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """One fixed noise value per position, ``(batch, N)``, for the model's family."""
+    return model.family.draw_noise((batch, check_model(model)), generator=generator, device=device)
+
+
+def _setup(model, batch, context, noise, generator, device):
+    n = check_model(model)
+    if batch is None and noise is not None and context is None:
+        batch = noise.shape[0]
+    b, p0 = check_context(context, batch, n)
+    if noise is None:
+        noise = draw_noise(model, b, generator, device)
+    elif tuple(noise.shape) != (b, n):
+        raise ConfigError(f"noise must have shape ({b}, {n}), got {tuple(noise.shape)}")
+    noise = noise.to(device)
+    x = torch.zeros(b, n, device=device, dtype=noise.dtype)
+    if p0:
+        x[:, :p0] = context.to(device=device, dtype=x.dtype)
+    return n, b, p0, noise, x
+
+
+@torch.no_grad()
+def sample_sequential(model: ParallelAR, *, batch: int | None = None, context: torch.Tensor | None = None,
+                      noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> SampleResult:
+    """Plain AR sampling: one parallel call per generated position."""
+    n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
+    fam = model.family
+    for t in range(p0, n):
+        params = model.conditionals(x)
+        # the whole canvas goes through the same elementwise kernel as in the parallel samplers,
+        # which keeps the result bit-identical to theirs
+        x[:, t] = fam.sample(params, noise)[:, t]
+    calls = torch.full((b,), n - p0, dtype=torch.long)
+    return SampleResult(x, calls, n - p0, start=p0, method="sequential")
+
+
+@torch.no_grad()
+def sample_parallel(
+    model: ParallelAR,
+    *,
+    batch: int | None = None,
+    context: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    tol: float = 0.0,
+    prior: PriorPredictor | None = None,
+    confidence: ConfidencePredictor | None = None,
+    threshold: float = 0.9,
+    rejected: Literal["warm", "reprior"] = "warm",
+    compact: bool = False,
+    device: torch.device | str = "cpu",
+    method: str = "",
+) -> SampleResult:
+    """The fixed-point loop shared by ``jacobi`` / ``tolerance`` / ``nara``.
+
+    Per call, position ``t > m`` is kept when the context in front of it moved by at most ``tol``
+    (``tol = 0``: exact) or, with a confidence predictor, when ``sigmoid(C) >= threshold``; the
+    boundary moves to the end of the run of kept positions starting at ``m`` (>= m + 1).
+    ``prior`` fills the initial future (and, with ``rejected='reprior'``, the rejected tail) with
+    draws from Q under the same shared noise; otherwise the future starts at zero.
+    ``compact`` evaluates only unfinished samples (faster; exact only up to float rounding since
+    kernels may change with the batch shape).
+    """
+    if tol < 0:
+        raise ConfigError(f"tol must be >= 0, got {tol}")
+    if confidence is not None:
+        threshold = check_threshold(threshold)
+    if rejected not in ("warm", "reprior"):
+        raise ConfigError(f"rejected must be 'warm' or 'reprior', got '{rejected}'")
+    if rejected == "reprior" and prior is None:
+        raise ConfigError("rejected='reprior' needs a prior predictor")
+    n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
+    fam = model.family
+    m = torch.full((b,), p0, dtype=torch.long, device=x.device)
+    calls = torch.zeros(b, dtype=torch.long)
+    pos = torch.arange(n, device=x.device)[None, :]
+    q_calls = c_calls = iters = 0
+    if prior is not None and p0 < n:
+        x = prior.propose(x, m, noise)
+        q_calls += 1
+    while True:
+        active = m < n
+        if not bool(active.any()):
+            break
+        if iters >= n - p0:  # cannot happen: every call confirms >= 1 position per sample
+            raise RuntimeError("parallel sampler failed to make progress")
+        rows = active.nonzero().squeeze(1) if compact else torch.arange(b, device=x.device)
+        xr, mr, ur = x[rows], m[rows], noise[rows]
+        params = model.conditionals(xr)
+        iters += 1
+        calls[active.cpu()] += 1
+        fut = pos >= mr[:, None]
+        x_new = torch.where(fut, fam.sample(params, ur), xr)
+        ok = (context_change(xr, x_new, mr) <= tol) | (pos <= mr[:, None])
+        if confidence is not None:
+            conf = torch.sigmoid(confidence(xr, x_new, params, mr))
+            c_calls += 1
+            ok = ok | ((conf >= threshold) & (pos > mr[:, None]))
+        bad = ~ok
+        j = torch.where(bad.any(1), bad.int().argmax(1), torch.full_like(mr, n))
+        j = torch.where(mr >= n, mr, j)
+        if rejected == "reprior" and prior is not None and bool((j < n).any()):
+            x_new = prior.propose(x_new, j, ur)
+            q_calls += 1
+        x[rows] = x_new
+        m[rows] = j
+    return SampleResult(x, calls, iters, q_calls, c_calls, start=p0, method=method or "parallel")
+
+
+def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None = None,
+           context: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+           generator: torch.Generator | None = None, tol: float = 0.0, prior: PriorPredictor | None = None,
+           confidence: ConfidencePredictor | None = None, threshold: float = 0.9,
+           rejected: Literal["warm", "reprior"] = "warm", compact: bool = False, check_causal: bool = False,
+           device: torch.device | str = "cpu") -> SampleResult:
+    """One entry point: ``method`` in ``sequential | jacobi | tolerance | nara``.
+
+    ``jacobi`` ignores ``tol``/``confidence`` and is exact; ``tolerance`` needs ``tol > 0`` to
+    differ from ``jacobi``; ``nara`` needs a ``confidence`` predictor and a ``threshold`` in
+    (0, 1] (``prior`` optional but recommended). ``check_causal`` runs
+    :func:`~reprozoo.nara.checks.check_causality` first (a few extra calls, not counted).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown sampling method '{method}'; choose one of {', '.join(METHODS)}")
+    check_model(model)
+    if check_causal:
+        check_causality(model, device=device)
+    common = dict(batch=batch, context=context, noise=noise, generator=generator, device=device)
+    if method == "sequential":
+        return sample_sequential(model, **common)
+    if method == "jacobi":
+        return sample_parallel(model, prior=prior, compact=compact, method="jacobi", **common)
+    if method == "tolerance":
+        return sample_parallel(model, tol=tol, prior=prior, compact=compact, method="tolerance", **common)
+    threshold = check_threshold(threshold)
+    if confidence is None:
+        raise ConfigError("method='nara' needs a trained confidence predictor (see reprozoo.nara.fit_confidence)")
+    return sample_parallel(model, tol=tol, prior=prior, confidence=confidence, threshold=threshold,
+                           rejected=rejected, compact=compact, method="nara", **common)

@@ -1,0 +1,162 @@
+"""Training the mother AR model, the prior predictor Q and the confidence predictor C with the
+foundation :class:`~reprozoo.runtime.trainer.Trainer` (custom ``step_fn`` each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from reprozoo.data import TensorDataset
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.nara.predictors import ConfidencePredictor, PriorPredictor, context_change, prefix_mask
+from reprozoo.nara.protocol import Gaussian, ModuleAR, ParallelAR
+from reprozoo.nara.samplers import draw_noise, sample_sequential
+from reprozoo.runtime.trainer import TrainConfig, Trainer
+
+
+@dataclass
+class FitConfig:
+    """Optimisation settings for one of the three networks (Adam)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    max_steps_per_epoch: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("fit settings need epochs >= 0, batch_size >= 1 and lr > 0")
+
+
+def _train(model, dataset, fit: FitConfig, step_fn, out_dir, progress) -> list[dict[str, float]]:
+    fit.validate()
+    cfg = TrainConfig(epochs=fit.epochs, batch_size=fit.batch_size, seed=fit.seed, device=fit.device,
+                      checkpoint_every=0 if out_dir is None else 1, max_steps_per_epoch=fit.max_steps_per_epoch)
+    opt = torch.optim.Adam(model.parameters(), lr=fit.lr)
+    trainer = Trainer(model, opt, dataset, cfg, step_fn=step_fn, out_dir=out_dir, progress=progress)
+    history = trainer.fit(resume=out_dir is not None and (Path(out_dir) / "checkpoints" / "last.pt").is_file())
+    model.eval()
+    return history
+
+
+def _random_boundary(b: int, start: int, length: int, device) -> torch.Tensor:
+    return torch.randint(start, length, (b,), device=device)
+
+
+# ------------------------------------------------------------------ mother
+def mother_step(model: ModuleAR, batch) -> dict[str, torch.Tensor]:
+    x = batch[0]
+    nll = -model.family.log_prob(x, model.conditionals(x)).mean()
+    return {"loss": nll}
+
+
+def fit_mother(model: ModuleAR, data: torch.Tensor, fit: FitConfig, *, out_dir=None, progress=False):
+    """Maximum likelihood (mean NLL per position, nats)."""
+    if data.dim() != 2 or data.shape[1] != model.length:
+        raise DataError(f"training data must be (n, {model.length}), got {tuple(data.shape)}")
+    return _train(model, TensorDataset(data, torch.zeros(len(data))), fit, mother_step, out_dir, progress)
+
+
+# ------------------------------------------------------------------ prior Q
+def prior_step(start: int):
+    def step(q: PriorPredictor, batch) -> dict[str, torch.Tensor]:
+        x = batch[0]
+        m = _random_boundary(x.shape[0], start, q.length, x.device)
+        future = 1.0 - prefix_mask(m, q.length)
+        nll = -(q.family.log_prob(x, q(x, m)) * future).sum() / future.sum()
+        return {"loss": nll}
+
+    return step
+
+
+def fit_prior(prior: PriorPredictor, data: torch.Tensor, fit: FitConfig, *, start: int = 0, out_dir=None,
+              progress=False):
+    """Maximum likelihood of ``x_t, t >= m`` given the masked prefix, random boundary
+    ``m ~ U{start..N-1}``. ``data`` may be real sequences or samples of the mother (distillation)."""
+    return _train(prior, TensorDataset(data, torch.zeros(len(data))), fit, prior_step(start), out_dir, progress)
+
+
+# ------------------------------------------------------------------ confidence C
+class ConfidenceStates(Dataset):
+    """Sampler states with labels: ``(x_prev, x_new, params, m, label, weight)`` per item."""
+
+    def __init__(self, x_prev, x_new, params, m, label, weight):
+        self.tensors = (x_prev, x_new, params, m, label, weight)
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, i: int):
+        return tuple(t[i] for t in self.tensors)
+
+    @property
+    def positive_rate(self) -> float:
+        label, weight = self.tensors[4], self.tensors[5]
+        return float((label * weight).sum() / weight.sum().clamp_min(1))
+
+
+@torch.no_grad()
+def confidence_states(model: ParallelAR, prior: PriorPredictor | None, n_states: int, *,
+                      context: torch.Tensor | None = None, sweeps: int = 3, delta: float = 0.5,
+                      generator: torch.Generator | None = None, chunk: int = 1024) -> ConfidenceStates:
+    """States a sampler meets, labelled against the shared-noise sequential sample.
+
+    For each state: draw noise, sample the sequential reference ``x_ref``, pick a boundary
+    ``m ~ U{P0..N-1}``, fill ``t >= m`` with Q's draws (zeros without Q), apply ``k ~ U{0..sweeps}``
+    parallel refinement sweeps, then one more sweep gives ``(x_prev, x_new)``. Label: ``x_new_t ==
+    x_ref_t`` (discrete) or ``|x_new_t - x_ref_t| < delta * sigma_t`` (Gaussian). Loss weight 1 on
+    positions ``t > m`` whose context moved (the positions the exact rule cannot accept).
+    """
+    n = model.length
+    if n_states < 1:
+        raise ConfigError(f"n_states must be >= 1, got {n_states}")
+    if context is not None and len(context) != n_states:
+        raise DataError(f"context has {len(context)} rows but n_states={n_states}")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    fam = model.family
+    parts = []
+    for lo in range(0, n_states, chunk):
+        b = min(chunk, n_states - lo)
+        ctx = context[lo:lo + b] if context is not None else None
+        p0 = 0 if ctx is None else ctx.shape[1]
+        u = draw_noise(model, b, gen)
+        x_ref = sample_sequential(model, context=ctx, noise=u).x
+        m = torch.randint(p0, n, (b,), generator=gen)
+        mask = prefix_mask(m, n)
+        x = x_ref * mask
+        if prior is not None:
+            x = prior.propose(x, m, u)
+        fut = mask == 0
+        k = torch.randint(0, sweeps + 1, (b,), generator=gen)
+        for i in range(sweeps):
+            upd = fut & (k > i)[:, None]
+            x = torch.where(upd, fam.sample(model.conditionals(x), u), x)
+        params = model.conditionals(x)
+        x_new = torch.where(fut, fam.sample(params, u), x)
+        if isinstance(fam, Gaussian):
+            label = ((x_new - x_ref).abs() < delta * fam.scale(params)).float()
+        else:
+            label = (x_new == x_ref).float()
+        pos = torch.arange(n)[None, :]
+        weight = ((pos > m[:, None]) & (context_change(x, x_new, m) > 0)).float()
+        parts.append((x, x_new, params, m, label, weight))
+    return ConfidenceStates(*[torch.cat(t) for t in zip(*parts)])
+
+
+def confidence_step(c: ConfidencePredictor, batch) -> dict[str, torch.Tensor]:
+    x_prev, x_new, params, m, label, weight = batch
+    logits = c(x_prev, x_new, params, m)
+    loss = (F.binary_cross_entropy_with_logits(logits, label, reduction="none") * weight).sum()
+    return {"loss": loss / weight.sum().clamp_min(1.0)}
+
+
+def fit_confidence(confidence: ConfidencePredictor, states: ConfidenceStates, fit: FitConfig, *,
+                   out_dir=None, progress=False):
+    """BCE on the "matches the sequential sample" label, mother and Q frozen."""
+    return _train(confidence, states, fit, confidence_step, out_dir, progress)
