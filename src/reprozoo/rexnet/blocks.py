@@ -22,10 +22,14 @@ ACTIVATIONS = {
 }
 
 
-def make_act(name: str) -> nn.Module:
+_INPLACE = ("relu", "relu6", "silu", "swish", "elu", "leaky_relu", "hardswish")
+
+
+def make_act(name: str, inplace: bool = False) -> nn.Module:
+    """An activation module by name; ``inplace`` where the op supports it (saves a copy)."""
     if name not in ACTIVATIONS:
         raise ConfigError(f"unknown activation '{name}'; choose one of: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[name](inplace=True) if (inplace and name in _INPLACE) else ACTIVATIONS[name]()
 
 
 class ConvBnAct(nn.Module):
@@ -36,7 +40,7 @@ class ConvBnAct(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
         self.bn = nn.BatchNorm2d(out_chs)
-        self.act = make_act(act) if act else nn.Identity()
+        self.act = make_act(act, inplace=True) if act else nn.Identity()  # acts on the fresh BN output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
@@ -98,7 +102,7 @@ class LinearBottleneck(nn.Module):
         self.expand = ConvBnAct(in_chs, dw, 1, act=act) if expansion != 1 else None
         self.dw = ConvBnAct(dw, dw, kernel_size, stride, groups=dw, act=dw_act)
         self.se = SqueezeExcite(dw, se_divisor) if se else None
-        self.post_act = make_act(post_act) if post_act else nn.Identity()
+        self.post_act = make_act(post_act, inplace=True) if post_act else nn.Identity()
         self.project = ConvBnAct(dw, out_chs, 1, act=None)
         # stochastic depth only where a shortcut exists, else the main branch itself would vanish
         self.drop_path = DropPath(drop_path) if (drop_path > 0 and self.use_shortcut) else nn.Identity()
@@ -113,6 +117,8 @@ class LinearBottleneck(nn.Module):
             out = self.drop_path(out)
             if self.in_chs == self.out_chs:
                 return out + x
-            head = out[:, : self.in_chs] + x
-            return torch.cat((head, out[:, self.in_chs:]), dim=1)
+            if not torch.is_grad_enabled():  # inference: add in place, no concatenation copy
+                out[:, : self.in_chs] += x
+                return out
+            return torch.cat((out[:, : self.in_chs] + x, out[:, self.in_chs:]), dim=1)
         return out
