@@ -67,16 +67,19 @@ class ReXNet(nn.Module):
                  in_chans: int = 3, drop_rate: float = 0.2, drop_path_rate: float = 0.0,
                  se_divisor: int = 12, act: str = "silu", dw_act: str | None = None,
                  lite: bool = False, kernel_conf: str = "333333", weight_init: str = "default",
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)):
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+                 block_channels: Sequence[int] | None = None):
         super().__init__()
         _check_common(num_classes, in_chans, drop_rate, drop_path_rate)
         if weight_init not in ("default", "efficientnet"):
             raise ConfigError(f"weight_init must be 'default' or 'efficientnet', got {weight_init!r}")
         if lite:
+            if block_channels is not None:
+                raise ConfigError("block_channels is only supported for ReXNet v1 (lite=False)")
             act, dw_act = "relu6", "relu6"
             schedule = lite_schedule(width_mult, depth_mult, kernel_conf=kernel_conf)
         else:
-            schedule = rexnet_schedule(width_mult, depth_mult)
+            schedule = rexnet_schedule(width_mult, depth_mult, block_channels=block_channels)
         self.schedule: Schedule = schedule
         self.width_mult, self.lite, self.num_classes = width_mult, lite, num_classes
         self.stem = ConvBnAct(in_chans, schedule.stem_chs, 3, stride=2, act=act)

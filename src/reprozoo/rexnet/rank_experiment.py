@@ -46,10 +46,14 @@ class RankConfig(ExperimentConfig):
     rows: int = 1024  # samples (or spatial positions) per feature matrix; > d_out_max
     expansion: int = 6  # t of the inverted bottlenecks
     threshold: float = 0.1  # relative criterion: singular values above threshold * S_max
+    per_block: bool = True  # exploratory: per-block rank of untrained ReXNet-1.0 vs a stage-wise schedule
+    per_block_batch: int = 16
+    per_block_size: int = 224  # 16 x 7 x 7 = 784 rows at the last stage, ~2x the widest block (379)
 
     PRESETS: ClassVar[dict] = {
         "smoke": {"kinds": ["conv1x1", "ib_dw"], "acts": ["identity", "relu6", "elu", "silu"],
-                  "ratios": [0.1, 0.5, 1.0], "draws": 2, "d_out_min": 32, "d_out_max": 48, "rows": 256},
+                  "ratios": [0.1, 0.5, 1.0], "draws": 2, "d_out_min": 32, "d_out_max": 48, "rows": 256,
+                  "per_block_batch": 2, "per_block_size": 64},
         "quick": {"d_out_min": 64, "d_out_max": 128, "rows": 512},
         # the paper's scale: ~10k random networks (4 kinds x 9 acts x 10 DRs x 30 draws)
         "paper": {"kinds": list(KINDS), "draws": 30},
@@ -196,6 +200,56 @@ def claim_silu_beats_relu6(records: list[RankRecord]) -> dict:
     return {"claim": text, "verdict": _by_variants(parts), "evidence": "; ".join(p[1] for p in parts)}
 
 
+# ---------------------------------------------------------------- exploratory: per-block rank
+STAGEWISE_BASE = [16, 24, 24, 32, 32, 64, 64, 64, 96, 96, 96, 160, 160, 160, 160, 320]  # MobileNetV2-like
+
+
+def stagewise_channels(target_macs: int, image_size: int = 224) -> tuple[list[int], int]:
+    """MobileNetV2-style stage-wise widths scaled (bisection on one multiplier) to ``target_macs``."""
+    import torch
+
+    from reprozoo.rexnet.models import ReXNet
+    from reprozoo.runtime.profile import count_macs
+
+    def build(scale: float) -> tuple[list[int], int]:
+        chans = [max(8, int(round(c * scale))) for c in STAGEWISE_BASE]
+        with torch.device("meta"):
+            macs = count_macs(ReXNet(block_channels=chans), torch.empty(1, 3, image_size, image_size))
+        return chans, macs
+
+    lo, hi = 0.5, 3.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        if build(mid)[1] < target_macs:
+            lo = mid
+        else:
+            hi = mid
+    return build((lo + hi) / 2)
+
+
+def per_block_ranks(cfg: RankConfig, seed: int) -> dict:
+    """Rank ratio of every block output of untrained ReXNet-1.0 and of the equal-MAC stage-wise model
+    (same blocks, SiLU/SE/shortcuts, only the widths differ) on N(0,1) inputs, BN in training mode."""
+    import torch
+
+    from reprozoo.rexnet.models import ReXNet
+    from reprozoo.rexnet.rank import feature_rank
+    from reprozoo.runtime.profile import count_macs
+
+    with torch.device("meta"):
+        target = count_macs(ReXNet(), torch.empty(1, 3, 224, 224))
+    chans, macs = stagewise_channels(target)
+    out = {"rexnet_macs": target, "stagewise_macs": macs, "stagewise_channels": chans}
+    torch.manual_seed(seed)
+    x = torch.randn(cfg.per_block_batch, 3, cfg.per_block_size, cfg.per_block_size)
+    for name, model in (("rexnet", ReXNet(num_classes=0)), ("stagewise", ReXNet(num_classes=0, block_channels=chans))):
+        model.train()
+        with torch.no_grad():
+            out[name] = list(feature_rank(model, x, criterion="relative", threshold=cfg.threshold).values())
+            out[name + "_channels"] = model.schedule.out_channels
+    return out
+
+
 # ---------------------------------------------------------------- figures and tables
 def _figure(records: list[RankRecord], field_name: str, cfg: RankConfig, title: str):
     import matplotlib
@@ -252,7 +306,32 @@ def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
     for key, title in crit.items():
         figures.append(save_figure(_figure(records, key, cfg, title), ctx.out_dir, f"rank_ratio_{key}"))
 
+    notes_extra = ""
+    if cfg.per_block:
+        import matplotlib.pyplot as plt
+
+        pb = per_block_ranks(cfg, cfg.seeds[0])
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for name in ("rexnet", "stagewise"):
+            ax.plot(range(len(pb[name])), pb[name], marker="o", label=f"{name} ({pb[name + '_macs'] / 1e6:.0f}M MACs)")
+        ax.set_xlabel("block index")
+        ax.set_ylabel(f"rank ratio (s > {cfg.threshold} S_max)")
+        ax.set_ylim(0, 1.05)
+        ax.legend()
+        ax.set_title("exploratory: untrained nets, random inputs", fontsize=9)
+        figures.append(save_figure(fig, ctx.out_dir, "per_block_rank"))
+        low = {n: sum(v < 0.5 for v in pb[n]) for n in ("rexnet", "stagewise")}
+        notes_extra = (f" Exploratory (no verdict): per-block rank ratio of untrained ReXNet-1.0 vs an equal-MAC "
+                       f"stage-wise schedule {pb['stagewise_channels']}: mean {np.mean(pb['rexnet']):.3f} vs "
+                       f"{np.mean(pb['stagewise']):.3f}, blocks below 0.5: {low['rexnet']} vs {low['stagewise']} "
+                       f"({cfg.per_block_batch}x{cfg.per_block_size}px random inputs).")
+
     metrics: dict[str, float] = {}
+    if cfg.per_block:
+        metrics["explore/rexnet_mean_block_rank"] = float(np.mean(pb["rexnet"]))
+        metrics["explore/stagewise_mean_block_rank"] = float(np.mean(pb["stagewise"]))
+        metrics["explore/rexnet_blocks_below_half"] = float(low["rexnet"])
+        metrics["explore/stagewise_blocks_below_half"] = float(low["stagewise"])
     low = [r for r in cfg.ratios if r <= LOW_DR] or list(cfg.ratios)
     for key, group in (("numerical", "numerical"), ("relative", "relative"), ("relative_centred", "centred")):
         means = cell_means(records, key)
@@ -274,5 +353,5 @@ def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
              "mode over the rows; 3x3 kinds use 8x8 maps and count every spatial position as a row, so a "
              "linear 3x3 conv is capped by 9*d_in, not d_in. Exact numerical rank makes every nonlinear single "
              "layer full-rank, so orderings between nonlinearities are read from the relative criterion, "
-             "reported with and without centring. Per-network numbers: rank_records.csv.")
+             "reported with and without centring. Per-network numbers: rank_records.csv." + notes_extra)
     return ExperimentResult(verdict, evidence, metrics, claims=claims, table=table, figures=figures, notes=notes)

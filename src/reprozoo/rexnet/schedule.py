@@ -10,6 +10,7 @@ code does, so floating-point ties resolve the same way as in the released checkp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reprozoo.errors import ConfigError
@@ -71,19 +72,29 @@ def _stage_layout(depth_mult: float, kernel_sizes: tuple[int, ...]):
 
 
 def rexnet_schedule(width_mult: float = 1.0, depth_mult: float = 1.0, initial_chs: int = 16,
-                    final_chs: int = 180, stem_base: int = 32, pen_base: int = 1280) -> Schedule:
+                    final_chs: int = 180, stem_base: int = 32, pen_base: int = 1280,
+                    block_channels: Sequence[int] | None = None) -> Schedule:
     """Widths of ReXNet v1 (the released models). ``out_i = round(w * (16 + i * 180 / n))``;
-    widths below 1 keep the 32-channel stem and the 16-channel first block."""
+    widths below 1 keep the 32-channel stem and the 16-channel first block.
+
+    ``block_channels`` replaces the linear schedule by explicit block output widths (for
+    schedule studies, e.g. a MobileNetV2-style stage-wise one); stem and pen still follow ``w``.
+    """
     check_multipliers(width_mult, depth_mult)
     rows = _stage_layout(depth_mult, (3,) * 6)
     n = len(rows)
+    if block_channels is not None:
+        block_channels = list(block_channels)
+        if len(block_channels) != n or any(not isinstance(c, int) or c < 1 for c in block_channels):
+            raise ConfigError(f"block_channels needs {n} positive integers (one per block at depth_mult "
+                              f"{depth_mult}), got {block_channels}")
     small = width_mult < 1.0
     stem = int(round((stem_base / width_mult if small else stem_base) * width_mult))
     running = initial_chs / width_mult if small else float(initial_chs)
     step = final_chs / (n * 1.0)
     blocks, prev = [], stem
     for i, (stage, stride, k) in enumerate(rows):
-        out = int(round(running * width_mult))
+        out = int(round(running * width_mult)) if block_channels is None else block_channels[i]
         blocks.append(BlockSpec(i, stage, prev, out, 1 if i == 0 else 6, stride, stage >= SE_FROM_STAGE, k))
         prev = out
         running += step
