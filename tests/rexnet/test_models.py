@@ -164,3 +164,25 @@ def test_registry_and_init():
     m = create_model("rexnet_100", weight_init="efficientnet")
     w = m.blocks[5].project.conv.weight  # fan_out = 72 -> std sqrt(2/72)
     assert abs(w.std().item() - (2 / 72) ** 0.5) < 0.01
+
+
+@pytest.mark.parametrize("kwargs, size, classes", [({"width_mult": 1.3}, 224, 1000), ({"width_mult": 0.9}, 97, 10),
+                                                   ({"lite": True, "kernel_conf": "355577"}, 224, 1000),
+                                                   ({"depth_mult": 2.0}, 160, 5)])
+def test_analytic_macs_equal_flop_counter(kwargs, size, classes):
+    from reprozoo.rexnet import schedule_macs
+
+    with torch.device("meta"):
+        m = ReXNet(num_classes=classes, **kwargs)
+        counted = count_macs(m, torch.empty(1, 3, size, size))
+    assert schedule_macs(m.schedule, size, num_classes=classes, lite=m.lite) == counted
+
+
+def test_custom_block_channels():
+    chans = [16, 24, 24, 32, 32, 64, 64, 64, 96, 96, 96, 160, 160, 160, 160, 320]
+    m = ReXNet(block_channels=chans, num_classes=0)
+    assert m.schedule.out_channels == chans and m.blocks[15].use_shortcut
+    with pytest.raises(ConfigError, match="block_channels needs 16 positive integers"):
+        ReXNet(block_channels=chans[:-1])
+    with pytest.raises(ConfigError, match="only supported for ReXNet v1"):
+        ReXNet(block_channels=chans, lite=True)

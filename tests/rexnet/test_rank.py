@@ -100,3 +100,12 @@ def test_smoke_preset_writes_claims_and_figures(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["metrics"]["numerical/conv1x1_identity_low_dr"] == \
         pytest.approx(data["metrics"]["numerical/conv1x1_identity_low_dr"])
     assert (out / "rank_records.csv").read_text().count("\n") == 1 + 2 * 4 * 3 * 2
+
+
+def test_stagewise_baseline_matches_rexnet_macs():
+    from reprozoo.rexnet.rank_experiment import STAGEWISE_BASE, stagewise_channels
+
+    chans, macs = stagewise_channels(398_370_392)
+    assert abs(macs / 398_370_392 - 1) < 0.01
+    ratios = [c / b for c, b in zip(chans, STAGEWISE_BASE)]
+    assert max(ratios) - min(ratios) < 0.05  # one multiplier, stage-wise shape kept

@@ -19,11 +19,11 @@ from reprozoo.rexnet.models import (
     rexnet_lite_150,
     rexnet_lite_200,
 )
-from reprozoo.rexnet.schedule import lite_schedule, make_divisible, rexnet_schedule
+from reprozoo.rexnet.schedule import lite_schedule, make_divisible, rexnet_schedule, schedule_macs
 
 __all__ = [
     "LITE_WIDTHS", "WIDTHS", "ReXNet", "load_pretrained", "lite_schedule", "make_divisible", "rexnet",
     "rexnet_090", "rexnet_100", "rexnet_130", "rexnet_150", "rexnet_200", "rexnet_220", "rexnet_300",
     "rexnet_lite_100", "rexnet_lite_130", "rexnet_lite_150", "rexnet_lite_200", "rexnet_schedule",
-    "to_native_state_dict",
+    "schedule_macs", "to_native_state_dict",
 ]

@@ -206,19 +206,14 @@ STAGEWISE_BASE = [16, 24, 24, 32, 32, 64, 64, 64, 96, 96, 96, 160, 160, 160, 160
 
 def stagewise_channels(target_macs: int, image_size: int = 224) -> tuple[list[int], int]:
     """MobileNetV2-style stage-wise widths scaled (bisection on one multiplier) to ``target_macs``."""
-    import torch
-
-    from reprozoo.rexnet.models import ReXNet
-    from reprozoo.runtime.profile import count_macs
+    from reprozoo.rexnet.schedule import rexnet_schedule, schedule_macs
 
     def build(scale: float) -> tuple[list[int], int]:
         chans = [max(8, int(round(c * scale))) for c in STAGEWISE_BASE]
-        with torch.device("meta"):
-            macs = count_macs(ReXNet(block_channels=chans), torch.empty(1, 3, image_size, image_size))
-        return chans, macs
+        return chans, schedule_macs(rexnet_schedule(block_channels=chans), image_size)
 
     lo, hi = 0.5, 3.0
-    for _ in range(12):
+    for _ in range(20):
         mid = (lo + hi) / 2
         if build(mid)[1] < target_macs:
             lo = mid
@@ -234,10 +229,9 @@ def per_block_ranks(cfg: RankConfig, seed: int) -> dict:
 
     from reprozoo.rexnet.models import ReXNet
     from reprozoo.rexnet.rank import feature_rank
-    from reprozoo.runtime.profile import count_macs
+    from reprozoo.rexnet.schedule import rexnet_schedule, schedule_macs
 
-    with torch.device("meta"):
-        target = count_macs(ReXNet(), torch.empty(1, 3, 224, 224))
+    target = schedule_macs(rexnet_schedule(1.0))
     chans, macs = stagewise_channels(target)
     out = {"rexnet_macs": target, "stagewise_macs": macs, "stagewise_channels": chans}
     torch.manual_seed(seed)

@@ -134,3 +134,28 @@ def lite_schedule(width_mult: float = 1.0, depth_mult: float = 1.0, initial_chs:
         prev = out
     pen = int(1280 * width_mult) if (width_mult > 1 and not fix_head_stem) else 1280
     return Schedule(stem, tuple(blocks), pen)
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def schedule_macs(schedule: Schedule, image_size: int = 224, in_chans: int = 3, num_classes: int = 1000,
+                  lite: bool = False, se_divisor: int = 12) -> int:
+    """Multiply-accumulates of one image, counted analytically from the schedule: every conv and the
+    classifier, SE's two 1x1 convs included; BN, activations, pooling and adds are not counted
+    (the papers' convention, and what ``count_macs`` reports)."""
+    res = _conv_out(image_size, 3, 2)
+    macs = 9 * in_chans * schedule.stem_chs * res * res
+    for b in schedule.blocks:
+        dw = b.dw_chs
+        if b.expansion != 1:
+            macs += b.in_chs * dw * res * res
+        res = _conv_out(res, b.kernel_size, b.stride)
+        macs += b.kernel_size**2 * dw * res * res + b.out_chs * dw * res * res
+        if b.se:
+            macs += 2 * dw * (dw // se_divisor)
+    macs += schedule.blocks[-1].out_chs * schedule.pen_chs * res * res
+    if lite:
+        return macs + schedule.pen_chs * 1024 + 1024 * num_classes
+    return macs + schedule.pen_chs * num_classes
