@@ -1,0 +1,47 @@
+"""ReXNet commands: ``reprozoo rexnet-info MODEL`` (schedule, params, MACs) and
+``reprozoo rexnet-convert MODEL SRC DST`` (official/timm checkpoint -> our safetensors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    if any(getattr(c, "name", None) == "rexnet-info" for c in app.registered_commands):
+        return
+
+    @app.command("rexnet-info")
+    def info_cmd(model: Annotated[str, typer.Argument(help="e.g. rexnet_100, rexnet_lite_130")] = "rexnet_100",
+                 image_size: Annotated[int, typer.Option(help="input side for the MAC count")] = 224) -> None:
+        """Channel schedule, parameter count and MACs of a registered ReXNet."""
+        from reprozoo.rexnet.schedule import schedule_macs
+        from reprozoo.runtime.profile import count_params
+        from reprozoo.runtime.registry import create_model
+
+        net = create_model(model)
+        s = net.schedule
+        typer.echo(f"{model}: stem {s.stem_chs}, blocks {' '.join(map(str, s.out_channels))}, pen {s.pen_chs}")
+        typer.echo(f"params {count_params(net):,}  MACs@{image_size} "
+                   f"{schedule_macs(s, image_size, num_classes=net.num_classes, lite=net.lite):,}")
+
+    @app.command("rexnet-convert")
+    def convert_cmd(model: Annotated[str, typer.Argument(help="registered model the weights belong to")],
+                    src: Annotated[Path, typer.Argument(help="official / timm / our checkpoint (.pth, .safetensors)")],
+                    dst: Annotated[Path, typer.Argument(help="output .safetensors file")],
+                    num_classes: Annotated[int, typer.Option(help="classes of the checkpoint")] = 1000) -> None:
+        """Convert a checkpoint to our key layout (strict: refuses missing/unexpected keys)."""
+        from safetensors.torch import save_file
+
+        from reprozoo.errors import ConfigError
+        from reprozoo.rexnet.checkpoint import load_pretrained
+        from reprozoo.runtime.registry import create_model
+
+        if dst.suffix != ".safetensors":
+            raise ConfigError(f"the output must end in .safetensors, got {dst.name}")
+        net = load_pretrained(create_model(model, num_classes=num_classes), src)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(dst))
+        typer.echo(f"wrote {dst} ({len(net.state_dict())} tensors, our layout)")

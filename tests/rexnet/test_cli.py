@@ -1,0 +1,25 @@
+import torch
+
+from reprozoo.cli import main
+from reprozoo.rexnet import load_pretrained
+from reprozoo.runtime.registry import create_model
+from tests.rexnet.official_layout import V1_100, OfficialLayout
+
+
+def test_info_prints_schedule_and_counts(capsys):
+    assert main(["rexnet-info", "rexnet_130"]) == 0
+    out = capsys.readouterr().out
+    assert "stem 42, blocks 21 35 50" in out and "params 7,557,091" in out and "MACs@224 662,229,098" in out
+
+
+def test_convert_official_checkpoint(tmp_path, capsys):
+    official = OfficialLayout(V1_100, classes=10)
+    torch.save(official.state_dict(), tmp_path / "official.pth")
+    assert main(["rexnet-convert", "rexnet_100", str(tmp_path / "official.pth"), str(tmp_path / "ours.safetensors"),
+                 "--num-classes", "10"]) == 0
+    ours = load_pretrained(create_model("rexnet_100", num_classes=10), tmp_path / "ours.safetensors")
+    assert torch.equal(ours.head.fc.weight, official.output[1].weight.flatten(1))
+    assert main(["rexnet-convert", "rexnet_130", str(tmp_path / "official.pth"), str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: checkpoint does not fit this model (") and "shape mismatch" in err[0]
+    assert not (tmp_path / "x.safetensors").exists()
