@@ -103,3 +103,14 @@ def test_timm_key_renames():
     assert set(names) == {"pen.conv.weight", "stem.conv.weight", "blocks.4.se.reduce.bias",
                           "blocks.4.expand.bn.running_var"}
     assert isinstance(model.head.fc, nn.Linear)
+
+
+@pytest.mark.slow
+@torch.no_grad()
+@pytest.mark.parametrize("name", ["rexnet_150", "rexnet_200", "rexnet_300"])
+def test_timm_wide_models_identical_at_224(name):
+    theirs = timm.create_model(name, pretrained=False).eval()
+    randomise_bn(theirs)
+    ours = load_pretrained(create_model(name), theirs.state_dict()).eval()
+    x = torch.randn(2, 3, 224, 224)
+    assert torch.equal(ours(x), theirs(x))
