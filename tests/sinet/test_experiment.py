@@ -33,3 +33,16 @@ def test_config_validation():
         SINetPortraitConfig.from_preset("smoke", ["ablations=[plain,x]"])
     cfg = SINetPortraitConfig.from_preset("quick", ["stage2.epochs=7"])
     assert cfg.stage2.epochs == 7 and cfg.image_size == 96 and cfg.seeds == [0, 1, 2]
+
+
+def test_extra_data_option_adds_cropped_full_body_scenes():
+    from reprozoo.sinet.experiment import _datasets
+
+    base = _datasets(SINetPortraitConfig.from_preset("smoke"))
+    crop = _datasets(SINetPortraitConfig.from_preset("smoke", ["extra_data=crop", "n_extra=3"]))
+    naive = _datasets(SINetPortraitConfig.from_preset("smoke", ["extra_data=naive", "n_extra=3"]))
+    assert len(base[0]) == 16 and len(crop[0]) == len(naive[0]) == 19
+    extra_crop, extra_naive = crop[0].masks[16:].float().mean(), naive[0].masks[16:].float().mean()
+    assert extra_crop > 1.5 * extra_naive  # cropping around the head makes the person portrait-sized
+    with pytest.raises(ConfigError, match="n_extra >= 1"):
+        SINetPortraitConfig.from_preset("smoke", ["extra_data=crop"])
