@@ -45,6 +45,10 @@ def test_config_errors():
         RainbowConfig.from_preset("smoke", ["memory_sizes=[5]"])
     with pytest.raises(UnknownNameError, match="unknown method 'lwf'"):
         RainbowConfig.from_preset("smoke", ["cl.method=lwf"])
+    with pytest.raises(UnknownNameError, match="unknown dataset 'svhn'"):
+        RainbowConfig.from_preset("smoke", ["dataset=svhn"])
+    with pytest.raises(UnknownNameError, match="unknown model 'resnet9'; choose one of: rm_cnn_digits"):
+        RainbowConfig.from_preset("smoke", ["model=resnet9"])
     with pytest.raises(UnknownNameError, match="unknown memory policy 'fifo'"):
         RainbowConfig.from_preset("smoke", ["cl.policy=fifo"])
 

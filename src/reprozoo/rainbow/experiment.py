@@ -23,7 +23,7 @@ from reprozoo.rainbow.scenarios import blurry_split
 from reprozoo.rainbow.strategies import CLSettings, ContinualLearner, Normalized, joint_accuracy
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.progress import track
-from reprozoo.runtime.registry import create_model, register_experiment
+from reprozoo.runtime.registry import create_model, list_models, register_experiment
 from reprozoo.runtime.report import ExperimentResult, save_figure
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, paired_comparison, threshold
 
@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "finetune": {"method": "finetune"},
     "ewc": {"method": "ewc"},
 }
+DATASETS = ("digits", "cifar10", "cifar100", "folder")
 CLAIM = ("Rainbow Memory (uncertainty-stride, class-balanced memory) beats experience replay with a "
          "reservoir memory in final accuracy on a Blurry10 online stream at a small memory size")
 PAPER = "Bang et al., Rainbow Memory: Continual Learning with a Memory of Diverse Samples (CVPR 2021)"
@@ -85,6 +86,10 @@ class RainbowConfig(ExperimentConfig):
         if not 0 <= self.blur < 1:
             raise ConfigError(f"blur must be in [0, 1), got {self.blur}")
         self.cl.validate()
+        if self.dataset not in DATASETS:
+            raise UnknownNameError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}")
+        if self.model not in list_models("rm_*"):
+            raise UnknownNameError(f"unknown model '{self.model}'; choose one of: {', '.join(list_models('rm_*'))}")
         if self.dataset == "digits":
             small = [k for k in self.memory_sizes if k < 10]
             if small:
