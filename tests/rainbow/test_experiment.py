@@ -71,3 +71,14 @@ def test_split_command_writes_a_partition(tmp_path, capsys):
     assert all(abs(t["foreign_share"] - 0.24) < 0.02 for t in data["tasks"])  # 0.8 * M for T = 5
     assert main(["rainbow-split", "--tasks", "3", "--out", str(out)]) == 2
     assert "cannot be split into 3 equal tasks" in capsys.readouterr().err
+
+
+def test_paper_preset_without_data_fails_before_writing(tmp_path, capsys):
+    cfg = RainbowConfig.from_preset("paper", [f"data_root={tmp_path}", "dataset=digits"])
+    assert cfg.model == "rm_resnet18_cifar" and cfg.memory_sizes == [200, 500, 1000]
+    assert cfg.cl.schedule == "warm_restarts" and cfg.share == "legacy"
+    code = main(["run", "rainbow-memory", "--preset", "paper", "--set", f"data_root={tmp_path}",
+                 "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "cifar10 not found: put the extracted python version at" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -101,6 +101,18 @@ def folder_data(root: str | Path, image_size: int = 32, stats: str = "imagenet")
                   root.name)
 
 
+def check_available(name: str, root: str | Path = "") -> None:
+    """Fail early (before any output is written) when a real dataset is not where it should be."""
+    root = Path(root or ".")
+    folders = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+    if name in folders and not (root / folders[name]).is_dir():
+        raise DataError(f"{name} not found: put the extracted python version at {root.resolve() / folders[name]} "
+                        "(reprozoo never downloads), or set data_root=<folder holding it>")
+    if name == "folder" and not ((root / "train").is_dir() and (root / "test").is_dir()):
+        raise DataError(f"dataset 'folder' needs data_root=<folder with train/ and test/ sub-folders>; "
+                        f"{root.resolve()} has none")
+
+
 def load_data(name: str, root: str | Path = "", seed: int = 0, image_size: int = 32) -> CLData:
     """``digits`` | ``cifar10`` | ``cifar100`` | ``folder`` (ImageFolder tree at ``root``)."""
     if name == "digits":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from reprozoo.errors import ConfigError, UnknownNameError
-from reprozoo.rainbow.data import load_data
+from reprozoo.rainbow.data import check_available, load_data
 from reprozoo.rainbow.scenarios import blurry_split
 from reprozoo.rainbow.strategies import CLSettings, ContinualLearner, Normalized, joint_accuracy
 from reprozoo.runtime.config import ExperimentConfig
@@ -90,6 +90,7 @@ class RainbowConfig(ExperimentConfig):
             raise UnknownNameError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}")
         if self.model not in list_models("rm_*"):
             raise UnknownNameError(f"unknown model '{self.model}'; choose one of: {', '.join(list_models('rm_*'))}")
+        check_available(self.dataset, self.data_root)
         if self.dataset == "digits":
             small = [k for k in self.memory_sizes if k < 10]
             if small:
