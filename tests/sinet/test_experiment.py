@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from reprozoo.errors import ConfigError
 from reprozoo.runtime.runner import run_experiment
@@ -46,3 +47,26 @@ def test_extra_data_option_adds_cropped_full_body_scenes():
     assert extra_crop > 1.5 * extra_naive  # cropping around the head makes the person portrait-sized
     with pytest.raises(ConfigError, match="n_extra >= 1"):
         SINetPortraitConfig.from_preset("smoke", ["extra_data=crop"])
+
+
+def test_data_root_reads_eg1800(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from reprozoo.sinet.experiment import _datasets
+
+    (tmp_path / "Images").mkdir()
+    (tmp_path / "Labels").mkdir()
+    for i in range(8):
+        Image.fromarray(np.full((80, 60, 3), 20 * i, np.uint8)).save(tmp_path / "Images" / f"{i:05d}.png")
+        mask = np.zeros((80, 60), np.uint8)
+        mask[40:, 10:50] = 255
+        Image.fromarray(mask).save(tmp_path / "Labels" / f"{i:05d}.png")
+    (tmp_path / "eg1800_train.txt").write_text("\n".join(f"{i:05d}.png" for i in range(6)))
+    (tmp_path / "eg1800_test.txt").write_text("00006.png\n00007.png\n")
+    cfg = SINetPortraitConfig.from_preset("smoke", [f"data_root={tmp_path}"])
+    train, val, test, weight, _, splits = _datasets(cfg)
+    assert (len(train), len(val), len(test)) == (5, 1, 2)  # 10% of the train list -> validation
+    assert splits.test.images.shape == (2, 3, 64, 64) and int(splits.test.images[1, 0, 0, 0]) == 140
+    assert splits.test.masks.float().mean() == pytest.approx(0.5 * 40 / 60, abs=0.03)
+    assert torch.isfinite(weight).all()

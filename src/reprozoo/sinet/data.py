@@ -181,3 +181,37 @@ def portrait_crops(scenes: PortraitSet, size: int, seed: int = 0,
     out = [cropper(img, m, box, rng) for img, m, box in zip(scenes.images, scenes.masks, scenes.head_boxes)]
     boxes = torch.zeros(len(out), 4)
     return PortraitSet(torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out]), boxes)
+
+
+def _load_resized(ds, size: int) -> PortraitSet:
+    """Every (image, mask) of a reader, plainly resized to size x size (as the paper evaluates)."""
+    images = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
+    masks = torch.empty(len(ds), size, size, dtype=torch.uint8)
+    for i in range(len(ds)):
+        img, mask = ds[i]
+        images[i] = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", align_corners=False,
+                                  antialias=True)[0].round().clamp(0, 255).to(torch.uint8)
+        masks[i] = F.interpolate(mask[None, None].float(), size=(size, size), mode="nearest")[0, 0].to(torch.uint8)
+    return PortraitSet(images, masks, torch.zeros(len(ds), 4))
+
+
+def eg1800_splits(root: str | Path, size: int = 224, val_fraction: float = 0.1, seed: int = 0) -> PortraitSplits:
+    """EG1800 (``reprozoo.data.segfolders.eg1800``): the official test list is the test split; a
+    seeded ``val_fraction`` of the train list becomes the validation split for epoch selection (the
+    paper selected on the split it reports, which is optimistic)."""
+    from reprozoo.data.segfolders import eg1800
+    from reprozoo.data.splits import split_indices
+
+    train_all = _load_resized(eg1800(root, "train"), size)
+    test = _load_resized(eg1800(root, "test"), size)
+    if len(train_all) < 2:
+        raise DataError(f"{root}: the train list needs at least 2 images to carve out a validation split")
+    tr, va = split_indices(len(train_all), [1 - val_fraction, val_fraction], seed)
+    if len(va) == 0:
+        va, tr = tr[-1:], tr[:-1]
+
+    def take(idx):
+        idx = torch.as_tensor(idx)
+        return PortraitSet(train_all.images[idx], train_all.masks[idx], train_all.head_boxes[idx])
+
+    return PortraitSplits(take(tr), take(va), test)

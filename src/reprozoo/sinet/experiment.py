@@ -37,6 +37,7 @@ from reprozoo.sinet.baselines import LRASPP
 from reprozoo.sinet.data import (
     SegDataset,
     cached_portraits,
+    eg1800_splits,
     eval_transform,
     mean_std,
     portrait_crops,
@@ -105,8 +106,15 @@ class SINetPortraitConfig(ExperimentConfig):
         self.stage2.validate()
 
 
+def _splits(cfg: SINetPortraitConfig):
+    """EG1800 from ``data_root`` when given (``--set data_root=/path/EG1800``), else generated portraits."""
+    if cfg.data_root:
+        return eg1800_splits(cfg.data_root, cfg.image_size, seed=cfg.data_seed)
+    return portrait_splits(cfg.n_train, cfg.n_val, cfg.n_test, cfg.image_size, cfg.data_seed, cfg.hardness)
+
+
 def _datasets(cfg: SINetPortraitConfig):
-    splits = portrait_splits(cfg.n_train, cfg.n_val, cfg.n_test, cfg.image_size, cfg.data_seed, cfg.hardness)
+    splits = _splits(cfg)
     s = cfg.image_size
     images, masks = splits.train.images, splits.train.masks
     if cfg.extra_data != "none":  # the paper's data-creation trick on generated full-body scenes
@@ -195,7 +203,7 @@ def _figures(cfg: SINetPortraitConfig, ctx, first: dict[str, Any]) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = portrait_splits(cfg.n_train, cfg.n_val, cfg.n_test, cfg.image_size, cfg.data_seed, cfg.hardness)
+    splits = _splits(cfg)
     n = len(first["pred_sinet"])
     rows = [("image", None), ("mask", None), ("SINet", "pred_sinet"), ("LR-ASPP", "pred_baseline")]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.6 * len(rows)), squeeze=False)
@@ -261,8 +269,9 @@ def run(cfg: SINetPortraitConfig, ctx) -> ExperimentResult:
     metrics["method/fg_iou_std"] = float(np.std(sinet_iou))
     metrics["baseline/fg_iou_std"] = float(np.std(base_iou))
 
-    notes = [f"Data: generated portraits at {cfg.image_size}x{cfg.image_size} px, {cfg.n_train} train / "
-             f"{cfg.n_val} val / {cfg.n_test} test, hardness {cfg.hardness}. Epochs: stage 1 {cfg.stage1.epochs}, "
+    source = (f"EG1800 from {cfg.data_root}" if cfg.data_root else
+              f"generated portraits, {cfg.n_train} train / {cfg.n_val} val / {cfg.n_test} test, hardness {cfg.hardness}")
+    notes = [f"Data: {source}, at {cfg.image_size}x{cfg.image_size} px. Epochs: stage 1 {cfg.stage1.epochs}, "
              f"stage 2 {cfg.stage2.epochs}, LR-ASPP {cfg.baseline_epochs or cfg.stage1.epochs + cfg.stage2.epochs}. "
              "fg_iou = the paper's per-image foreground IoU (mean over test images); miou = confusion-matrix "
              "class mean; band_f1 = foreground F1 on the ground-truth boundary band. Best epoch chosen on val."]
