@@ -112,3 +112,11 @@ def test_epoch_lr_schedules_by_hand():
     assert epoch_lr(1, 10, base, "cosine", True, 0.01) == pytest.approx(0.05)
     assert epoch_lr(5, 9, base, "cosine", True, 0.0) == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi / 2)))
     assert epoch_lr(3, 10, base, "constant", False, 0.01) == 0.05
+
+
+def test_best_epoch_is_only_a_flagged_legacy_option():
+    _, last, _ = _fit(method="rm", memory_size=20)
+    _, best, _ = _fit(method="rm", memory_size=20, task_acc="best")
+    # evaluation consumes no randomness: same training, so best-of-epochs >= final-epoch accuracy
+    assert all(b >= a for a, b in zip(last.task_acc, best.task_acc))
+    assert np.allclose(best.class_acc, last.class_acc)  # per-class accuracy always from the final epoch
