@@ -7,6 +7,7 @@ from reprozoo.data import (
     lfw_faces,
     load_digits_tensors,
     split_indices,
+    texture_names,
     textures,
     train_val_test,
 )
@@ -24,6 +25,7 @@ def test_digits_shapes_and_options():
 def test_bundled_images():
     faces = lfw_faces(size=32)
     assert faces.shape == (200, 1, 32, 32) and 0 <= faces.min() and faces.max() <= 1
+    assert set(textures()) == set(texture_names())  # every listed picture exists in scikit-image
     tex = textures(["brick", "astronaut"])
     assert tex["brick"].shape[0] == 3 and tex["astronaut"].shape == (3, 512, 512)
     with pytest.raises(DataError, match="unknown texture 'lava'"):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from reprozoo.errors import DataError
 
 # scikit-image data functions that return texture-like grayscale/RGB images bundled in the wheel
-_TEXTURES = ("brick", "grass", "gravel", "rough_wall", "camera", "coffee", "rocket", "chelsea",
+_TEXTURES = ("brick", "grass", "gravel", "camera", "coffee", "rocket", "chelsea",
              "astronaut", "coins", "moon", "page", "text")
 
 
