@@ -179,8 +179,9 @@ def decide(per_seed: dict[str, list[dict]]) -> tuple[list[dict], dict[str, float
     """Apply the pre-registered rules to the evaluations of every task and seed."""
     claims, metrics = [], {}
     for task_name, evs in per_seed.items():
-        nara_rows, jac_rows, seq_rows = [], [], []
+        nara_rows, jac_rows, seq_rows, jp_rows = [], [], [], []
         for ev in evs:
+            jp_rows += [r for r in ev["splits"]["test"]["rows"] if r["family"] == "jacobi+prior"]
             val = ev["splits"]["val"]["rows"]
             test_rows = ev["splits"]["test"]["rows"]
             seq_rows.append(test_rows[0])
@@ -210,6 +211,8 @@ def decide(per_seed: dict[str, list[dict]]) -> tuple[list[dict], dict[str, float
                         f"method/{task_name}_nara_nll_gap_pct": 100 * gap,
                         f"method/{task_name}_nara_deviation": _mean(nara_rows, "deviation"),
                         f"method/{task_name}_nara_iterations": _mean(nara_rows, "iterations")})
+        if jp_rows:  # ablation: exact Jacobi started from the same prior Q (no confidence predictor)
+            metrics[f"method/{task_name}_jacobi_prior_over_nara_calls"] = _mean(jp_rows, "calls") / nara_calls
         need = DIGITS_SPEEDUP if task_name == "digits" else SINE_SPEEDUP
         v1, e1 = threshold(speedup, at_least=need, name=f"{task_name} AR-call speed-up (sequential/NARA)")
         v2, e2 = threshold(abs(gap), at_most=NLL_MARGIN, name=f"{task_name} |NLL gap| vs sequential")
