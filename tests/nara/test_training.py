@@ -50,3 +50,20 @@ def test_mother_prior_and_confidence_training_on_digits():
     res = sample(model, "nara", batch=8, prior=prior, confidence=conf, threshold=0.9,
                  generator=torch.Generator().manual_seed(0))
     assert res.calls.max() <= 64 and res.confidence_calls == res.iterations
+
+
+def test_prior_distillation_option_and_bad_value():
+    import pytest
+
+    from reprozoo.errors import ConfigError
+    from reprozoo.nara.tasks import TaskConfig, build_task
+
+    cfg = TaskConfig(kind="sine", n_train=32, n_test=8, length=12, observed=4, channels=4, dilations=(1,),
+                     prior_hidden=(8,), confidence_hidden=(8,), confidence_states=16, prior_targets="mother",
+                     mother=FitConfig(epochs=1), prior=FitConfig(epochs=1), confidence=FitConfig(epochs=1))
+    task = build_task(cfg)
+    assert task.start == 4 and task.context(3).shape == (3, 4)
+    assert torch.equal(task.context(3), task.test[:3, :4])
+    cfg.prior_targets = "labels"
+    with pytest.raises(ConfigError, match="prior_targets must be"):
+        build_task(cfg)

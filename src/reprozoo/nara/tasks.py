@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from reprozoo.errors import ConfigError
 from reprozoo.nara.data import digits_sequences, sequence_task
 from reprozoo.nara.models import nara_causal_conv, nara_made
 from reprozoo.nara.predictors import ConfidencePredictor, PriorPredictor
 from reprozoo.nara.protocol import ModuleAR
+from reprozoo.nara.samplers import sample_sequential
 from reprozoo.nara.training import FitConfig, confidence_states, fit_confidence, fit_mother, fit_prior
 from reprozoo.runtime.seeding import seed_everything
 
@@ -31,6 +33,7 @@ class TaskConfig:
     mother: FitConfig = field(default_factory=lambda: FitConfig(epochs=60, batch_size=100))
     prior: FitConfig = field(default_factory=lambda: FitConfig(epochs=60, batch_size=100))
     prior_hidden: tuple[int, ...] = (256, 256)
+    prior_targets: str = "data"  # data (maximum likelihood) | mother (distillation on the mother's samples)
     confidence: FitConfig = field(default_factory=lambda: FitConfig(epochs=20, batch_size=200))
     confidence_hidden: tuple[int, ...] = (256, 256)
     confidence_states: int = 8000
@@ -58,6 +61,8 @@ class Task:
 
 
 def build_task(cfg: TaskConfig, seed: int = 0, device: str = "cpu", progress: bool | None = False) -> Task:
+    if cfg.prior_targets not in ("data", "mother"):
+        raise ConfigError(f"prior_targets must be 'data' or 'mother', got '{cfg.prior_targets}'")
     seed_everything(seed)
     if cfg.kind == "digits":
         train, test = digits_sequences(seed)
@@ -75,7 +80,12 @@ def build_task(cfg: TaskConfig, seed: int = 0, device: str = "cpu", progress: bo
     for p in mother.parameters():
         p.requires_grad_(False)
     prior = PriorPredictor(n, mother.family, tuple(cfg.prior_hidden))
-    hist["prior"] = fit_prior(prior, train, cfg.prior, start=cfg.observed, progress=progress)
+    targets = train
+    if cfg.prior_targets == "mother":
+        gen = torch.Generator().manual_seed(seed + 2)
+        ctx = train[:, : cfg.observed] if cfg.observed else None
+        targets = sample_sequential(mother, batch=len(train), context=ctx, generator=gen).x
+    hist["prior"] = fit_prior(prior, targets, cfg.prior, start=cfg.observed, progress=progress)
     for p in prior.parameters():
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(seed + 1)
