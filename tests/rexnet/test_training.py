@@ -18,7 +18,8 @@ from reprozoo.runtime.verdict import INCONCLUSIVE
 
 
 def test_paper_preset_is_the_spec_recipe():
-    cfg = ImageNetConfig.from_preset("paper")
+    assert ImageNetConfig.PRESETS["paper"] == {}  # the dataclass defaults are the paper's recipe
+    cfg = ImageNetConfig()
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.warmup_epochs) == \
         (400, 512, 0.5, 0.9, 1e-5, 5.0)
     assert (cfg.randaugment_ops, cfg.randaugment_magnitude, cfg.random_erasing, cfg.dropout) == (2, 9, 0.2, 0.2)
@@ -38,7 +39,7 @@ def test_warmup_then_cosine_schedule_values():
 
 
 def test_no_weight_decay_on_bn_and_bias_by_default():
-    cfg = ImageNetConfig.from_preset("paper")
+    cfg = ImageNetConfig()
     model = build_model(cfg, 10)
     groups = sgd(model, cfg).param_groups
     assert groups[0]["weight_decay"] == 1e-5 and all(p.ndim == 4 or p.ndim == 2 for p in groups[0]["params"])
@@ -49,19 +50,21 @@ def test_no_weight_decay_on_bn_and_bias_by_default():
 def test_eval_transform_resizes_then_centre_crops(tmp_path):
     from PIL import Image
 
-    cfg = ImageNetConfig.from_preset("paper")
+    cfg = ImageNetConfig()
     out = transforms(cfg, train=False)(Image.new("RGB", (500, 300), (255, 0, 0)))
     assert out.shape == (3, 224, 224)
     assert out[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-3)
     assert transforms(cfg, train=True)(Image.new("RGB", (300, 260))).shape == (3, 224, 224)
 
 
-def test_data_errors(tmp_path):
+def test_data_errors_come_before_the_run_folder(tmp_path):
     with pytest.raises(ConfigError, match="data_root"):
-        build_data(ImageNetConfig.from_preset("paper"), tmp_path)
-    cfg = ImageNetConfig.from_preset("paper", [f"data_root={tmp_path}"])
+        ImageNetConfig.from_preset("paper")
     with pytest.raises(DataError, match="train/<class>/<image>"):
-        build_data(cfg, tmp_path)
+        ImageNetConfig.from_preset("paper", [f"data_root={tmp_path}"])
+    with pytest.raises(DataError):
+        run_experiment("rexnet-imagenet", "paper", overrides=[f"data_root={tmp_path}"], out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
     write_tiny_imagefolder(tmp_path / "ok", classes=3, per_class=2)
     train, val, n = build_data(ImageNetConfig.from_preset("paper", [f"data_root={tmp_path / 'ok'}"]), tmp_path)
     assert (len(train), len(val), n) == (6, 6, 3)

@@ -89,6 +89,20 @@ class ImageNetConfig(ExperimentConfig):
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.randaugment_magnitude <= 10:
             raise ConfigError(f"randaugment_magnitude is on timm's 0..10 scale, got {self.randaugment_magnitude}")
+        if self.dataset == "folder":  # checked here so a bad path never creates a run folder
+            check_image_root(self.data_root)
+
+
+def check_image_root(data_root: str) -> Path:
+    if not data_root:
+        raise ConfigError("the paper preset needs the ImageNet folder: --set data_root=/path/to/imagenet "
+                          "(with train/<class>/*.JPEG and val/<class>/*.JPEG)")
+    root = Path(data_root)
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise DataError(f"{root / split} does not exist; expected {root}/train/<class>/<image> and "
+                            f"{root}/val/<class>/<image> (torchvision ImageFolder layout)")
+    return root
 
 
 # ---------------------------------------------------------------- data
@@ -145,14 +159,7 @@ def build_data(cfg: ImageNetConfig, work_dir: Path):
     if cfg.dataset == "generated":
         root = write_tiny_imagefolder(work_dir / "tiny_imagefolder")
     else:
-        if not cfg.data_root:
-            raise ConfigError("the paper preset needs the ImageNet folder: --set data_root=/path/to/imagenet "
-                              "(with train/<class>/*.JPEG and val/<class>/*.JPEG)")
-        root = Path(cfg.data_root)
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise DataError(f"{root / split} does not exist; expected {root}/train/<class>/<image> and "
-                            f"{root}/val/<class>/<image> (torchvision ImageFolder layout)")
+        root = check_image_root(cfg.data_root)
     train = image_folder(root / "train", transform=transforms(cfg, True))
     val = image_folder(root / "val", transform=transforms(cfg, False))
     if train.classes != val.classes:
