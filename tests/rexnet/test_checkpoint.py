@@ -114,3 +114,17 @@ def test_timm_wide_models_identical_at_224(name):
     ours = load_pretrained(create_model(name), theirs.state_dict()).eval()
     x = torch.randn(2, 3, 224, 224)
     assert torch.equal(ours(x), theirs(x))
+
+
+def test_training_mode_loss_and_gradients_match_timm():
+    torch.manual_seed(0)
+    theirs = timm.create_model("rexnet_100", drop_rate=0.0).train()
+    ours = load_pretrained(create_model("rexnet_100", drop_rate=0.0), theirs.state_dict()).train()
+    x = torch.randn(2, 3, 64, 64)
+    loss_t, loss_o = theirs(x).square().mean(), ours(x).square().mean()
+    loss_t.backward()
+    loss_o.backward()
+    assert torch.equal(loss_t, loss_o)  # batch-statistics BN, in-place activations, concatenated shortcut
+    assert torch.equal(theirs.stem.conv.weight.grad, ours.stem.conv.weight.grad)
+    assert torch.equal(theirs.features[7].se.fc1.weight.grad, ours.blocks[7].se.reduce.weight.grad)
+    assert torch.equal(theirs.features[15].conv_pwl.bn.running_var, ours.blocks[15].project.bn.running_var)
