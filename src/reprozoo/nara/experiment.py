@@ -237,6 +237,7 @@ def decide(per_seed: dict[str, list[dict]]) -> tuple[list[dict], dict[str, float
 # ------------------------------------------------------------------ figures
 def _figures(ctx, per_seed: dict[str, list[dict]]) -> list[str]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -254,7 +255,12 @@ def _figures(ctx, per_seed: dict[str, list[dict]]) -> list[str]:
                     for r in pts:
                         ax.annotate(r["setting"].split("=")[1], (r["calls"], 100 * r["nll_gap"]), fontsize=7)
         ax.axhspan(-100 * NLL_MARGIN, 100 * NLL_MARGIN, color="0.9", zorder=0)
-        ax.set_xscale("log")
+        calls = [r["calls"] for r in rows]
+        if max(calls) > 4 * max(min(calls), 1e-9):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.set_xticks([t for t in (1, 2, 4, 8, 16, 32, 64, 128, 256) if min(calls) / 2 <= t <= 2 * max(calls)])
         ax.set_xlabel("AR calls per sample")
         ax.set_ylabel("sample NLL gap vs sequential (%)")
         ax.set_title(f"{name}: speed vs quality (test noise, seed 0)")
@@ -263,10 +269,11 @@ def _figures(ctx, per_seed: dict[str, list[dict]]) -> list[str]:
     if "digits" in per_seed:
         ev = per_seed["digits"][0]["splits"]["test"]
         keys = [k for k in ev["results"] if k[0] in ("sequential", "jacobi", "nara")]
-        fig, axes = plt.subplots(1, len(keys), figsize=(2.2 * len(keys), 2.6))
+        fig, axes = plt.subplots(1, len(keys), figsize=(2.4 * len(keys), 2.9))
         for ax, key in zip(np.atleast_1d(axes), keys):
             res = ev["results"][key]
-            grid = res.x[:16].view(4, 4, 8, 8).permute(0, 2, 1, 3).reshape(32, 32)
+            tiles = torch.nn.functional.pad(res.x[:16].view(16, 8, 8), (1, 1, 1, 1), value=0.25)
+            grid = tiles.view(4, 4, 10, 10).permute(0, 2, 1, 3).reshape(40, 40)
             ax.imshow(grid.numpy(), cmap="gray_r", vmin=0, vmax=1)
             ax.set_title(f"{key[0]} {key[1]}\n{res.mean_calls:.1f} calls", fontsize=7)
             ax.axis("off")
