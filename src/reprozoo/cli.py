@@ -7,6 +7,7 @@ Method packages may add commands by defining ``reprozoo/<method>/cli.py`` with
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import pkgutil
 import sys
@@ -118,17 +119,25 @@ def bench_cmd(
     name: Annotated[str, typer.Argument(help="benchmark name or 'all'")] = "all",
     quick: Annotated[bool, typer.Option(help="fewer repeats")] = False,
     out: Annotated[Path, typer.Option(help="folder for <name>.json results")] = Path("benchmarks/results"),
+    option: Annotated[list[str] | None, typer.Option("--option", help="benchmark keyword key=value")] = None,
 ) -> None:
     """Speed/memory comparisons, printed as ratios against a baseline measured in the same run."""
     from reprozoo.runtime.registry import get_benchmark, list_benchmarks
     from reprozoo.runtime.report import atomic_write_text
 
     specs = list_benchmarks() if name == "all" else [get_benchmark(name)]
+    options = _parse_options(option or [])
+    for spec in specs:  # check options before measuring anything
+        try:
+            inspect.signature(spec.run).bind(quick=quick, **options)
+        except TypeError:
+            params = [p for p in inspect.signature(spec.run).parameters if p != "quick"]
+            raise ConfigError(f"benchmark '{spec.name}' takes options {params}, got {sorted(options)}") from None
     if not specs:
         typer.echo("no benchmarks are registered yet")
     for spec in specs:
         typer.echo(f"== {spec.name}: {spec.description}")
-        result = spec.run(quick=quick)
+        result = spec.run(quick=quick, **options)
         for row in result.get("rows", []):
             typer.echo("   " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
         for key, value in result.get("ratios", {}).items():
@@ -136,6 +145,18 @@ def bench_cmd(
         if "goal" in result:
             typer.echo(f"   goal: {result['goal']} -> {'met' if result.get('met') else 'NOT met'}")
         atomic_write_text(out / f"{spec.name}.json", json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _parse_options(items: list[str]) -> dict[str, object]:
+    import yaml
+
+    options: dict[str, object] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--option '{item}' must look like key=value")
+        key, value = item.split("=", 1)
+        options[key.strip()] = yaml.safe_load(value)
+    return options
 
 
 def _fmt(v: object) -> str:

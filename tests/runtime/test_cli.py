@@ -94,3 +94,22 @@ def test_run_all_keeps_going_past_a_failing_experiment(tmp_path, capsys, monkeyp
     assert "FAILED: RuntimeError: boom" in captured.err
     assert "1 experiment(s) failed: _broken" in captured.err
     assert (tmp_path / "_toy" / "metrics.json").exists() and (tmp_path / "index.html").exists()
+
+
+def test_bench_options_are_checked_and_passed(tmp_path, capsys, monkeypatch):
+    from reprozoo.runtime import registry
+
+    seen = {}
+
+    def fake(quick: bool = False, size: int = 8):
+        seen.update(quick=quick, size=size)
+        return {"rows": [{"model": "x", "ms": 1.5}], "ratios": {"x/y": 0.5}, "goal": "x faster", "met": True}
+
+    monkeypatch.setitem(registry._BENCHMARKS, "_fake", registry.BenchmarkSpec("_fake", "a fake", fake))
+    assert main(["bench", "_fake", "--quick", "--option", "size=32", "--out", str(tmp_path)]) == 0
+    assert seen == {"quick": True, "size": 32}
+    out = capsys.readouterr().out
+    assert "ratio x/y: 0.5" in out and "goal: x faster -> met" in out
+    assert json.loads((tmp_path / "_fake.json").read_text())["ratios"] == {"x/y": 0.5}
+    assert main(["bench", "_fake", "--option", "colour=red", "--out", str(tmp_path)]) == 2
+    assert "takes options ['size'], got ['colour']" in _err_line(capsys)
