@@ -65,7 +65,7 @@ def test_smoke_preset_runs_end_to_end(tmp_path):
 
 def test_presets_resolve():
     paper = NaraConfig.from_preset("paper")
-    assert paper.seeds == [0, 1, 2] and paper.sine.channels == 64 and paper.digits.confidence.epochs == 40
+    assert paper.seeds == [0, 1, 2] and paper.sine.n_train == 8000 and paper.digits.confidence.epochs == 40
     smoke = NaraConfig.from_preset("smoke", ["sine.observed=4", "rejected=reprior"])
     assert smoke.sine.dilations == [1, 2] or tuple(smoke.sine.dilations) == (1, 2)
     with pytest.raises(ConfigError, match="sine.observed"):

@@ -47,8 +47,8 @@ def _digits_task() -> TaskConfig:
 
 
 def _sine_task() -> TaskConfig:
-    return TaskConfig(kind="sine", observed=16, n_train=2000, n_test=400, channels=32,
-                      mother=FitConfig(epochs=20, batch_size=100), prior=FitConfig(epochs=30, batch_size=100),
+    return TaskConfig(kind="sine", observed=16, n_train=4000, n_test=400, channels=64,
+                      mother=FitConfig(epochs=30, batch_size=100), prior=FitConfig(epochs=30, batch_size=100),
                       confidence=FitConfig(epochs=20, batch_size=200), confidence_states=4000)
 
 
@@ -77,7 +77,7 @@ class NaraConfig(ExperimentConfig):
         "quick": {},
         "paper": {"seeds": [0, 1, 2], "eval_samples": 1000,
                   "digits": {"confidence_states": 20000, "confidence": {"epochs": 40}},
-                  "sine": {"n_train": 4000, "n_test": 1000, "channels": 64, "mother": {"epochs": 30},
+                  "sine": {"n_train": 8000, "n_test": 1000, "mother": {"epochs": 40},
                            "confidence_states": 10000, "confidence": {"epochs": 40}}},
     }
 
