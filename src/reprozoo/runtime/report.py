@@ -194,7 +194,8 @@ def latest_runs(runs_dir: str | Path) -> dict[str, tuple[Path, dict[str, Any]]]:
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:6px;vertical-align:top}
 th{background:#f3f3f3}.held{color:#17692b;font-weight:bold}.not{color:#a11;font-weight:bold}
-.inconclusive{color:#8a6d00;font-weight:bold}img{max-width:360px;margin:4px;border:1px solid #ddd}"""
+.inconclusive{color:#8a6d00;font-weight:bold}img{max-width:460px;max-height:360px;margin:4px;border:1px solid #ddd}
+.figs td{border-top:none;background:#fafafa}"""
 
 
 def build_index(runs_dir: str | Path, papers: dict[str, str] | None = None) -> Path:
@@ -207,23 +208,26 @@ def build_index(runs_dir: str | Path, papers: dict[str, str] | None = None) -> P
     rows = []
     for name, (run, data) in latest.items():
         cls = {"held": "held", "not held": "not"}.get(data["verdict"], "inconclusive")
+        figs = sorted((run / "figures").glob("*.png")) if (run / "figures").is_dir() else []
         imgs = "".join(
+            f'<a href="{html.escape(os.path.relpath(p, runs_dir))}" title="{html.escape(p.stem)}">'
             f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-            f'{base64.b64encode(p.read_bytes()).decode()}">'
-            for p in sorted((run / "figures").glob("*.png"))
-        ) if (run / "figures").is_dir() else ""
+            f'{base64.b64encode(p.read_bytes()).decode()}"></a>'
+            for p in figs
+        )
         rel = os.path.relpath(run / "report.md", runs_dir)
         rows.append(
             f"<tr><td><b>{html.escape(name)}</b><br><small>{html.escape(data['preset'])}, "
             f'<a href="{html.escape(rel)}">report</a></small></td>'
-            f"<td>{html.escape(papers.get(name, ''))}</td><td>{html.escape(data['claim'])}</td>"
+            f"<td>{html.escape(papers.get(name) or data.get('paper', ''))}</td><td>{html.escape(data['claim'])}</td>"
             f'<td class="{cls}">{html.escape(data["verdict"])}</td>'
-            f"<td>{html.escape(data['evidence'])}</td><td>{data['runtime_s']:.1f} s</td>"
-            f"<td>{imgs}</td></tr>"
+            f"<td>{html.escape(data['evidence'])}</td><td>{data['runtime_s']:.1f} s</td></tr>"
         )
+        if imgs:
+            rows.append(f'<tr class="figs"><td colspan="6">{imgs}</td></tr>')
     if rows:
         body = ("<table><tr><th>experiment</th><th>paper</th><th>claim</th><th>verdict</th>"
-                "<th>evidence</th><th>runtime</th><th>figures</th></tr>" + "".join(rows) + "</table>")
+                "<th>evidence</th><th>runtime</th></tr>" + "".join(rows) + "</table>")
     else:
         body = (f"<p>No experiment runs found under <code>{html.escape(str(runs_dir.name))}</code> yet. "
                 "Run <code>reprozoo run all --preset quick</code> (or <code>make demo</code>).</p>")

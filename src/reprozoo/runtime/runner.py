@@ -97,6 +97,7 @@ def run_experiment(
         torch.set_num_threads(threads_before)
     data = {
         "experiment": name,
+        "paper": spec.paper,
         "preset": preset,
         "seeds": [int(s) for s in cfg.seeds],
         "claim": result.claim or spec.claim,
