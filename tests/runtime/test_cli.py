@@ -37,6 +37,7 @@ def test_run_writes_the_contract_and_refuses_to_clobber(capsys, tmp_path):
     assert main(["run", "_toy", "--preset", "quick", "--set", "offset=2.5", "--out", str(out)]) == 0
     data = json.loads((out / "metrics.json").read_text())
     assert data["experiment"] == "_toy" and data["preset"] == "quick" and data["seeds"] == [0, 1, 2]
+    assert data["paper"] == "Nobody et al. (test only)"
     assert data["verdict"] == "held"
     assert data["metrics"] == {"method/value": 3.5, "baseline/value": 1.0}
     assert "paired wins 3/3" in data["evidence"]
