@@ -23,3 +23,15 @@ def test_convert_official_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: checkpoint does not fit this model (") and "shape mismatch" in err[0]
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_info_and_convert_refuse_non_rexnet_models(tmp_path, capsys):
+    assert main(["rexnet-info", "sinet"]) == 2
+    assert main(["rexnet-info", "rexnet_100", "--image-size", "0"]) == 2
+    torch.save({}, tmp_path / "empty.pth")
+    assert main(["rexnet-convert", "sinet", str(tmp_path / "empty.pth"), str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: 'sinet' is not a ReXNet; use a ReXNet such as rexnet_100 or rexnet_lite_130 "
+                   "(see `reprozoo list`)", "error: --image-size must be a positive number of pixels, got 0",
+                   "error: 'sinet' is not a ReXNet; use a ReXNet such as rexnet_100 or rexnet_lite_130 "
+                   "(see `reprozoo list`)"]

@@ -9,6 +9,19 @@ from typing import Annotated
 import typer
 
 
+def _rexnet(model: str, **kwargs):
+    """A registered model that must be a ReXNet (one-line ConfigError otherwise)."""
+    from reprozoo.errors import ConfigError
+    from reprozoo.rexnet.models import ReXNet
+    from reprozoo.runtime.registry import create_model
+
+    net = create_model(model, **kwargs)
+    if not isinstance(net, ReXNet):
+        raise ConfigError(f"'{model}' is not a ReXNet; use a ReXNet such as rexnet_100 or rexnet_lite_130 "
+                          "(see `reprozoo list`)")
+    return net
+
+
 def register(app: typer.Typer) -> None:
     if any(getattr(c, "name", None) == "rexnet-info" for c in app.registered_commands):
         return
@@ -17,11 +30,13 @@ def register(app: typer.Typer) -> None:
     def info_cmd(model: Annotated[str, typer.Argument(help="e.g. rexnet_100, rexnet_lite_130")] = "rexnet_100",
                  image_size: Annotated[int, typer.Option(help="input side for the MAC count")] = 224) -> None:
         """Channel schedule, parameter count and MACs of a registered ReXNet."""
+        from reprozoo.errors import ConfigError
         from reprozoo.rexnet.schedule import schedule_macs
         from reprozoo.runtime.profile import count_params
-        from reprozoo.runtime.registry import create_model
 
-        net = create_model(model)
+        if image_size < 1:
+            raise ConfigError(f"--image-size must be a positive number of pixels, got {image_size}")
+        net = _rexnet(model)
         s = net.schedule
         typer.echo(f"{model}: stem {s.stem_chs}, blocks {' '.join(map(str, s.out_channels))}, pen {s.pen_chs}")
         typer.echo(f"params {count_params(net):,}  MACs@{image_size} "
@@ -37,11 +52,10 @@ def register(app: typer.Typer) -> None:
 
         from reprozoo.errors import ConfigError
         from reprozoo.rexnet.checkpoint import load_pretrained
-        from reprozoo.runtime.registry import create_model
 
         if dst.suffix != ".safetensors":
             raise ConfigError(f"the output must end in .safetensors, got {dst.name}")
-        net = load_pretrained(create_model(model, num_classes=num_classes), src)
+        net = load_pretrained(_rexnet(model, num_classes=num_classes), src)
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(dst))
         typer.echo(f"wrote {dst} ({len(net.state_dict())} tensors, our layout)")
