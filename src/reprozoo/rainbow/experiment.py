@@ -122,10 +122,12 @@ def run_seed(cfg_dict: dict, seed: int) -> dict:
     scen = blurry_split(data.y_train, cfg.n_tasks, cfg.blur, seed, share=cfg.share)
     y_test = scen.relabel(data.y_test)
 
+    # MLPs flatten the image: their input width is C*H*W of this dataset (rm_mlp400 defaults to MNIST's 2352)
+    shape_kw = {"in_features": int(np.prod(data.x_train.shape[1:]))} if cfg.model.startswith("rm_mlp") \
+        else {"in_chans": data.in_chans}
+
     def model_fn():
-        net = create_model(cfg.model, num_classes=scen.num_classes, in_chans=data.in_chans) \
-            if not cfg.model.startswith("rm_mlp") else create_model(cfg.model, num_classes=scen.num_classes)
-        return Normalized(net, data.mean, data.std)
+        return Normalized(create_model(cfg.model, num_classes=scen.num_classes, **shape_kw), data.mean, data.std)
 
     joint = joint_accuracy(model_fn, data.x_train, scen.labels, data.x_test, y_test, cfg.cl,
                            epochs=cfg.joint_epochs, device=device, seed=seed)
