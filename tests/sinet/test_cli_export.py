@@ -35,6 +35,12 @@ def test_checkpoint_roundtrip_and_errors(checkpoint, tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a reprozoo SINet checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    torch.save({**ckpt, "model_kwargs": {"decoder": "gated"}}, tmp_path / "kw.pt")
+    with pytest.raises(CheckpointError, match="cannot rebuild the model from model_kwargs"):
+        load_checkpoint(tmp_path / "kw.pt")
+    torch.save({"format": ckpt["format"], "model": ckpt["model"]}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match="lacks model_kwargs, mean, std, image_size"):
+        load_checkpoint(tmp_path / "partial.pt")
 
 
 def test_segmenter_returns_input_size(checkpoint):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprozoo.errors import CheckpointError
+from reprozoo.errors import CheckpointError, ReproZooError
 from reprozoo.sinet.models import SINet
 
 FORMAT = "reprozoo.sinet/1"
@@ -52,7 +52,14 @@ def load_checkpoint(path: str | Path) -> tuple[SINet, dict[str, Any]]:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reprozoo SINet checkpoint (expected format {FORMAT})")
-    model = SINet(**ckpt["model_kwargs"])
+    missing = [k for k in ("model", "model_kwargs", "mean", "std", "image_size") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: the checkpoint lacks {', '.join(missing)}; re-save it with save_checkpoint")
+    try:
+        model = SINet(**ckpt["model_kwargs"])
+    except (TypeError, ReproZooError) as err:
+        raise CheckpointError(f"{path}: cannot rebuild the model from model_kwargs "
+                              f"{ckpt['model_kwargs']!r} ({err})") from None
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:
