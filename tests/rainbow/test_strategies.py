@@ -86,8 +86,15 @@ def test_offline_protocol_and_disjoint_evaluation():
     res = ContinualLearner(_model, CLSettings(method="rm", memory_size=10, epochs=1, online=False),
                            seed=0).fit(scen, x, xt, yt)
     assert len(res.task_acc) == 5
-    # disjoint: after task 0 only classes 0, 1 exist; the head has 2 outputs
+    # disjoint: after task 0 only classes 0, 1 exist; the head has 2 outputs, so it never predicts 2..9
     assert np.isnan(res.class_acc[0]).sum() == 0
+    assert res.class_acc[0, 2:].tolist() == [0.0] * 8
+    # task t is scored on the test samples of the classes of tasks 0..t only (not the full test set)
+    counts = np.bincount(yt, minlength=10)
+    for t in range(5):
+        seen = slice(0, 2 * (t + 1))
+        expected = (res.class_acc[t, seen] * counts[seen]).sum() / counts[seen].sum()
+        assert res.task_acc[t] == pytest.approx(expected)
 
 
 def test_bad_settings_raise_clear_errors():
