@@ -152,6 +152,7 @@ def test_depth_mult_regrows_the_schedule():
     ({"drop_rate": 1.0}, "drop_rate"), ({"depth_mult": 0}, "depth_mult"),
     ({"lite": True, "kernel_conf": "33"}, "kernel_conf"), ({"weight_init": "xavier"}, "weight_init"),
     ({"features_only": True, "out_indices": (5,)}, "out_indices"),
+    ({"features_only": True, "out_indices": ()}, "non-empty subset"),
 ])
 def test_bad_arguments_raise_config_error(kwargs, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -99,8 +99,9 @@ class ReXNet(nn.Module):
         self.features_only = features_only
         if features_only:
             bad = [i for i in out_indices if not 0 <= i < len(self.feature_info)]
-            if bad:
-                raise ConfigError(f"out_indices {bad} out of range; valid: 0..{len(self.feature_info) - 1}")
+            if bad or not out_indices:
+                raise ConfigError(f"out_indices {list(out_indices)} must be a non-empty subset of "
+                                  f"0..{len(self.feature_info) - 1}")
         self.out_indices = tuple(out_indices)
         if weight_init == "efficientnet":
             efficientnet_init_(self)
