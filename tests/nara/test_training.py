@@ -13,6 +13,7 @@ from reprozoo.nara import (
 )
 from reprozoo.nara.data import digits_sequences
 from reprozoo.nara.metrics import sample_nll
+from reprozoo.nara.training import confidence_step
 
 
 def test_mother_prior_and_confidence_training_on_digits():
@@ -25,8 +26,15 @@ def test_mother_prior_and_confidence_training_on_digits():
     assert before > 40 and after < 0.8 * before  # 64*log2 = 44.4 nats at init
 
     prior = PriorPredictor(64, model.family, (64,))
+
+    def prior_nll():  # held-out NLL per position of the unconditional prior (m = 0)
+        with torch.no_grad():
+            return float(-prior.family.log_prob(test, prior(test, torch.zeros(len(test), dtype=torch.long))).mean())
+
+    prior_before = prior_nll()
     hist = fit_prior(prior, train, FitConfig(epochs=2, batch_size=100))
-    assert len(hist) == 2 and hist[-1]["train_loss"] < hist[0]["train_loss"] + 0.05
+    assert len(hist) == 2 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert prior_nll() < prior_before  # training lowers the held-out NLL
     x = test[:4].clone()
     m = torch.tensor([0, 10, 40, 63])
     noise = torch.rand(4, 64)
@@ -45,8 +53,12 @@ def test_mother_prior_and_confidence_training_on_digits():
     assert 0.0 < states.positive_rate < 1.0
 
     conf = ConfidencePredictor(64, model.family, (32,))
-    hist = fit_confidence(conf, states, FitConfig(epochs=2, batch_size=32))
-    assert hist[-1]["train_loss"] < 0.7  # below the BCE of a coin flip
+    with torch.no_grad():
+        bce_before = float(confidence_step(conf, states.tensors)["loss"])
+    fit_confidence(conf, states, FitConfig(epochs=2, batch_size=32))
+    with torch.no_grad():
+        bce_after = float(confidence_step(conf, states.tensors)["loss"])
+    assert bce_after < bce_before  # the weighted BCE on the states goes down
     res = sample(model, "nara", batch=8, prior=prior, confidence=conf, threshold=0.9,
                  generator=torch.Generator().manual_seed(0))
     assert res.calls.max() <= 64 and res.confidence_calls == res.iterations
