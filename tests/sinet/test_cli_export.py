@@ -96,3 +96,5 @@ def test_cli_segment_keeps_going_past_bad_files(checkpoint, tmp_path, capsys):
     empty.mkdir()
     assert main(["segment", str(empty), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
     assert "folder holds no images" in capsys.readouterr().err
+    assert main(["segment", str(imgs / "a.png"), "--checkpoint", str(checkpoint), "--out", str(imgs / "a.png")]) == 2
+    assert "is a file; pass a folder" in capsys.readouterr().err

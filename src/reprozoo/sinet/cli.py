@@ -46,6 +46,8 @@ def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: f
 
     if not 0.0 < threshold < 1.0:
         raise DataError(f"--threshold must be in (0, 1), got {threshold}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; pass a folder for the masks and overlays")
     segmenter = Segmenter.from_checkpoint(checkpoint)  # a bad checkpoint stops before any output
     items = _expand(images)
     out.mkdir(parents=True, exist_ok=True)
