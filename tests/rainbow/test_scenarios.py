@@ -88,3 +88,5 @@ def test_absent_class_errors():
         blurry_split(y, 3, 0.1)
     with pytest.raises(ConfigError, match="blur must be in"):
         blurry_split(y, 5, 1.5)
+    with pytest.raises(DataError, match="labels must be non-negative class ids, got -1"):
+        blurry_split(y - 1, 5, 0.1)  # a negative id would silently wrap in the relabelling table

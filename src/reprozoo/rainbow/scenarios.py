@@ -99,6 +99,8 @@ def blurry_split(labels: Sequence[int] | np.ndarray, n_tasks: int = 5, blur: flo
         raise ConfigError(f"blur must be in [0, 1), got {blur}; use 0.1 for Blurry10, 0 for disjoint")
     if n_tasks < 1:
         raise ConfigError(f"n_tasks must be >= 1, got {n_tasks}")
+    if y.size and y.min() < 0:
+        raise DataError(f"labels must be non-negative class ids, got {int(y.min())}; map classes to 0..C-1 first")
     present = np.unique(y)
     wanted = present if classes is None else np.unique(np.asarray(classes, dtype=np.int64))
     missing = np.setdiff1d(wanted, present)
