@@ -87,6 +87,8 @@ def test_config_validation():
         RankConfig.from_preset("smoke", ["rows=10"])
     with pytest.raises(ConfigError, match="threshold"):
         RankConfig.from_preset("smoke", ["threshold=1.5"])
+    with pytest.raises(ConfigError, match="per_block_size >= 32"):
+        RankConfig.from_preset("smoke", ["per_block_size=0"])
 
 
 def test_smoke_preset_writes_claims_and_figures(tmp_path):

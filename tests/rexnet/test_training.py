@@ -72,6 +72,8 @@ def test_data_errors_come_before_the_run_folder(tmp_path):
         ImageNetConfig.from_preset("smoke", ["dataset=imagenet21k"])
     with pytest.raises(ConfigError, match="random_erasing"):
         ImageNetConfig.from_preset("smoke", ["random_erasing=1.5"])
+    with pytest.raises(ConfigError, match="model must be a registered ReXNet"):
+        ImageNetConfig.from_preset("smoke", ["model=sinet"])
 
 
 def test_smoke_trains_two_steps_on_a_generated_imagefolder(tmp_path):

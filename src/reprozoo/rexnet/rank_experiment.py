@@ -77,6 +77,9 @@ class RankConfig(ExperimentConfig):
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.expansion < 1:
             raise ConfigError(f"expansion must be >= 1, got {self.expansion}")
+        if self.per_block and (self.per_block_batch < 1 or self.per_block_size < 32):
+            raise ConfigError("per_block needs per_block_batch >= 1 and per_block_size >= 32 (five stride-2 "
+                              f"stages), got {self.per_block_batch} and {self.per_block_size}")
 
 
 # ---------------------------------------------------------------- claim rules

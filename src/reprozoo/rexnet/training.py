@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from reprozoo.errors import ConfigError, DataError
-from reprozoo.rexnet.models import ReXNet
+from reprozoo.rexnet.models import LITE_WIDTHS, WIDTHS, ReXNet
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.registry import create_model, register_experiment
@@ -78,6 +78,9 @@ class ImageNetConfig(ExperimentConfig):
     def validate(self) -> None:
         if self.dataset not in ("folder", "digits", "generated"):
             raise ConfigError(f"dataset must be folder|digits|generated, got '{self.dataset}'")
+        if self.model not in WIDTHS and self.model not in LITE_WIDTHS:
+            raise ConfigError(f"model must be a registered ReXNet ({', '.join([*WIDTHS, *LITE_WIDTHS])}), "
+                              f"got '{self.model}'")
         if self.image_size < 16 or self.epochs < 0 or self.batch_size < 1:
             raise ConfigError("image_size >= 16, epochs >= 0 and batch_size >= 1 are required")
         if not 0 < self.crop_pct <= 1:
