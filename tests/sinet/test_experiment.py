@@ -32,6 +32,8 @@ def test_config_validation():
         SINetPortraitConfig.from_preset("smoke", ["image_size=100"])
     with pytest.raises(ConfigError, match="unknown ablation 'x'"):
         SINetPortraitConfig.from_preset("smoke", ["ablations=[plain,x]"])
+    with pytest.raises(ConfigError, match="baseline_epochs must be >= 0"):
+        SINetPortraitConfig.from_preset("smoke", ["baseline_epochs=-1"])
     cfg = SINetPortraitConfig.from_preset("quick", ["stage2.epochs=7"])
     assert cfg.stage2.epochs == 7 and cfg.image_size == 96 and cfg.seeds == [0, 1, 2]
 

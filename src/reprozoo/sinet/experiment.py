@@ -94,6 +94,8 @@ class SINetPortraitConfig(ExperimentConfig):
         bad = [a for a in self.ablations if a not in ABLATIONS]
         if bad:
             raise ConfigError(f"unknown ablation '{bad[0]}'; choose from {', '.join(ABLATIONS)}")
+        if self.baseline_epochs < 0:
+            raise ConfigError(f"baseline_epochs must be >= 0 (0 = stage1 + stage2 epochs), got {self.baseline_epochs}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.extra_data not in EXTRA_DATA:
