@@ -49,6 +49,8 @@ def test_config_validation():
         NaraConfig.from_preset("smoke", ["tasks=[text]"])
     with pytest.raises(ConfigError, match="tolerances"):
         NaraConfig.from_preset("smoke", ["tolerances=[0]"])
+    with pytest.raises(ConfigError, match="run on the CPU .*use device=cpu"):
+        NaraConfig.from_preset("smoke", ["device=cuda"])
 
 
 def test_smoke_preset_runs_end_to_end(tmp_path):

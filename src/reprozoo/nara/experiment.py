@@ -29,7 +29,7 @@ from reprozoo.errors import ConfigError
 from reprozoo.nara.metrics import abs_error, hamming, lag1_autocorrelation, mmd_rbf, sample_nll
 from reprozoo.nara.protocol import Gaussian
 from reprozoo.nara.samplers import SampleResult, draw_noise, sample
-from reprozoo.nara.tasks import Task, TaskConfig, build_task
+from reprozoo.nara.tasks import Task, TaskConfig, build_task, check_cpu_device
 from reprozoo.nara.training import FitConfig
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.registry import register_experiment
@@ -95,6 +95,7 @@ class NaraConfig(ExperimentConfig):
             raise ConfigError(f"rejected must be 'warm' or 'reprior', got '{self.rejected}'")
         if self.sine.observed >= self.sine.length or self.sine.observed < 0:
             raise ConfigError("sine.observed must lie in [0, sine.length)")
+        check_cpu_device(self.device)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -303,7 +304,7 @@ def _figures(ctx, per_seed: dict[str, list[dict]]) -> list[str]:
     config=NaraConfig,
 )
 def run(cfg: NaraConfig, ctx) -> ExperimentResult:
-    device = "cpu" if cfg.device == "auto" else cfg.device
+    device = "cpu"  # validate() refused any other device
     per_seed: dict[str, list[dict]] = {name: [] for name in cfg.tasks}
     table, timings = [], {}
     for seed in cfg.seeds:

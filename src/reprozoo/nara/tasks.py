@@ -60,7 +60,17 @@ class Task:
         return self.test[idx, : self.start]
 
 
+def check_cpu_device(device: str) -> None:
+    """The demo tasks train and sample on the CPU; anything else would leave the fitted models on the
+    accelerator while data and noise stay on the CPU."""
+    if device not in ("auto", "cpu"):
+        raise ConfigError(f"the nara demo tasks run on the CPU (tiny models; AR-call counts do not depend on "
+                          f"the device), got device='{device}'; use device=cpu")
+
+
 def build_task(cfg: TaskConfig, seed: int = 0, device: str = "cpu", progress: bool | None = False) -> Task:
+    check_cpu_device(device)
+    device = "cpu"
     if cfg.prior_targets not in ("data", "mother"):
         raise ConfigError(f"prior_targets must be 'data' or 'mother', got '{cfg.prior_targets}'")
     seed_everything(seed)
