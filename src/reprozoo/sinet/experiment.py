@@ -144,7 +144,7 @@ def _run_seed(cfg: SINetPortraitConfig, seed: int, out_dir: str, resume: bool, p
     if threads:
         torch.set_num_threads(threads)
     out = Path(out_dir) / f"seed{seed}"
-    train, val, test, weight, (mean, std), _ = _datasets(cfg)
+    train, val, test, weight, (mean, std), splits = _datasets(cfg)
     s = cfg.image_size
     kernel = band_kernel(s, 15, 224)
     common = dict(weight=weight, image_size=s, seed=seed, device=cfg.device, resume=resume, progress=progress)
@@ -178,7 +178,9 @@ def _run_seed(cfg: SINetPortraitConfig, seed: int, out_dir: str, resume: bool, p
 
     result: dict[str, Any] = {"rows": rows}
     if seed == cfg.seeds[0]:  # arrays for the figures and the released checkpoint
-        x = torch.stack([test[i][0] for i in range(min(6, len(test)))])
+        n_fig = min(6, len(test))
+        result["images"], result["masks"] = splits.test.images[:n_fig].clone(), splits.test.masks[:n_fig].clone()
+        x = torch.stack([test[i][0] for i in range(n_fig)])
         with torch.no_grad():
             logits, gate = models["blocking"].forward_with_gate(x)
             result["pred_sinet"] = logits.argmax(1).to(torch.uint8)
@@ -205,7 +207,7 @@ def _figures(cfg: SINetPortraitConfig, ctx, first: dict[str, Any]) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = _splits(cfg)
+    images, masks = first["images"], first["masks"]  # the test split's first images, raw uint8
     n = len(first["pred_sinet"])
     rows = [("image", None), ("mask", None), ("SINet", "pred_sinet"), ("LR-ASPP", "pred_baseline")]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.6 * len(rows)), squeeze=False)
@@ -213,9 +215,9 @@ def _figures(cfg: SINetPortraitConfig, ctx, first: dict[str, Any]) -> list[str]:
         for i, (title, key) in enumerate(rows):
             ax = axes[i, j]
             if title == "image":
-                ax.imshow(splits.test.images[j].permute(1, 2, 0).numpy())
+                ax.imshow(images[j].permute(1, 2, 0).numpy())
             elif title == "mask":
-                ax.imshow(splits.test.masks[j].numpy(), cmap="gray", vmin=0, vmax=1)
+                ax.imshow(masks[j].numpy(), cmap="gray", vmin=0, vmax=1)
             else:
                 ax.imshow(first[key][j].numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
@@ -225,7 +227,7 @@ def _figures(cfg: SINetPortraitConfig, ctx, first: dict[str, Any]) -> list[str]:
     figs = [save_figure(fig, ctx.out_dir, "predictions")]
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4), squeeze=False)
     for j in range(n):
-        axes[0, j].imshow(splits.test.images[j].permute(1, 2, 0).numpy())
+        axes[0, j].imshow(images[j].permute(1, 2, 0).numpy())
         im = axes[1, j].imshow(first["gate"][j].numpy(), cmap="magma", vmin=0, vmax=0.5)
         for ax in axes[:, j]:
             ax.set_xticks([])
