@@ -60,12 +60,13 @@ def run(quick: bool = False, threads: int = 2, size: int = 224) -> dict[str, Any
                     times[key].append(measure_latency(fn, warmup=warmup, repeats=repeats)["median_ms"])
         rows = []
         fps = {}
+        macs = {name: conv_macs(model, x) for name, model in models.items()}  # once per model, not per engine
         for (name, engine), ts in times.items():
             ms = statistics.median(ts)
             fps[(name, engine)] = 1000.0 / ms
             model = models[name]
             rows.append({"model": name, "engine": engine, "median_ms": ms, "fps": 1000.0 / ms,
-                         "params": count_params(model), "conv_macs": conv_macs(model, x), "threads": threads})
+                         "params": count_params(model), "conv_macs": macs[name], "threads": threads})
         s_ort, s_eager = fps[("SINet", "onnxruntime")], fps[("SINet", "eager")]
         b_ort, b_eager = fps[("LR-ASPP MobileNetV3", "onnxruntime")], fps[("LR-ASPP MobileNetV3", "eager")]
         ratios = {"sinet_vs_lraspp_eager_speedup": s_eager / b_eager,
