@@ -66,12 +66,6 @@ class Scenario:
         y = self.labels[self.tasks[t]]
         return float(np.mean(~np.isin(y, self.major[t]))) if len(y) else 0.0
 
-    def task_of_class(self) -> np.ndarray:
-        out = np.empty(self.num_classes, dtype=np.int64)
-        for t, cls in enumerate(self.major):
-            out[cls] = t
-        return out
-
     def exposed_classes(self, t: int) -> np.ndarray:
         """Labels seen in tasks 0..t (in blurry streams: usually all of them from task 0)."""
         seen = np.unique(np.concatenate([self.labels[self.tasks[k]] for k in range(t + 1)]))
