@@ -54,7 +54,7 @@ def measure(task: Task, batch: int, *, repeats: int = 5, rounds: int = 3, compac
 
     rows = []
     for name, kw in _samplers(task, sigma).items():
-        kw = {**kw, "compact": compact} if name != "sequential" else kw
+        kw = {**kw, "compact": compact}
         res = sample(task.mother, **kw, **common)
         timing = latency_ratio(lambda kw=kw: sample(task.mother, **kw, **common), seq, rounds=rounds,
                                warmup=1, repeats=repeats)
