@@ -72,3 +72,5 @@ def test_presets_resolve():
     assert smoke.sine.dilations == [1, 2] or tuple(smoke.sine.dilations) == (1, 2)
     with pytest.raises(ConfigError, match="sine.observed"):
         NaraConfig.from_preset("smoke", ["sine.observed=24"])
+    with pytest.raises(ConfigError, match=r"digits.observed must lie in \[0, 64\)"):
+        NaraConfig.from_preset("smoke", ["digits.observed=64"])

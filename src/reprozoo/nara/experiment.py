@@ -93,8 +93,8 @@ class NaraConfig(ExperimentConfig):
             raise ConfigError(f"eval_samples must be >= 2, got {self.eval_samples}")
         if self.rejected not in ("warm", "reprior"):
             raise ConfigError(f"rejected must be 'warm' or 'reprior', got '{self.rejected}'")
-        if self.sine.observed >= self.sine.length or self.sine.observed < 0:
-            raise ConfigError("sine.observed must lie in [0, sine.length)")
+        self.digits.check("digits")
+        self.sine.check("sine")
         check_cpu_device(self.device)
 
 

@@ -40,6 +40,13 @@ class TaskConfig:
     sweeps: int = 3  # max extra refinement sweeps when making C's training states
     delta: float = 0.5  # continuous label: |x_new - x_ref| < delta * sigma
 
+    def check(self, name: str = "task") -> None:
+        """At least one position must be left to generate after the observed prefix."""
+        n = 64 if self.kind == "digits" else self.length
+        if not 0 <= self.observed < n:
+            raise ConfigError(f"{name}.observed must lie in [0, {n}) (positions to generate remain), "
+                              f"got {self.observed}")
+
 
 @dataclass
 class Task:
@@ -70,6 +77,7 @@ def check_cpu_device(device: str) -> None:
 
 def build_task(cfg: TaskConfig, seed: int = 0, device: str = "cpu", progress: bool | None = False) -> Task:
     check_cpu_device(device)
+    cfg.check()
     device = "cpu"
     if cfg.prior_targets not in ("data", "mother"):
         raise ConfigError(f"prior_targets must be 'data' or 'mother', got '{cfg.prior_targets}'")
