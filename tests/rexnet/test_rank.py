@@ -111,3 +111,21 @@ def test_stagewise_baseline_matches_rexnet_macs():
     assert abs(macs / 398_370_392 - 1) < 0.01
     ratios = [c / b for c, b in zip(chans, STAGEWISE_BASE)]
     assert max(ratios) - min(ratios) < 0.05  # one multiplier, stage-wise shape kept
+
+
+def test_expansion_claim_needs_the_trend_for_every_nonlinearity():
+    from reprozoo.rexnet.rank import RankRecord
+    from reprozoo.rexnet.rank_experiment import claim_expansion_lowers
+    from reprozoo.runtime.verdict import NOT_HELD
+
+    def recs(softplus_hi):
+        out = []
+        for act, lo, hi in (("relu", 0.2, 0.9), ("silu", 0.3, 0.95), ("elu", 0.3, 0.9), ("softplus", 0.5, softplus_hi)):
+            out.append(RankRecord("conv1x1", act, 0.1, 10, 100, 0, 1.0, lo, lo))
+            out.append(RankRecord("conv1x1", act, 1.0, 100, 100, 0, 1.0, hi, hi))
+        return out
+
+    assert claim_expansion_lowers(recs(0.9), ["relu", "silu", "elu", "softplus"])["verdict"] == HELD
+    # one nonlinearity without the trend (rise 0.02 <= 0.05) under both criteria: not held
+    res = claim_expansion_lowers(recs(0.52), ["relu", "silu", "elu", "softplus"])
+    assert res["verdict"] == NOT_HELD and "not for softplus" in res["evidence"]
