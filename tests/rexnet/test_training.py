@@ -72,6 +72,10 @@ def test_data_errors_come_before_the_run_folder(tmp_path):
         ImageNetConfig.from_preset("smoke", ["dataset=imagenet21k"])
     with pytest.raises(ConfigError, match="random_erasing"):
         ImageNetConfig.from_preset("smoke", ["random_erasing=1.5"])
+    with pytest.raises(ConfigError, match="momentum"):
+        ImageNetConfig.from_preset("smoke", ["momentum=-1"])
+    with pytest.raises(ConfigError, match="num_workers >= 0"):
+        ImageNetConfig.from_preset("smoke", ["eval_batch_size=0"])
     with pytest.raises(ConfigError, match="model must be a registered ReXNet"):
         ImageNetConfig.from_preset("smoke", ["model=sinet"])
 

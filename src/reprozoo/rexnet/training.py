@@ -90,6 +90,11 @@ class ImageNetConfig(ExperimentConfig):
         for name in ("random_erasing", "dropout", "drop_path", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.num_workers < 0 or self.eval_batch_size < 1 or self.max_steps_per_epoch < 0:
+            raise ConfigError("num_workers >= 0, eval_batch_size >= 1 and max_steps_per_epoch >= 0 are required, got "
+                              f"{self.num_workers}, {self.eval_batch_size}, {self.max_steps_per_epoch}")
         if not 0 <= self.randaugment_magnitude <= 10:
             raise ConfigError(f"randaugment_magnitude is on timm's 0..10 scale, got {self.randaugment_magnitude}")
         if self.dataset == "folder":  # checked here so a bad path never creates a run folder
