@@ -38,6 +38,8 @@ def test_best_keeper_ignores_early_epochs():
     assert (keeper.best_epoch, keeper.best_score) == (7, 70.0)
     with pytest.raises(ConfigError, match="best_from"):
         StageConfig(best_from=1.5).validate()
+    with pytest.raises(ConfigError, match="must be >= 0, got -0.1"):
+        StageConfig(wd_conv=-0.1).validate()
 
 
 def _tiny():

@@ -46,6 +46,9 @@ class StageConfig:
             raise ConfigError("stage epochs and batch_size must be >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if min(self.wd_conv, self.wd_other, self.boundary_weight) < 0 or self.max_steps_per_epoch < 0:
+            raise ConfigError("wd_conv, wd_other, boundary_weight and max_steps_per_epoch must be >= 0, got "
+                              f"{self.wd_conv}, {self.wd_other}, {self.boundary_weight}, {self.max_steps_per_epoch}")
         if not 0.0 <= self.best_from <= 1.0:
             raise ConfigError(f"best_from must be in [0, 1], got {self.best_from}")
         if self.band_kernel < 0 or (self.band_kernel and self.band_kernel % 2 == 0):
