@@ -107,6 +107,12 @@ def test_bad_settings_raise_clear_errors():
         CLSettings(policy="fifo").validate()
     with pytest.raises(UnknownNameError, match="unknown augmentation policy 'trivial'"):
         CLSettings(aug_policy="trivial").validate()
+    with pytest.raises(ConfigError, match="SGD needs lr > 0"):  # torch's own ValueError before
+        CLSettings(lr=-1.0).validate()
+    with pytest.raises(ConfigError, match="nesterov needs momentum > 0"):
+        CLSettings(momentum=0.0).validate()
+    with pytest.raises(ConfigError, match="eval_batch, score_batch and n_votes must be >= 1"):
+        CLSettings(eval_batch=0).validate()
 
 
 def test_epoch_lr_schedules_by_hand():

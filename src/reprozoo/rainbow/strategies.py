@@ -90,6 +90,19 @@ class CLSettings:
             raise ConfigError("epochs must be >= 1, batch_size >= 2 and memory_batch >= 1")
         if not 0.0 <= self.cutmix_p <= 1.0:
             raise ConfigError(f"cutmix_p must be in [0, 1], got {self.cutmix_p}")
+        if self.lr <= 0 or self.momentum < 0 or self.weight_decay < 0:
+            raise ConfigError(f"SGD needs lr > 0, momentum >= 0 and weight_decay >= 0, got lr={self.lr}, "
+                              f"momentum={self.momentum}, weight_decay={self.weight_decay}")
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov needs momentum > 0: set momentum=0.9 or nesterov=false")
+        if self.eval_batch < 1 or self.score_batch < 1 or self.n_votes < 1:
+            raise ConfigError(f"eval_batch, score_batch and n_votes must be >= 1, got {self.eval_batch}, "
+                              f"{self.score_batch}, {self.n_votes}")
+        if self.cutmix_alpha <= 0:
+            raise ConfigError(f"cutmix_alpha must be > 0 (Beta(alpha, alpha)), got {self.cutmix_alpha}")
+        if not 0.0 <= self.eta_min_ratio <= 1.0 or not 0.0 <= self.ewc_alpha <= 1.0 or self.ewc_lambda < 0:
+            raise ConfigError(f"eta_min_ratio and ewc_alpha must be in [0, 1] and ewc_lambda >= 0, got "
+                              f"{self.eta_min_ratio}, {self.ewc_alpha}, {self.ewc_lambda}")
         TrainAugment(self.crop_pad, self.hflip, self.aug_policy)
 
     @property
