@@ -74,3 +74,5 @@ def test_presets_resolve():
         NaraConfig.from_preset("smoke", ["sine.observed=24"])
     with pytest.raises(ConfigError, match=r"digits.observed must lie in \[0, 64\)"):
         NaraConfig.from_preset("smoke", ["digits.observed=64"])
+    with pytest.raises(ConfigError, match="digits.sweeps must be >= 0"):
+        NaraConfig.from_preset("smoke", ["digits.sweeps=-1"])

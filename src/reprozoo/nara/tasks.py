@@ -41,7 +41,12 @@ class TaskConfig:
     delta: float = 0.5  # continuous label: |x_new - x_ref| < delta * sigma
 
     def check(self, name: str = "task") -> None:
-        """At least one position must be left to generate after the observed prefix."""
+        """Ranges of the task options; at least one position must be left to generate after the prefix."""
+        if self.kind not in ("digits", "sine", "ar2"):
+            raise ConfigError(f"{name}.kind must be digits, sine or ar2, got '{self.kind}'")
+        if self.sweeps < 0 or self.delta <= 0:
+            raise ConfigError(f"{name}.sweeps must be >= 0 and {name}.delta > 0 (label width in sigmas), "
+                              f"got {self.sweeps} and {self.delta}")
         n = 64 if self.kind == "digits" else self.length
         if not 0 <= self.observed < n:
             raise ConfigError(f"{name}.observed must lie in [0, {n}) (positions to generate remain), "
