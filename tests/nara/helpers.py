@@ -14,10 +14,11 @@ class AlternatingNet(nn.Module):
 
 
 class LeakyNet(nn.Module):
-    """Not causal: position t sees x_t."""
+    """Not causal: position t sees x_t. Gaussian outputs ``(mu = cumsum(x), log_sigma = 0)``."""
 
     def forward(self, x):
-        return x.cumsum(1)
+        c = x.cumsum(1)
+        return torch.stack([c, torch.zeros_like(c)], dim=-1)
 
 
 class ConstantConfidence(nn.Module):

@@ -11,6 +11,7 @@ from reprozoo.nara import (
     Categorical,
     CategoricalAR,
     Gaussian,
+    GaussianAR,
     sequence_log_prob,
 )
 from tests.nara.helpers import BigramCategorical
@@ -61,3 +62,5 @@ def test_adapter_checks_shapes_and_length():
         BernoulliAR(MADE(8, (16,)), 0)
     cat = CategoricalAR(BigramCategorical(3), 5, 3)
     assert cat.conditionals(torch.zeros(2, 5)).shape == (2, 5, 3)
+    with pytest.raises(ConfigError, match=r"must return \(batch, 5, 2\) parameters for a gaussian model"):
+        GaussianAR(torch.nn.Identity(), 5).conditionals(torch.zeros(2, 5))  # (B, N): no log-sigma

@@ -165,6 +165,9 @@ class ModuleAR(nn.Module):
         out = self.net(x)
         if out.dim() == 2:
             out = out.unsqueeze(-1)
+        if out.shape[:2] != x.shape or out.shape[-1] != self.family.param_size:
+            raise ConfigError(f"the wrapped net must return (batch, {self.length}, {self.family.param_size}) "
+                              f"parameters for a {self.family.name} model, got {tuple(out.shape)}")
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
