@@ -76,3 +76,9 @@ def test_presets_resolve():
         NaraConfig.from_preset("smoke", ["digits.observed=64"])
     with pytest.raises(ConfigError, match="digits.sweeps must be >= 0"):
         NaraConfig.from_preset("smoke", ["digits.sweeps=-1"])
+
+
+def test_validation_and_test_prefixes_must_be_disjoint():
+    with pytest.raises(ConfigError, match=r"sine.n_test must be >= 2 \* eval_samples = 600"):
+        NaraConfig.from_preset("quick", ["sine.n_test=400"])
+    assert NaraConfig.from_preset("quick", ["tasks=[digits]", "sine.n_test=10"]).tasks == ["digits"]

@@ -47,7 +47,7 @@ def _digits_task() -> TaskConfig:
 
 
 def _sine_task() -> TaskConfig:
-    return TaskConfig(kind="sine", observed=16, n_train=4000, n_test=400, channels=64,
+    return TaskConfig(kind="sine", observed=16, n_train=4000, n_test=600, channels=64,
                       mother=FitConfig(epochs=30, batch_size=100), prior=FitConfig(epochs=30, batch_size=100),
                       confidence=FitConfig(epochs=20, batch_size=200), confidence_states=4000)
 
@@ -69,7 +69,7 @@ class NaraConfig(ExperimentConfig):
                        "mother": {"epochs": 1, "max_steps_per_epoch": 3},
                        "prior": {"epochs": 1, "max_steps_per_epoch": 3},
                        "confidence": {"epochs": 1, "max_steps_per_epoch": 3}, "confidence_states": 64},
-            "sine": {"n_train": 64, "n_test": 24, "length": 24, "observed": 8, "channels": 8, "dilations": [1, 2],
+            "sine": {"n_train": 64, "n_test": 48, "length": 24, "observed": 8, "channels": 8, "dilations": [1, 2],
                      "prior_hidden": [32], "confidence_hidden": [32],
                      "mother": {"epochs": 1}, "prior": {"epochs": 1}, "confidence": {"epochs": 1},
                      "confidence_states": 64},
@@ -77,7 +77,7 @@ class NaraConfig(ExperimentConfig):
         "quick": {},
         "paper": {"seeds": [0, 1, 2], "eval_samples": 1000,
                   "digits": {"confidence_states": 20000, "confidence": {"epochs": 40}},
-                  "sine": {"n_train": 8000, "n_test": 1000, "mother": {"epochs": 40},
+                  "sine": {"n_train": 8000, "n_test": 2000, "mother": {"epochs": 40},
                            "confidence_states": 10000, "confidence": {"epochs": 40}}},
     }
 
@@ -93,6 +93,10 @@ class NaraConfig(ExperimentConfig):
             raise ConfigError(f"eval_samples must be >= 2, got {self.eval_samples}")
         if self.rejected not in ("warm", "reprior"):
             raise ConfigError(f"rejected must be 'warm' or 'reprior', got '{self.rejected}'")
+        if "sine" in self.tasks and self.sine.n_test < 2 * self.eval_samples:
+            # validation prefixes are test rows [0, n), test prefixes rows [n, 2n): they must not overlap
+            raise ConfigError(f"sine.n_test must be >= 2 * eval_samples = {2 * self.eval_samples} so the validation "
+                              f"and test prefixes are disjoint, got {self.sine.n_test}")
         self.digits.check("digits")
         self.sine.check("sine")
         check_cpu_device(self.device)
