@@ -82,3 +82,10 @@ def test_paper_preset_without_data_fails_before_writing(tmp_path, capsys):
     assert code == 2
     assert "cifar10 not found: put the extracted python version at" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_mlp_backbone_gets_the_flattened_input_width(tmp_path):
+    # regression: MLP models used to be built for MNIST's 2352 inputs and crashed on 8x8 digits
+    _, data = run_experiment("rainbow-memory", "smoke", overrides=["model=rm_mlp400", "variants=[rm,er]"],
+                             out_dir=tmp_path / "mlp")
+    assert 0.0 <= data["metrics"]["method/A_last_K20"] <= 100.0
