@@ -6,10 +6,8 @@ Method packages may add commands by defining ``reprozoo/<method>/cli.py`` with
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
-import pkgutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -61,7 +59,6 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option(help="replace a finished run in --out")] = False,
 ) -> None:
     """Run an experiment (or all of them) and write metrics.json, report.md and figures."""
-    from reprozoo.runtime.config import apply_overrides
     from reprozoo.runtime.registry import get_experiment, list_experiments
     from reprozoo.runtime.report import build_index
     from reprozoo.runtime.runner import resolve_config, run_experiment
@@ -74,9 +71,7 @@ def run_cmd(
         specs = list_experiments()
         root = out or Path("runs")
         for spec in specs:  # check every config before running anything
-            resolve_config(spec, preset, seed_list, [])
-            if overrides:
-                apply_overrides(spec.config_cls.from_preset(preset), overrides)
+            resolve_config(spec, preset, seed_list, overrides)
         if not specs:
             typer.echo("no experiments are registered yet; nothing to run")
         failed = []
@@ -164,18 +159,12 @@ def _fmt(v: object) -> str:
 
 
 def _register_method_commands() -> None:
-    import reprozoo
+    from reprozoo.runtime.registry import import_optional, method_packages
 
-    for info in pkgutil.iter_modules(reprozoo.__path__):
-        if not info.ispkg or info.name in ("runtime", "data"):
-            continue
-        try:
-            mod = importlib.import_module(f"reprozoo.{info.name}.cli")
-        except ModuleNotFoundError as err:
-            if err.name == f"reprozoo.{info.name}.cli":
-                continue
-            raise
-        mod.register(app)
+    for name in method_packages():
+        mod = import_optional(f"reprozoo.{name}.cli")
+        if mod is not None:
+            mod.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from reprozoo.errors import DataError
 
 
@@ -20,13 +22,13 @@ def image_folder(root: str | Path, transform=None, image_size: int | None = None
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
     if transform is None:
-        steps = [v2.ToImage(), v2.ToDtype(__import__("torch").float32, scale=True)]
+        steps = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
         if image_size is not None:
             steps.insert(1, v2.Resize((image_size, image_size), antialias=True))
         transform = v2.Compose(steps)
     try:
         return datasets.ImageFolder(str(root), transform=transform,
-                                    loader=lambda p: _rgb(p))
+                                    loader=_rgb)
     except FileNotFoundError as err:
         raise DataError(f"{root}: {err}. Expected the layout root/<class>/<image>.png") from err
 

@@ -18,7 +18,7 @@ from reprozoo.errors import UnknownNameError
 _MODELS: dict[str, Callable[..., Any]] = {}
 _EXPERIMENTS: dict[str, ExperimentSpec] = {}
 _BENCHMARKS: dict[str, BenchmarkSpec] = {}
-_SHARED_PACKAGES = {"runtime", "data", "cli", "errors"}
+_SHARED_PACKAGES = {"runtime", "data"}
 _DISCOVERED = False
 
 
@@ -52,24 +52,33 @@ def _unknown(kind: str, name: str, known: list[str]) -> UnknownNameError:
     return UnknownNameError(f"unknown {kind} '{name}'; known {kind}s: {listing}")
 
 
+def method_packages() -> list[str]:
+    """Names of the method subpackages of ``reprozoo`` (everything but the shared ones)."""
+    import reprozoo
+
+    return [m.name for m in pkgutil.iter_modules(reprozoo.__path__) if m.ispkg and m.name not in _SHARED_PACKAGES]
+
+
+def import_optional(module: str):
+    """Import ``module`` if it exists; an import error *inside* it still raises."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+        return None
+
+
 def discover() -> None:
     """Import every method subpackage of ``reprozoo`` so its registrations run (idempotent)."""
     global _DISCOVERED
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    import reprozoo
-
-    for info in pkgutil.iter_modules(reprozoo.__path__):
-        if not info.ispkg or info.name in _SHARED_PACKAGES:
-            continue
-        importlib.import_module(f"reprozoo.{info.name}")
+    for name in method_packages():
+        importlib.import_module(f"reprozoo.{name}")
         for sub in ("experiment", "benchmark"):
-            try:
-                importlib.import_module(f"reprozoo.{info.name}.{sub}")
-            except ModuleNotFoundError as err:
-                if err.name != f"reprozoo.{info.name}.{sub}":
-                    raise
+            import_optional(f"reprozoo.{name}.{sub}")
 
 
 # ---------------------------------------------------------------- models

@@ -191,8 +191,7 @@ class Trainer:
         n_batches = len(self.train_loader)
         if cfg.max_steps_per_epoch > 0:
             n_batches = min(n_batches, cfg.max_steps_per_epoch)
-        show = self.progress if self.progress is not None else None
-        with progress_bar(n_batches, f"epoch {epoch + 1}/{cfg.epochs}", show) as bar:
+        with progress_bar(n_batches, f"epoch {epoch + 1}/{cfg.epochs}", self.progress) as bar:
             for i, batch in enumerate(self.train_loader):
                 if i >= n_batches:
                     break
