@@ -27,6 +27,10 @@ def main(out: str) -> None:
     if trainer.accelerator.is_main_process:
         torch.save({"state": trainer.unwrapped_model().state_dict(), "history": history,
                     "processes": trainer.accelerator.num_processes}, out)
+    # every rank waits for the save, then the process group is torn down before exit: a gloo group left
+    # to the interpreter's shutdown can abort a rank ("terminate called without an active exception")
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":
