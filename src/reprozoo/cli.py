@@ -167,10 +167,21 @@ def _register_method_commands() -> None:
             mod.register(app)
 
 
+def _end_distributed() -> None:
+    """Under `accelerate launch`/`torchrun`, tear the process group down before exit: a gloo/NCCL group
+    left to interpreter shutdown can abort a rank."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     _register_method_commands()
     try:
         app(args=argv, standalone_mode=False, prog_name="reprozoo")
+        _end_distributed()
     except ReproZooError as err:
         typer.echo(f"error: {err}", err=True)
         return 2
