@@ -20,7 +20,7 @@ def test_unknown_experiment_lists_known_ones(capsys):
 
 def test_bad_override_and_bad_preset(capsys, tmp_path):
     assert main(["run", "_toy", "--set", "nosuch=1", "--out", str(tmp_path / "a")]) == 2
-    assert "unknown config key 'nosuch'; valid keys: seeds, device, threads, data_root, offset" in _err_line(capsys)
+    assert "unknown config key 'nosuch'; valid keys: seeds, device, threads, data_root, executor.kind, executor.workers, executor.address, executor.cpus_per_trial, executor.gpus_per_trial, offset" in _err_line(capsys)
     assert main(["run", "_toy", "--set", "steps=two", "--out", str(tmp_path / "a")]) == 2
     assert "'steps' expects an integer, got 'two'" in _err_line(capsys)
     assert main(["run", "_toy", "--preset", "nope", "--out", str(tmp_path / "a")]) == 2

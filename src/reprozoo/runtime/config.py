@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import yaml
 
 from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.runtime.trials import ExecutorConfig
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ExperimentConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...; Accelerate picks under `accelerate launch`
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     data_root: str = ""  # where the `paper` preset finds real datasets
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # how independent trials run
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {}, "quick": {}, "paper": {}}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from reprozoo.runtime.figures import save_figure  # noqa: F401  (re-exported)
 from reprozoo.runtime.verdict import VERDICTS
 
 REQUIRED_KEYS = ("experiment", "preset", "seeds", "claim", "verdict", "evidence", "metrics",
@@ -157,17 +158,6 @@ def write_report(out_dir: str | Path, data: dict[str, Any], result: ExperimentRe
     path = out / "report.md"
     atomic_write_text(path, "\n".join(parts) + "\n")
     return path
-
-
-def save_figure(fig: Any, out_dir: str | Path, name: str) -> str:
-    """Save a matplotlib figure as ``figures/<name>.png``; returns the relative path."""
-    import matplotlib.pyplot as plt
-
-    path = Path(out_dir) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return str(path.relative_to(out_dir))
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:

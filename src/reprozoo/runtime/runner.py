@@ -26,6 +26,16 @@ class RunContext:
     preset: str
     resume: bool = False
     progress: bool | None = None
+    config: Any = None
+
+    def run_trials(self, fn, trials, description: str = "trials") -> list[Any]:
+        """Run ``fn(trial, trial_ctx)`` for every trial with the config's executor (see
+        :mod:`reprozoo.runtime.trials`); results come back in the order of ``trials``."""
+        from reprozoo.runtime.trials import run_trials
+
+        return run_trials(fn, trials, config=self.config, run_dir=self.out_dir,
+                          executor=getattr(self.config, "executor", None), resume=self.resume,
+                          progress=self.progress, description=description)
 
     @property
     def figures_dir(self) -> Path:
@@ -50,6 +60,9 @@ def resolve_config(spec: ExperimentSpec, preset: str, seeds: list[int] | None, o
         if not seeds:
             raise ConfigError("--seeds needs at least one integer, e.g. --seeds 0,1,2")
         cfg.seeds = list(seeds)
+    executor = getattr(cfg, "executor", None)
+    if executor is not None:
+        executor.validate()
     return cfg
 
 
@@ -92,7 +105,7 @@ def run_experiment(
         torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
     try:
-        result: ExperimentResult = spec.run(cfg, RunContext(out, preset, resume, progress))
+        result: ExperimentResult = spec.run(cfg, RunContext(out, preset, resume, progress, cfg))
     finally:
         torch.set_num_threads(threads_before)
     data = {

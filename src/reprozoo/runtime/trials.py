@@ -1,0 +1,423 @@
+"""One executor for an experiment's independent trials (arm x seed x setting).
+
+An experiment declares its trials as small picklable :class:`Trial` specs and a module-level
+function ``fn(trial, ctx) -> plain data`` (dicts, lists, numbers, strings). :func:`run_trials`
+runs them with one of three executors and hands the results back in the order of the specs::
+
+    trials = [Trial("rm", s, k=20) for s in cfg.seeds] + [Trial("er", s, k=20) for s in cfg.seeds]
+    results = ctx.run_trials(run_one, trials)          # list aligned with ``trials``
+
+- ``serial``: in this process, one after the other;
+- ``local``: worker processes (``spawn``), each limited to its share of the CPU threads, each
+  killed with its parent (no orphans), one GPU per worker when GPUs are used;
+- ``ray``: tasks on a Ray cluster (``executor.address=auto`` or ``host:port``; a local one
+  otherwise), with ``executor.cpus_per_trial`` / ``executor.gpus_per_trial``.
+
+Every finished trial is written at once, atomically, to ``<run>/trials/<key>.json``; a resumed
+run loads those and runs only the missing ones. Before a trial runs, Python, NumPy and torch are
+seeded from the trial's key, so a trial's result depends on its spec alone, never on the
+executor, the worker it landed on or the completion order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import re
+import signal
+import sys
+import traceback
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprozoo.errors import ConfigError, MissingDependencyError, ReproZooError
+
+EXECUTORS = ("serial", "local", "ray")
+
+
+@dataclass
+class ExecutorConfig:
+    """How the trials of one run are executed (part of every experiment config as ``executor``)."""
+
+    kind: str = "local"  # serial | local | ray
+    workers: int = 0  # local: processes (0 = as many as fit: CPU cores, or GPUs when on GPU)
+    address: str = ""  # ray: "" starts a local Ray, "auto" joins the running cluster, or host:port
+    cpus_per_trial: float = 1.0  # ray: CPUs reserved per trial
+    gpus_per_trial: float = 0.0  # ray: GPUs reserved per trial (fractions share a GPU)
+
+    def validate(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise ConfigError(f"executor.kind must be one of {', '.join(EXECUTORS)}, got '{self.kind}'")
+        if self.workers < 0:
+            raise ConfigError(f"executor.workers must be >= 0 (0 = automatic), got {self.workers}")
+        for name in ("cpus_per_trial", "gpus_per_trial"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"executor.{name} must be a finite number >= 0, got {value}")
+        if self.cpus_per_trial == 0 and self.gpus_per_trial == 0 and self.kind == "ray":
+            raise ConfigError("executor.cpus_per_trial and executor.gpus_per_trial cannot both be 0")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One independent unit of work: an arm, a seed and optional settings (``Trial("rm", 0, k=20)``)."""
+
+    arm: str
+    seed: int
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __init__(self, arm: str, seed: int, params: Any = (), **kw: Any):
+        items = dict(params) if params else {}
+        items.update(kw)
+        object.__setattr__(self, "arm", str(arm))
+        object.__setattr__(self, "seed", int(seed))
+        object.__setattr__(self, "params", tuple(sorted(items.items())))
+
+    def __getitem__(self, name: str) -> Any:
+        return dict(self.params)[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
+
+    @property
+    def key(self) -> str:
+        """A stable, file-name-safe identifier, e.g. ``rm__seed0__k20``."""
+        parts = [self.arm, f"seed{self.seed}"] + [f"{k}{_short(v)}" for k, v in self.params]
+        return re.sub(r"[^A-Za-z0-9_.=+-]", "-", "__".join(parts))
+
+    def describe(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.params)
+        return f"Trial(arm={self.arm!r}, seed={self.seed}{extra})"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_short(v) for v in value)
+    return str(value)
+
+
+@dataclass
+class TrialContext:
+    """What a trial function gets besides its spec."""
+
+    config: Any  # the experiment's resolved config
+    run_dir: Path
+    trial_key: str
+    resume: bool = False
+    device: str = "auto"  # the device this worker should use ("auto" -> the config's choice)
+    _dir: Path | None = field(default=None, repr=False)
+
+    @property
+    def workdir(self) -> Path:
+        """A folder of this trial's own (checkpoints, per-epoch logs), created on first use."""
+        if self._dir is None:
+            self._dir = self.run_dir / "trials" / self.trial_key
+            self._dir.mkdir(parents=True, exist_ok=True)
+        return self._dir
+
+
+class TrialError(ReproZooError):
+    """A trial raised; the finished trials are kept in the run folder for ``--resume``."""
+
+
+class InterruptedRun(ReproZooError):
+    """The run was interrupted (Ctrl-C / SIGTERM); finished trials are kept."""
+
+
+def trial_seed(key: str) -> int:
+    return zlib.crc32(key.encode())
+
+
+def plain(obj: Any) -> Any:
+    """numpy / torch scalars and arrays -> JSON-ready Python values."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return obj.tolist()
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
+
+
+def _seed_all(seed: int) -> None:
+    from reprozoo.runtime.seeding import seed_everything
+
+    seed_everything(seed)
+
+
+def _call(fn: Callable, trial: Trial, ctx: TrialContext) -> Any:
+    _seed_all(trial_seed(trial.key))
+    return plain(fn(trial, ctx))
+
+
+# ------------------------------------------------------------------------------------------ storage
+def _trials_dir(run_dir: Path) -> Path:
+    return run_dir / "trials"
+
+
+def _result_path(run_dir: Path, trial: Trial) -> Path:
+    return _trials_dir(run_dir) / f"{trial.key}.json"
+
+
+def _store(run_dir: Path, trial: Trial, result: Any) -> None:
+    from reprozoo.runtime.report import atomic_write_text
+
+    record = {"trial": {"arm": trial.arm, "seed": trial.seed, "params": plain(dict(trial.params))},
+              "result": result}
+    atomic_write_text(_result_path(run_dir, trial), json.dumps(record, allow_nan=True) + "\n")
+
+
+def load_finished(run_dir: Path, trials: Sequence[Trial]) -> dict[int, Any]:
+    """Results already stored for ``trials`` (index -> result); unreadable files count as missing."""
+    done = {}
+    for i, t in enumerate(trials):
+        path = _result_path(run_dir, t)
+        if path.exists():
+            try:
+                done[i] = json.loads(path.read_text())["result"]
+            except (ValueError, KeyError):
+                path.unlink()
+    return done
+
+
+# ------------------------------------------------------------------------------------------ workers
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent exits."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:  # pragma: no cover
+            pass
+
+
+def _worker_main(tasks, results, fn, config, run_dir, resume, threads, gpu) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates us
+    _die_with_parent()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    os.environ["REPROZOO_PROGRESS"] = "0"
+    import torch
+
+    torch.set_num_threads(threads)
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        index, trial = item
+        ctx = TrialContext(config, Path(run_dir), trial.key, resume)
+        try:
+            results.put((index, "ok", _call(fn, trial, ctx)))
+        except BaseException as err:  # report, then keep serving (the parent stops the run)
+            results.put((index, "error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+
+
+def _uses_gpu(config: Any) -> int:
+    """How many GPUs the run may use (0 when the config asks for the CPU or none is there)."""
+    device = str(getattr(config, "device", "auto"))
+    if device == "cpu":
+        return 0
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # pragma: no cover
+        return 0
+
+
+def plan_workers(n_trials: int, executor: ExecutorConfig, config: Any) -> tuple[int, int]:
+    """(workers, torch threads per worker) for the local executor."""
+    cpus = _cpu_count()
+    gpus = _uses_gpu(config)
+    workers = executor.workers or (gpus if gpus else cpus)
+    workers = max(1, min(workers, n_trials))
+    threads = int(getattr(config, "threads", 0) or 0) or max(1, cpus // workers)
+    return workers, threads
+
+
+def _run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    workers, threads = plan_workers(len(todo), executor, config)
+    gpus = _uses_gpu(config)
+    tasks, results = ctx.Queue(), ctx.Queue()
+    procs = []
+    for w in range(workers):
+        gpu = (w % gpus) if gpus and workers > 1 else None
+        p = ctx.Process(target=_worker_main, daemon=True,
+                        args=(tasks, results, fn, config, str(run_dir), resume, threads, gpu))
+        p.start()
+        procs.append(p)
+    try:
+        for i in todo:
+            tasks.put((i, trials[i]))
+        for _ in procs:
+            tasks.put(None)
+        pending = set(todo)
+        while pending:
+            try:
+                index, status, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise TrialError(
+                        f"a worker process died (exit code {dead[0].exitcode}, e.g. killed or out of memory) "
+                        f"while {len(pending)} trial(s) were unfinished; finished trials are kept, rerun with --resume"
+                    ) from None
+                continue
+            pending.discard(index)
+            if status == "ok":
+                on_done(index, payload)
+            else:
+                on_error(index, payload)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():  # pragma: no cover - terminate ignored
+                p.kill()
+                p.join()
+        tasks.close()
+        results.close()
+
+
+def _run_ray(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError(
+            "the ray executor needs Ray: pip install 'reprozoo[ray]' (or pip install 'ray>=2.9')") from None
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "ignore_reinit_error": True}
+        if executor.address:
+            kw["address"] = executor.address
+        else:
+            kw["num_cpus"] = _cpu_count()
+        ray.init(**kw)
+        started = True
+    threads = int(getattr(config, "threads", 0) or 0) or max(1, int(executor.cpus_per_trial) or 1)
+
+    def remote(trial: Trial):
+        import torch
+
+        torch.set_num_threads(threads)
+        os.environ["REPROZOO_PROGRESS"] = "0"
+        ctx = TrialContext(config, Path(run_dir), trial.key, resume)
+        try:
+            return "ok", _call(fn, trial, ctx)
+        except Exception as err:
+            return "error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+
+    task = ray.remote(num_cpus=executor.cpus_per_trial, num_gpus=executor.gpus_per_trial)(remote)
+    refs = {task.remote(trials[i]): i for i in todo}
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+            for ref in ready:
+                index = refs.pop(ref)
+                status, payload = ray.get(ref)
+                (on_done if status == "ok" else on_error)(index, payload)
+    finally:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# ------------------------------------------------------------------------------------------ the API
+def run_trials(
+    fn: Callable[[Trial, TrialContext], Any],
+    trials: Sequence[Trial],
+    *,
+    config: Any,
+    run_dir: str | Path,
+    executor: ExecutorConfig | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    description: str = "trials",
+) -> list[Any]:
+    """Run every trial (skipping those stored in ``run_dir`` when ``resume``) and return their
+    results in the order of ``trials``. ``fn`` must be a module-level function (it is pickled)."""
+    from reprozoo.runtime.progress import progress_bar
+
+    trials = list(trials)
+    keys = [t.key for t in trials]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ConfigError(f"duplicate trials {dup[:3]}: every (arm, seed, settings) must be distinct")
+    executor = executor or ExecutorConfig(kind="serial")
+    executor.validate()
+    run_dir = Path(run_dir)
+    _trials_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    done = load_finished(run_dir, trials) if resume else {}
+    todo = [i for i in range(len(trials)) if i not in done]
+    errors: list[tuple[int, str]] = []
+
+    with progress_bar(len(trials), description, progress) as bar:
+        bar.update(len(done))
+
+        def on_done(index: int, result: Any) -> None:
+            _store(run_dir, trials[index], result)
+            done[index] = result
+            bar.update(1)
+
+        def on_error(index: int, message: str) -> None:
+            errors.append((index, message))
+            raise _StopRun
+
+        try:
+            if not todo:
+                pass
+            elif executor.kind == "serial" or (executor.kind == "local" and len(todo) == 1
+                                               and not executor.workers):
+                for i in todo:
+                    ctx = TrialContext(config, run_dir, trials[i].key, resume)
+                    try:
+                        result = _call(fn, trials[i], ctx)
+                    except (KeyboardInterrupt, ReproZooError):
+                        raise
+                    except Exception as err:
+                        on_error(i, f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
+                    on_done(i, result)
+            else:
+                runner = _run_local if executor.kind == "local" else _run_ray
+                runner(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error)
+        except _StopRun:
+            pass
+        except KeyboardInterrupt:
+            raise InterruptedRun(
+                f"interrupted after {len(done)}/{len(trials)} trials; the finished ones are kept") from None
+    if errors:
+        index, message = errors[0]
+        first_line, _, tb = message.partition("\n")
+        log = _trials_dir(run_dir) / f"{trials[index].key}.error.txt"
+        from reprozoo.runtime.report import atomic_write_text
+
+        atomic_write_text(log, message)
+        raise TrialError(f"{trials[index].describe()} failed: {first_line} (traceback in {log}); "
+                         f"{len(done)}/{len(trials)} trials finished and kept, rerun with --resume")
+    return [done[i] for i in range(len(trials))]
+
+
+class _StopRun(Exception):
+    pass
