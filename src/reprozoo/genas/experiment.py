@@ -1,0 +1,297 @@
+"""Experiment ``genas-correlation``: does GeNAS flatness rank sub-networks of a one-shot
+supernet better than supernet validation accuracy (the paper's named baseline), and better than
+validation loss (the strongest simple alternative: the official formula's L_0 = 0 "depth" term
+makes the score mostly the held-out loss)?
+
+Setup (offline, CPU): scikit-learn digits split 250 train / 300 validation / 1,247 test, plus a
+noisy copy of the test set (pixel noise N(0, 0.25^2), clipped) as a distribution shift. A
+two-cell NAS-Bench-201 supernet is trained with SPOS; sampled genotypes are scored by every proxy
+(validation accuracy, validation loss, official flatness, pure flatness, angle, angle+flatness,
+acc+flatness, a random control); each genotype is trained from scratch (several runs) for the
+ground truth. Kendall tau-b per seed.
+
+The rule, fixed in code before any number existed (margin ``TAU_MARGIN``): (a) flatness beats
+validation accuracy in Kendall tau with both test and shifted-test accuracy (paired seeds, gain >
+max(margin, 2 x paired std), wins on most seeds); (b) it also beats validation loss on both. Held
+only when (a) and (b) hold; (a) without (b) is "not held" (the gain is the loss term's). Negative
+control: the random score's bootstrap CI of the seed-mean tau must contain 0, else inconclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from reprozoo.errors import ConfigError
+from reprozoo.genas.correlation import bootstrap_ci, correlation_report, kendall
+from reprozoo.genas.data import digits_splits
+from reprozoo.genas.models import NB201Network
+from reprozoo.genas.proxies import (
+    DEFAULT_SIGMAS,
+    Angle,
+    Flatness,
+    ProxyData,
+    RandomScore,
+    ValAccuracy,
+    ValLoss,
+    acc_flatness,
+    angle_flatness,
+    check_sigmas,
+    evaluate,
+    score_all,
+)
+from reprozoo.genas.spaces import NB201Genotype, sample_nb201
+from reprozoo.genas.supernet import RECAL_MODES, SupernetConfig, batches_of, fit_in_memory, train_supernet
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.figures import pyplot
+from reprozoo.runtime.registry import register_experiment
+from reprozoo.runtime.report import ExperimentResult, save_figure
+from reprozoo.runtime.trials import Trial
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, beats, claim, combine, with_control
+
+PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
+CLAIM = ("Ranking sub-networks of a one-shot supernet by GeNAS flatness correlates better with stand-alone "
+         "test and shifted-test accuracy than ranking by supernet validation accuracy, and the gain is not "
+         "just the validation loss")
+TAU_MARGIN = 0.05  # Kendall tau points; fixed before the first quick run
+PROXIES = ("val_acc", "val_loss", "flatness", "pure_flatness", "angle", "angle+flatness", "acc+flatness", "random")
+TARGETS = ("test", "shift")
+
+
+@dataclass
+class CorrelationConfig(ExperimentConfig):
+    n_train: int = 250
+    n_val: int = 300
+    shift_std: float = 0.25
+    split_seed: int = 0
+    width: int = 8  # C of the first cell (the second has 2C)
+    n_genotypes: int = 60  # sampled per seed
+    connected_only: bool = False  # skip cells whose output is the constant zero
+    gt_runs: int = 2  # stand-alone trainings per genotype (ground truth = their mean)
+    supernet: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=60))
+    standalone: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=40))
+    recal_mode: str = "cumulative"  # momentum (official) | cumulative
+    recal_images: int = 250
+    sigmas: list[float] = field(default_factory=lambda: list(DEFAULT_SIGMAS))
+    pure_scale: float = 10.0
+    pure_draws: int = 3
+    gamma: float = 16.0  # angle+flatness weight
+    acc_gamma: float = 1.0  # acc+flatness weight (not published)
+    n_boot: int = 1000
+    top_k: int = 5
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    threads: int = 1
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"seeds": [0], "n_genotypes": 6, "gt_runs": 1, "supernet": {"epochs": 2},
+                  "standalone": {"epochs": 2}, "n_boot": 50, "top_k": 2, "pure_draws": 1},
+        "quick": {"seeds": [0, 1, 2], "n_genotypes": 30, "gt_runs": 2, "standalone": {"epochs": 30}},
+        "paper": {"seeds": [0, 1, 2], "n_genotypes": 60, "gt_runs": 2},
+    }
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one integer, e.g. seeds=[0,1,2]")
+        if self.n_genotypes < 3:
+            raise ConfigError(f"n_genotypes must be >= 3 (a rank correlation needs them), got {self.n_genotypes}")
+        if self.gt_runs < 1:
+            raise ConfigError(f"gt_runs must be >= 1, got {self.gt_runs}")
+        if self.width < 1:
+            raise ConfigError(f"width must be >= 1, got {self.width}")
+        if self.recal_mode not in RECAL_MODES:
+            raise ConfigError(f"recal_mode must be one of {', '.join(RECAL_MODES)}, got '{self.recal_mode}'")
+        if self.recal_images < 1:
+            raise ConfigError(f"recal_images must be >= 1, got {self.recal_images}")
+        check_sigmas(self.sigmas)
+        if not self.pure_scale > 0 or self.pure_draws < 1:
+            raise ConfigError(f"pure_scale must be > 0 and pure_draws >= 1, got {self.pure_scale}, {self.pure_draws}")
+        if self.n_boot < 10:
+            raise ConfigError(f"n_boot must be >= 10, got {self.n_boot}")
+        if not 1 <= self.top_k <= self.n_genotypes:
+            raise ConfigError(f"top_k must be in 1..n_genotypes ({self.n_genotypes}), got {self.top_k}")
+        self.supernet.validate()
+        self.standalone.validate()
+        digits_splits(self.n_train, self.n_val, self.shift_std, self.split_seed)  # checks the sizes
+
+
+def genotype_pool(cfg: CorrelationConfig, seed: int) -> list[NB201Genotype]:
+    return sample_nb201(cfg.n_genotypes, np.random.default_rng(1_000 + seed), connected_only=cfg.connected_only)
+
+
+def build_proxies(cfg: CorrelationConfig, theta_init, seed: int) -> list:
+    flat = Flatness(cfg.sigmas, seed=seed)
+    pure = Flatness([cfg.pure_scale * s for s in cfg.sigmas], depth_term="unperturbed", draws=cfg.pure_draws,
+                    seed=seed, name="pure_flatness")
+    return [ValAccuracy(), ValLoss(), flat, pure, Angle(theta_init), angle_flatness(theta_init, flat, cfg.gamma),
+            acc_flatness(flat, cfg.acc_gamma), RandomScore(seed)]
+
+
+def _net(cfg: CorrelationConfig, genotype=None) -> NB201Network:
+    return NB201Network(genotype, layout="tiny", C=cfg.width, cells_per_stage=1, num_classes=10, in_chans=1)
+
+
+def run_one(trial: Trial, tctx) -> dict[str, Any]:
+    cfg: CorrelationConfig = tctx.config
+    data = digits_splits(cfg.n_train, cfg.n_val, cfg.shift_std, cfg.split_seed)
+    if trial.arm == "supernet":
+        net = _net(cfg)
+        theta_init = train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu")
+        pdata = ProxyData(batches_of(data.train, 64, cfg.recal_images), batches_of(data.val, 300),
+                          recal_mode=cfg.recal_mode)
+        proxies = build_proxies(cfg, theta_init, trial.seed)
+        pool = genotype_pool(cfg, trial.seed)
+        rows = [score_all(proxies, net, g, pdata) for g in pool]
+        return {"genotypes": [g.index for g in pool], "scores": {p.name: [r[p.name] for r in rows] for p in proxies}}
+    genotype = NB201Genotype.from_index(trial["arch"])
+    net = fit_in_memory(_net(cfg, genotype), data.train.x, data.train.y, cfg.standalone, seed=trial.seed)
+    test = evaluate(net, batches_of(data.test, 512))
+    shift = evaluate(net, batches_of(data.shifted, 512))
+    return {"test": test[1], "shift": shift[1], "test_loss": test[0]}
+
+
+def _figures(ctx, per_seed, taus, out: list[str]) -> None:
+    plt = pyplot()
+    first = per_seed[0]
+    names = [n for n in PROXIES if n in first["scores"]]
+    cols = 4
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        ax.scatter(first["scores"][name], first["gt"]["test"], s=12)
+        ax.set_title(f"{name} (tau {kendall(first['scores'][name], first['gt']['test']):+.2f})", fontsize=9)
+        ax.set_xlabel("proxy score", fontsize=8)
+        ax.set_ylabel("stand-alone test acc", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(f"proxy vs ground truth (seed {first['seed']})")
+    fig.tight_layout()
+    out.append(save_figure(fig, ctx.out_dir, "proxy_vs_ground_truth"))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    xs = np.arange(len(names))
+    for k, target in enumerate(TARGETS):
+        vals = np.array([taus[target][n] for n in names])
+        ax.bar(xs + (k - 0.5) * 0.38, vals.mean(1), 0.38, yerr=vals.std(1, ddof=1) if vals.shape[1] > 1 else None,
+               capsize=3, label=f"{target} acc")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(xs, names, rotation=30, ha="right")
+    ax.set_ylabel("Kendall tau-b (mean ± std over seeds)")
+    ax.legend()
+    fig.tight_layout()
+    out.append(save_figure(fig, ctx.out_dir, "kendall_tau_per_proxy"))
+
+
+def decide(taus: dict[str, dict[str, list[float]]], control_ci: dict[str, tuple[float, float]],
+           margin: float = TAU_MARGIN) -> tuple[str, str, list[dict]]:
+    """The headline rule on per-seed Kendall taus: ``taus[target][proxy] = [tau per seed]``."""
+    parts, claims = {}, []
+    for alt, label in (("val_acc", "a"), ("val_loss", "b")):
+        vs = []
+        for target in TARGETS:
+            v, e = beats(taus[target]["flatness"], taus[target][alt], margin=margin,
+                         name=f"tau with {target} acc", other_name=alt)
+            vs.append((v, e))
+        parts[label] = (combine([v for v, _ in vs]), "; ".join(e for _, e in vs))
+    cv = HELD
+    ce = []
+    for target in TARGETS:
+        lo, hi = control_ci[target]
+        ok = lo <= 0 <= hi
+        cv = cv if ok else NOT_HELD
+        ce.append(f"random tau with {target} acc: mean {np.mean(taus[target]['random']):+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]"
+                  f" {'contains' if ok else 'EXCLUDES'} 0")
+    control = (cv, "; ".join(ce))
+    a, b = parts["a"][0], parts["b"][0]
+    if a == HELD and b == HELD:
+        verdict, why = HELD, "flatness beats both validation accuracy and validation loss"
+    elif a == HELD and b != HELD:
+        verdict, why = NOT_HELD, ("flatness beats validation accuracy but not validation loss: the gain is explained "
+                                  "by the loss (depth, L_0 = 0) term of the official score")
+    elif a == NOT_HELD:
+        verdict, why = NOT_HELD, "flatness does not beat validation accuracy (the paper's named baseline)"
+    else:
+        verdict, why = INCONCLUSIVE, "too few seeds"
+    evidence = f"{why}. (a) vs val_acc: {parts['a'][1]}. (b) vs val_loss: {parts['b'][1]}"
+    verdict, evidence = with_control(verdict, evidence, control)
+    claims.append(claim("(a) flatness ranks better than supernet validation accuracy (test and shifted test)",
+                        *parts["a"]))
+    claims.append(claim("(b) flatness ranks better than validation loss (test and shifted test)", *parts["b"]))
+    return verdict, evidence, claims
+
+
+@register_experiment("genas-correlation", paper=PAPER, claim=CLAIM, config=CorrelationConfig)
+def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
+    pools = {s: genotype_pool(cfg, s) for s in cfg.seeds}
+    archs = sorted({g.index for pool in pools.values() for g in pool})
+    trials = [Trial("supernet", s) for s in cfg.seeds]
+    trials += [Trial("standalone", r, arch=a) for a in archs for r in range(cfg.gt_runs)]
+    results = ctx.run_trials(run_one, trials, description="genas-correlation trials")
+    sup = {t.seed: r for t, r in zip(trials, results) if t.arm == "supernet"}
+    gt_runs: dict[int, list[dict]] = {}
+    for t, r in zip(trials, results):
+        if t.arm == "standalone":
+            gt_runs.setdefault(t["arch"], []).append(r)
+    gt = {a: {k: float(np.mean([r[k] for r in rs])) for k in TARGETS} for a, rs in gt_runs.items()}
+
+    rng = np.random.default_rng(12345)
+    per_seed, taus = [], {t: {p: [] for p in PROXIES} for t in TARGETS}
+    table = []
+    reports = {t: {p: [] for p in PROXIES} for t in TARGETS}
+    for s in cfg.seeds:
+        res = sup[s]
+        truth = {t: [gt[a][t] for a in res["genotypes"]] for t in TARGETS}
+        per_seed.append({"seed": s, "scores": res["scores"], "gt": truth})
+        for t in TARGETS:
+            rep = correlation_report({p: res["scores"][p] for p in PROXIES}, truth[t], k=cfg.top_k,
+                                     n_boot=cfg.n_boot, rng=rng)
+            for p in PROXIES:
+                taus[t][p].append(rep[p]["kendall"])
+                reports[t][p].append(rep[p])
+    control_ci = {t: bootstrap_ci(kendall, [(d["scores"]["random"], d["gt"][t]) for d in per_seed],
+                                  n_boot=cfg.n_boot, rng=rng) for t in TARGETS}
+    verdict, evidence, claims = decide(taus, control_ci)
+    claims.insert(0, claim(CLAIM, verdict, evidence, headline=True))
+
+    # ablations reported beside the headline (not part of the rule)
+    for name, text in (("pure_flatness", "pure flatness (L_0 = unperturbed loss, sigma x10, several draws) "
+                        "ranks better than validation accuracy"),
+                       ("angle", "the angle proxy ranks better than validation accuracy"),
+                       ("angle+flatness", "angle + flatness ranks better than the angle alone")):
+        other = "angle" if name == "angle+flatness" else "val_acc"
+        v, e = beats(taus["test"][name], taus["test"][other], margin=TAU_MARGIN, name="tau with test acc",
+                     other_name=other)
+        claims.append(claim(text, v, f"{name}: {e}"))
+
+    metrics: dict[str, float] = {}
+    for p in PROXIES:
+        grp = "method" if p == "flatness" else ("control" if p == "random" else "baseline")
+        for t in TARGETS:
+            metrics[f"{grp}/{p}_tau_{t}"] = float(np.mean(taus[t][p]))
+        metrics[f"{grp}/{p}_spearman_test"] = float(np.mean([r["spearman"] for r in reports["test"][p]]))
+        metrics[f"{grp}/{p}_regret_test"] = float(np.mean([r["regret"] for r in reports["test"][p]]))
+        metrics[f"{grp}/{p}_regret_shift"] = float(np.mean([r["regret"] for r in reports["shift"][p]]))
+        metrics[f"{grp}/{p}_topk_test"] = float(np.mean([r["topk"] for r in reports["test"][p]]))
+        table.append({"proxy": p,
+                      **{f"tau {t}": f"{np.mean(taus[t][p]):+.3f} ± {np.std(taus[t][p], ddof=1) if len(cfg.seeds) > 1 else 0:.3f}"
+                         for t in TARGETS},
+                      "spearman test": round(metrics[f"{grp}/{p}_spearman_test"], 3),
+                      f"top-{cfg.top_k} test": round(metrics[f"{grp}/{p}_topk_test"], 3),
+                      "regret test": round(metrics[f"{grp}/{p}_regret_test"], 4),
+                      "regret shift": round(metrics[f"{grp}/{p}_regret_shift"], 4)})
+    all_test = np.array([v["test"] for v in gt.values()])
+    all_shift = np.array([v["shift"] for v in gt.values()])
+    metrics.update({"data/gt_test_mean": float(all_test.mean()), "data/gt_test_min": float(all_test.min()),
+                    "data/gt_test_max": float(all_test.max()), "data/gt_shift_mean": float(all_shift.mean()),
+                    "data/n_architectures": float(len(gt))})
+    figures: list[str] = []
+    _figures(ctx, per_seed, taus, figures)
+    notes = (f"{cfg.n_genotypes} genotypes per seed, ground truth = mean of {cfg.gt_runs} stand-alone runs of "
+             f"{cfg.standalone.epochs} epochs; supernet {cfg.supernet.epochs} epochs; BN recalibration "
+             f"'{cfg.recal_mode}' on {cfg.recal_images} training images; flatness sigmas {list(cfg.sigmas)} with the "
+             f"official L_0 = 0 depth term, cumulative noise, one draw, noise on every parameter. Ground-truth test "
+             f"accuracy over the {len(gt)} architectures: mean {all_test.mean():.3f}, range "
+             f"[{all_test.min():.3f}, {all_test.max():.3f}]; shifted test mean {all_shift.mean():.3f}.")
+    return ExperimentResult(verdict=verdict, evidence=evidence, metrics=metrics, claims=claims, table=table,
+                            figures=figures, notes=notes)
+
