@@ -1,0 +1,18 @@
+"""GMP + pull-push learning (Kim et al., AAAI 2024): weakly supervised temporal video grounding
+with Gaussian-mixture proposals, and the CPL single-Gaussian baseline (Zheng et al., CVPR 2022)."""
+
+from reprozoo.gmp.models import (
+    CPL,
+    GMP,
+    GrounderConfig,
+    MaskedQueryGrounder,
+    activitynet_config,
+    build_grounder,
+    charades_config,
+    cpl_charades,
+    pps_activitynet,
+    pps_charades,
+)
+
+__all__ = ["CPL", "GMP", "GrounderConfig", "MaskedQueryGrounder", "activitynet_config", "build_grounder",
+           "charades_config", "cpl_charades", "pps_activitynet", "pps_charades"]
