@@ -1,0 +1,123 @@
+"""Baselines on the same prepared corpus (same vocabulary, same K, same seed):
+
+- :class:`ProdLDA`: the same inference network and training loop fed word counts, decoder
+  ``softmax(BN(theta beta))`` over words -- TVQ-VAE without the codebook;
+- :func:`lda`: gensim's ``LdaModel`` (``alpha="auto"``);
+- :func:`embedding_clusters`: what a practitioner reaches for first (BERTopic's recipe without the
+  UMAP/HDBSCAN extras): k-means on the same MiniLM sentence embeddings, topic words by
+  class-based TF-IDF ``tf(w, c) * log(1 + A / f(w))`` (A = mean words per cluster);
+- :func:`random_topics`: the negative control, random word lists from the vocabulary and random
+  mixtures.
+
+Each returns ``(topics, theta)``: ``topics[k]`` the ranked top words, ``theta`` (N, K).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from reprozoo.errors import DataError
+from reprozoo.tvqvae.estimator import PreparedCorpus, check_is_fitted, resolve_device
+from reprozoo.tvqvae.models import BowDecoder, TopicEncoder, TopicModel
+from reprozoo.tvqvae.training import train_topic_model
+
+
+def _top(matrix: np.ndarray, words: list[str], top_n: int) -> list[list[str]]:
+    order = np.argsort(-matrix, axis=1, kind="stable")[:, :top_n]
+    return [[words[i] for i in row] for row in order]
+
+
+def _check_k(k: int, data: PreparedCorpus) -> None:
+    n, v = data.bow.shape
+    if not 2 <= k <= min(n, v):
+        raise DataError(f"K={k} must be in 2..min(documents, vocabulary) = {min(n, v)}")
+
+
+class ProdLDA:
+    """ProdLDA (Srivastava & Sutton, 2017) with TVQ-VAE's inference network, on word counts."""
+
+    def __init__(self, n_topics: int = 20, *, epochs: int = 300, lr: float = 1e-3, batch_size: int = 256,
+                 hidden: tuple[int, ...] = (100, 100), device: str = "auto", random_state: int = 0,
+                 verbose: bool | None = False):
+        self.n_topics, self.epochs, self.lr, self.batch_size, self.hidden = n_topics, epochs, lr, batch_size, hidden
+        self.device, self.random_state, self.verbose = device, random_state, verbose
+        self.topics_ = None
+
+    def fit_prepared(self, data: PreparedCorpus) -> ProdLDA:
+        _check_k(self.n_topics, data)
+        n_words = data.bow.shape[1]
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.random_state))
+            model = TopicModel(TopicEncoder(n_words, self.n_topics, tuple(self.hidden)),
+                               BowDecoder(self.n_topics, n_words))
+            bow = torch.from_numpy(data.bow)
+            self.history_ = train_topic_model(model, bow, bow, epochs=self.epochs, lr=self.lr,
+                                              batch_size=self.batch_size, gen=gen,
+                                              device=resolve_device(self.device), progress=self.verbose,
+                                              name="ProdLDA")
+        self.model_, self.vocab_ = model.cpu(), data.vocab
+        self.topics_ = model.decoder.topic_word().numpy()
+        return self
+
+    def transform_bow(self, bow: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        return self.model_.theta(torch.as_tensor(bow, dtype=torch.float32)).numpy()
+
+    def get_topics(self, top_n: int = 10) -> list[list[str]]:
+        check_is_fitted(self)
+        return _top(self.topics_, self.vocab_.words, top_n)
+
+
+def prodlda(data: PreparedCorpus, k: int, seed: int, *, epochs: int = 300, lr: float = 1e-3, batch_size: int = 256,
+            top_n: int = 25, device: str = "auto") -> tuple[list[list[str]], np.ndarray]:
+    m = ProdLDA(k, epochs=epochs, lr=lr, batch_size=batch_size, device=device, random_state=seed).fit_prepared(data)
+    return m.get_topics(top_n), m.transform_bow(data.bow)
+
+
+def lda(data: PreparedCorpus, k: int, seed: int, *, passes: int = 20, iterations: int = 100,
+        top_n: int = 25) -> tuple[list[list[str]], np.ndarray]:
+    """gensim LDA with a learned asymmetric document prior (``alpha="auto"``)."""
+    from gensim.models import LdaModel
+
+    _check_k(k, data)
+    id2word = dict(enumerate(data.vocab.words))
+    corpus = [[(int(j), int(c)) for j, c in zip(np.flatnonzero(row), row[row > 0])] for row in data.bow]
+    model = LdaModel(corpus, num_topics=k, id2word=id2word, passes=passes, iterations=iterations, alpha="auto",
+                     eta="auto", random_state=seed, eval_every=None)
+    theta = np.zeros((len(corpus), k))
+    for i, doc in enumerate(corpus):
+        for t, p in model.get_document_topics(doc, minimum_probability=0.0):
+            theta[i, t] = p
+    return _top(model.get_topics(), data.vocab.words, top_n), theta
+
+
+def ctfidf(bow: np.ndarray, clusters: np.ndarray, k: int) -> np.ndarray:
+    """Class-based TF-IDF (K x V): ``tf(w, c) * log(1 + A / f(w))``, tf L1-normalised per class."""
+    tf = np.zeros((k, bow.shape[1]))
+    np.add.at(tf, clusters, bow)
+    avg_words = tf.sum() / k
+    freq = tf.sum(0)
+    idf = np.log(1.0 + avg_words / np.maximum(freq, 1e-12))
+    tf = tf / np.maximum(tf.sum(1, keepdims=True), 1e-12)
+    return tf * idf
+
+
+def embedding_clusters(data: PreparedCorpus, k: int, seed: int, *, top_n: int = 25) -> tuple[list[list[str]], np.ndarray]:
+    """k-means on the sentence embeddings; one-hot theta; class-TF-IDF topic words."""
+    _check_k(k, data)
+    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(data.encoded.sentence)
+    theta = np.eye(k)[clusters]
+    return _top(ctfidf(data.bow, clusters, k), data.vocab.words, top_n), theta
+
+
+def random_topics(data: PreparedCorpus, k: int, seed: int, *, top_n: int = 25) -> tuple[list[list[str]], np.ndarray]:
+    """Negative control: K random word lists (without replacement) and Dirichlet(1) mixtures."""
+    _check_k(k, data)
+    rng = np.random.default_rng(seed)
+    words = data.vocab.words
+    n = min(top_n, len(words))
+    topics = [[words[i] for i in rng.choice(len(words), n, replace=False)] for _ in range(k)]
+    return topics, rng.dirichlet(np.ones(k), size=data.bow.shape[0])

@@ -1,0 +1,106 @@
+"""Topic-quality and clustering metrics.
+
+- NPMI coherence: gensim's ``CoherenceModel(coherence="c_npmi", topn=10)`` with the corpus itself
+  as the reference texts (boolean sliding window of 10; a shorter document is one window).
+  Reported two ways: the mean over **all** topics (what OCTIS / gensim users report) and the
+  TVQ-VAE paper's protocol, the mean over the **best 50%** of topics.
+- C_V coherence (gensim ``c_v``), diversity@25 (unique words / (25 x topics)), TQ = NPMI x diversity
+  (under each protocol, diversity over the same topics).
+- NMI and purity of document clusters against labels: k-means (k = K) on theta, and argmax theta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import normalized_mutual_info_score
+
+from reprozoo.errors import DataError
+
+
+def _dictionary(texts: Sequence[Sequence[str]]):
+    from gensim.corpora import Dictionary
+
+    return Dictionary(texts)
+
+
+def coherence_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], measure: str = "c_npmi",
+                        topn: int = 10, dictionary=None) -> np.ndarray:
+    """Per-topic coherence of the first ``topn`` words of each topic against ``texts``."""
+    from gensim.models import CoherenceModel
+
+    if not topics:
+        raise DataError("no topics to score")
+    dictionary = dictionary if dictionary is not None else _dictionary(texts)
+    known = dictionary.token2id
+    cut = [[w for w in t[:topn]] for t in topics]
+    missing = sorted({w for t in cut for w in t if w not in known})
+    if missing:
+        raise DataError(f"topic words not in the reference corpus: {missing[:5]}")
+    if any(len(t) < 2 for t in cut):
+        raise DataError("every topic needs at least 2 words for coherence")
+    cm = CoherenceModel(topics=cut, texts=[list(t) for t in texts], dictionary=dictionary, coherence=measure,
+                        topn=topn, processes=1)
+    return np.asarray(cm.get_coherence_per_topic(), dtype=np.float64)
+
+
+def best_half(scores: np.ndarray) -> np.ndarray:
+    """Indices of the best 50% of topics by score (at least one), best first."""
+    n = max(1, len(scores) // 2)
+    return np.argsort(-np.asarray(scores), kind="stable")[:n]
+
+
+def diversity(topics: Sequence[Sequence[str]], topn: int = 25) -> float:
+    """Unique words among the top ``topn`` of all topics / (topn x number of topics)."""
+    if not topics:
+        raise DataError("no topics")
+    words = [w for t in topics for w in t[:topn]]
+    return len(set(words)) / float(topn * len(topics))
+
+
+def topic_quality(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], *, npmi_topn: int = 10,
+                  div_topn: int = 25, with_cv: bool = True, dictionary=None) -> dict[str, float | list[float]]:
+    """NPMI (all / best-50%), diversity and TQ under both protocols, and C_V (all topics)."""
+    dictionary = dictionary if dictionary is not None else _dictionary(texts)
+    npmi = coherence_per_topic(topics, texts, "c_npmi", npmi_topn, dictionary)
+    best = best_half(npmi)
+    div_all = diversity(topics, div_topn)
+    div_best = diversity([topics[i] for i in best], div_topn)
+    out: dict[str, float | list[float]] = {
+        "npmi_all": float(npmi.mean()), "npmi_best50": float(npmi[best].mean()),
+        "diversity_all": div_all, "diversity_best50": div_best,
+        "tq_all": float(npmi.mean()) * div_all, "tq_best50": float(npmi[best].mean()) * div_best,
+        "npmi_per_topic": npmi.tolist(),
+    }
+    if with_cv:
+        out["cv_all"] = float(coherence_per_topic(topics, texts, "c_v", npmi_topn, dictionary).mean())
+    return out
+
+
+def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Share of documents whose cluster's majority label is their own label."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    total = 0
+    for c in np.unique(clusters):
+        total += np.bincount(labels[clusters == c]).max()
+    return total / float(len(labels))
+
+
+def clustering_scores(theta: np.ndarray, labels: np.ndarray, n_clusters: int, seed: int = 0) -> dict[str, float]:
+    """NMI and purity of k-means(theta) (k = ``n_clusters``) and of argmax theta against labels."""
+    theta = np.asarray(theta, dtype=np.float64)
+    if len(theta) != len(labels):
+        raise DataError(f"{len(theta)} documents but {len(labels)} labels")
+    km = KMeans(n_clusters=min(n_clusters, len(np.unique(theta, axis=0))), n_init=10,
+                random_state=seed).fit_predict(theta)
+    am = theta.argmax(1)
+    return {"nmi_kmeans": float(normalized_mutual_info_score(labels, km)), "purity_kmeans": purity(labels, km),
+            "nmi_argmax": float(normalized_mutual_info_score(labels, am)), "purity_argmax": purity(labels, am)}
+
+
+def npmi_pair(p_i: float, p_j: float, p_ij: float, eps: float = 1e-12) -> float:
+    """NPMI of one word pair from window probabilities (gensim's formula, with its epsilon)."""
+    return math.log((p_ij + eps) / (p_i * p_j)) / -math.log(p_ij + eps)
