@@ -1,0 +1,266 @@
+"""Experiment ``active-asr``: active learning + augmented consistency regularisation at equal budget.
+
+Data: spoken commands synthesised offline with espeak-ng (:mod:`reprozoo.data.spoken_commands`);
+the test split uses accents, voice variants and sentences the pool never contains. Every arm of a
+seed starts from the same random seed set, the same initial weights and the same number of
+training steps per round (warm start across rounds); arms differ only in how the next utterances
+are chosen and in whether the unlabelled rest of the pool is used:
+
+- ``random_sup``: random selection, supervised only (the paper's named baseline);
+- ``al_sup``: least-confidence active learning, supervised only;
+- ``random_cr``: random selection + consistency regularisation;
+- ``al_cr``: active learning + consistency regularisation (the method);
+- ``al_pl``: active learning + plain pseudo-labelling without augmentation (ablation: does the
+  *augmented* consistency matter?);
+- ``upper``: every pool utterance labelled (upper bound);
+- ``control``: the initial seed set only, never more labels (negative control).
+
+Rule, fixed in code before any number existed: at every budget point after the first acquisition,
+``al_cr`` has lower test CER than the stronger of ``random_sup`` and ``al_sup`` by more than
+max(MARGIN_CER, 2 x std of paired differences) and wins on most seeds (>= 3 seeds). The negative
+control must lose to every arm that gets more labels at the final budget point, and the baseline
+must sit away from 0% and 100% CER (CALIBRATION_CER), or the verdict is "inconclusive".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from reprozoo.activeasr.features import FeatureConfig, Featurizer
+from reprozoo.activeasr.loop import ALConfig, run_active_learning
+from reprozoo.activeasr.training import CTCTrainer, SpeechSet, TrainSettings
+from reprozoo.data.spoken_commands import CommandCorpusConfig, build_command_corpus, load_command_corpus
+from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.figures import pyplot, save_figure
+from reprozoo.runtime.registry import create_model, list_models, register_experiment
+from reprozoo.runtime.report import ExperimentResult
+from reprozoo.runtime.trials import Trial
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, beats, claim, combine, strongest, with_control
+
+MARGIN_CER = 1.0  # CER points the method must gain (absolute), on top of 2 x the paired seed spread
+CALIBRATION_CER = (5.0, 90.0)  # the baseline's final CER must fall inside this range
+METHOD, BASELINE, CONTROL = "al_cr", "random_sup", "control"
+ALTERNATIVES = ("random_sup", "al_sup")
+ARMS: dict[str, tuple[str, str]] = {  # name -> (selection, unsupervised branch)
+    "random_sup": ("random", "none"),
+    "al_sup": ("al", "none"),
+    "random_cr": ("random", "cr"),
+    "al_cr": ("al", "cr"),
+    "al_pl": ("al", "pl"),
+    "upper": ("all", "none"),
+    "control": ("none", "none"),
+}
+CLAIM = ("Active learning with augmented consistency regularisation on the unlabelled pool reaches a lower "
+         "CER than supervised training on randomly or actively selected utterances at the same labelling budget")
+PAPER = ("Bang, Kim, Yoo, Ha, Efficient Active Learning for Automatic Speech Recognition via Augmented "
+         "Consistency Regularization (arXiv 2006.11021, 2020)")
+
+
+@dataclass
+class ActiveASRConfig(ExperimentConfig):
+    corpus: CommandCorpusConfig = field(default_factory=CommandCorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: str = "ctc_crnn_small"
+    al: ALConfig = field(default_factory=ALConfig)  # al.acquisition: the AL arms' criterion; al.unsup is set per arm
+    train: TrainSettings = field(default_factory=TrainSettings)
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    n_examples: int = 4  # test transcripts kept per arm for the report
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    threads: int = 1
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"seeds": [0], "model": "ctc_tcn_tiny", "executor": {"kind": "serial"},
+                  "corpus": {"n_pool": 32, "n_dev": 2, "n_test": 8},
+                  "al": {"initial": 8, "per_round": 8, "rounds": 1, "steps_per_round": 4},
+                  "train": {"batch_size": 4}},
+        "quick": {"model": "ctc_tcn_tiny",
+                  "corpus": {"n_pool": 400, "n_dev": 20, "n_test": 150, "pad_ms": [0, 150], "rate_wpm": [150, 200]},
+                  "al": {"initial": 40, "per_round": 40, "rounds": 2, "steps_per_round": 200},
+                  "train": {"lr": 3e-3, "batch_size": 12}},
+        "paper": {},
+    }
+
+    def validate(self) -> None:
+        self.corpus.validate()
+        self.features.validate()
+        self.train.validate()
+        if self.features.sample_rate != self.corpus.sample_rate:
+            raise ConfigError(f"features.sample_rate ({self.features.sample_rate}) must equal corpus.sample_rate "
+                              f"({self.corpus.sample_rate})")
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise UnknownNameError(f"unknown arm {unknown}; choose from: {', '.join(ARMS)}")
+        need = {METHOD, CONTROL, *ALTERNATIVES}
+        if not need <= set(self.arms):
+            raise ConfigError(f"arms must include {sorted(need)} (the headline compares them)")
+        if self.al.acquisition == "random":
+            raise ConfigError("al.acquisition is the active arms' criterion; pick least_confidence, "
+                              "frame_entropy or mc_dropout (random arms are separate)")
+        self.al.validate(self.corpus.n_pool)
+        if self.model not in list_models("ctc_*"):
+            raise UnknownNameError(f"unknown model '{self.model}'; choose one of: {', '.join(list_models('ctc_*'))}")
+        if self.n_examples < 0:
+            raise ConfigError(f"n_examples must be >= 0, got {self.n_examples}")
+        if not self.seeds:
+            raise ConfigError("seeds needs at least one integer")
+
+
+_DATA: dict[str, tuple[SpeechSet, SpeechSet]] = {}
+
+
+def load_sets(cfg: ActiveASRConfig) -> tuple[SpeechSet, SpeechSet]:
+    """(pool, test) of the configured corpus, cached per process."""
+    key = repr(asdict(cfg.corpus))
+    if key not in _DATA:
+        corpus = load_command_corpus(cfg.corpus, progress=False)
+        sr = cfg.features.sample_rate
+        _DATA.clear()
+        _DATA[key] = (SpeechSet.from_items(corpus["pool"], sr), SpeechSet.from_items(corpus["test"], sr))
+    return _DATA[key]
+
+
+def arm_config(cfg: ActiveASRConfig, arm: str, n_pool: int) -> ALConfig:
+    selection, unsup = ARMS[arm]
+    al = ALConfig(**{**asdict(cfg.al), "unsup": unsup})
+    if selection == "random":
+        al.acquisition = "random"
+    elif selection in ("all", "none"):  # fixed labelled sets: same rounds and steps, no acquisitions
+        al.acquisition, al.per_round = "random", 0
+        if selection == "all":
+            al.initial = n_pool
+    return al
+
+
+def run_one(trial: Trial, tctx) -> dict[str, Any]:
+    """One arm x seed: the whole active-learning run; returns its budget points."""
+    cfg: ActiveASRConfig = tctx.config
+    pool, test = load_sets(cfg)
+    al = arm_config(cfg, trial.arm, len(pool))
+    seed = trial.seed
+    initial = np.random.default_rng([seed, 1]).permutation(len(pool))[: al.initial].tolist()
+    with torch.random.fork_rng():  # identical initial weights for every arm of a seed
+        torch.manual_seed(seed)
+        model = create_model(cfg.model, n_mels=cfg.features.n_mels)
+    total = al.steps_per_round * (al.rounds + 1)
+    trainer = CTCTrainer(model, cfg.train, total_steps=total, generator=torch.Generator().manual_seed(seed),
+                         featurizer=Featurizer(cfg.features))
+    out = run_active_learning(trainer, pool, test, al, rng=np.random.default_rng([seed, 2]), initial=initial,
+                              keep_examples=cfg.n_examples)
+    return {"arm": trial.arm, "seed": seed, "points": out["points"], "oracle_seconds": out["oracle_seconds"],
+            "n_labelled": len(out["labelled"])}
+
+
+def _cer(results: dict[str, list[dict]], arm: str, r: int) -> np.ndarray:
+    return np.asarray([res["points"][r]["cer"] for res in results[arm]])
+
+
+def decide(results: dict[str, list[dict]], *, margin: float = MARGIN_CER) -> tuple[str, str, list[dict]]:
+    """The rule of this experiment on per-arm lists (aligned by seed) of run_one results."""
+    n_points = len(results[METHOD][0]["points"])
+    points = list(range(1, n_points)) if n_points > 1 else [0]
+    claims: list[dict] = []
+    verdicts, evidence = [], []
+    for r in points:
+        alts = {a: _cer(results, a, r) for a in ALTERNATIVES}
+        best = strongest(alts, higher_is_better=False)
+        v, e = beats(_cer(results, METHOD, r), alts[best], margin=margin, higher_is_better=False,
+                     name=f"test CER (%) at {results[METHOD][0]['points'][r]['labelled']} labelled",
+                     other_name=f"strongest alternative '{best}'")
+        verdicts.append(v)
+        evidence.append(e)
+    last = n_points - 1
+    ctrl = []
+    for arm in results:
+        if arm == CONTROL:
+            continue
+        ctrl.append(beats(_cer(results, arm, last), _cer(results, CONTROL, last), margin=margin,
+                          higher_is_better=False, name=f"{arm} vs control CER", other_name="control"))
+    control = (combine([v for v, _ in ctrl]),
+               "every labelled arm beats the initial-set-only control at the final budget"
+               if all(v == HELD for v, _ in ctrl) else "; ".join(e for v, e in ctrl if v != HELD))
+    verdict, ev = with_control(combine(verdicts), " | ".join(evidence), control)
+    base = float(_cer(results, BASELINE, last).mean())
+    lo, hi = CALIBRATION_CER
+    if not lo <= base <= hi:
+        verdict, ev = INCONCLUSIVE, ev + f"; baseline final CER {base:.1f}% outside the calibration range [{lo}, {hi}]"
+    claims.append(claim(CLAIM, verdict, ev, headline=True))
+    subs = [("al_sup", "random_sup", "least-confidence AL beats random selection (supervised only)"),
+            ("al_cr", "random_cr", "least-confidence AL beats random selection (with CR)"),
+            ("random_cr", "random_sup", "CR on the unlabelled pool beats supervised-only training (random selection)"),
+            ("al_cr", "al_pl", "augmented CR beats plain pseudo-labelling without augmentation (AL selection)")]
+    for a, b, text in subs:
+        if a in results and b in results:
+            v, e = beats(_cer(results, a, last), _cer(results, b, last), margin=margin, higher_is_better=False,
+                         name="final test CER (%)", other_name=b)
+            claims.append(claim(text, v, e))
+    claims.append(claim("negative control: the initial labelled set alone loses to every arm with more labels",
+                        *control))
+    return verdict, ev, claims
+
+
+@register_experiment("active-asr", paper=PAPER, claim=CLAIM, config=ActiveASRConfig)
+def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
+    build_command_corpus(cfg.corpus, progress=ctx.progress)  # once, before the trials (they read the cache)
+    trials = [Trial(arm, s) for arm in cfg.arms for s in cfg.seeds]
+    flat = ctx.run_trials(run_one, trials, description="active-asr arms x seeds")
+    results: dict[str, list[dict]] = {a: [] for a in cfg.arms}
+    for t, res in zip(trials, flat):
+        results[t.arm].append(res)
+    verdict, evidence, claims = decide(results)
+    metrics: dict[str, float] = {}
+    table = []
+    for arm in cfg.arms:
+        group = {METHOD: "method", BASELINE: "baseline"}.get(arm, arm)
+        for r, p in enumerate(results[arm][0]["points"]):
+            c = _cer(results, arm, r)
+            w = np.asarray([res["points"][r]["wer"] for res in results[arm]])
+            metrics[f"{group}/cer_round{r}"] = float(c.mean())
+            metrics[f"{group}/wer_round{r}"] = float(w.mean())
+            metrics[f"{group}/labelled_round{r}"] = float(p["labelled"])
+            table.append({"arm": arm, "labelled": p["labelled"],
+                          "hours": round(float(np.mean([res["points"][r]["hours"] for res in results[arm]])), 4),
+                          "CER %": f"{c.mean():.2f} ± {c.std(ddof=1) if c.size > 1 else 0:.2f}",
+                          "WER %": f"{w.mean():.2f}", "steps": p["step"]})
+    figures = _figures(cfg, results, ctx)
+    notes = (f"CER/WER are corpus-level (sum of edit distances / sum of reference lengths), in %, mean ± std over "
+             f"seeds {cfg.seeds}, greedy CTC decoding, on {cfg.corpus.n_test} test utterances with held-out accents "
+             f"{cfg.corpus.test_accents}, variants {cfg.corpus.test_variants} and sentences. Model {cfg.model}; "
+             f"{cfg.al.steps_per_round} steps per round, warm start; AL criterion {cfg.al.acquisition}; budget "
+             f"{cfg.al.initial} + {cfg.al.rounds} x {cfg.al.per_round:g} {cfg.al.budget_unit} of {cfg.corpus.n_pool}. "
+             f"Margin {MARGIN_CER} CER points.")
+    return ExperimentResult(verdict, evidence, metrics, claims=claims, table=table, figures=figures, notes=notes)
+
+
+def _figures(cfg: ActiveASRConfig, results: dict[str, list[dict]], ctx) -> list[str]:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm in cfg.arms:
+        pts = results[arm][0]["points"]
+        hours = [np.mean([res["points"][r]["hours"] for res in results[arm]]) for r in range(len(pts))]
+        c = np.asarray([[res["points"][r]["cer"] for r in range(len(pts))] for res in results[arm]])
+        err = c.std(0, ddof=1) if c.shape[0] > 1 else np.zeros(c.shape[1])
+        ax.errorbar(hours, c.mean(0), yerr=err, marker="o", capsize=3, label=arm, lw=2.2 if arm == METHOD else 1.2)
+    ax.set(xlabel="labelled audio (hours)", ylabel="test CER (%)", title="CER vs labelled audio (mean ± std over seeds)")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    paths = [save_figure(fig, ctx.out_dir, "cer_vs_hours")]
+    if cfg.n_examples:
+        pool, test = load_sets(cfg)
+        lines = []
+        for i in range(min(cfg.n_examples, len(test))):
+            lines.append(f"REF        {test.texts[i]}")
+            for arm in cfg.arms:
+                lines.append(f"{arm:<10} {results[arm][0]['points'][-1]['examples'][i]}")
+            lines.append("")
+        fig, ax = plt.subplots(figsize=(8, 0.18 * len(lines) + 0.6))
+        ax.axis("off")
+        ax.text(0, 1, "\n".join(lines), family="monospace", fontsize=7, va="top")
+        ax.set_title(f"test transcripts at the final budget (seed {cfg.seeds[0]})", fontsize=8)
+        paths.append(save_figure(fig, ctx.out_dir, "test_transcripts"))
+    return paths
