@@ -1,0 +1,85 @@
+import math
+
+import numpy as np
+import pytest
+
+from reprozoo.errors import ConfigError
+from reprozoo.genas.correlation import (
+    bootstrap_ci,
+    correlation_report,
+    kendall,
+    regret,
+    spearman,
+    top_k_agreement,
+)
+from reprozoo.genas.experiment import PROXIES, TARGETS, CorrelationConfig, decide
+from reprozoo.runtime.runner import run_experiment
+
+
+def test_rank_statistics_on_hand_computed_cases():
+    assert kendall([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    assert kendall([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))  # tau-b with a tie
+    assert spearman([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(0.8)
+    assert kendall([1, np.nan, 3], [1, 5, 2]) == pytest.approx(1.0)  # NaN pairs are skipped
+    assert math.isnan(kendall([1, 1, 1], [1, 2, 3]))
+    assert top_k_agreement([4, 3, 2, 1], [1, 4, 3, 2], 2) == 0.5
+    assert regret([0.1, 0.9, 0.5], [0.7, 0.6, 0.8]) == pytest.approx(0.2)
+    lo, hi = bootstrap_ci(kendall, [(np.arange(30), np.arange(30) + 0.0)], n_boot=50)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    rep = correlation_report({"a": [1, 2, 3, 4, 5]}, [5, 4, 3, 2, 1], k=2, n_boot=20)
+    assert rep["a"]["kendall"] == pytest.approx(-1) and rep["a"]["topk"] == 0 and rep["a"]["regret"] == 4
+
+
+def _taus(flat, acc, loss, rand=(0.0, 0.01, -0.01)):
+    base = {p: [0.0, 0.0, 0.0] for p in PROXIES}
+    base.update({"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand)})
+    return {t: {p: list(v) for p, v in base.items()} for t in TARGETS}
+
+
+CI_OK = {t: (-0.1, 0.1) for t in TARGETS}
+
+
+def test_rule_held_when_flatness_beats_both():
+    v, e, claims = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]), CI_OK)
+    assert v == "held" and [c["verdict"] for c in claims] == ["held", "held"]
+
+
+def test_rule_not_held_when_the_loss_term_explains_the_gain():
+    v, e, claims = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.5, 0.56, 0.6]), CI_OK)
+    assert v == "not held" and "explained by the loss" in e
+    assert [c["verdict"] for c in claims] == ["held", "not held"]
+
+
+def test_rule_not_held_when_flatness_loses_to_the_strongest_alternative():
+    v, e, _ = decide(_taus([0.2, 0.25, 0.3], [0.1, 0.15, 0.2], [0.5, 0.55, 0.6]), CI_OK)
+    assert v == "not held"
+
+
+def test_rule_inconclusive_when_the_random_control_correlates():
+    v, e, _ = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]),
+                     {"test": (0.05, 0.3), "shift": (-0.1, 0.1)})
+    assert v == "inconclusive" and "DID NOT LOSE" in e
+
+
+def test_config_checks_before_any_work():
+    for bad, match in ((["n_genotypes=2"], "n_genotypes"), (["recal_mode=ema"], "recal_mode"),
+                       (["sigmas=[0.003,0.001]"], "increasing"), (["n_train=5"], "n_train"),
+                       (["top_k=100"], "top_k"), (["supernet.lr=-1"], "lr")):
+        with pytest.raises(ConfigError, match=match):
+            CorrelationConfig.from_preset("smoke", bad)
+
+
+def test_smoke_preset_runs_the_whole_path(tmp_path):
+    out, data = run_experiment("genas-correlation", "smoke", out_dir=tmp_path,
+                               overrides=["executor.kind=serial"], progress=False)
+    m = data["metrics"]
+    assert data["verdict"] == "inconclusive"  # one seed: the rule needs three
+    assert m["data/n_architectures"] == 6
+    assert all(-1 <= m[f"{g}/{p}_tau_test"] <= 1 for p in PROXIES
+               for g in ("method", "baseline", "control") if f"{g}/{p}_tau_test" in m)
+    # the official score ranks exactly like the validation loss on these 6 cells
+    assert m["method/flatness_tau_test"] == pytest.approx(m["baseline/val_loss_tau_test"])
+    assert len(list((tmp_path / "trials").glob("*.json"))) == 1 + 6
+    assert (tmp_path / "figures" / "kendall_tau_per_proxy.png").exists()
+    assert (tmp_path / "figures" / "proxy_vs_ground_truth.png").exists()
+    assert [c["headline"] for c in data["claims"]][:1] == [True]
