@@ -4,53 +4,115 @@ import pytest
 
 from reprozoo.cli import main
 from reprozoo.errors import ConfigError, UnknownNameError
-from reprozoo.rainbow.experiment import RainbowConfig
+from reprozoo.rainbow.experiment import RainbowConfig, build_trials
 from reprozoo.runtime.runner import run_experiment
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rm") / "smoke"
-    return run_experiment("rainbow-memory", "smoke", out_dir=out)
+    return run_experiment("rainbow-memory", "smoke", out_dir=out, overrides=["executor.kind=serial"],
+                          progress=False)
+
+
+def _numbers(data):
+    return data["metrics"], [(c["claim"], c["verdict"], c["evidence"], c["headline"]) for c in data["claims"]]
 
 
 def test_smoke_preset_writes_the_contract(smoke_run):
     out, data = smoke_run
     assert data["verdict"] == "inconclusive"  # one seed cannot decide the claim
-    assert "fewer than 5 seeds" in data["evidence"]
+    assert "fewer than 3 seeds" in data["evidence"]
+    heads = [c for c in data["claims"] if c["headline"]]
+    assert len(heads) == 1 and heads[0]["claim"] == data["claim"] and heads[0]["verdict"] == data["verdict"]
+    assert "strongest alternative 'balanced'" in data["evidence"] or "strongest alternative 'er'" in data["evidence"]
     m = data["metrics"]
-    for key in ("method/A_last_K20", "baseline/A_last_K20", "finetune/A_last_K20", "method/F_last_K20",
-                "method/I_last_K20", "joint/acc"):
+    for key in ("method/A_last_mlp_B10_K20", "er/A_last_mlp_B10_K20", "balanced/A_last_mlp_B10_K20",
+                "finetune/A_last_mlp_B10_K20", "rm_da/A_last_mlp_B10_K20", "method/A_last_mlp_B0_K20",
+                "er/A_last_mlp_B0_K20", "method/F_last_mlp_B10_K20", "joint/acc_mlp"):
         assert key in m
-    assert 0 <= m["baseline/A_last_K20"] <= 100 and m["joint/acc"] > 50
-    assert m["method/I_last_K20"] == pytest.approx(m["joint/acc"] - m["method/A_last_K20"])
-    assert m["scenario/foreign_share"] == pytest.approx(0.1, abs=0.01)
-    for fig in ("accuracy_per_task", "memory_class_histogram", "rm_kept_samples", "rm_minus_er_gap"):
+    assert "rm_da/A_last_mlp_B0_K20" not in m  # context arms run at the main blur only
+    assert m["method/I_last_mlp_B10_K20"] == pytest.approx(m["joint/acc_mlp"] - m["method/A_last_mlp_B10_K20"])
+    assert m["scenario/foreign_share_mlp_B10"] == pytest.approx(0.1, abs=0.01)
+    assert m["scenario/foreign_share_mlp_B0"] == 0.0
+    for fig in ("accuracy_per_task", "memory_class_histogram", "rm_kept_samples", "a_last_per_blur", "paired_gaps"):
         assert (out / "figures" / f"{fig}.png").exists()
-    seed = json.loads((out / "seeds" / "seed0.json").read_text())
-    assert sum(seed["runs"]["rm/K20"]["memory_hist"]) == 20
-    assert seed["runs"]["rm/K20"]["memory_hist"] == [2] * 10
+    rm = json.loads((out / "trials" / "rm__seed0__backbonerm_mlp_digits__blur0.1__k20.json").read_text())
+    assert rm["trial"] == {"arm": "rm", "seed": 0, "params": {"backbone": "rm_mlp_digits", "blur": 0.1, "k": 20}}
+    assert rm["result"]["memory_hist"] == [2] * 10
+    assert 100 * rm["result"]["A_last"] == pytest.approx(m["method/A_last_mlp_B10_K20"])
+    assert len(list((out / "trials").glob("*.json"))) == len(build_trials(RainbowConfig.from_preset("smoke")))
 
 
-def test_resume_reuses_finished_seeds(smoke_run):
+def test_serial_and_local_executors_give_identical_metrics(smoke_run, tmp_path):
+    _, serial = smoke_run
+    _, local = run_experiment("rainbow-memory", "smoke", out_dir=tmp_path / "local",
+                              overrides=["executor.kind=local", "executor.workers=2"], progress=False)
+    assert _numbers(local) == _numbers(serial)
+
+
+def test_resume_reuses_finished_trials(smoke_run, tmp_path):
     out, data = smoke_run
-    _, again = run_experiment("rainbow-memory", "smoke", out_dir=out, resume=True)
-    assert again["metrics"] == data["metrics"]
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    victim = copy / "trials" / "er__seed0__backbonerm_mlp_digits__blur0.1__k20.json"
+    victim.unlink()  # as if that trial had been killed
+    manifest = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    stamp = {p.name: p.stat().st_mtime_ns for p in (copy / "trials").glob("*.json")}
+    _, again = run_experiment("rainbow-memory", "smoke", out_dir=copy, resume=True,
+                              overrides=["executor.kind=serial"], progress=False)
+    assert _numbers(again) == _numbers(data)
+    assert victim.exists()
+    assert all((copy / "trials" / n).stat().st_mtime_ns == t for n, t in stamp.items())  # not re-run
 
 
-def test_config_errors():
-    with pytest.raises(UnknownNameError, match="unknown variant"):
-        RainbowConfig.from_preset("smoke", ["variants=[rm,er,icarl]"])
-    with pytest.raises(ConfigError, match=r"memory size K=5 is smaller than the number of classes \(10\)"):
-        RainbowConfig.from_preset("smoke", ["memory_sizes=[5]"])
-    with pytest.raises(UnknownNameError, match="unknown method 'lwf'"):
-        RainbowConfig.from_preset("smoke", ["cl.method=lwf"])
-    with pytest.raises(UnknownNameError, match="unknown dataset 'svhn'"):
-        RainbowConfig.from_preset("smoke", ["dataset=svhn"])
-    with pytest.raises(UnknownNameError, match="unknown model 'resnet9'; choose one of: rm_cnn_digits"):
-        RainbowConfig.from_preset("smoke", ["model=resnet9"])
-    with pytest.raises(UnknownNameError, match="unknown memory policy 'fifo'"):
-        RainbowConfig.from_preset("smoke", ["cl.policy=fifo"])
+def test_trials_cover_every_arm_once():
+    cfg = RainbowConfig.from_preset("quick")
+    trials = build_trials(cfg)
+    assert len({t.key for t in trials}) == len(trials)
+    seeds, backbones = len(cfg.seeds), len(cfg.backbones)
+    # main blur: 4 memory arms x 2 K + fine-tune + 2 context arms at K=20; 2 extra blurs: 4 arms + fine-tune
+    per_backbone = (4 * 2 + 1 + 2) + 2 * (4 + 1)
+    assert len(trials) == backbones * seeds * (per_backbone + 1)  # + the joint upper bound
+    assert {t.arm for t in trials} == {"joint", "rm", "er", "balanced", "gdumb", "finetune", "rm_da", "ewc"}
+    assert {t.get("blur") for t in trials if t.arm == "ewc"} == {0.1}
+    assert {t.get("k") for t in trials if t.arm == "rm" and t.get("blur") == 0.3} == {20}
+    assert all(t.get("k") is None for t in trials if t.arm == "finetune")
+    assert cfg.headline_backbone == "rm_mlp_digits" and cfg.backbones == ["rm_mlp_digits", "rm_cnn_digits"]
+
+
+def test_config_errors_are_caught_before_any_work():
+    cases = [
+        (UnknownNameError, "unknown variant", ["variants=[rm,er,icarl,finetune]"]),
+        (ConfigError, "variants must include", ["variants=[rm,balanced,finetune]"]),
+        (ConfigError, "in both variants and context_variants", ["context_variants=[er]"]),
+        (ConfigError, "lists a variant twice", ["context_variants=[ewc,ewc]"]),
+        (ConfigError, r"memory size K=5 is smaller than the number of classes \(10\)", ["memory_sizes=[5]"]),
+        (ConfigError, "memory_sizes lists a K twice", ["memory_sizes=[20,20]"]),
+        (ConfigError, "memory_sizes needs at least one positive K", ["memory_sizes=[0]"]),
+        (UnknownNameError, "unknown method 'lwf'", ["cl.method=lwf"]),
+        (UnknownNameError, "unknown dataset 'svhn'", ["dataset=svhn"]),
+        (UnknownNameError, "unknown model 'resnet9'; choose one of: rm_cnn_digits", ["backbones=[resnet9]"]),
+        (ConfigError, "headline_backbone 'rm_cnn_digits' is not one of backbones", ["headline_backbone=rm_cnn_digits"]),
+        (ConfigError, "backbones lists a model twice", ["backbones=[rm_mlp_digits,rm_mlp_digits]"]),
+        (UnknownNameError, "unknown memory policy 'fifo'", ["cl.policy=fifo"]),
+        (ConfigError, r"blur values must be in \[0, 1\)", ["extra_blurs=[1.5]"]),
+        (ConfigError, "extra_blurs must differ", ["extra_blurs=[0.1]"]),
+        (ConfigError, "seeds must be distinct", ["seeds=[0,0]"]),
+        (ConfigError, "10 classes cannot be split into 3 equal tasks", ["n_tasks=3"]),
+        (ConfigError, "joint_epochs must be >= 1", ["joint_epochs=0"]),
+        (ConfigError, "share must be exact or legacy", ["share=half"]),
+        (ConfigError, "executor.kind must be one of", ["executor.kind=threads"]),
+        (ConfigError, "SGD needs lr > 0", ["cl.lr=0"]),
+        (ConfigError, "threads must be >= 0", ["threads=-1"]),
+        (ConfigError, "image_size must be >= 8", ["image_size=4"]),
+    ]
+    for err, msg, overrides in cases:
+        with pytest.raises(err, match=msg):
+            RainbowConfig.from_preset("smoke", overrides)
 
 
 def test_cli_prints_one_line_error(tmp_path, capsys):
@@ -75,7 +137,7 @@ def test_split_command_writes_a_partition(tmp_path, capsys):
 
 def test_paper_preset_without_data_fails_before_writing(tmp_path, capsys):
     cfg = RainbowConfig.from_preset("paper", [f"data_root={tmp_path}", "dataset=digits"])
-    assert cfg.model == "rm_resnet18_cifar" and cfg.memory_sizes == [200, 500, 1000]
+    assert cfg.backbones == ["rm_resnet18_cifar"] and cfg.memory_sizes == [200, 500, 1000]
     assert cfg.cl.schedule == "warm_restarts" and cfg.share == "legacy"
     code = main(["run", "rainbow-memory", "--preset", "paper", "--set", f"data_root={tmp_path}",
                  "--out", str(tmp_path / "run")])
@@ -84,8 +146,12 @@ def test_paper_preset_without_data_fails_before_writing(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_mlp_backbone_gets_the_flattened_input_width(tmp_path):
-    # regression: MLP models used to be built for MNIST's 2352 inputs and crashed on 8x8 digits
-    _, data = run_experiment("rainbow-memory", "smoke", overrides=["model=rm_mlp400", "variants=[rm,er]"],
-                             out_dir=tmp_path / "mlp")
-    assert 0.0 <= data["metrics"]["method/A_last_K20"] <= 100.0
+def test_cnn_and_mlp400_backbones_run_side_by_side(tmp_path):
+    # MLPs get the flattened input width of the dataset (rm_mlp400 used to be built for MNIST's 2352)
+    _, data = run_experiment("rainbow-memory", "smoke", out_dir=tmp_path / "b", progress=False, overrides=[
+        "backbones=[rm_cnn_digits,rm_mlp400]", "headline_backbone=rm_cnn_digits", "variants=[rm,er,finetune]",
+        "context_variants=[]", "extra_blurs=[]", "cl.epochs=1", "executor.kind=serial"])
+    m = data["metrics"]
+    assert {"method/A_last_cnn_B10_K20", "method/A_last_mlp400_B10_K20"} <= set(m)
+    assert "[rm_mlp400] RM beats the strongest simple alternative" in " ".join(c["claim"] for c in data["claims"])
+    assert "(rm_cnn_digits)" in data["claim"]

@@ -4,20 +4,39 @@ Everything works on float image batches ``(N, C, H, W)`` in [0, 1] (raw pixels, 
 normalisation, as in the paper). Vote perturbations are produced for all ``T`` copies of a batch at
 once so the model scores them in batched forward passes.
 
-RandAugment note (pitfall 11 of the spec): the paper's code used the ``randaugment`` PyPI package
-(two random (op, magnitude 1..9) pairs, each applied with p=0.5); we use torchvision's
+Randomness: every function draws from the ``torch.Generator`` it is given and never touches the
+global torch RNG state. torchvision's v2 transforms (CutMix, AutoAugment, RandAugment) draw from
+the global RNG, so they run inside :func:`isolated_rng`, which forks the global state, seeds the
+fork from the caller's generator and restores the state afterwards.
+
+RandAugment note: the official code used the ``randaugment`` PyPI package (two random
+(op, magnitude 1..9) pairs, each applied with p=0.5); we use torchvision's
 ``v2.RandAugment(num_ops=2, magnitude=9)``, which always applies both ops at a fixed magnitude.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
 from reprozoo.errors import ConfigError, UnknownNameError
 
 POLICIES = ("none", "autoaugment", "randaugment")
+
+
+@contextlib.contextmanager
+def isolated_rng(generator: torch.Generator | None) -> Iterator[None]:
+    """Run torchvision transforms on a fork of the global CPU RNG seeded from ``generator``: the
+    caller's global RNG state is the same afterwards, and the same generator state gives the
+    same draws."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -79,10 +98,9 @@ class TorchvisionPerturbation:
         self.transform = transform
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if generator is not None:  # torchvision draws from the global RNG; derive it from ours
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         imgs = _to_uint8(x.cpu())
-        out = torch.stack([self.transform(img) for img in imgs])
+        with isolated_rng(generator):
+            out = torch.stack([self.transform(img) for img in imgs])
         return (out.float() / 255.0).to(x.device)
 
 
@@ -130,7 +148,7 @@ class TrainAugment:
     def active(self) -> bool:
         return self.crop_pad > 0 or self.hflip or self._policy is not None
 
-    def __call__(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.active:
             return x
         n, _, h, w = x.shape
@@ -138,32 +156,30 @@ class TrainAugment:
         if self.crop_pad > 0:
             p = self.crop_pad
             padded = F.pad(x, (p, p, p, p))
-            oy, ox = rng.integers(0, 2 * p + 1, n), rng.integers(0, 2 * p + 1, n)
+            oy = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
+            ox = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
             out = torch.stack([padded[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w] for i in range(n)])
         if self.hflip:
-            flip = torch.as_tensor(rng.random(n) < 0.5, device=x.device)
+            flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
             out = torch.where(flip[:, None, None, None], out.flip(-1), out)
         if self._policy is not None:
-            torch.manual_seed(int(rng.integers(2**31 - 1)))
             imgs = _to_uint8(out.cpu())
-            out = (torch.stack([self._policy(img) for img in imgs]).float() / 255.0).to(x.device)
+            with isolated_rng(generator):
+                out = (torch.stack([self._policy(img) for img in imgs]).float() / 255.0).to(x.device)
         return out
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, alpha: float = 1.0):
-    """CutMix one batch: lambda ~ Beta(alpha, alpha), box side = side*sqrt(1-lambda) around a uniform
-    centre, clipped to the image, pasted from a random permutation of the batch; lambda is then
-    recomputed from the clipped box. Returns ``(x_mixed, y, y_perm, lam)``; the loss is
-    ``lam * CE(y) + (1 - lam) * CE(y_perm)``."""
-    n, _, h, w = x.shape
-    lam = float(rng.beta(alpha, alpha))
-    perm = torch.as_tensor(rng.permutation(n), device=x.device)
-    cut = np.sqrt(1.0 - lam)
-    ch, cw = int(h * cut), int(w * cut)
-    cy, cx = int(rng.integers(h)), int(rng.integers(w))
-    y1, y2 = np.clip(cy - ch // 2, 0, h), np.clip(cy + ch // 2, 0, h)
-    x1, x2 = np.clip(cx - cw // 2, 0, w), np.clip(cx + cw // 2, 0, w)
-    mixed = x.clone()
-    mixed[:, :, y1:y2, x1:x2] = x[perm][:, :, y1:y2, x1:x2]
-    lam = 1.0 - (y2 - y1) * (x2 - x1) / float(h * w)
-    return mixed, y, y[perm], lam
+def cutmix(x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None,
+           alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix one batch with ``torchvision.transforms.v2.CutMix``: lambda ~ Beta(alpha, alpha), a box
+    of side ``side * sqrt(1 - lambda)`` around a uniform centre, clipped to the image, pasted from a
+    partner sample; lambda is recomputed from the clipped box. Partners are drawn as a random
+    permutation of the batch (torchvision pairs neighbours, so the batch is shuffled first).
+    Returns ``(x_mixed, soft_targets)`` in the shuffled order; ``F.cross_entropy(logits,
+    soft_targets)`` equals ``lam * CE(y) + (1 - lam) * CE(y_partner)``."""
+    from torchvision.transforms import v2
+
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
+    with isolated_rng(generator):
+        mixed, targets = v2.CutMix(alpha=alpha, num_classes=num_classes)(x[perm], y[perm])
+    return mixed, targets

@@ -25,8 +25,9 @@ def _setup(n_candidates: int, capacity: int, seed: int = 0):
 
     data = digits_data(seed)
     x, y = data.x_train[:n_candidates], data.y_train[:n_candidates]
-    torch.manual_seed(seed)
-    model = Normalized(rm_cnn_digits(), data.mean, data.std).eval()
+    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
+        torch.manual_seed(seed)
+        model = Normalized(rm_cnn_digits(), data.mean, data.std).eval()
     return model, x, y
 
 

@@ -13,8 +13,9 @@ optimistic test-set selection, offered only as a flagged legacy option).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,22 +137,40 @@ class Normalized(nn.Module):
         return self.net.head
 
 
-def epoch_lr(epoch: int, epochs: int, base: float, schedule: str, warmup: bool, eta_min_ratio: float) -> float:
-    """Learning rate of epoch ``epoch`` of a training call of ``epochs`` epochs."""
-    if warmup and epoch == 0:
-        return 0.1 * base
+def make_scheduler(opt: torch.optim.Optimizer, epochs: int, schedule: str, warmup: bool,
+                   eta_min_ratio: float) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule of one training call of ``epochs`` epochs, stepped once
+    after every epoch: optionally a warm-up epoch at 0.1 x lr, then ``cosine`` (one cosine decay
+    to ``eta_min_ratio`` x lr over the remaining epochs), ``warm_restarts`` (the paper's SGDR,
+    ``CosineAnnealingWarmRestarts(T_0=1, T_mult=2)``: cycles of 1, 2, 4, ... epochs) or ``constant``."""
+    from torch.optim import lr_scheduler as sch
+
+    base = opt.param_groups[0]["lr"]
     eta_min = eta_min_ratio * base
-    if schedule == "constant":
-        return base
+    span = max(1, epochs - (1 if warmup else 0))
+    main: sch.LRScheduler
     if schedule == "cosine":
-        start = 1 if warmup else 0
-        span = max(1, epochs - start)
-        return eta_min + 0.5 * (base - eta_min) * (1 + math.cos(math.pi * (epoch - start) / span))
-    # SGDR(T_0=1, T_mult=2) stepped once per epoch from epoch 2 on (official loop): s steps taken
-    steps = max(0, epoch - 1) if warmup else epoch
-    cycle = int(math.floor(math.log2(steps + 1)))
-    t_cur, t_i = steps - (2**cycle - 1), 2**cycle
-    return eta_min + 0.5 * (base - eta_min) * (1 + math.cos(math.pi * t_cur / t_i))
+        main = sch.CosineAnnealingLR(opt, T_max=span, eta_min=eta_min)
+    elif schedule == "warm_restarts":
+        main = sch.CosineAnnealingWarmRestarts(opt, T_0=1, T_mult=2, eta_min=eta_min)
+    else:
+        main = sch.ConstantLR(opt, factor=1.0, total_iters=0)
+    if not warmup:
+        return main
+    warm = sch.ConstantLR(opt, factor=0.1, total_iters=1)
+    return sch.SequentialLR(opt, [warm, main], milestones=[1])
+
+
+def epoch_lrs(epochs: int, base: float, schedule: str, warmup: bool, eta_min_ratio: float) -> list[float]:
+    """The learning rate of each epoch of one training call (what :func:`make_scheduler` gives)."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base)
+    sched = make_scheduler(opt, epochs, schedule, warmup, eta_min_ratio)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
 
 
 def _head_params(model: nn.Module) -> set[int]:
@@ -189,6 +208,19 @@ class ContinualLearner:
         self.progress = progress
 
     # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _seeded(self, index: int) -> Iterator[None]:
+        """Weight initialisation (torch draws it from the global RNG) on a fork of the global RNG
+        seeded from ``seed`` and ``index``: initial weights depend on those only, and the caller's
+        global RNG state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1000 + index)
+            yield
+
+    def _build(self, index: int) -> nn.Module:
+        with self._seeded(index):
+            return self.model_fn().to(self.device)
+
     def _fetch(self, keys: np.ndarray) -> torch.Tensor:
         x = self.x_train[torch.as_tensor(keys, dtype=torch.long)]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x
@@ -201,11 +233,10 @@ class ContinualLearner:
 
     def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         s = self.s
-        x = self.augment(x, self.rng)
-        if s.cutmix and self.rng.random() < s.cutmix_p:
-            x, ya, yb, lam = cutmix(x, y, self.rng, s.cutmix_alpha)
-            out = model(x)
-            loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+        x = self.augment(x, self.gen)
+        if s.cutmix and float(torch.rand((), generator=self.gen)) < s.cutmix_p:
+            x, soft = cutmix(x, y, self.n_out, self.gen, s.cutmix_alpha)
+            loss = F.cross_entropy(model(x), soft)  # = lam * CE(y) + (1 - lam) * CE(y_partner)
         else:
             loss = F.cross_entropy(model(x), y)
         if self.ewc_state is not None:
@@ -223,10 +254,13 @@ class ContinualLearner:
         """One training call (spec 2.2/2.5). Returns per-epoch test accuracy if ``eval_fn``."""
         s, rng, mem = self.s, self.rng, self.memory
         accs = []
-        for e in range(epochs):
-            lr = epoch_lr(e, epochs, s.lr, s.schedule, s.warmup, s.eta_min_ratio)
-            for g in opt.param_groups:
-                g["lr"] = lr
+        for g in opt.param_groups:  # every training call starts its schedule from the base lr
+            g["lr"] = s.lr
+            g.pop("initial_lr", None)
+        with warnings.catch_warnings():  # SequentialLR hands its milestone to the next scheduler
+            warnings.simplefilter("ignore", UserWarning)
+            sched = make_scheduler(opt, epochs, s.schedule, s.warmup, s.eta_min_ratio)
+        for _ in range(epochs):
             if stream is not None and len(stream):
                 with_mem = len(mem) > 0
                 bs = s.batch_size // 2 if with_mem else s.batch_size
@@ -246,6 +280,9 @@ class ContinualLearner:
                     self._step(model, opt, order[i:i + s.memory_batch])
             if eval_fn is not None:
                 accs.append(eval_fn(model)[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                sched.step()
         return accs
 
     @torch.no_grad()
@@ -317,14 +354,14 @@ class ContinualLearner:
             raise ConfigError(f"class {absent.tolist()} is absent from every task; rebuild the scenario so "
                               "every class has training samples")
         self.rng = np.random.default_rng(self.seed)
-        torch.manual_seed(self.seed)
+        self.gen = torch.Generator().manual_seed(self.seed)  # augmentation stream (CutMix, crops, policies)
         self.augment = TrainAugment(s.crop_pad, s.hflip, s.aug_policy)
         capacity = 0 if s.method == "finetune" else s.memory_size
         policy = make_policy(s.policy_name, perturbation=s.perturbation, n_votes=s.n_votes,
                              batch_size=s.score_batch) if s.policy_name == "rainbow" else make_policy(s.policy_name)
         self.memory = EpisodicMemory(policy, capacity)
         self.ewc_state = None
-        model = self.model_fn().to(self.device)
+        model = self._build(0)
         opt, n_out = None, 0
         task_acc, best_acc, class_acc = [], [], []
         mem_labels, mem_keys, selections = [], [], []
@@ -334,6 +371,7 @@ class ContinualLearner:
             seen |= set(np.unique(stream_labels).tolist())
             exposed = np.asarray(sorted(seen), dtype=np.int64)
             n_out = max(n_out, int(exposed.max()) + 1)
+            self.n_out = n_out
             eval_classes = scenario.eval_classes(t)
 
             def eval_fn(m, _c=eval_classes):
@@ -342,15 +380,17 @@ class ContinualLearner:
             track = eval_fn if s.task_acc == "best" else None
             if s.method == "gdumb":
                 self.memory.rebuild(stream, stream_labels, self.rng, classes=exposed)
-                model = self.model_fn().to(self.device)
-                model.reset_head(n_out)
+                model = self._build(t)
+                with self._seeded(500 + t):
+                    model.reset_head(n_out)
                 opt = self._optimizer(model)
                 accs = self._train(model, opt, None, s.epochs, track)
             else:
-                if s.reset_head or t == 0:
-                    model.reset_head(n_out)
-                elif model.head.out_features < n_out:
-                    _grow_head(model, n_out)
+                with self._seeded(500 + t):
+                    if s.reset_head or t == 0:
+                        model.reset_head(n_out)
+                    elif model.head.out_features < n_out:
+                        _grow_head(model, n_out)
                 if s.reset_optimizer or opt is None or not s.reset_head:
                     opt = self._optimizer(model)
                 rebuild = dict(fetch=self._fetch, model=model, classes=exposed, first_task=t == 0)

@@ -1,0 +1,65 @@
+"""The headline rule on crafted per-seed A_last values (%): it can say held, not held and inconclusive."""
+
+import pytest
+
+from reprozoo.rainbow.experiment import CALIBRATION, MARGIN, attribution, decide
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
+
+FT = [16.0, 15.0, 17.0, 16.5, 15.5]
+ER = [60.0, 62.0, 58.0, 61.0, 59.0]
+BAL = [80.0, 81.0, 79.0, 80.5, 79.5]
+
+
+def test_margins_are_fixed_constants():
+    assert MARGIN == 1.0 and CALIBRATION == (20.0, 97.0)
+
+
+def test_rm_beating_the_strongest_alternative_is_held():
+    rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
+    verdict, evidence = decide({"rm": rm, "er": ER, "balanced": BAL, "finetune": FT})
+    assert verdict == HELD
+    assert "strongest alternative 'balanced'" in evidence and "lost as required" in evidence
+
+
+def test_rm_losing_to_the_strongest_alternative_is_not_held_even_if_it_beats_er():
+    # RM is 20 points above ER-reservoir on every seed, but class-balanced random memory is 1 point higher
+    rm = [b - 1.0 for b in BAL]
+    values = {"rm": rm, "er": ER, "balanced": BAL, "gdumb": [50.0] * 5, "finetune": FT}
+    verdict, evidence = decide(values)
+    assert verdict == NOT_HELD
+    assert "strongest alternative 'balanced'" in evidence and "paired gain -1" in evidence
+    assert "comes from the class-balanced quota" in attribution(values)
+
+
+def test_a_gain_inside_the_margin_or_the_noise_is_not_held():
+    tiny = [b + 0.5 for b in BAL]  # consistent, but below the 1-point margin
+    assert decide({"rm": tiny, "er": ER, "balanced": BAL, "finetune": FT})[0] == NOT_HELD
+    noisy = [b + d for b, d in zip(BAL, [8.0, -4.0, 7.0, -3.0, 6.0])]  # mean +2.8, paired std ~6
+    assert decide({"rm": noisy, "er": ER, "balanced": BAL, "finetune": FT})[0] == NOT_HELD
+
+
+def test_a_control_that_does_not_lose_makes_the_verdict_inconclusive():
+    rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
+    control = [r + 0.2 for r in rm]  # fine-tune without memory as good as RM: the benchmark is broken
+    verdict, evidence = decide({"rm": rm, "er": ER, "balanced": BAL, "finetune": control})
+    assert verdict == INCONCLUSIVE and "DID NOT LOSE" in evidence
+
+
+def test_a_saturated_benchmark_is_inconclusive():
+    bal = [98.5, 98.0, 99.0, 98.2, 98.8]
+    rm = [min(100.0, b + 1.2) for b in bal]
+    verdict, evidence = decide({"rm": rm, "er": ER, "balanced": bal, "finetune": FT})
+    assert verdict == INCONCLUSIVE and "outside [20, 97]%" in evidence
+
+
+def test_fewer_than_three_seeds_is_inconclusive_and_arms_are_required():
+    assert decide({"rm": [90.0, 91.0], "er": [60.0, 61.0], "finetune": [15.0, 16.0]})[0] == INCONCLUSIVE
+    with pytest.raises(ValueError, match="decide needs"):
+        decide({"rm": [1.0], "finetune": [1.0]})
+
+
+def test_attribution_names_the_stride_only_when_it_beats_class_balance():
+    rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
+    assert "the uncertainty stride adds" in attribution({"rm": rm, "er": ER, "balanced": BAL})
+    assert "does not beat ER-reservoir" in attribution({"rm": ER, "er": ER, "balanced": BAL})
+    assert attribution({"rm": rm, "er": ER}) == ""
