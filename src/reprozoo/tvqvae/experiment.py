@@ -197,6 +197,30 @@ def _per_seed(results: list[dict], arm: str, metric: str, ks: list[int]) -> np.n
     return np.asarray([np.mean([r["by_k"][str(k)][metric] for k in ks]) for r in rows])
 
 
+def decide(vals: dict[str, dict[str, np.ndarray]], base: list[str]) -> list[dict[str, object]]:
+    """The rules, fixed in code: ``vals[arm][metric]`` holds one number per seed (paired by seed).
+    The first entry is the headline."""
+    verdict, evidence = headline(vals["tvq"]["tq_best50"], {a: vals[a]["tq_best50"] for a in base},
+                                 vals[CONTROL]["tq_best50"], margin=TQ_MARGIN, name="TQ best-50% (mean over K)",
+                                 control_name="random words")
+    claims = [claim(CLAIM, verdict, evidence, headline=True)]
+    v, e = headline(vals["tvq"]["tq_all"], {a: vals[a]["tq_all"] for a in base}, vals[CONTROL]["tq_all"],
+                    margin=TQ_MARGIN, name="TQ all topics (mean over K)", control_name="random words")
+    claims.append(claim("the same comparison with NPMI and diversity over all topics (the OCTIS/gensim protocol)",
+                        v, e))
+    if "nmi_kmeans" in vals["tvq"]:
+        v, e = headline(vals["tvq"]["nmi_kmeans"], {a: vals[a]["nmi_kmeans"] for a in base},
+                        vals[CONTROL]["nmi_kmeans"], margin=NMI_MARGIN, name="NMI (k-means on theta) vs categories",
+                        control_name="random mixtures")
+        claims.append(claim("TVQ-VAE's document mixtures cluster the labelled categories better than the strongest "
+                            "baseline (NMI)", v, e))
+    if "prodlda" in vals:
+        v, e = beats(vals["tvq"]["tq_best50"], vals["prodlda"]["tq_best50"], margin=TQ_MARGIN,
+                     name="TQ best-50%", other_name="ProdLDA (same networks on word counts)")
+        claims.append(claim("the codebook helps: TVQ-VAE beats ProdLDA fed word counts (TQ best-50%)", v, e))
+    return claims
+
+
 @register_experiment("tvq-vae", paper=PAPER, claim=CLAIM, config=TVQConfig)
 def run(cfg: TVQConfig, ctx) -> ExperimentResult:
     data = prepare(cfg, progress=ctx.progress)  # encode once (cached); the trials reuse the cache
@@ -207,24 +231,8 @@ def run(cfg: TVQConfig, ctx) -> ExperimentResult:
     base = [a for a in BASELINES if a in cfg.arms]
     vals = {a: {m: _per_seed(results, a, m, ks) for m in ("tq_best50", "tq_all", "nmi_kmeans")
                 if m != "nmi_kmeans" or labelled} for a in cfg.arms}
-    verdict, evidence = headline(vals["tvq"]["tq_best50"], {a: vals[a]["tq_best50"] for a in base},
-                                 vals[CONTROL]["tq_best50"], margin=TQ_MARGIN, name=f"TQ best-50% (mean over K={ks})",
-                                 control_name="random words")
-    claims = [claim(CLAIM, verdict, evidence, headline=True)]
-    v, e = headline(vals["tvq"]["tq_all"], {a: vals[a]["tq_all"] for a in base}, vals[CONTROL]["tq_all"],
-                    margin=TQ_MARGIN, name="TQ all topics", control_name="random words")
-    claims.append(claim("the same comparison with NPMI and diversity over all topics (the OCTIS/gensim protocol)",
-                        v, e))
-    if labelled:
-        v, e = headline(vals["tvq"]["nmi_kmeans"], {a: vals[a]["nmi_kmeans"] for a in base},
-                        vals[CONTROL]["nmi_kmeans"], margin=NMI_MARGIN, name="NMI (k-means on theta) vs categories",
-                        control_name="random mixtures")
-        claims.append(claim("TVQ-VAE's document mixtures cluster the labelled categories better than the strongest "
-                            "baseline (NMI)", v, e))
-    if "prodlda" in cfg.arms:
-        v, e = beats(vals["tvq"]["tq_best50"], vals["prodlda"]["tq_best50"], margin=TQ_MARGIN,
-                     name="TQ best-50%", other_name="ProdLDA (same networks on word counts)")
-        claims.append(claim("the codebook helps: TVQ-VAE beats ProdLDA fed word counts (TQ best-50%)", v, e))
+    claims = decide(vals, base)
+    verdict, evidence = claims[0]["verdict"], claims[0]["evidence"]
 
     metrics: dict[str, float] = {}
     table = []

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+from reprozoo.data.textcorpora import procedural_corpus
+from reprozoo.errors import CheckpointError, ConfigError, DataError
+from reprozoo.tvqvae.embeddings import TokenEncoder, cache_dir
+from reprozoo.tvqvae.estimator import TVQVAE, NotFittedError, prepare_corpus
+from reprozoo.tvqvae.preprocess import Vocabulary, tokenize
+from reprozoo.tvqvae.training import NonFiniteLossError
+
+SMALL = {"n_codes": 16, "code_dim": 8, "n_neighbors": 2, "vq_hidden": (16,), "vq_epochs": 2, "topic_epochs": 5,
+         "batch_size": 32, "max_len": 64}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return procedural_corpus(80, 3, words_per_doc=12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_encoder, corpus):
+    return TVQVAE(3, encoder=tiny_encoder, **SMALL, random_state=0).fit(corpus)
+
+
+def test_tokenizer_and_vocabulary():
+    assert tokenize("The Starship's captain, Kirk -- and 42 spocks!") == ["starship", "captain", "kirk", "spocks"]
+    docs = [["a1", "b"], ["b", "c"], ["b", "c"], ["d"]]
+    v = Vocabulary.build(docs, min_df=2, max_df=0.6)
+    assert v.words == ["c"]  # b is in 3/4 > 0.6 of documents, a1 and d in one
+    assert Vocabulary.build(docs, min_df=1, max_df=1.0, allowed={"b", "d"}).words == ["b", "d"]
+    assert v.bow([["c", "c", "x"]]).tolist() == [[2.0]]
+    with pytest.raises(DataError, match="vocabulary is empty"):
+        Vocabulary.build(docs, min_df=5)
+
+
+def test_whole_word_alignment_and_cache(tiny_encoder):
+    enc = TokenEncoder(tiny_encoder, max_len=32)
+    out = enc.encode(["The telescope saw a comet.", "Zorglubian telescope"])
+    # 'zorglubian' is split into word pieces by the tokenizer: not a whole-word token
+    assert out.words.tolist() == ["telescope", "saw", "comet", "telescope"]
+    assert out.doc.tolist() == [0, 0, 0, 1] and out.vectors.shape == (4, 32)
+    assert np.allclose(np.linalg.norm(out.sentence, axis=1), 1.0, atol=1e-5)
+    assert list(cache_dir().glob(f"embeddings-{enc.cache_key(['The telescope saw a comet.', 'Zorglubian telescope'])}*"))
+    again = enc.encode(["The telescope saw a comet.", "Zorglubian telescope"])
+    assert np.array_equal(again.vectors, out.vectors)
+    mean = TokenEncoder(tiny_encoder, max_len=32, pooling="mean").encode(["Zorglubian telescope"])
+    assert mean.words.tolist() == ["zorglubian", "telescope"]
+    # contextual: the same word in two contexts gets two vectors
+    assert not np.allclose(out.vectors[0], out.vectors[3])
+
+
+def test_fit_transform_topics_generate(fitted, corpus):
+    assert fitted.topics_.shape == (3, len(fitted.vocab_))
+    theta = fitted.transform(corpus.texts[:7])
+    assert theta.shape == (7, 3) and np.allclose(theta.sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(theta, fitted.transform(corpus.texts[:7]))  # deterministic
+    topic = fitted.get_topic(1, top_n=5)
+    assert len(topic) == 5 and all(w in fitted.vocab_ for w, _ in topic)
+    assert [s for _, s in topic] == sorted((s for _, s in topic), reverse=True)
+    assert np.allclose(fitted.topics_.mean(0), 0.0, atol=1e-5)  # standardised over topics
+    words = fitted.generate(0, n_words=12, random_state=3)
+    assert len(words) == 12 and words == fitted.generate([1.0, 0.0, 0.0], n_words=12, random_state=3)
+    with pytest.raises(DataError, match="topic 3 does not exist"):
+        fitted.get_topic(3)
+    with pytest.raises(DataError, match="summing to 1"):
+        fitted.generate([0.5, 0.1, 0.1])
+
+
+def test_same_seed_same_model_and_save_load_roundtrip(fitted, corpus, tiny_encoder, tmp_path):
+    again = TVQVAE(3, encoder=tiny_encoder, **SMALL, random_state=0).fit(corpus)
+    assert np.array_equal(again.topics_, fitted.topics_)
+    fitted.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "weights.safetensors"]
+    loaded = TVQVAE.load(tmp_path / "m")
+    assert np.array_equal(loaded.topics_, fitted.topics_)
+    assert np.array_equal(loaded.transform(corpus.texts[:5]), fitted.transform(corpus.texts[:5]))
+    with pytest.raises(CheckpointError, match="not a saved TVQVAE"):
+        TVQVAE.load(tmp_path)
+
+
+def test_errors_before_fit_and_on_bad_input(tiny_encoder, corpus, tmp_path):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        TVQVAE(3).transform(["text"])
+    with pytest.raises(DataError, match="corpus is empty"):
+        TVQVAE(3, encoder=tiny_encoder, **SMALL).fit([])
+    with pytest.raises(DataError, match="empty after preprocessing"):
+        TVQVAE(3, encoder=tiny_encoder, **SMALL).fit(["the and of", "42 !!"])
+    with pytest.raises(DataError, match="larger than the number of documents"):
+        TVQVAE(500, encoder=tiny_encoder, **{**SMALL, "n_codes": 4}).fit(corpus.texts[:40])
+    with pytest.raises(ConfigError, match="n_neighbors"):
+        TVQVAE(3, n_codes=4, n_neighbors=5).fit(["x"])
+    (tmp_path / "empty_model").mkdir()
+    (tmp_path / "empty_model" / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="has no weights"):
+        TVQVAE(3, encoder=str(tmp_path / "empty_model")).fit(corpus.texts)
+
+
+def test_documents_without_vocabulary_words_are_skipped_with_a_count(tiny_encoder, corpus):
+    docs = list(corpus.texts[:40]) + ["", "the of and", "xylophonic quixotry"]
+    data = prepare_corpus(docs, TokenEncoder(tiny_encoder, max_len=64), min_df=2)
+    assert data.n_skipped == 3 and len(data.texts) == 40 and data.bow.shape[0] == 40
+    assert (data.bow.sum(1) > 0).all()
+
+
+def test_a_nan_loss_stops_training_with_the_step(tiny_encoder, corpus):
+    data = prepare_corpus(corpus, TokenEncoder(tiny_encoder, max_len=64))
+    data.encoded.vectors[5] = np.nan
+    with pytest.raises(NonFiniteLossError, match=r"VQ autoencoder: the loss became nan at step 1"):
+        TVQVAE(3, **SMALL).fit_prepared(data)
+
+
+def test_recovers_known_topics_with_minilm():
+    """The bundled MiniLM on the procedural corpus: each true word list becomes one topic."""
+    torch.set_num_threads(1)
+    from reprozoo.data.textcorpora import PROCEDURAL_TOPICS
+
+    c = procedural_corpus(120, 3, words_per_doc=20, seed=0)
+    m = TVQVAE(3, n_codes=48, code_dim=32, vq_hidden=(64,), vq_epochs=3, topic_epochs=60, max_len=64,
+               random_state=0).fit(c)
+    truth = {n: set(PROCEDURAL_TOPICS[n]) for n in ("space", "food", "sports")}
+    matched = set()
+    for words in m.get_topics(6):
+        hits = {n: len(set(words) & t) for n, t in truth.items()}
+        best = max(hits, key=hits.get)
+        assert hits[best] >= 5, words
+        matched.add(best)
+    assert matched == set(truth)

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+
+from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.runtime.runner import run_experiment
+from reprozoo.tvqvae.experiment import NMI_MARGIN, TQ_MARGIN, TVQConfig, decide
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tvq") / "smoke"
+    return run_experiment("tvq-vae", "smoke", out_dir=out)
+
+
+def test_smoke_preset_writes_the_contract(smoke_run):
+    out, data = smoke_run
+    assert data["verdict"] == "inconclusive" and "fewer than 3 seeds" in data["evidence"]
+    m = data["metrics"]
+    assert m["corpus/n_docs"] == 160 and m["corpus/skipped_docs"] == 0
+    for group in ("method", "baseline_prodlda", "baseline_lda", "baseline_cluster", "control"):
+        for key in ("npmi_best50_K4", "npmi_all_K4", "tq_best50_K4", "tq_all_K4", "nmi_kmeans_K4"):
+            assert f"{group}/{key}" in m
+        assert m[f"{group}/npmi_best50_K4"] >= m[f"{group}/npmi_all_K4"]  # best half >= all topics
+        assert m[f"{group}/tq_best50_K4"] == pytest.approx(m[f"{group}/npmi_best50_K4"] *
+                                                           m[f"{group}/diversity_best50_K4"])
+    # the control is clearly worse than every fitted model on this easy corpus; the method is not at chance
+    assert m["control/npmi_all_K4"] < 0 < m["method/npmi_best50_K4"]
+    assert m["control/nmi_kmeans_K4"] < 0.15 < m["method/nmi_kmeans_K4"]
+    assert [c["headline"] for c in data["claims"]] == [True, False, False, False]
+    for fig in ("metrics_per_method", "tvq_best_topics"):
+        assert (out / "figures" / f"{fig}.png").exists()
+    trial = json.loads((out / "trials" / "tvq__seed0.json").read_text())["result"]
+    assert len(trial["by_k"]["4"]["topics"]) == 4 and len(trial["by_k"]["4"]["topics"][0]) == 10
+
+
+def test_resume_reuses_finished_trials(smoke_run):
+    out, data = smoke_run
+    _, again = run_experiment("tvq-vae", "smoke", out_dir=out, resume=True)
+    assert again["metrics"] == data["metrics"]
+
+
+def _vals(tvq, best, control, nmi=(0.5, 0.5, 0.5)):
+    arr = np.asarray
+    return {"tvq": {"tq_best50": arr(tvq), "tq_all": arr(tvq), "nmi_kmeans": arr(nmi)},
+            "prodlda": {"tq_best50": arr([0.01, 0.02, 0.0]), "tq_all": arr([0.01, 0.02, 0.0]),
+                        "nmi_kmeans": arr([0.1, 0.1, 0.1])},
+            "lda": {"tq_best50": arr(best), "tq_all": arr(best), "nmi_kmeans": arr([0.2, 0.21, 0.2])},
+            "random": {"tq_best50": arr(control), "tq_all": arr(control), "nmi_kmeans": arr([0.0, 0.01, 0.0])}}
+
+
+def test_rule_outcomes_on_crafted_numbers():
+    assert TQ_MARGIN == 0.01 and NMI_MARGIN == 0.01
+    base = ["prodlda", "lda"]
+    # beats the strongest alternative (LDA) clearly, control loses -> held
+    c = decide(_vals([0.20, 0.21, 0.20], [0.10, 0.11, 0.10], [-0.05, -0.04, -0.05]), base)
+    assert c[0]["verdict"] == "held" and "strongest alternative 'lda'" in c[0]["evidence"]
+    assert c[2]["verdict"] == "held" and c[3]["verdict"] == "held"
+    # beats ProdLDA but loses to the strongest alternative -> not held
+    c = decide(_vals([0.08, 0.09, 0.08], [0.10, 0.11, 0.10], [-0.05, -0.04, -0.05]), base)
+    assert c[0]["verdict"] == "not held" and c[3]["verdict"] == "held"
+    # the control does not lose (it scores as high as the method) -> inconclusive
+    c = decide(_vals([0.20, 0.21, 0.20], [0.10, 0.11, 0.10], [0.20, 0.22, 0.21]), base)
+    assert c[0]["verdict"] == "inconclusive" and "DID NOT LOSE" in c[0]["evidence"]
+    # a gain inside the margin is not enough
+    c = decide(_vals([0.105, 0.115, 0.105], [0.10, 0.11, 0.10], [-0.05, -0.04, -0.05]), base)
+    assert c[0]["verdict"] == "not held"
+
+
+def test_config_checks_happen_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="arms must include"):
+        TVQConfig.from_preset("smoke", ["arms=[tvq,lda]"])
+    with pytest.raises(UnknownNameError, match="unknown arm"):
+        TVQConfig.from_preset("smoke", ["arms=[tvq,bertopic,random]"])
+    with pytest.raises(ConfigError, match="topics needs K values"):
+        TVQConfig.from_preset("smoke", ["topics=[1]"])
+    with pytest.raises(ConfigError, match="data_root"):
+        TVQConfig.from_preset("smoke", ["corpus=file"])
+    with pytest.raises(ConfigError, match="n_neighbors"):
+        run_experiment("tvq-vae", "smoke", overrides=["n_neighbors=100"], out_dir=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
