@@ -295,3 +295,6 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
     return ExperimentResult(verdict=verdict, evidence=evidence, metrics=metrics, claims=claims, table=table,
                             figures=figures, notes=notes)
 
+
+
+from reprozoo.genas import search_experiment  # noqa: E402,F401  (registers genas-search)

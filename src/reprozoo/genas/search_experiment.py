@@ -1,0 +1,159 @@
+"""Experiment ``genas-search``: evolutionary search on a trained supernet with flatness vs with
+validation accuracy vs with validation loss (and a random-score control), each winner retrained
+from scratch on several seeds and compared on test and shifted-test accuracy.
+
+Rule, fixed in code (margin ``ACC_MARGIN``): per supernet seed, the winner's stand-alone accuracy
+(mean over retraining runs) is paired across proxies. Held when the flatness winner beats the
+validation-accuracy winner AND the validation-loss winner on test and on shifted test; the
+random-search winner must lose to the flatness winner, else inconclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from reprozoo.errors import ConfigError
+from reprozoo.genas.data import digits_splits
+from reprozoo.genas.evolution import EvolutionConfig, NB201Space, evolve
+from reprozoo.genas.models import NB201Network
+from reprozoo.genas.proxies import (
+    DEFAULT_SIGMAS,
+    Flatness,
+    ProxyData,
+    RandomScore,
+    ValAccuracy,
+    ValLoss,
+    check_sigmas,
+    evaluate,
+)
+from reprozoo.genas.spaces import NB201Genotype
+from reprozoo.genas.supernet import RECAL_MODES, SupernetConfig, batches_of, fit_in_memory, train_supernet
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.registry import register_experiment
+from reprozoo.runtime.report import ExperimentResult
+from reprozoo.runtime.trials import Trial
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, beats, claim, combine
+
+PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
+CLAIM = ("Evolutionary search with GeNAS flatness finds cells that generalise better (test and shifted test) "
+         "than search with supernet validation accuracy or validation loss")
+ACC_MARGIN = 0.01  # accuracy points (fraction); fixed before the first quick run
+SEARCH_PROXIES = ("flatness", "val_acc", "val_loss", "random")
+
+
+@dataclass
+class SearchConfig(ExperimentConfig):
+    n_train: int = 250
+    n_val: int = 300
+    shift_std: float = 0.25
+    split_seed: int = 0
+    width: int = 8
+    supernet: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=60))
+    standalone: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=40))
+    evolution: EvolutionConfig = field(default_factory=lambda: EvolutionConfig(
+        population=50, top_k=10, n_mutation=25, n_crossover=25, generations=20))
+    recal_mode: str = "cumulative"
+    recal_images: int = 250
+    sigmas: list[float] = field(default_factory=lambda: list(DEFAULT_SIGMAS))
+    retrain_runs: int = 3
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    threads: int = 1
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"seeds": [0], "supernet": {"epochs": 2}, "standalone": {"epochs": 2}, "retrain_runs": 1,
+                  "evolution": {"population": 6, "top_k": 2, "n_mutation": 2, "n_crossover": 2, "generations": 2}},
+        "quick": {"seeds": [0, 1, 2], "standalone": {"epochs": 30}, "retrain_runs": 3,
+                  "evolution": {"population": 16, "top_k": 4, "n_mutation": 6, "n_crossover": 6, "generations": 4}},
+        "paper": {"seeds": [0, 1, 2]},
+    }
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one integer, e.g. seeds=[0,1,2]")
+        if self.retrain_runs < 1 or self.width < 1 or self.recal_images < 1:
+            raise ConfigError("retrain_runs, width and recal_images must be >= 1")
+        if self.recal_mode not in RECAL_MODES:
+            raise ConfigError(f"recal_mode must be one of {', '.join(RECAL_MODES)}, got '{self.recal_mode}'")
+        check_sigmas(self.sigmas)
+        self.supernet.validate()
+        self.standalone.validate()
+        self.evolution.validate()
+        digits_splits(self.n_train, self.n_val, self.shift_std, self.split_seed)
+
+
+def _net(cfg, genotype=None) -> NB201Network:
+    return NB201Network(genotype, layout="tiny", C=cfg.width, cells_per_stage=1, num_classes=10, in_chans=1)
+
+
+def run_one(trial: Trial, tctx) -> dict[str, Any]:
+    cfg: SearchConfig = tctx.config
+    data = digits_splits(cfg.n_train, cfg.n_val, cfg.shift_std, cfg.split_seed)
+    if trial.arm == "search":
+        net = _net(cfg)
+        train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu")
+        pdata = ProxyData(batches_of(data.train, 64, cfg.recal_images), batches_of(data.val, 300),
+                          recal_mode=cfg.recal_mode)
+        proxies = {"flatness": Flatness(cfg.sigmas, seed=trial.seed), "val_acc": ValAccuracy(),
+                   "val_loss": ValLoss(), "random": RandomScore(trial.seed)}
+        out = {}
+        for name, proxy in proxies.items():
+            res = evolve(lambda g, p=proxy: p.score(net, g, pdata), NB201Space(), cfg.evolution,
+                         np.random.default_rng(trial.seed))
+            out[name] = {"best": res.best.index, "score": res.best_score, "evaluated": res.n_evaluated}
+        return out
+    net = fit_in_memory(_net(cfg, NB201Genotype.from_index(trial["arch"])), data.train.x, data.train.y,
+                        cfg.standalone, seed=trial.seed)
+    return {"test": evaluate(net, batches_of(data.test, 512))[1], "shift": evaluate(net, batches_of(data.shifted, 512))[1]}
+
+
+@register_experiment("genas-search", paper=PAPER, claim=CLAIM, config=SearchConfig)
+def run(cfg: SearchConfig, ctx) -> ExperimentResult:
+    searches = ctx.run_trials(run_one, [Trial("search", s) for s in cfg.seeds], description="searches")
+    winners = sorted({r[p]["best"] for r in searches for p in SEARCH_PROXIES})
+    trials = [Trial("retrain", r, arch=a) for a in winners for r in range(cfg.retrain_runs)]
+    results = ctx.run_trials(run_one, trials, description="retraining winners")
+    acc: dict[int, dict[str, float]] = {}
+    for a in winners:
+        rs = [r for t, r in zip(trials, results) if t["arch"] == a]
+        acc[a] = {k: float(np.mean([r[k] for r in rs])) for k in ("test", "shift")}
+    per = {t: {p: [acc[r[p]["best"]][t] for r in searches] for p in SEARCH_PROXIES} for t in ("test", "shift")}
+    parts = {}
+    for alt in ("val_acc", "val_loss"):
+        vs = [beats(per[t]["flatness"], per[t][alt], margin=ACC_MARGIN, name=f"winner {t} acc", other_name=alt)
+              for t in ("test", "shift")]
+        parts[alt] = (combine([v for v, _ in vs]), "; ".join(e for _, e in vs))
+    control = beats(per["test"]["flatness"], per["test"]["random"], margin=ACC_MARGIN, name="winner test acc",
+                    other_name="random search")
+    verdict = combine([parts["val_acc"][0], parts["val_loss"][0]])
+    if parts["val_acc"][0] == HELD and parts["val_loss"][0] == NOT_HELD:
+        why = "flatness beats the accuracy-searched winner but not the loss-searched one (the gain is the loss term's)"
+    elif verdict == HELD:
+        why = "the flatness winner beats both"
+    elif verdict == NOT_HELD:
+        why = "the flatness winner does not beat the strongest alternative"
+    else:
+        why = "too few seeds"
+    evidence = f"{why}. vs val_acc: {parts['val_acc'][1]}. vs val_loss: {parts['val_loss'][1]}"
+    evidence += f"; negative control: {control[1]} ({'lost as required' if control[0] == HELD else 'DID NOT LOSE'})"
+    if control[0] != HELD and verdict != INCONCLUSIVE:
+        verdict = INCONCLUSIVE
+    claims = [claim(CLAIM, verdict, evidence, headline=True),
+              claim("the flatness winner beats the validation-accuracy winner", *parts["val_acc"]),
+              claim("the flatness winner beats the validation-loss winner", *parts["val_loss"])]
+    metrics = {}
+    table = []
+    for p in SEARCH_PROXIES:
+        grp = "method" if p == "flatness" else ("control" if p == "random" else "baseline")
+        for t in ("test", "shift"):
+            metrics[f"{grp}/{p}_winner_{t}_acc"] = float(np.mean(per[t][p]))
+        table.append({"search proxy": p, "winners": ", ".join(str(NB201Genotype.from_index(r[p]["best"])) for r in searches),
+                      "test acc": round(metrics[f"{grp}/{p}_winner_test_acc"], 4),
+                      "shifted acc": round(metrics[f"{grp}/{p}_winner_shift_acc"], 4),
+                      "evaluated": int(np.mean([r[p]["evaluated"] for r in searches]))})
+    return ExperimentResult(verdict=verdict, evidence=evidence, metrics=metrics, claims=claims, table=table,
+                            notes=f"retrained {cfg.retrain_runs} times each for {cfg.standalone.epochs} epochs; "
+                                  f"evolution {cfg.evolution}")
+

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from reprozoo.errors import ConfigError
+from reprozoo.genas.evolution import NB201_SETTINGS, DartsSpace, EvolutionConfig, NB201Space, evolve
+from reprozoo.genas.spaces import DartsGenotype
+
+
+def test_evolution_finds_the_optimum_and_never_rescores():
+    calls = []
+
+    def score(g):
+        calls.append(g)
+        return float(sum(g.codes))  # all avg_pool_3x3 (code 4) is the unique optimum, 24
+
+    res = evolve(score, NB201Space(), EvolutionConfig(generations=10), np.random.default_rng(0))
+    assert res.best_score == 24 and set(res.best.ops) == {"avg_pool_3x3"}
+    assert len(calls) == len(set(calls)) == res.n_evaluated <= 50 * 10
+    assert [h["best"] for h in res.history] == sorted(h["best"] for h in res.history)  # all-time elite
+    again = evolve(score, NB201Space(), EvolutionConfig(generations=10), np.random.default_rng(0))
+    assert again.best == res.best and again.n_evaluated == res.n_evaluated
+
+
+def test_darts_children_are_repaired_and_official_mutation_keeps_the_reduction_cell():
+    rng = np.random.default_rng(0)
+    space = DartsSpace()
+    parent = space.sample(rng)
+    for _ in range(50):
+        child = space.mutate(parent, 0.5, rng)
+        assert child.legal and child.reduce == parent.reduce
+        assert space.crossover(parent, space.sample(rng), rng).legal
+    changed = [DartsSpace(mutate_reduction=True).mutate(parent, 0.5, rng).reduce != parent.reduce for _ in range(20)]
+    assert any(changed)
+    res = evolve(lambda g: g.normal.count(4), space, EvolutionConfig(generations=3), rng)
+    assert isinstance(res.best, DartsGenotype) and res.best.legal
+
+
+def test_settings_are_checked():
+    assert NB201_SETTINGS["population"] == 100 and NB201_SETTINGS["top_k"] == 30
+    with pytest.raises(ConfigError, match="n_mutation"):
+        EvolutionConfig(population=10, n_mutation=6, n_crossover=6).validate()
+    with pytest.raises(ConfigError, match="p_mutation"):
+        EvolutionConfig(p_mutation=1.5).validate()
