@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from reprozoo.errors import ConfigError
+from reprozoo.gmp.experiment import GmpConfig, decide
+from reprozoo.runtime.runner import run_experiment
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
+
+
+def _scores(pps, cpl, pps1g, whole, single=(0.6, 0.62, 0.61), cpl_single=(0.6, 0.61, 0.6)):
+    def arm(two, sing):
+        return {"two-part": list(two), "single": list(sing), "ramp": [0.5, 0.5, 0.5]}
+
+    return {"pps": arm(pps, single), "cpl": arm(cpl, cpl_single), "pps1g": arm(pps1g, single),
+            "whole": arm(whole, (0.1, 0.1, 0.1))}
+
+
+def test_rule_holds_when_pps_beats_the_strongest_alternative_and_ties_on_single():
+    v, e, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)))
+    assert v == HELD and "strongest alternative PPS-1G" in e
+    assert [c["verdict"] for c in claims] == [HELD, HELD, HELD, HELD, NOT_HELD]
+
+
+def test_rule_is_not_held_when_pps_loses_to_the_strongest_alternative():
+    # PPS beats CPL clearly but not PPS-1G: the gain comes from the scheme, not the mixture
+    v, e, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.61, 0.63, 0.62), (0.2, 0.2, 0.21)))
+    assert v == NOT_HELD and claims[0]["verdict"] == NOT_HELD
+    vs = {c["claim"].split(" on two-part")[0]: c["verdict"] for c in claims if not c["headline"]}
+    assert vs["PPS beats CPL"] == HELD and vs["PPS beats PPS-1G"] == NOT_HELD
+
+
+def test_rule_is_inconclusive_when_the_whole_video_control_does_not_lose():
+    v, e, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.45, 0.46, 0.47)))
+    assert claims[0]["verdict"] == INCONCLUSIVE and v == INCONCLUSIVE and "DID NOT LOSE" in e
+
+
+def test_rule_fails_when_single_block_events_get_worse():
+    v, _, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21),
+                                  single=(0.50, 0.52, 0.51)))
+    assert claims[0]["verdict"] == HELD and claims[1]["verdict"] == NOT_HELD and v == NOT_HELD
+
+
+def test_bad_settings_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="arms must be distinct"):
+        GmpConfig(arms=["pps", "svm"]).validate()
+    with pytest.raises(ConfigError, match="arch.grid"):
+        run_experiment("gmp-grounding", "smoke", overrides=["arch.grid=100"], out_dir=tmp_path / "r", progress=False)
+    with pytest.raises(ConfigError, match="fit.vote"):
+        run_experiment("gmp-grounding", "smoke", overrides=["fit.vote=max"], out_dir=tmp_path / "s", progress=False)
+
+
+def test_smoke_preset_runs_the_whole_path(tmp_path):
+    out, m = run_experiment("gmp-grounding", "smoke", out_dir=tmp_path / "run", progress=False)
+    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 5
+    met = m["metrics"]
+    for arm in ("pps", "cpl", "pps1g", "whole"):
+        group = {"pps": "method", "whole": "control"}.get(arm, "baseline")
+        for scope in ("overall", "single", "two-part", "ramp"):
+            assert 0.0 <= met[f"{group}/{arm}_{scope}_R1@0.5"] <= 1.0
+            assert met[f"{group}/{arm}_{scope}_R5@0.3"] >= met[f"{group}/{arm}_{scope}_R1@0.3"] - 1e-9 or arm == "whole"
+    # the whole-video control's IoU is the GT length: mIoU = mean normalised GT length
+    assert 0.15 < met["control/whole_single_mIoU"] < 0.4
+    assert (out / "figures" / "r1_per_type.png").is_file() and (out / "figures" / "examples.png").is_file()
+    assert (out / "trials" / "pps__seed0" / "grounder.pt").is_file()
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["claims"][0]["headline"] is True

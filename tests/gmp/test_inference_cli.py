@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from reprozoo.cli import main
+from reprozoo.errors import CheckpointError, DataError
+from reprozoo.gmp.data import ToyConfig, make_split, make_world
+from reprozoo.gmp.inference import Grounder, load_checkpoint, save_checkpoint
+from reprozoo.gmp.models import GMP, GrounderConfig
+
+
+@pytest.fixture
+def trained(tmp_path):
+    torch.manual_seed(0)
+    world = make_world(ToyConfig(), seed=0)
+    cfg = GrounderConfig(vocab_size=len(world.vocab), word_dim=32, frame_dim=32, d_model=16, heads=2, layers=1,
+                         ffn=16, grid=16, components=[1, 2, 3], n_neg=2)
+    model = GMP(cfg, torch.as_tensor(world.vocab.vectors)).eval()
+    path = save_checkpoint(model, world.vocab, tmp_path / "grounder.pt", clips=64)
+    return path, model, world
+
+
+def test_checkpoint_roundtrip_is_bit_identical(trained):
+    path, model, world = trained
+    loaded, vocab, state = load_checkpoint(path)
+    assert vocab.words == world.vocab.words and state["clips"] == 64
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    data = make_split(world, 2, seed=5)
+    g1, g2 = Grounder(model, world.vocab, 64), Grounder.from_checkpoint(path)
+    r1 = g1.ground(data.features[0], data.sentences[0], duration=32.0)
+    r2 = g2.ground(data.features[0], data.sentences[0], duration=32.0)
+    assert r1 == r2 and len(r1["proposals"]) == 3
+    s, e = r1["segment"]
+    assert 0 <= s < e <= 32.0
+    # features of another length are resampled to the training clip count; the default unit is rows
+    r3 = g2.ground(data.features[0][::2], data.sentences[0])
+    assert r3["length"] == 32.0
+
+
+def test_bad_inputs_name_the_problem(trained, tmp_path):
+    path, _, world = trained
+    g = Grounder.from_checkpoint(path)
+    feats = make_split(world, 1, seed=1).features[0]
+    with pytest.raises(DataError, match="no word of the model"):
+        g.ground(feats, "zebra crossing")
+    with pytest.raises(DataError, match="dimension 5, the model expects 32"):
+        g.ground(np.zeros((10, 5)), "person v1 o1")
+    with pytest.raises(DataError, match="non-empty"):
+        g.ground(np.zeros((0, 32)), "person v1 o1", name="clip.npy")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        Grounder.from_checkpoint(tmp_path / "none.pt")
+    junk = tmp_path / "junk.pt"
+    torch.save({"a": torch.zeros(1)}, junk)
+    with pytest.raises(CheckpointError, match="not a reprozoo.gmp checkpoint"):
+        Grounder.from_checkpoint(junk)
+
+
+def test_ground_command_prints_segment_and_top5(trained, tmp_path, capsys):
+    path, _, world = trained
+    feats = tmp_path / "video.npy"
+    np.save(feats, make_split(world, 1, seed=2).features[0])
+    rc = main(["ground", "--checkpoint", str(path), "--features", str(feats), "--query", "person v1 o2",
+               "--duration", "30"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "segment:" in out and "of 30.00s" in out and "top-3 proposals" in out
+    rc = main(["ground", "--checkpoint", str(path), "--features", str(feats), "--query", "zebra"])
+    assert rc == 2 and "no word of the model" in capsys.readouterr().err
