@@ -1,0 +1,148 @@
+"""Weights in and out: the official PfLayer layout, torchvision's ResNet layout and ours.
+
+``load_pretrained(model, source)`` takes a path (``.safetensors`` or a torch file read with
+``weights_only=True``) or a state dict, unwraps ``{"state_dict"|"model"|"state_dict_ema": ...}`` and
+DDP's ``module.`` prefix, renames the keys to ours and loads *all or nothing*: a missing,
+unexpected or shape-mismatched key raises :class:`~reprozoo.errors.CheckpointError` naming the
+keys (so a checkpoint of another architecture - another spatial op, width or depth - is refused).
+
+Renamings (applied to any layout; our own keys pass through unchanged):
+
+* official ``resnet_pf.py``: ``conv1.{0,1}`` -> ``stem.{conv,bn}``; per block
+  ``reduction_block.{0,1}`` -> ``reduce``, ``conv_block.{0,1}`` (or ``conv_block.1.{0,1}`` after the
+  hybrid block's avg-pool) -> ``spatial``, ``expansion_block.{0,1}`` -> ``expand``,
+  ``downsample.{0,1}`` -> ``downsample.{conv,bn}``;
+* torchvision ``resnet50``: ``conv1``/``bn1`` (stem), ``conv1/bn1``, ``conv2/bn2``, ``conv3/bn3`` per
+  block, ``downsample.{0,1}``;
+* official ``vit_pf.py`` / ``pit_pf.py``: the max-pool mixer's linears are called ``attn.qkv`` /
+  ``attn.proj`` there (``attn.fc1`` / ``attn.fc2`` here); PiT's ``transformers.{s}`` are our
+  ``stages.{s}``.
+
+``save_pretrained(model, path)`` writes our layout as safetensors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reprozoo.errors import CheckpointError
+
+_RESNET_RULES = [
+    (r"^conv1\.0\.", "stem.conv."), (r"^conv1\.1\.", "stem.bn."),  # official
+    (r"^conv1\.", "stem.conv."), (r"^bn1\.", "stem.bn."),  # torchvision
+    (r"\.reduction_block\.0\.", ".reduce.conv."), (r"\.reduction_block\.1\.", ".reduce.bn."),
+    (r"\.conv_block\.1\.0\.", ".spatial.conv."), (r"\.conv_block\.1\.1\.", ".spatial.bn."),
+    (r"\.conv_block\.0\.", ".spatial.conv."), (r"\.conv_block\.1\.", ".spatial.bn."),
+    (r"\.expansion_block\.0\.", ".expand.conv."), (r"\.expansion_block\.1\.", ".expand.bn."),
+    (r"(layer\d+\.\d+)\.conv1\.", r"\1.reduce.conv."), (r"(layer\d+\.\d+)\.bn1\.", r"\1.reduce.bn."),
+    (r"(layer\d+\.\d+)\.conv2\.", r"\1.spatial.conv."), (r"(layer\d+\.\d+)\.bn2\.", r"\1.spatial.bn."),
+    (r"(layer\d+\.\d+)\.conv3\.", r"\1.expand.conv."), (r"(layer\d+\.\d+)\.bn3\.", r"\1.expand.bn."),
+    (r"\.downsample\.0\.", ".downsample.conv."), (r"\.downsample\.1\.", ".downsample.bn."),
+]
+_TRANSFORMER_RULES = [(r"^transformers\.(\d+)\.", r"stages.\1.")]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors stored in a ``.safetensors`` file or a weights-only torch file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a .safetensors, .pth or .pt file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(str(path)))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any reader failure means the file is not a checkpoint we can use
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
+    return dict(obj)
+
+
+def _tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    for wrapper in ("state_dict_ema", "state_dict", "model", "model_state"):
+        if isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+            break
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items() if torch.is_tensor(v)}
+
+
+def _rename(key: str, rules: list[tuple[str, str]]) -> str:
+    for pattern, repl in rules:  # in order: the official stem rule runs before torchvision's
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def to_native_state_dict(model: nn.Module, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """``state`` (any supported layout) with our key names for ``model``."""
+    from reprozoo.pflayer.resnet import PfResNet
+    from reprozoo.pflayer.vit import EffLayer
+
+    tensors = _tensors(state)
+    if isinstance(model, PfResNet):
+        return {_rename(k, _RESNET_RULES): v for k, v in tensors.items()}
+    out = {_rename(k, _TRANSFORMER_RULES): v for k, v in tensors.items()}
+    eff = {name for name, m in model.named_modules() if isinstance(m, EffLayer)}
+    fixed = {}
+    for k, v in out.items():
+        m = re.match(r"^(.*\.attn)\.(qkv|proj)\.(weight|bias)$", k)
+        if m and m.group(1) in eff:
+            k = f"{m.group(1)}.{'fc1' if m.group(2) == 'qkv' else 'fc2'}.{m.group(3)}"
+        fixed[k] = v
+    return fixed
+
+
+def _listing(keys: list[str], limit: int = 4) -> str:
+    head = ", ".join(keys[:limit])
+    return head + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Any]) -> nn.Module:
+    """Load every weight of ``model`` from ``source`` or raise :class:`CheckpointError`; returns ``model``."""
+    state = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
+    native = to_native_state_dict(model, state)
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in native and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in native if k not in own)
+    shapes = sorted(f"{k} {tuple(native[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                    if k in native and native[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es) (checkpoint vs model): {_listing(shapes, 2)}")
+        raise CheckpointError(f"checkpoint does not fit {type(model).__name__}"
+                              f"{_describe(model)}: " + "; ".join(parts)
+                              + " - it was saved from another architecture (spatial op, width, depth or "
+                                "number of classes); nothing was loaded")
+    for k in own:
+        native.setdefault(k, own[k])  # only num_batches_tracked can be absent
+    model.load_state_dict({k: native[k] for k in own}, strict=True)
+    return model
+
+
+def _describe(model: nn.Module) -> str:
+    op = getattr(model, "spatial_op", None)
+    return f" (spatial op '{op}', width {model.width_mult:g})" if op is not None else ""
+
+
+def save_pretrained(model: nn.Module, path: str | Path) -> Path:
+    """Write ``model``'s weights (our layout) to a ``.safetensors`` file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"save_pretrained writes safetensors; name the file *.safetensors, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
+    return path
