@@ -1,61 +1,170 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from reprozoo.errors import ConfigError
 from reprozoo.runtime.runner import run_experiment
-from reprozoo.sinet.experiment import SINetPortraitConfig
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
+from reprozoo.sinet.arms import datasets
+from reprozoo.sinet.experiment import (
+    CALIBRATED,
+    SINetAblationsConfig,
+    SINetPortraitConfig,
+    decide_ablations,
+    decide_portrait,
+)
 from reprozoo.sinet.inference import load_checkpoint
+
+LRASPP = [88.0, 89.0, 87.5]
+CONTROL = [78.0, 79.5, 77.0]
+
+
+def _alts(values=LRASPP):
+    return {"LR-ASPP MobileNetV3": values}
 
 
 def test_smoke_preset_end_to_end(tmp_path):
-    out, data = run_experiment("sinet-portrait", "smoke", out_dir=tmp_path / "run", progress=False)
-    assert data["verdict"] == "inconclusive"  # one seed: the rules need at least two
-    assert "over 1 seeds (fewer than 2 seeds)" in data["evidence"]
+    out, data = run_experiment("sinet-portrait", "smoke", out_dir=tmp_path / "run", progress=False,
+                               overrides=["executor.kind=serial"])
+    assert data["verdict"] == INCONCLUSIVE  # one seed: the rules need three
+    assert "(fewer than 3 seeds)" in data["evidence"]
     m = data["metrics"]
-    assert m["method/params"] == 86_910 and m["baseline/params"] == 3_218_308
-    for key in ("method/fg_iou", "baseline/fg_iou", "ablation_plain/fg_iou", "method/band_f1"):
-        assert 0.0 <= m[key] <= 100.0
-    assert {c["claim"].split()[0] for c in data["claims"]} == {"SINet", "blocking"}
-    assert (out / "figures" / "predictions.png").is_file() and (out / "figures" / "gate_map.png").is_file()
+    assert m["method/params"] == 86_910 and m["baseline/params"] == 3_218_308 and m["control/params"] == 86_764
+    assert m["baseline/params_ratio"] == pytest.approx(3_218_308 / 86_910)
+    heads = [c for c in data["claims"] if c["headline"]]
+    assert len(heads) == 1 and heads[0]["verdict"] == data["verdict"]
+    for name in ("predictions", "gate_map", "iou_by_arm"):
+        assert (out / "figures" / f"{name}.png").is_file()
     model, ckpt = load_checkpoint(out / "sinet.pt")
-    assert ckpt["image_size"] == 64 and model.decoder == "blocking"
-    for sub in ("stage1", "stage2_blocking", "stage2_plain", "lraspp"):
-        assert (out / "seed0" / sub / "train_log.csv").is_file()
-        assert (out / "seed0" / sub / "best.pt").is_file()
-    assert json.loads((out / "metrics.json").read_text())["experiment"] == "sinet-portrait"
+    assert ckpt["image_size"] == 64 and model.decoder == "blocking" and ckpt["synthetic"] is True
+    trials = out / "trials"
+    for key in ("encoder__seed0__extranone__poolingTrue", "lraspp__seed0__extranone",
+                "sinet__seed0__boundaryTrue__decoderblocking__extranone__poolingTrue"):
+        assert (trials / f"{key}.json").is_file()
+        assert (trials / key / "train_log.csv").is_file() and (trials / key / "best.pt").is_file()
+    stored = json.loads((trials / "lraspp__seed0__extranone.json").read_text())["result"]
+    assert stored["fg_iou"] == pytest.approx(m["baseline/fg_iou"]) and stored["params"] == 3_218_308
 
 
+def test_serial_and_local_executors_give_identical_metrics(tmp_path):
+    over = ["n_train=8", "n_val=4", "n_test=4", "baseline_epochs=1", "save_checkpoint=false"]
+    _, serial = run_experiment("sinet-portrait", "smoke", out_dir=tmp_path / "s", progress=False,
+                               overrides=over + ["executor.kind=serial"])
+    _, local = run_experiment("sinet-portrait", "smoke", out_dir=tmp_path / "l", progress=False,
+                              overrides=over + ["executor.kind=local", "executor.workers=2"])
+    assert serial["metrics"] == local["metrics"]
+    assert serial["metrics"]["method/fg_iou"] != serial["metrics"]["control/fg_iou"]
+
+
+def test_ablations_smoke(tmp_path):
+    out, data = run_experiment("sinet-ablations", "smoke", out_dir=tmp_path / "run", progress=False,
+                               overrides=["executor.kind=serial", "arms=[plain,unpooled,crop]", "n_extra=4"])
+    assert data["verdict"] == INCONCLUSIVE
+    m = data["metrics"]
+    for key in ("method", "ablation_plain", "ablation_unpooled", "ablation_crop", "control"):
+        assert f"{key}/fg_iou" in m
+    assert m["ablation_plain/params"] == m["ablation_unpooled/params"] == m["method/params"] == 86_910
+    texts = [c["claim"] for c in data["claims"]]
+    assert texts[0].startswith("SINet's information blocking decoder beats plain skip")
+    assert any("portrait crops beats the base" in t for t in texts)
+    # one stage-1 encoder per (pooling, extra) setting, shared by the decoder variants
+    encoders = sorted(p.name for p in (out / "trials").glob("encoder__*.json"))
+    assert encoders == ["encoder__seed0__extracrop__poolingTrue.json", "encoder__seed0__extranone__poolingFalse.json",
+                        "encoder__seed0__extranone__poolingTrue.json"]
+
+
+# ------------------------------------------------------------------ the rules on crafted numbers
+def test_headline_held_when_sinet_is_close_and_the_control_loses():
+    v, e, claims = decide_portrait([87.5, 88.4, 87.0], _alts(), CONTROL)
+    assert v == HELD and "lost as required" in e
+    assert [c["headline"] for c in claims] == [True, False, False]
+
+
+def test_headline_not_held_when_sinet_loses_to_the_strongest_alternative():
+    v, e, _ = decide_portrait([83.0, 84.0, 83.5], _alts(), CONTROL)
+    assert v == NOT_HELD and "strongest alternative 'LR-ASPP MobileNetV3'" in e
+    # the strongest of several alternatives is the one compared
+    v, e, _ = decide_portrait([87.5, 88.4, 87.0], {"weak": [70.0, 71.0, 69.0], **_alts([92.0, 93.0, 92.5])},
+                              CONTROL)
+    assert v == NOT_HELD and "'LR-ASPP MobileNetV3'" in e
+
+
+def test_headline_inconclusive_when_the_control_does_not_lose():
+    v, e, claims = decide_portrait([87.5, 88.4, 87.0], _alts(), [87.0, 88.9, 86.5])
+    assert v == INCONCLUSIVE and "DID NOT LOSE" in e
+    assert claims[1]["verdict"] == NOT_HELD
+
+
+def test_headline_inconclusive_when_the_benchmark_is_saturated_or_too_hard():
+    for level in (99.0, 60.0):
+        alt = [level, level + 0.2, level - 0.2]
+        v, e, claims = decide_portrait([a - 0.1 for a in alt], _alts(alt), [a - 20 for a in alt])
+        assert v == INCONCLUSIVE and "NOT CALIBRATED" in e and claims[2]["verdict"] == NOT_HELD
+    assert CALIBRATED == (80.0, 96.0)
+
+
+def test_ablation_rules_on_crafted_numbers():
+    blocking = [86.0, 87.0, 86.5]
+    arms = {"plain": [84.0, 85.1, 84.4], "none": [83.0, 84.0, 83.3], "unpooled": [85.8, 87.2, 86.1],
+            "naive": [85.0, 86.0, 85.5], "crop": [88.5, 89.4, 89.0]}
+    v, _, claims = decide_ablations(blocking, arms, CONTROL)
+    by = {c["claim"]: c["verdict"] for c in claims}
+    assert v == HELD
+    assert by["pooled S2 branches (larger receptive field, fewer MACs) beat the same weights unpooled"] == NOT_HELD
+    assert by["adding full-body scenes as portrait crops beats the base training set"] == HELD
+    assert by["adding full-body scenes naively resized beats the base training set"] == NOT_HELD
+    assert by["portrait crops beat naive resizing of the same full-body scenes"] == HELD
+    # blocking loses to the plain skip -> not held; a control that does not lose -> inconclusive
+    v, _, _ = decide_ablations(blocking, {**arms, "plain": [87.0, 88.2, 87.4]}, CONTROL)
+    assert v == NOT_HELD
+    v, e, _ = decide_ablations(blocking, arms, [85.9, 87.1, 86.0])
+    assert v == INCONCLUSIVE and "DID NOT LOSE" in e
+
+
+def test_a_gain_inside_twice_the_paired_std_is_not_held():
+    blocking = [86.0, 88.0, 85.0]
+    v, _, claims = decide_ablations(blocking, {"plain": [85.0, 85.0, 86.0]}, CONTROL)
+    assert v == NOT_HELD  # mean gain 1.0 but the paired differences spread over 1, 3, -1
+
+
+# ------------------------------------------------------------------------------------- config
 def test_config_validation():
-    with pytest.raises(ConfigError, match="multiple of 32"):
-        SINetPortraitConfig.from_preset("smoke", ["image_size=100"])
-    with pytest.raises(ConfigError, match="unknown ablation 'x'"):
-        SINetPortraitConfig.from_preset("smoke", ["ablations=[plain,x]"])
-    with pytest.raises(ConfigError, match="baseline_epochs must be >= 0"):
-        SINetPortraitConfig.from_preset("smoke", ["baseline_epochs=-1"])
+    def check(cls, over, match, preset="smoke"):
+        with pytest.raises(ConfigError, match=match):
+            cls.from_preset(preset, over).validate()
+
+    check(SINetPortraitConfig, ["image_size=100"], "multiple of 32")
+    check(SINetPortraitConfig, ["baseline_epochs=-1"], "baseline_epochs must be >= 0")
+    check(SINetPortraitConfig, ["augment.scale=1.5"], "augment.scale")
+    check(SINetPortraitConfig, ["augment.p_blur=2"], "augment.p_blur")
+    check(SINetPortraitConfig, ["seeds=[1,1,2]"], "seeds must be distinct")
+    check(SINetPortraitConfig, [], "pass --set data_root", preset="paper")
+    check(SINetAblationsConfig, [], "pass --set data_root", preset="paper")
+    check(SINetAblationsConfig, ["arms=[plain,x]"], "unknown ablation arm 'x'")
+    check(SINetAblationsConfig, ["arms=[crop]", "n_extra=0"], "n_extra >= 1")
     cfg = SINetPortraitConfig.from_preset("quick", ["stage2.epochs=7"])
-    assert cfg.stage2.epochs == 7 and cfg.image_size == 96 and cfg.seeds == [0, 1, 2]
+    assert cfg.stage2.epochs == 7 and cfg.image_size == 64 and cfg.seeds == [0, 1, 2]
+    assert not hasattr(cfg, "workers")
 
 
-def test_extra_data_option_adds_cropped_full_body_scenes():
-    from reprozoo.sinet.experiment import _datasets
+def test_paper_preset_without_data_root_is_refused_before_any_output(tmp_path):
+    with pytest.raises(ConfigError, match="data_root"):
+        run_experiment("sinet-portrait", "paper", out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
-    base = _datasets(SINetPortraitConfig.from_preset("smoke"))
-    crop = _datasets(SINetPortraitConfig.from_preset("smoke", ["extra_data=crop", "n_extra=3"]))
-    naive = _datasets(SINetPortraitConfig.from_preset("smoke", ["extra_data=naive", "n_extra=3"]))
+
+def test_extra_data_arms_add_cropped_or_resized_full_body_scenes():
+    cfg = SINetAblationsConfig.from_preset("smoke", ["n_extra=3"])
+    base, crop, naive = datasets(cfg), datasets(cfg, "crop"), datasets(cfg, "naive")
     assert len(base[0]) == 16 and len(crop[0]) == len(naive[0]) == 19
     extra_crop, extra_naive = crop[0].masks[16:].float().mean(), naive[0].masks[16:].float().mean()
     assert extra_crop > 1.5 * extra_naive  # cropping around the head makes the person portrait-sized
-    with pytest.raises(ConfigError, match="n_extra >= 1"):
-        SINetPortraitConfig.from_preset("smoke", ["extra_data=crop"])
 
 
 def test_data_root_reads_eg1800(tmp_path):
-    import numpy as np
     from PIL import Image
-
-    from reprozoo.sinet.experiment import _datasets
 
     (tmp_path / "Images").mkdir()
     (tmp_path / "Labels").mkdir()
@@ -67,7 +176,7 @@ def test_data_root_reads_eg1800(tmp_path):
     (tmp_path / "eg1800_train.txt").write_text("\n".join(f"{i:05d}.png" for i in range(6)))
     (tmp_path / "eg1800_test.txt").write_text("00006.png\n00007.png\n")
     cfg = SINetPortraitConfig.from_preset("smoke", [f"data_root={tmp_path}"])
-    train, val, test, weight, _, splits = _datasets(cfg)
+    train, val, test, weight, _, splits = datasets(cfg)
     assert (len(train), len(val), len(test)) == (5, 1, 2)  # 10% of the train list -> validation
     assert splits.test.images.shape == (2, 3, 64, 64) and int(splits.test.images[1, 0, 0, 0]) == 140
     assert splits.test.masks.float().mean() == pytest.approx(0.5 * 40 / 60, abs=0.03)

@@ -9,6 +9,11 @@ import typer
 
 from reprozoo.errors import DataError, ReproZooError
 
+try:
+    from reprozoo.errors import OutputError
+except ImportError:  # pragma: no cover - older reprozoo.errors
+    OutputError = DataError  # type: ignore[misc,assignment]
+
 
 def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
     """Files as given; folders expand to their image files. Returns (path, problem-or-None)."""
@@ -32,13 +37,44 @@ def _save_png(array, path: Path) -> None:
     from PIL import Image
 
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
-    tmp.replace(path)
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
-def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: float = 0.5) -> tuple[int, list[str]]:
-    """Write ``<stem>_mask.png`` (0/255, input size) and ``<stem>_overlay.png`` for every image;
-    returns (number written, problems). A bad file is skipped and reported, the rest still run."""
+def output_names(paths: list[Path]) -> list[str]:
+    """One distinct output stem per input: the file stem, or ``<stem>_<ext>`` when two inputs share
+    a stem (``a.png``, ``a.jpg`` -> ``a_png``, ``a_jpg``), with ``_<k>`` added while a name is taken
+    (so ``a_2.png`` next to them keeps ``a_2`` and nothing is written twice)."""
+    stems = [p.stem for p in paths]
+    shared = {s for s in stems if stems.count(s) > 1}
+    taken = {s for s in stems if s not in shared}
+    names = []
+    for p in paths:
+        if p.stem not in shared:
+            names.append(p.stem)
+            continue
+        base = f"{p.stem}_{p.suffix.lstrip('.').lower() or 'img'}"
+        name, k = base, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+SYNTHETIC_WARNING = ("warning: this checkpoint was trained on generated portraits only; expect errors on real "
+                     "photos (train on real data with `reprozoo run sinet-portrait --preset paper --set data_root=...`)")
+
+
+def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: float = 0.5,
+                   warn=None) -> tuple[int, list[str]]:
+    """Write ``<name>_mask.png`` (0/255, input size) and ``<name>_overlay.png`` for every image;
+    returns (number written, problems). A bad file is skipped and reported, the rest still run.
+    Each image is letterboxed at the checkpoint's size (aspect ratio kept, see ``Segmenter``)."""
     import numpy as np
 
     from reprozoo.data.segfolders import read_image
@@ -47,12 +83,22 @@ def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: f
     if not 0.0 < threshold < 1.0:
         raise DataError(f"--threshold must be in (0, 1), got {threshold}")
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} is a file; pass a folder for the masks and overlays")
+        raise OutputError(f"--out {out} is a file; pass a folder for the masks and overlays")
+    for p in images:
+        if p.is_dir() and p.resolve() == out.resolve():
+            raise OutputError(f"--out {out} is also an input folder; the masks would be segmented again on the "
+                              "next run: pass another output folder")
     segmenter = Segmenter.from_checkpoint(checkpoint)  # a bad checkpoint stops before any output
+    if segmenter.synthetic and warn is not None:
+        warn(SYNTHETIC_WARNING)
     items = _expand(images)
-    out.mkdir(parents=True, exist_ok=True)
-    done, problems, used = 0, [], set()
-    for path, problem in items:
+    names = output_names([path for path, _ in items])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+    done, problems = 0, []
+    for (path, problem), stem in zip(items, names):
         if problem is not None:
             problems.append(f"{path}: {problem}")
             continue
@@ -63,8 +109,6 @@ def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: f
             continue
         prob = segmenter.probability(image).numpy()
         mask = prob > threshold
-        stem = path.stem if path.stem not in used else f"{path.stem}_{len(used)}"
-        used.add(stem)
         rgb = image.permute(1, 2, 0).numpy().astype(np.float32)
         tint = np.array([40, 220, 90], dtype=np.float32)
         overlay = np.where(mask[..., None], 0.55 * rgb + 0.45 * tint, 0.35 * rgb)
@@ -82,8 +126,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png")],
         threshold: Annotated[float, typer.Option(help="foreground probability threshold")] = 0.5,
     ) -> None:
-        """Portrait masks with a trained SINet: any image size (resized internally, mask at input size)."""
-        done, problems = segment_images(list(images), checkpoint, out, threshold)
+        """Portrait masks with a trained SINet: any image size, letterboxed at the model's size (aspect
+        ratio kept, gray padding), mask at the input size. Inputs sharing a name get distinct outputs."""
+        done, problems = segment_images(list(images), checkpoint, out, threshold,
+                                        warn=lambda m: typer.echo(m, err=True))
         typer.echo(f"segmented {done} image(s) -> {out}")
         if problems:
             for p in problems:
@@ -109,6 +155,8 @@ def register(app: typer.Typer) -> None:
         from reprozoo.sinet.export import export_onnx, max_abs_diff
         from reprozoo.sinet.inference import load_checkpoint
 
+        if onnx.is_dir():
+            raise OutputError(f"--onnx {onnx} is a folder; pass a file name such as {onnx / 'sinet.onnx'}")
         model, ckpt = load_checkpoint(checkpoint)
         size = size or ckpt["image_size"]
         if size < 32 or size % 32:

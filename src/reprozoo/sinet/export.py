@@ -13,7 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprozoo.errors import MissingDependencyError
+from reprozoo.errors import DataError, MissingDependencyError
+
+try:
+    from reprozoo.errors import OutputError
+except ImportError:  # pragma: no cover - older reprozoo.errors
+    OutputError = DataError  # type: ignore[misc,assignment]
 from reprozoo.sinet.inference import Normalized
 
 
@@ -22,16 +27,23 @@ def export_onnx(model: nn.Module, path: str | Path, *, mean, std, image_size: in
     """Write ``Normalized(model, mean, std)`` to ``path`` with input ``image`` (B, 3, S, S) float
     RGB in [0, 1] (dynamic batch) and output ``logits`` (B, C, S, S)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; pass a file name for the ONNX model (e.g. {path / 'sinet.onnx'})")
     net = Normalized(model, mean, std).eval()
     x = torch.rand(1, 3, image_size, image_size)
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), str(tmp), input_names=["image"], output_names=["logits"],
-                          opset_version=opset, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (x,), str(tmp), input_names=["image"], output_names=["logits"],
+                              opset_version=opset, dynamo=False,
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        tmp.replace(path)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -3,29 +3,36 @@
 A checkpoint is a ``torch.save`` dict loadable with ``weights_only=True``::
 
     {"format": "reprozoo.sinet/1", "model": state_dict, "model_kwargs": {...},
-     "mean": [r, g, b], "std": [r, g, b], "image_size": 224}
+     "mean": [r, g, b], "std": [r, g, b], "image_size": 224, "synthetic": True}
 
-``mean``/``std`` are on the [0, 1] RGB scale. :class:`Segmenter` resizes any input to
-``image_size``, runs the model and resizes the foreground probability back to the input size.
+``mean``/``std`` are on the [0, 1] RGB scale; ``synthetic`` says the model saw only generated
+portraits (``reprozoo segment`` warns about the domain gap). :class:`Segmenter` *letterboxes* any
+input: it resizes the image so its longer side is ``image_size`` (aspect ratio kept), pads the
+rest with gray 0.5 (the training augmentation's padding colour), runs the model, cuts the padding
+off the foreground probability and resizes it back to the input size.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprozoo.errors import CheckpointError, ReproZooError
+from reprozoo.errors import CheckpointError, DataError, ReproZooError
 from reprozoo.sinet.models import SINet
 
 FORMAT = "reprozoo.sinet/1"
 
 
 def save_checkpoint(path: str | Path, model: SINet, *, mean, std, image_size: int,
-                    model_kwargs: dict[str, Any] | None = None) -> Path:
+                    model_kwargs: dict[str, Any] | None = None, synthetic: bool | None = None) -> Path:
+    """Write a checkpoint atomically; ``synthetic=True`` records that the training data was
+    generated (``None``: unknown)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(model_kwargs or {})
@@ -34,6 +41,8 @@ def save_checkpoint(path: str | Path, model: SINet, *, mean, std, image_size: in
     state = {"format": FORMAT, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "model_kwargs": kwargs, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
              "image_size": int(image_size)}
+    if synthetic is not None:
+        state["synthetic"] = bool(synthetic)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -55,6 +64,7 @@ def load_checkpoint(path: str | Path) -> tuple[SINet, dict[str, Any]]:
     missing = [k for k in ("model", "model_kwargs", "mean", "std", "image_size") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: the checkpoint lacks {', '.join(missing)}; re-save it with save_checkpoint")
+    _check_preprocessing(path, ckpt)
     try:
         model = SINet(**ckpt["model_kwargs"])
     except (TypeError, ReproZooError) as err:
@@ -66,6 +76,22 @@ def load_checkpoint(path: str | Path) -> tuple[SINet, dict[str, Any]]:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the SINet it describes ({first})") from None
     return model.eval(), ckpt
+
+
+def _check_preprocessing(path: Path, ckpt: dict[str, Any]) -> None:
+    """mean/std: three finite numbers, std > 0; image_size: an integer >= 32."""
+    for key in ("mean", "std"):
+        values = ckpt[key]
+        ok = isinstance(values, (list, tuple)) and len(values) == 3
+        ok = ok and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        if not ok:
+            raise CheckpointError(f"{path}: '{key}' must be three finite numbers (R, G, B), got {values!r}")
+    if min(ckpt["std"]) <= 0:
+        raise CheckpointError(f"{path}: 'std' must be > 0 for every channel, got {ckpt['std']!r} "
+                              "(dividing by it would give a garbage mask)")
+    size = ckpt["image_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 32:
+        raise CheckpointError(f"{path}: 'image_size' must be an integer >= 32, got {size!r}")
 
 
 class Normalized(nn.Module):
@@ -81,32 +107,96 @@ class Normalized(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
+def as_batch(image: Any) -> tuple[torch.Tensor, bool]:
+    """Any supported image -> (float (B, 3, H, W) RGB in [0, 1], whether the input was a batch).
+
+    Accepted, with their value ranges:
+
+    * ``PIL.Image.Image`` in any mode (converted to RGB; alpha composited over white);
+    * numpy arrays ``(H, W, 3)`` (or ``(H, W)`` grayscale): uint8 in [0, 255], or float in [0, 1];
+    * torch tensors ``(3, H, W)`` or ``(B, 3, H, W)``: uint8 in [0, 255], or float in [0, 1]
+      (a float tensor is *not* divided by 255 again; float values above 1 are refused).
+    """
+    batched = False
+    if hasattr(image, "convert") and hasattr(image, "size") and not isinstance(image, (np.ndarray, torch.Tensor)):
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            from PIL import Image
+
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise DataError(f"a numpy image must be (H, W, 3) or (H, W), got shape {image.shape}")
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    if not isinstance(image, torch.Tensor):
+        raise DataError(f"unsupported image type {type(image).__name__}: pass a PIL image, a numpy (H, W, 3) "
+                        "array or a (3, H, W) / (B, 3, H, W) tensor")
+    if image.ndim == 4:
+        batched = True
+    elif image.ndim == 3:
+        image = image[None]
+    else:
+        raise DataError(f"a tensor image must be (3, H, W) or (B, 3, H, W), got shape {tuple(image.shape)}")
+    if image.shape[1] != 3 or image.shape[0] == 0 or min(image.shape[-2:]) < 1:
+        raise DataError(f"expected 3 RGB channels and a non-empty image, got shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        return image.float() / 255, batched
+    if not image.is_floating_point():
+        raise DataError(f"integer images must be uint8 (0-255), got {image.dtype}")
+    x = image.float()
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise DataError("a float image must hold finite values in [0, 1] (got "
+                        f"{float(x.min()):.3g}..{float(x.max()):.3g}); pass uint8 for 0-255 data or divide by 255")
+    return x, batched
+
+
+def letterbox(x: torch.Tensor, size: int, fill: float = 0.5) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """(B, 3, H, W) in [0, 1] -> (B, 3, size, size): scaled so the longer side is ``size`` (aspect
+    ratio kept), centred, padded with ``fill``. Returns the box (top, left, height, width)."""
+    h, w = x.shape[-2:]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out = torch.full((x.shape[0], 3, size, size), fill, dtype=x.dtype)
+    out[:, :, top:top + nh, left:left + nw] = resized
+    return out, (top, left, nh, nw)
+
+
 class Segmenter:
-    """Foreground probability / mask for images of any size.
+    """Foreground probability / mask for images of any size (letterboxed at the model's size).
 
     >>> seg = Segmenter.from_checkpoint("sinet.pt")        # doctest: +SKIP
-    >>> prob = seg.probability(image_uint8_3xHxW)          # (H, W) float in [0, 1]  # doctest: +SKIP
+    >>> prob = seg.probability(pil_image)                  # (H, W) float in [0, 1]  # doctest: +SKIP
+
+    Inputs: see :func:`as_batch` (PIL, numpy HxWx3 uint8/float, CHW/BCHW tensors; uint8 is 0-255,
+    float is 0-1). A (B, 3, H, W) batch gives (B, H, W); a single image gives (H, W).
     """
 
-    def __init__(self, model: SINet, mean, std, image_size: int = 224):
+    def __init__(self, model: SINet, mean, std, image_size: int = 224, synthetic: bool | None = None):
         self.net = Normalized(model, mean, std).eval()
         self.image_size = image_size
+        self.synthetic = synthetic
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Segmenter:
         model, ckpt = load_checkpoint(path)
-        return cls(model, ckpt["mean"], ckpt["std"], ckpt["image_size"])
+        return cls(model, ckpt["mean"], ckpt["std"], ckpt["image_size"], ckpt.get("synthetic"))
 
     @torch.no_grad()
-    def probability(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB (3, H, W) -> foreground probability (H, W), resized back to H x W."""
-        h, w = image.shape[-2:]
-        x = image[None].float() / 255
-        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                          align_corners=False, antialias=True)
-        logits = self.net(x)
+    def probability(self, image: Any) -> torch.Tensor:
+        """Foreground probability at the input's size: (H, W), or (B, H, W) for a batch."""
+        x, batched = as_batch(image)
+        h, w = x.shape[-2:]
+        boxed, (top, left, nh, nw) = letterbox(x, self.image_size)
+        logits = self.net(boxed)
         prob = torch.sigmoid(logits)[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
-        return F.interpolate(prob[:, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        prob = prob[:, None, top:top + nh, left:left + nw]
+        prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
+        return prob if batched else prob[0]
 
-    def mask(self, image: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    def mask(self, image: Any, threshold: float = 0.5) -> torch.Tensor:
         return (self.probability(image) > threshold).to(torch.uint8)
