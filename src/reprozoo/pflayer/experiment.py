@@ -1,0 +1,345 @@
+"""Experiment ``pflayer-ops``: the paper's layer-level study of the spatial op (Sec. 3).
+
+Small bottleneck networks (:func:`reprozoo.pflayer.study_net`: 3x3 stem, three stages of two
+bottlenecks, expansion 4, downsampling by the block's own spatial op) that differ *only* in the
+spatial op are trained identically on the procedural dot-pattern set
+(:mod:`reprozoo.data.dot_patterns`, 10 classes defined by the arrangement of four identical dots,
+so a network without a spatial op is handicapped) over >= 3 seeds, plus a width sweep. Parameters
+and MACs are counted; CPU latency (batch 1 and 64) is measured in the same run, interleaved
+across the ops.
+
+Headline (rule fixed before the first run): the max-pool network's test accuracy is no worse than
+the strongest cheap alternative (3x3 depthwise conv or 3x3 avg-pool, whichever has the higher mean)
+by more than ``ACC_MARGIN`` (paired non-inferiority with 2 SE), *and* it has fewer parameters and a
+lower measured latency than the depthwise network at every measured batch size. Negative control:
+the ``identity`` network must lose to max-pool by more than ``ACC_MARGIN``, else "inconclusive".
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from reprozoo.errors import ConfigError
+from reprozoo.pflayer.ops import spatial_ops
+from reprozoo.pflayer.resnet import study_net
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.figures import pyplot, save_figure
+from reprozoo.runtime.profile import count_macs, count_params, measure_latency
+from reprozoo.runtime.registry import register_experiment
+from reprozoo.runtime.report import ExperimentResult
+from reprozoo.runtime.trainer import TrainConfig, Trainer
+from reprozoo.runtime.trials import Trial
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, beats, claim, combine, no_worse, strongest, \
+    with_control
+
+PAPER = "Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR 2022"
+CLAIM = ("A parameter-free 3x3 max-pool can replace the trainable spatial op of a bottleneck: the max-pool network "
+         "is as accurate as the depthwise-conv network (the strongest cheap alternative) with fewer parameters "
+         "and lower measured latency.")
+ACC_MARGIN = 0.02  # absolute test accuracy; fixed before the first quick run
+REQUIRED_OPS = ("maxpool", "depthwise", "identity")
+CHEAP_ALTERNATIVES = ("depthwise", "avgpool")
+LABELS = {"conv3x3": "3x3 conv", "hybrid": "hybrid", "depthwise": "depthwise", "maxpool": "max-pool",
+          "avgpool": "avg-pool", "identity": "identity"}
+
+
+@dataclass
+class OpsConfig(ExperimentConfig):
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    ops: list[str] = field(default_factory=lambda: ["conv3x3", "hybrid", "depthwise", "maxpool", "avgpool",
+                                                    "identity"])
+    width_mult: float = 1.0
+    planes: list[int] = field(default_factory=lambda: [8, 16, 32])
+    stem_chs: int = 16
+    sweep_widths: list[float] = field(default_factory=lambda: [0.5, 2.0])  # besides width_mult
+    sweep_ops: list[str] = field(default_factory=lambda: ["conv3x3", "depthwise", "maxpool", "avgpool"])
+    n_train: int = 3000
+    n_test: int = 2000
+    data_seed: int = 0
+    noise: float = 0.2  # calibrated: the 3x3-conv network lands at ~90% (not 100%)
+    spacing_min: int = 5
+    spacing_max: int = 7
+    jitter: int = 1
+    contrast_min: float = 0.5
+    contrast_max: float = 1.0
+    epochs: int = 6
+    batch_size: int = 128
+    lr: float = 0.1  # SGD with Nesterov momentum, linear warm-up then cosine (per step)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.15
+    latency_threads: int = 2
+    latency_batches: list[int] = field(default_factory=lambda: [1, 64])
+    latency_rounds: int = 5
+    latency_repeats: int = 20
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"seeds": [0, 1], "n_train": 100, "n_test": 50, "epochs": 1, "sweep_widths": [0.5],
+                  "sweep_ops": ["depthwise", "maxpool"], "latency_rounds": 1, "latency_repeats": 2,
+                  "latency_batches": [1, 4], "latency_threads": 1, "executor": {"kind": "serial"}, "device": "cpu"},
+        "quick": {"device": "cpu"},
+        "paper": {"n_train": 20000, "n_test": 5000, "epochs": 30, "sweep_widths": [0.5, 2.0, 4.0],
+                  "sweep_ops": ["conv3x3", "hybrid", "depthwise", "maxpool", "avgpool", "identity"],
+                  "seeds": [0, 1, 2, 3, 4]},
+    }
+
+    def validate(self) -> None:
+        known = spatial_ops()
+        for name in ("ops", "sweep_ops"):
+            bad = [op for op in getattr(self, name) if op not in known]
+            if bad:
+                raise ConfigError(f"{name} has unknown spatial op(s) {bad}; choose from: {', '.join(known)}")
+        missing = [op for op in REQUIRED_OPS if op not in self.ops]
+        if missing:
+            raise ConfigError(f"ops must include {', '.join(REQUIRED_OPS)} (the headline and its control), "
+                              f"missing {missing}")
+        if len(set(self.ops)) != len(self.ops) or len(set(self.sweep_ops)) != len(self.sweep_ops):
+            raise ConfigError("ops and sweep_ops must not repeat an op")
+        if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct and non-empty, got {self.seeds}")
+        if not 0 < self.width_mult <= 16 or any(not 0 < w <= 16 for w in self.sweep_widths):
+            raise ConfigError(f"width_mult and sweep_widths must be in (0, 16], got {self.width_mult}, "
+                              f"{self.sweep_widths}")
+        if self.width_mult in self.sweep_widths:
+            raise ConfigError(f"sweep_widths must not repeat width_mult {self.width_mult} (it is always trained)")
+        if len(self.planes) != 3 or min(self.planes) < 1 or self.stem_chs < 1:
+            raise ConfigError(f"planes needs 3 positive widths and stem_chs >= 1, got {self.planes}, {self.stem_chs}")
+        if self.n_train < 10 or self.n_test < 10:
+            raise ConfigError(f"n_train and n_test must be >= 10, got {self.n_train}, {self.n_test}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0 and 0 <= self.warmup_fraction < 1):
+            raise ConfigError("lr > 0, 0 <= momentum < 1, weight_decay >= 0 and 0 <= warmup_fraction < 1 are required")
+        if not 0 <= self.noise <= 2 or self.jitter < 0 or not 0 < self.contrast_min <= self.contrast_max:
+            raise ConfigError("noise in [0, 2], jitter >= 0 and 0 < contrast_min <= contrast_max are required")
+        if self.latency_threads < 1 or self.latency_rounds < 1 or self.latency_repeats < 1 \
+                or not self.latency_batches or min(self.latency_batches) < 1:
+            raise ConfigError("latency_threads, latency_rounds, latency_repeats and latency_batches must be >= 1")
+        from reprozoo.data.dot_patterns import _check
+
+        _check(self.n_train, 32, (self.spacing_min, self.spacing_max), 2, self.jitter,
+               (self.contrast_min, self.contrast_max), self.noise)
+
+
+# ---------------------------------------------------------------- one trial
+def data(cfg: OpsConfig):
+    from reprozoo.data.dot_patterns import dot_pattern_splits
+
+    return dot_pattern_splits(cfg.n_train, cfg.n_test, seed=cfg.data_seed, spacing=(cfg.spacing_min, cfg.spacing_max),
+                              jitter=cfg.jitter, contrast=(cfg.contrast_min, cfg.contrast_max), noise=cfg.noise)
+
+
+def build(cfg: OpsConfig, op: str, width: float) -> nn.Module:
+    return study_net(op, width_mult=width, planes=tuple(cfg.planes), stem_chs=cfg.stem_chs)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total: int, warmup: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    model.eval()
+    dev = next(model.parameters()).device
+    correct = sum(int((model(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]).sum())
+                  for i in range(0, len(x), batch))
+    return correct / len(x)
+
+
+def run_one(trial: Trial, tctx) -> dict[str, Any]:
+    """Train one study network (``trial.arm`` = spatial op, ``trial["width"]``) and test it."""
+    from reprozoo.data.splits import TensorDataset
+
+    cfg: OpsConfig = tctx.config
+    (xtr, ytr), (xte, yte) = data(cfg)
+    torch.manual_seed(trial.seed)
+    model = build(cfg, trial.arm, trial["width"])
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+                          weight_decay=cfg.weight_decay)
+    steps = math.ceil(cfg.n_train / cfg.batch_size) * cfg.epochs
+    sched = warmup_cosine(opt, steps, int(cfg.warmup_fraction * steps))
+    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=trial.seed, device=cfg.device,
+                     scheduler_interval="step", checkpoint_every=0)
+    trainer = Trainer(model, opt, TensorDataset(xtr, ytr), tc, scheduler=sched, progress=False)
+    history = trainer.fit()
+    acc = accuracy(trainer.unwrapped_model(), xte, yte)
+    return {"op": trial.arm, "width": trial["width"], "seed": trial.seed, "test_acc": acc,
+            "train_loss": history[-1]["train_loss"], "train_acc": history[-1].get("train_acc", float("nan"))}
+
+
+# ---------------------------------------------------------------- latency, in the parent process
+@torch.inference_mode()
+def measure_latencies(cfg: OpsConfig, ops: list[str]) -> dict[str, dict[int, float]]:
+    """Median latency (ms) per op and batch size, the ops interleaved within every round."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.latency_threads)
+    try:
+        nets = {op: build(cfg, op, cfg.width_mult).eval() for op in ops}
+        out: dict[str, dict[int, float]] = {op: {} for op in ops}
+        for batch in cfg.latency_batches:
+            x = torch.randn(batch, 1, 32, 32)
+            runs: dict[str, list[float]] = {op: [] for op in ops}
+            for _ in range(cfg.latency_rounds):
+                for op in ops:
+                    res = measure_latency(lambda m=nets[op]: m(x), warmup=2, repeats=cfg.latency_repeats)
+                    runs[op].append(res["median_ms"])
+            for op in ops:
+                out[op][batch] = statistics.median(runs[op])
+        return out
+    finally:
+        torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- the rule
+def decide(accs: dict[str, list[float]], params: dict[str, int], latency: dict[str, dict[int, float]],
+           margin: float = ACC_MARGIN) -> tuple[str, str]:
+    """The headline: max-pool no worse than the strongest cheap alternative (accuracy, within
+    ``margin``), fewer params and lower latency than depthwise at every batch size; gated on the
+    identity control losing to max-pool by more than ``margin``."""
+    cheap = {op: accs[op] for op in CHEAP_ALTERNATIVES if op in accs}
+    best = strongest(cheap)
+    v, e = no_worse(accs["maxpool"], accs[best], margin=margin, name="test accuracy",
+                    other_name=f"strongest cheap alternative '{best}'")
+    fewer = params["maxpool"] < params["depthwise"]
+    faster = all(latency["maxpool"][b] < latency["depthwise"][b] for b in latency["maxpool"])
+    lat = ", ".join(f"batch {b}: {latency['maxpool'][b]:.3g} vs {latency['depthwise'][b]:.3g} ms"
+                    for b in latency["maxpool"])
+    e += (f"; params {params['maxpool']:,} vs depthwise {params['depthwise']:,} ({'fewer' if fewer else 'NOT fewer'})"
+          f"; latency max-pool vs depthwise {lat} ({'faster' if faster else 'NOT faster'})")
+    if v == HELD and not (fewer and faster):
+        v = NOT_HELD
+    control = beats(accs["maxpool"], accs["identity"], margin=margin, name="test accuracy", other_name="'identity'")
+    return with_control(v, e, control)
+
+
+def ordering_claims(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> list[dict]:
+    """The paper's ordering conv >= hybrid >= depthwise ~ max-pool > avg-pool > identity, link by link."""
+    out = []
+
+    def have(*ops: str) -> bool:
+        return all(op in accs for op in ops)
+
+    def nw(a: str, b: str):
+        return no_worse(accs[a], accs[b], margin=margin, name=f"{a} vs {b} accuracy", other_name=b)
+
+    def bt(a: str, b: str):
+        return beats(accs[a], accs[b], margin=margin, name=f"{a} vs {b} accuracy", other_name=b)
+
+    if have("conv3x3", "hybrid"):
+        out.append(claim("3x3 conv >= hybrid (within the margin)", *nw("conv3x3", "hybrid")))
+    if have("hybrid", "depthwise"):
+        out.append(claim("hybrid >= depthwise (within the margin)", *nw("hybrid", "depthwise")))
+    a, b = nw("maxpool", "depthwise"), nw("depthwise", "maxpool")
+    out.append(claim("depthwise ~ max-pool (each within the margin of the other)", combine([a[0], b[0]]),
+                     f"{a[1]}; {b[1]}"))
+    if have("avgpool"):
+        out.append(claim("max-pool > avg-pool (by more than the margin)", *bt("maxpool", "avgpool")))
+        out.append(claim("avg-pool > identity (by more than the margin)", *bt("avgpool", "identity")))
+    if have("conv3x3"):
+        out.append(claim("max-pool within the margin of the regular 3x3 conv", *nw("maxpool", "conv3x3")))
+    return out
+
+
+def sweep_claim(acc_by_width: dict[float, dict[str, list[float]]], margin: float = ACC_MARGIN) -> dict | None:
+    rows = [(w, no_worse(a["maxpool"], a["depthwise"], margin=margin, name=f"width {w:g}", other_name="depthwise"))
+            for w, a in sorted(acc_by_width.items()) if "maxpool" in a and "depthwise" in a]
+    if len(rows) < 2:
+        return None
+    return claim("max-pool within the margin of depthwise at every width of the sweep",
+                 combine([r[1][0] for r in rows]), "; ".join(r[1][1] for r in rows))
+
+
+# ---------------------------------------------------------------- figures
+def _figures(ctx, ops, stats, params, latency, sweep) -> list[str]:
+    plt = pyplot()
+    names = []
+    big = max(next(iter(latency.values())))
+    for key, xlabel, xs in (("acc_vs_latency", f"latency at batch {big} (ms, CPU)",
+                             {op: latency[op][big] for op in ops}),
+                            ("acc_vs_params", "parameters", {op: params[op] for op in ops})):
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for op in ops:
+            ax.errorbar(xs[op], stats[op][0], yerr=stats[op][1], fmt="o", capsize=3, label=LABELS.get(op, op))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize=7)
+        names.append(save_figure(fig, ctx.out_dir, key))
+    if sweep:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for op, pts in sweep.items():
+            pts = sorted(pts)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        label=LABELS.get(op, op))
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (width sweep)")
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize=7)
+        names.append(save_figure(fig, ctx.out_dir, "width_sweep"))
+    return names
+
+
+@register_experiment("pflayer-ops", paper=PAPER, claim=CLAIM, config=OpsConfig)
+def run_ops(cfg: OpsConfig, ctx) -> ExperimentResult:
+    main = [Trial(op, s, width=cfg.width_mult) for op in cfg.ops for s in cfg.seeds]
+    extra = [Trial(op, s, width=w) for w in cfg.sweep_widths for op in cfg.sweep_ops for s in cfg.seeds]
+    trials = main + extra
+    results = ctx.run_trials(run_one, trials, description="pflayer-ops trials")
+    acc_by_width: dict[float, dict[str, list[float]]] = {}
+    for t, r in zip(trials, results):
+        acc_by_width.setdefault(t["width"], {}).setdefault(t.arm, []).append(float(r["test_acc"]))
+    accs = acc_by_width[cfg.width_mult]
+    x1 = torch.empty(1, 1, 32, 32)
+    params = {op: count_params(build(cfg, op, cfg.width_mult)) for op in cfg.ops}
+    macs = {op: count_macs(build(cfg, op, cfg.width_mult), x1) for op in cfg.ops}
+    latency = measure_latencies(cfg, list(cfg.ops))
+    verdict, evidence = decide(accs, params, latency)
+    if len(cfg.seeds) < 3:
+        verdict, evidence = INCONCLUSIVE, evidence + f" (only {len(cfg.seeds)} seed(s); >= 3 needed)"
+    claims = [claim(CLAIM, verdict, evidence, headline=True)] + ordering_claims(accs)
+    sc = sweep_claim(acc_by_width)
+    if sc is not None:
+        claims.append(sc)
+    stats = {op: (float(np.mean(accs[op])), float(np.std(accs[op], ddof=1)) if len(accs[op]) > 1 else 0.0)
+             for op in cfg.ops}
+    sweep_pts: dict[str, list[tuple[float, float, float]]] = {}
+    for w, per_op in acc_by_width.items():
+        for op, a in per_op.items():
+            if op in cfg.sweep_ops:
+                sweep_pts.setdefault(op, []).append((count_params(build(cfg, op, w)), float(np.mean(a)),
+                                                     float(np.std(a, ddof=1)) if len(a) > 1 else 0.0))
+    figures = _figures(ctx, cfg.ops, stats, params, latency, sweep_pts)
+    metrics: dict[str, float] = {}
+    rows = []
+    for op in cfg.ops:
+        group = "method" if op == "maxpool" else "baseline"
+        metrics[f"{group}/{op}_acc"] = stats[op][0]
+        metrics[f"{group}/{op}_acc_std"] = stats[op][1]
+        metrics[f"{group}/{op}_params"] = float(params[op])
+        metrics[f"{group}/{op}_macs"] = float(macs[op])
+        row = {"op": op, "acc_mean": round(stats[op][0], 4), "acc_std": round(stats[op][1], 4),
+               "params": params[op], "macs": macs[op]}
+        for b, ms in latency[op].items():
+            metrics[f"{group}/{op}_latency_b{b}_ms"] = ms
+            row[f"latency_b{b}_ms"] = round(ms, 3)
+        rows.append(row)
+    for w, per_op in sorted(acc_by_width.items()):
+        if w != cfg.width_mult:
+            for op, a in per_op.items():
+                metrics[f"sweep/{op}_w{w:g}_acc"] = float(np.mean(a))
+    return ExperimentResult(verdict, evidence, metrics, claims=claims, table=rows, figures=figures,
+                            notes=(f"dot patterns: {cfg.n_train} train / {cfg.n_test} test, noise {cfg.noise}; "
+                                   f"{cfg.epochs} epochs, batch {cfg.batch_size}, SGD lr {cfg.lr}; latency at "
+                                   f"{cfg.latency_threads} threads, median of {cfg.latency_rounds} interleaved rounds; "
+                                   f"margin {ACC_MARGIN} accuracy."))
