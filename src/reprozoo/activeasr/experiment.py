@@ -24,6 +24,7 @@ must sit away from 0% and 100% CER (CALIBRATION_CER), or the verdict is "inconcl
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from reprozoo.activeasr.features import FeatureConfig, Featurizer
+from reprozoo.activeasr.inference import save_checkpoint
 from reprozoo.activeasr.loop import ALConfig, run_active_learning
 from reprozoo.activeasr.training import CTCTrainer, SpeechSet, TrainSettings
 from reprozoo.data.spoken_commands import CommandCorpusConfig, build_command_corpus, load_command_corpus
@@ -79,9 +81,9 @@ class ActiveASRConfig(ExperimentConfig):
                   "al": {"initial": 8, "per_round": 8, "rounds": 1, "steps_per_round": 4},
                   "train": {"batch_size": 4}},
         "quick": {"model": "ctc_tcn_tiny",
-                  "corpus": {"n_pool": 400, "n_dev": 20, "n_test": 150, "pad_ms": [0, 150], "rate_wpm": [150, 200]},
-                  "al": {"initial": 40, "per_round": 40, "rounds": 2, "steps_per_round": 200},
-                  "train": {"lr": 3e-3, "batch_size": 12}},
+                  "corpus": {"n_pool": 400, "n_dev": 20, "n_test": 100, "pad_ms": [0, 150], "rate_wpm": [150, 200]},
+                  "al": {"initial": 40, "per_round": 40, "rounds": 2, "steps_per_round": 150},
+                  "train": {"lr": 3e-3, "batch_size": 12, "mu": 1}},
         "paper": {},
     }
 
@@ -139,6 +141,7 @@ def arm_config(cfg: ActiveASRConfig, arm: str, n_pool: int) -> ALConfig:
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
     """One arm x seed: the whole active-learning run; returns its budget points."""
     cfg: ActiveASRConfig = tctx.config
+    cpu0 = time.process_time()
     pool, test = load_sets(cfg)
     al = arm_config(cfg, trial.arm, len(pool))
     seed = trial.seed
@@ -151,8 +154,10 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
                          featurizer=Featurizer(cfg.features))
     out = run_active_learning(trainer, pool, test, al, rng=np.random.default_rng([seed, 2]), initial=initial,
                               keep_examples=cfg.n_examples)
+    if trial.arm == METHOD:  # the method's model, usable with `reprozoo transcribe --checkpoint`
+        save_checkpoint(tctx.workdir / "model.pt", model, cfg.model, cfg.features)
     return {"arm": trial.arm, "seed": seed, "points": out["points"], "oracle_seconds": out["oracle_seconds"],
-            "n_labelled": len(out["labelled"])}
+            "n_labelled": len(out["labelled"]), "cpu_s": time.process_time() - cpu0}
 
 
 def _cer(results: dict[str, list[dict]], arm: str, r: int) -> np.ndarray:
@@ -212,7 +217,7 @@ def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
     for t, res in zip(trials, flat):
         results[t.arm].append(res)
     verdict, evidence, claims = decide(results)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {"trials/cpu_s": float(sum(r["cpu_s"] for rs in results.values() for r in rs))}
     table = []
     for arm in cfg.arms:
         group = {METHOD: "method", BASELINE: "baseline"}.get(arm, arm)
@@ -232,7 +237,8 @@ def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
              f"{cfg.corpus.test_accents}, variants {cfg.corpus.test_variants} and sentences. Model {cfg.model}; "
              f"{cfg.al.steps_per_round} steps per round, warm start; AL criterion {cfg.al.acquisition}; budget "
              f"{cfg.al.initial} + {cfg.al.rounds} x {cfg.al.per_round:g} {cfg.al.budget_unit} of {cfg.corpus.n_pool}. "
-             f"Margin {MARGIN_CER} CER points.")
+             f"Margin {MARGIN_CER} CER points. CPU time of all trials: "
+             f"{sum(r['cpu_s'] for rs in results.values() for r in rs):.0f} s.")
     return ExperimentResult(verdict, evidence, metrics, claims=claims, table=table, figures=figures, notes=notes)
 
 
