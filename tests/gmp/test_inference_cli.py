@@ -65,3 +65,13 @@ def test_ground_command_prints_segment_and_top5(trained, tmp_path, capsys):
     assert rc == 0 and "segment:" in out and "of 30.00s" in out and "top-3 proposals" in out
     rc = main(["ground", "--checkpoint", str(path), "--features", str(feats), "--query", "zebra"])
     assert rc == 2 and "no word of the model" in capsys.readouterr().err
+
+
+def test_benchmark_reports_ratios_from_one_run():
+    from reprozoo.gmp.benchmark import run
+
+    out = run(quick=True, batch_size=4)
+    assert set(out["ratios"]) == {"train_step pps/cpl", "inference pps/cpl", "importance batched/loop"}
+    assert all(v > 0 for v in out["ratios"].values())
+    seqs = {r["model"]: r["reconstructor_sequences_per_sample"] for r in out["rows"] if "model" in r}
+    assert seqs == {"pps": 21, "cpl": 11}
