@@ -1,0 +1,338 @@
+"""Base learners, the ECLIPS ensemble, MC dropout and predictive uncertainty.
+
+* :class:`SmallCNN`: a tiny conv backbone for CPU demos (conv3x3 w-2w-4w, BN, ReLU, max-pool, GAP).
+* :class:`Backbone`: wraps any image model (reprozoo, timm, torchvision, or a CLIP visual
+  encoder via :func:`clip_visual_encoder`) so it returns one feature vector per image.
+* :class:`FASHead`: the FLIP-style embedder + classifier: Linear(d, 512) (weights N(0, 0.005),
+  bias 0.1), ReLU, Dropout(0.5), optional feature normalisation (divide by sqrt(||f||) * sqrt(2)) and
+  Linear(512, 2) (weights N(0, 0.01), bias 0) whose weight is L2-normalised along the class axis
+  before every forward when normalising.
+* :class:`BaseLearner` = backbone + head -> 2 logits (index 1 = live).
+* :class:`Ensemble`: K members, decision fusion ``p(y|x) = sum_k w_k p_k(y|x)`` with
+  ``w = softmax(alpha / tau)`` (``alpha`` learnable, initialised 0 = uniform), fixed uniform weights
+  (``fusion="mean"``) or an input-dependent gate (``fusion="gate"``: MLP 2K -> 16 -> K on the
+  member logits). ``forward`` returns the *log* of the fused probabilities, so
+  ``softmax(model(x))`` is the fused probability for a single learner and for an ensemble alike.
+* :func:`mc_dropout`: a context manager that puts the model in eval mode and re-enables only its
+  Dropout modules (BatchNorm keeps its running statistics).
+* :func:`predict`: predictive mean and uncertainty over T MC-dropout passes x K members
+  (variance of the member-sample live probabilities, or BALD mutual information).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reprozoo.errors import ConfigError, MissingDependencyError
+from reprozoo.runtime.registry import register_model
+
+FUSIONS = ("learned", "mean", "gate")
+UNCERTAINTIES = ("variance", "bald")
+
+
+# ------------------------------------------------------------------------------------ backbones
+class SmallCNN(nn.Module):
+    """conv3x3(w)-BN-ReLU-pool, conv3x3(2w)-BN-ReLU-pool, conv3x3(4w)-BN-ReLU, global average pool."""
+
+    def __init__(self, width: int = 32, in_chans: int = 3):
+        super().__init__()
+        if width < 1:
+            raise ConfigError(f"width must be >= 1, got {width}")
+        chans = (width, 2 * width, 4 * width)
+        layers: list[nn.Module] = []
+        c_in = in_chans
+        for i, c in enumerate(chans):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            if i < len(chans) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.num_features = chans[-1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).mean((2, 3))
+
+
+def _strip_classifier(model: nn.Module) -> nn.Module:
+    """Drop a timm / torchvision classification head so the model returns pooled features."""
+    if hasattr(model, "reset_classifier"):  # timm
+        model.reset_classifier(0)
+        return model
+    for name in ("fc", "classifier", "heads", "head"):
+        if isinstance(getattr(model, name, None), (nn.Linear, nn.Sequential)):
+            setattr(model, name, nn.Identity())
+            return model
+    return model
+
+
+class Backbone(nn.Module):
+    """Any image model as a feature extractor: ``forward(x) -> (B, num_features)``.
+
+    ``strip_head`` removes a timm/torchvision classifier first; ``num_features`` is read from the
+    model (``num_features`` attribute) or measured with one forward pass on ``probe_size`` inputs.
+    """
+
+    def __init__(self, model: nn.Module, num_features: int | None = None, strip_head: bool = True,
+                 probe_size: int = 32, in_chans: int = 3):
+        super().__init__()
+        self.model = _strip_classifier(model) if strip_head else model
+        if num_features is None:
+            num_features = getattr(self.model, "num_features", None)
+        if num_features is None:
+            was = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                out = self.model(torch.zeros(1, in_chans, probe_size, probe_size))
+            self.model.train(was)
+            num_features = int(out.flatten(1).shape[1])
+        self.num_features = int(num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out.flatten(1) if out.ndim > 2 else out
+
+
+def clip_visual_encoder(name: str = "ViT-B-16", checkpoint_path: str | None = None) -> Backbone:
+    """A CLIP image encoder from ``open_clip`` returning the pooled token *before* CLIP's projection
+    (width 768 for ViT-B/16), as FLIP-V / ECLIPS use it. Random init unless ``checkpoint_path``
+    (an open_clip state dict or checkpoint file) is given; nothing is downloaded."""
+    try:
+        import open_clip
+    except ImportError as err:
+        raise MissingDependencyError("the CLIP backbone needs open_clip: pip install 'open_clip_torch>=2.24'") from err
+    model = open_clip.create_model(name, pretrained=checkpoint_path or None)
+    visual = model.visual
+    width = getattr(visual, "width", None) or getattr(visual, "output_dim", None)
+    if getattr(visual, "proj", None) is not None:
+        width = visual.proj.shape[0]
+        visual.proj = None  # keep the pooled token before the projection
+    return Backbone(visual, num_features=width, strip_head=False, probe_size=224)
+
+
+# ------------------------------------------------------------------------------------ head
+class FASHead(nn.Module):
+    """Embedder (Linear-ReLU-Dropout) + optional FLIP feature normalisation + 2-way classifier."""
+
+    def __init__(self, in_features: int, embed_dim: int = 512, dropout: float = 0.5, feature_norm: bool = True):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        self.embed = nn.Linear(in_features, embed_dim)
+        self.drop = nn.Dropout(dropout)
+        self.classifier = nn.Linear(embed_dim, 2)
+        self.feature_norm = feature_norm
+        nn.init.normal_(self.embed.weight, 0.0, 0.005)
+        nn.init.constant_(self.embed.bias, 0.1)
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        z = self.drop(F.relu(self.embed(feat)))
+        if not self.feature_norm:
+            return self.classifier(z)
+        z = z / (z.norm(p=2, dim=1, keepdim=True).clamp_min(1e-12).sqrt() * math.sqrt(2.0))
+        w = F.normalize(self.classifier.weight, p=2, dim=0)  # along the class axis
+        return F.linear(z, w, self.classifier.bias)
+
+
+class BaseLearner(nn.Module):
+    """Backbone + :class:`FASHead`; ``forward(x)`` -> 2 logits (index 1 = live)."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int = 512, dropout: float = 0.5, feature_norm: bool = True):
+        super().__init__()
+        self.backbone = backbone
+        self.head = FASHead(int(backbone.num_features), embed_dim, dropout, feature_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+# ------------------------------------------------------------------------------------ ensemble
+class Ensemble(nn.Module):
+    """K base learners with decision fusion; ``forward(x)`` -> log fused probabilities (B, 2)."""
+
+    def __init__(self, members: Sequence[nn.Module], fusion: str = "learned", tau: float = 1.0):
+        super().__init__()
+        if len(members) < 1:
+            raise ConfigError("an ensemble needs at least one member")
+        if fusion not in FUSIONS:
+            raise ConfigError(f"fusion must be one of {', '.join(FUSIONS)}, got '{fusion}'")
+        if not tau > 0:
+            raise ConfigError(f"tau must be > 0, got {tau}")
+        self.members = nn.ModuleList(members)
+        self.fusion, self.tau = fusion, float(tau)
+        k = len(members)
+        if fusion == "learned":
+            self.alpha = nn.Parameter(torch.zeros(k))
+        else:
+            self.register_buffer("alpha", torch.zeros(k))
+        self.gate = nn.Sequential(nn.Linear(2 * k, 16), nn.ReLU(), nn.Linear(16, k)) if fusion == "gate" else None
+
+    @property
+    def k(self) -> int:
+        return len(self.members)
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, B, 2)."""
+        return torch.stack([m(x) for m in self.members])
+
+    def weights(self, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Fusion weights: (K,) for learned/mean fusion, (B, K) for the gate."""
+        if self.gate is not None:
+            if logits is None:
+                raise ValueError("the gate's weights depend on the input; pass member logits")
+            return torch.softmax(self.gate(logits.permute(1, 0, 2).flatten(1)) / self.tau, dim=1)
+        return torch.softmax(self.alpha / self.tau, dim=0)
+
+    def fuse(self, logits: torch.Tensor) -> torch.Tensor:
+        """Log of ``sum_k w_k softmax(logits_k)`` computed stably: (B, 2)."""
+        w = self.weights(logits)
+        logw = torch.log(w).T[:, :, None] if w.ndim == 2 else torch.log(w)[:, None, None]
+        return torch.logsumexp(logw + torch.log_softmax(logits, dim=-1), dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(self.member_logits(x))
+
+
+def ensemble_loss(model: Ensemble, x: torch.Tensor, y: torch.Tensor, *, lambda_mem: float = 1.0,
+                  beta_w: float = 0.0, sample_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """NLL of the fused mixture + ``lambda_mem`` x mean member cross-entropy (keeps every member
+    competent so the fusion weights do not collapse) - ``beta_w`` x entropy of the weights."""
+    logits = model.member_logits(x)
+    fused = model.fuse(logits)
+    sw = sample_weight if sample_weight is not None else torch.ones_like(y, dtype=fused.dtype)
+    sw = sw / sw.mean()
+    nll = (F.nll_loss(fused, y, reduction="none") * sw).mean()
+    member = torch.stack([(F.cross_entropy(lg, y, reduction="none") * sw).mean() for lg in logits]).mean()
+    loss = nll + lambda_mem * member
+    w = model.weights(logits)
+    entropy = -(w * torch.log(w.clamp_min(1e-12))).sum(-1).mean()
+    if beta_w:
+        loss = loss - beta_w * entropy
+    return {"loss": loss, "nll": nll.detach(), "member_ce": member.detach(), "w_entropy": entropy.detach()}
+
+
+# ------------------------------------------------------------------------------------ MC dropout
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+@contextlib.contextmanager
+def mc_dropout(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Eval mode with only the Dropout modules stochastic (BatchNorm stays in eval mode); the
+    previous train/eval state of every module is restored on exit."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    if enabled:
+        for m in model.modules():
+            if isinstance(m, _DROPOUTS):
+                m.train()
+    try:
+        yield model
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def member_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Live probabilities per member, (K, B); a single learner counts as K = 1."""
+    if isinstance(model, Ensemble):
+        return torch.softmax(model.member_logits(x), dim=-1)[..., 1]
+    return torch.softmax(model(x), dim=-1)[None, :, 1]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, mc_samples: int = 0, uncertainty: str = "variance",
+            generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """``{"prob": (B,), "uncertainty": (B,), "samples": (T, K, B)}``.
+
+    ``mc_samples = 0``: deterministic (eval mode), ``prob`` is the fused probability, uncertainty
+    the spread over the K members (0 for a single learner). ``mc_samples = T > 0``: T passes with
+    dropout on; ``prob = (1/T) sum_t sum_k w_k p_k^(t)``; uncertainty = variance of the T*K member
+    samples (``"variance"``) or the mutual information between prediction and sample (``"bald"``).
+    ``generator`` makes the dropout masks reproducible without touching the global RNG."""
+    if uncertainty not in UNCERTAINTIES:
+        raise ConfigError(f"uncertainty must be one of {', '.join(UNCERTAINTIES)}, got '{uncertainty}'")
+    if mc_samples < 0:
+        raise ConfigError(f"mc_samples must be >= 0, got {mc_samples}")
+    t = max(1, mc_samples)
+    samples, fused = [], []
+    with mc_dropout(model, enabled=mc_samples > 0), _rng_scope(generator):
+        for _ in range(t):
+            if isinstance(model, Ensemble):
+                logits = model.member_logits(x)
+                samples.append(torch.softmax(logits, -1)[..., 1])
+                fused.append(model.fuse(logits).exp()[:, 1])
+            else:
+                p = torch.softmax(model(x), -1)[:, 1]
+                samples.append(p[None])
+                fused.append(p)
+    s = torch.stack(samples)  # (T, K, B)
+    prob = torch.stack(fused).mean(0).clamp(0, 1)
+    flat = s.reshape(-1, s.shape[-1])
+    if uncertainty == "variance":
+        u = flat.var(0, unbiased=False)
+    else:
+        u = _entropy(flat.mean(0)) - _entropy(flat).mean(0)
+    return {"prob": prob, "uncertainty": u.clamp_min(0), "samples": s}
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+@contextlib.contextmanager
+def _rng_scope(generator: torch.Generator | None):
+    """Dropout draws from the global RNG; with a generator, fork the global state, seed it from the
+    generator, and restore it afterwards (the caller's RNG stream is left as it was)."""
+    if generator is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        yield
+
+
+# ------------------------------------------------------------------------------------ batched members
+def stacked_forward(members: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Eval-mode logits of identical-architecture members in one vectorised pass
+    (``torch.func.stack_module_state`` + ``vmap``): (K, B, 2), equal to looping over the members."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    params, buffers = stack_module_state(list(members))
+    base = members[0]
+
+    def one(p: dict[str, Any], b: dict[str, Any], inp: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (p, b), (inp,))
+
+    return vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+
+
+# ------------------------------------------------------------------------------------ constructors
+def base_learner(width: int = 32, embed_dim: int = 64, dropout: float = 0.5, feature_norm: bool = True,
+                 in_chans: int = 3) -> BaseLearner:
+    """The CPU base learner: :class:`SmallCNN` (width w) + a ``4w -> embed_dim -> 2`` head."""
+    return BaseLearner(Backbone(SmallCNN(width, in_chans), strip_head=False), embed_dim, dropout, feature_norm)
+
+
+@register_model
+def eclips_cnn_small(width: int = 32, embed_dim: int = 64, dropout: float = 0.5, feature_norm: bool = True) -> BaseLearner:
+    """Single CPU base learner (conv 32-64-128, embedder 128 -> 64, Dropout 0.5, 64 -> 2)."""
+    return base_learner(width, embed_dim, dropout, feature_norm)
+
+
+@register_model
+def eclips_cnn_ensemble(k: int = 4, width: int = 32, embed_dim: int = 64, dropout: float = 0.5,
+                        feature_norm: bool = True, fusion: str = "learned") -> Ensemble:
+    """ECLIPS-lite: K CPU base learners with learnable softmax decision fusion."""
+    return Ensemble([base_learner(width, embed_dim, dropout, feature_norm) for _ in range(k)], fusion=fusion)
