@@ -70,8 +70,9 @@ def test_ground_command_prints_segment_and_top5(trained, tmp_path, capsys):
 def test_benchmark_reports_ratios_from_one_run():
     from reprozoo.gmp.benchmark import run
 
-    out = run(quick=True, batch_size=4)
+    out = run(quick=True, batch_size=4, arch={"d_model": 8, "ffn": 8, "layers": 1, "grid": 8, "pps_mixtures": 3,
+                                              "cpl_proposals": 3})
     assert set(out["ratios"]) == {"train_step pps/cpl", "inference pps/cpl", "importance batched/loop"}
     assert all(v > 0 for v in out["ratios"].values())
     seqs = {r["model"]: r["reconstructor_sequences_per_sample"] for r in out["rows"] if "model" in r}
-    assert seqs == {"pps": 21, "cpl": 11}
+    assert seqs == {"pps": 3 + (2 + 3) + 1 + 1, "cpl": 3 + 1 + 2}

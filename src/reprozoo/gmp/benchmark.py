@@ -74,9 +74,10 @@ def _batched_importance(model, batch):
 
 
 @register_benchmark("gmp", description="PPS vs CPL: training step time at equal batch, inference queries/s")
-def run(quick: bool = False, batch_size: int = 64) -> dict[str, Any]:
-    kw = {"rounds": 3, "warmup": 1, "repeats": 3} if quick else {"rounds": 5, "warmup": 2, "repeats": 8}
-    models, batch = _setup(batch_size)
+def run(quick: bool = False, batch_size: int = 64, arch: dict | None = None) -> dict[str, Any]:
+    """``arch`` overrides fields of the experiment's architecture (``ArchConfig``)."""
+    kw = {"rounds": 2, "warmup": 1, "repeats": 3} if quick else {"rounds": 5, "warmup": 2, "repeats": 8}
+    models, batch = _setup(batch_size, arch)
     for m in models.values():
         m.train()
     train = latency_ratio(_train_step(models["pps"], batch), _train_step(models["cpl"], batch), **kw)
