@@ -48,6 +48,7 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
         run_experiment("gmp-grounding", "smoke", overrides=["arch.grid=100"], out_dir=tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="fit.vote"):
         run_experiment("gmp-grounding", "smoke", overrides=["fit.vote=max"], out_dir=tmp_path / "s", progress=False)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
 
 
 def test_smoke_preset_runs_the_whole_path(tmp_path):

@@ -268,7 +268,7 @@ def _figures(ctx, results: dict[str, list[dict]], control: list[dict], cfg: GmpC
             ax.set_xlim(0, 1)
             ax.set_title(f"{p['type']}: \"{p['sentence']}\"", fontsize=8)
             ax.tick_params(labelsize=7)
-        axes[0, 0].legend(fontsize=6, loc="upper right", ncol=3)
+        axes[0, 0].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.25), ncol=3)
         axes[-1, 0].set_xlabel("normalised time (bars: predicted segments)")
         fig.tight_layout()
         figs.append(save_figure(fig, ctx.out_dir, "examples"))
