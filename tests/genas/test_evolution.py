@@ -41,3 +41,24 @@ def test_settings_are_checked():
         EvolutionConfig(population=10, n_mutation=6, n_crossover=6).validate()
     with pytest.raises(ConfigError, match="p_mutation"):
         EvolutionConfig(p_mutation=1.5).validate()
+
+
+def test_benchmark_reports_a_ratio():
+    from reprozoo.genas.benchmark import measure
+
+    out = measure(quick=True)
+    assert set(out["ratios"]) == {"flatness/val_acc"} and out["ratios"]["flatness/val_acc"] > 1
+    assert out["rows"][2]["supernet_params"] == 21_250
+
+
+def test_search_smoke_preset(tmp_path):
+    from reprozoo.runtime.runner import run_experiment
+
+    _, data = run_experiment("genas-search", "smoke", out_dir=tmp_path, overrides=["executor.kind=serial"],
+                             progress=False)
+    m = data["metrics"]
+    assert data["verdict"] == "inconclusive"  # one seed
+    assert set(m) == {f"{g}/{p}_winner_{t}_acc" for g, p in (("method", "flatness"), ("baseline", "val_acc"),
+                                                             ("baseline", "val_loss"), ("control", "random"))
+                      for t in ("test", "shift")}
+    assert all(0 <= v <= 1 for v in m.values())
