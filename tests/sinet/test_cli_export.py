@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from reprozoo.cli import main
-from reprozoo.errors import CheckpointError
+from reprozoo.errors import CheckpointError, DataError, ReproZooError
 from reprozoo.sinet import SINet
 from reprozoo.sinet.export import export_onnx, max_abs_diff
 from reprozoo.sinet.inference import Segmenter, load_checkpoint, save_checkpoint
@@ -98,3 +100,94 @@ def test_cli_segment_keeps_going_past_bad_files(checkpoint, tmp_path, capsys):
     assert "folder holds no images" in capsys.readouterr().err
     assert main(["segment", str(imgs / "a.png"), "--checkpoint", str(checkpoint), "--out", str(imgs / "a.png")]) == 2
     assert "is a file; pass a folder" in capsys.readouterr().err
+
+
+def test_segmenter_accepts_pil_numpy_and_tensors_with_one_value_range(checkpoint):
+    seg = Segmenter.from_checkpoint(checkpoint)
+    rng = np.random.default_rng(3)
+    hwc = rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    chw = torch.from_numpy(hwc.transpose(2, 0, 1).copy())
+    ref = seg.probability(chw)
+    assert ref.shape == (40, 52)
+    assert torch.allclose(seg.probability(Image.fromarray(hwc)), ref)
+    assert torch.allclose(seg.probability(hwc), ref)
+    assert torch.allclose(seg.probability(hwc.astype(np.float32) / 255), ref, atol=1e-6)
+    assert torch.allclose(seg.probability(chw.float() / 255), ref, atol=1e-6)  # not divided by 255 again
+    batch = seg.probability(torch.stack([chw, chw.flip(-1)]).float() / 255)
+    assert batch.shape == (2, 40, 52) and torch.allclose(batch[0], ref, atol=1e-6)
+    with pytest.raises(DataError, match=r"float image must hold finite values in \[0, 1\]"):
+        seg.probability(chw.float())
+    with pytest.raises(DataError, match=r"\(H, W, 3\)"):
+        seg.probability(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(DataError, match="3 RGB channels"):
+        seg.probability(torch.zeros(1, 4, 8, 8))
+
+
+def test_segmenter_letterboxes_keeping_the_aspect_ratio(checkpoint):
+    from reprozoo.sinet.inference import letterbox
+
+    x = torch.rand(1, 3, 30, 60, generator=torch.Generator().manual_seed(2))
+    boxed, box = letterbox(x, 64)
+    assert box == (16, 0, 32, 64)  # 30x60 -> 32x64, centred, gray above and below
+    assert torch.all(boxed[:, :, :16] == 0.5) and torch.all(boxed[:, :, 48:] == 0.5)
+    seg = Segmenter.from_checkpoint(checkpoint)
+    with torch.no_grad():
+        full = torch.softmax(seg.net(boxed), 1)[:, 1:, 16:48]
+    expect = torch.nn.functional.interpolate(full, size=(30, 60), mode="bilinear", align_corners=False)[0, 0]
+    assert torch.allclose(seg.probability(x[0]), expect, atol=1e-6)
+
+
+def test_checkpoint_with_unusable_preprocessing_is_refused(checkpoint, tmp_path):
+    _, ckpt = load_checkpoint(checkpoint)
+    for key, value, match in (("std", [0.2, 0.0, 0.2], "'std' must be > 0"),
+                              ("std", [0.2, float("nan"), 0.2], "three finite numbers"),
+                              ("image_size", -64, "'image_size' must be an integer >= 32"),
+                              ("image_size", 0, "'image_size' must be an integer >= 32")):
+        torch.save({**ckpt, key: value}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_segment_never_overwrites_one_output_with_another(checkpoint, tmp_path, capsys):
+    from reprozoo.sinet.cli import output_names
+
+    imgs = tmp_path / "in"
+    imgs.mkdir()
+    rng = np.random.default_rng(1)
+    for name, shape in (("a_2.png", (20, 30, 3)), ("a.png", (24, 16, 3)), ("a.jpg", (18, 18, 3))):
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(imgs / name)
+    out = tmp_path / "out"
+    assert main(["segment", str(imgs), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert "segmented 3 image(s)" in capsys.readouterr().out
+    masks = {p.name: np.asarray(Image.open(p)).shape for p in out.glob("*_mask.png")}
+    assert masks == {"a_2_mask.png": (20, 30), "a_png_mask.png": (24, 16), "a_jpg_mask.png": (18, 18)}
+    # same stem and extension in two folders; a third file already called a_png
+    assert output_names([Path("a.png"), Path("x/a.png"), Path("a_png.jpg")]) == ["a_png_2", "a_png_3", "a_png"]
+
+
+def test_segment_refuses_an_input_folder_as_output_and_warns_about_synthetic_training(tmp_path, capsys):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "syn.pt", SINet().eval(), mean=MEAN, std=STD, image_size=64, synthetic=True)
+    imgs = tmp_path / "in"
+    imgs.mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(imgs / "a.png")
+    assert main(["segment", str(imgs), "--checkpoint", str(ckpt), "--out", str(imgs)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "is also an input folder" in err and str(imgs) in err
+    assert sorted(p.name for p in imgs.iterdir()) == ["a.png"]
+    assert main(["segment", str(imgs), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]) == 0
+    assert "trained on generated portraits only" in capsys.readouterr().err
+
+
+def test_export_to_an_existing_folder_is_one_error_and_leaves_no_temp_file(checkpoint, tmp_path, capsys,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "exists"
+    target.mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["export", "sinet", "--checkpoint", str(checkpoint), "--onnx", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and f"--onnx {target} is a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not list(target.iterdir())
+    with pytest.raises(ReproZooError, match="is a folder"):
+        export_onnx(load_checkpoint(checkpoint)[0], target, mean=MEAN, std=STD, image_size=64)
