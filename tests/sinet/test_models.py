@@ -9,7 +9,7 @@ from reprozoo.sinet import SINET_CONFIG, SINet, SINetEncoder, confidence
 from reprozoo.sinet.benchmark import conv_macs
 from reprozoo.sinet.blocks import S2Module, SEDSConv, channel_shuffle
 
-# spec 2.2 layer table (C = 2)
+# per-layer parameter counts of the released 2-class model
 LAYER_PARAMS = {"level1": 360, "level2_0": 516, "level2.0": 2544, "level2.1": 2544, "br2": 192,
                 "level3_0": 8080, "level3.0": 8160, "level3.1": 8544, "level3.2": 9312, "level3.3": 9312,
                 "level3.4": 8544, "level3.5": 10080, "level3.6": 8544, "level3.7": 9312, "br3": 432,
@@ -24,7 +24,7 @@ def test_exact_parameter_counts():
     m = SINet()
     assert count_params(m) - count_params(m.encoder) == 146  # decoder: 4 + 102 + 4 + 36
     buffers = sum(b.numel() for b in m.buffers() if b.dtype.is_floating_point)
-    assert buffers == 5_764  # BN running stats: "91.9K" = params + these (spec 2.2)
+    assert buffers == 5_764  # BN running stats: "91.9K" = params + these (the count some model cards list)
 
 
 def test_layer_table():
@@ -35,7 +35,7 @@ def test_layer_table():
     assert [count_params(getattr(dec, k)) for k in ("bn_3", "skip", "bn_2", "head")] == [4, 102, 4, 36]
 
 
-def test_conv_macs_match_spec_convention():
+def test_conv_macs_match_the_papers_flops_convention():
     """The paper's 0.064 G "FLOPs" = MACs of Conv2d layers only. FlopCounterMode also counts the
     SE gates' Linear layers (aten.addmm), so its total is 4,240 MACs larger; the conv-only number is
     read from its per-operator table."""

@@ -1,5 +1,5 @@
 """SINet building blocks: CBR/BR, the SE depthwise-separable downsampler, channel shuffle and the
-Spatial Squeeze (S2) block and module (spec section 2.1).
+Spatial Squeeze (S2) block and module (the paper's S2-module section).
 
 Every convolution is bias-free, every BatchNorm uses ``eps=1e-3``, PReLU is per channel (init 0.25).
 Upsampling is bilinear with ``align_corners=True`` *to a size* (not a scale factor), so any input

@@ -1,5 +1,5 @@
 """Portrait data for SINet: in-memory datasets, the paper's augmentation (torchvision v2),
-normalisation statistics, cached procedural splits and the portrait-crop data trick (spec 2.7-2.8).
+normalisation statistics, cached procedural splits and the portrait-crop data trick of the paper's extra-data section.
 
 Normalisation: images are RGB in [0, 1], standardised with per-channel mean/std of the training
 images. (The official loader works on BGR 0-255 and divides by 255 after standardising; a global

@@ -1,5 +1,5 @@
 """SINet's loss: class-weighted cross entropy + lambda x the same cross entropy restricted to a
-band around the person boundary (spec 2.5)."""
+band around the person boundary (weight 0.5, as in the official code)."""
 
 from __future__ import annotations
 

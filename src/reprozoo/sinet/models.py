@@ -1,4 +1,4 @@
-"""SINet (Park et al., WACV 2020): S2-module encoder + information blocking decoder (spec 2.2-2.3).
+"""SINet (Park et al., WACV 2020): S2-module encoder + information blocking decoder.
 
 ``sinet`` is the released portrait model (86,910 trainable parameters for 2 classes);
 ``sinet_encoder`` is the stage-1 network (encoder with its 1/8-resolution head, 86,764).

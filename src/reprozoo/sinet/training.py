@@ -1,4 +1,4 @@
-"""SINet's training recipe on the foundation :class:`~reprozoo.runtime.trainer.Trainer` (spec 2.6).
+"""SINet's training recipe on the foundation :class:`~reprozoo.runtime.trainer.Trainer` (the official training settings).
 
 * Adam (lr 5e-4) with coupled L2 weight decay in three groups: depthwise conv weights 0, other
   conv weights 2e-4, everything else (BN, PReLU, Linear) 2e-6;
@@ -29,7 +29,7 @@ from reprozoo.sinet.metrics import SegMeter
 
 @dataclass
 class StageConfig:
-    """One training stage (the spec's values for E = 300 in brackets)."""
+    """One training stage (the official values for E = 300 in brackets)."""
 
     epochs: int = 300
     batch_size: int = 24  # [36 in stage 1, 24 in stage 2]
