@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reprozoo.errors import ConfigError, ReproZooError
+from reprozoo.errors import ConfigError, ReproZooError, RunInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="reprozoo: ten research papers as tested PyTorch software.")
@@ -56,15 +58,23 @@ def run_cmd(
     set_: Annotated[list[str] | None, typer.Option("--set", help="config override key=value")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (for 'all': a root folder)")] = None,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
-    overwrite: Annotated[bool, typer.Option(help="replace a finished run in --out")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace a run in --out (only the files it wrote)")] = False,
+    executor: Annotated[str | None, typer.Option(help="how trials run: serial | local | ray")] = None,
+    workers: Annotated[int | None, typer.Option(help="local worker processes (0 = as many as fit)")] = None,
 ) -> None:
     """Run an experiment (or all of them) and write metrics.json, report.md and figures."""
+    import time
+
     from reprozoo.runtime.registry import get_experiment, list_experiments
     from reprozoo.runtime.report import build_index
     from reprozoo.runtime.runner import resolve_config, run_experiment
 
     seed_list = _parse_seeds(seeds)
     overrides = list(set_ or [])
+    if executor is not None:
+        overrides.append(f"executor.kind={executor}")
+    if workers is not None:
+        overrides.append(f"executor.workers={workers}")
     if resume and out is None:
         raise ConfigError("--resume needs --out pointing at the run to continue")
     if name == "all":
@@ -75,17 +85,21 @@ def run_cmd(
         if not specs:
             typer.echo("no experiments are registered yet; nothing to run")
         failed = []
-        for spec in specs:
-            typer.echo(f"== {spec.name} ({preset})")
+        start = time.perf_counter()
+        for i, spec in enumerate(specs, 1):
+            typer.echo(f"== [{i}/{len(specs)}] {spec.name} ({preset}), {_clock(time.perf_counter() - start)} elapsed")
             try:
                 out_dir, data = run_experiment(spec.name, preset, seeds=seed_list, overrides=overrides,
                                                out_dir=(root / spec.name) if out else None,
                                                runs_root=root, resume=resume, overwrite=overwrite or not out)
+            except RunInterrupted:
+                raise
             except Exception as err:  # keep going: one broken experiment should not hide the others
                 failed.append(spec.name)
                 typer.echo(f"   FAILED: {type(err).__name__}: {err}", err=True)
                 continue
             typer.echo(f"   {data['verdict']}: {data['evidence']}  ({data['runtime_s']:.0f} s, {out_dir})")
+        typer.echo(f"all {len(specs)} experiments done in {_clock(time.perf_counter() - start)}")
         index = build_index(root, {s.name: s.paper for s in specs})
         typer.echo(f"index: {index}")
         if failed:
@@ -104,8 +118,13 @@ def report_cmd(runs_dir: Annotated[Path, typer.Argument(help="folder of runs")] 
     from reprozoo.runtime.registry import list_experiments
     from reprozoo.runtime.report import build_index, latest_runs
 
+    if not runs_dir.is_dir():
+        raise ConfigError(f"{runs_dir} is not a folder of runs" + (" (it is a file)" if runs_dir.exists() else ""))
     papers = {s.name: s.paper for s in list_experiments()}
-    path = build_index(runs_dir, papers)
+    skipped: list[str] = []
+    path = build_index(runs_dir, papers, skipped=skipped)
+    for item in skipped:
+        typer.echo(f"warning: skipped {item}", err=True)
     typer.echo(f"{len(latest_runs(runs_dir))} experiment(s) -> {path}")
 
 
@@ -122,6 +141,7 @@ def bench_cmd(
 
     specs = list_benchmarks() if name == "all" else [get_benchmark(name)]
     options = _parse_options(option or [])
+    _check_writable_folder(out, "--out")
     for spec in specs:  # check options before measuring anything
         try:
             inspect.signature(spec.run).bind(quick=quick, **options)
@@ -142,6 +162,11 @@ def bench_cmd(
         atomic_write_text(out / f"{spec.name}.json", json.dumps(result, indent=2, default=str) + "\n")
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
 def _parse_options(items: list[str]) -> dict[str, object]:
     import yaml
 
@@ -156,6 +181,19 @@ def _parse_options(items: list[str]) -> dict[str, object]:
 
 def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _check_writable_folder(path: Path, what: str) -> None:
+    """Before any work: ``path`` is (or can become) a folder we can write into."""
+    from reprozoo.errors import OutputError
+
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise OutputError(f"{what} {path}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK):
+        raise OutputError(f"{what} {path}: {p} is not writable")
 
 
 def _register_method_commands() -> None:
@@ -177,23 +215,62 @@ def _end_distributed() -> None:
         dist.destroy_process_group()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from reprozoo import __version__
+
+        typer.echo(f"reprozoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """reprozoo: ten research papers as tested PyTorch software."""
+
+
+def _sigterm_as_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: keep trials, exit 130
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     _register_method_commands()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    except ValueError:  # not the main thread
+        previous = None
     try:
         app(args=argv, standalone_mode=False, prog_name="reprozoo")
         _end_distributed()
     except ReproZooError as err:
         typer.echo(f"error: {err}", err=True)
         return 2
+    except RunInterrupted as err:
+        typer.echo(f"interrupted; resume with: {err}", err=True)
+        return 130
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except OSError as err:  # a file problem in any command: one line naming the path
+        where = f": {err.filename}" if getattr(err, "filename", None) else ""
+        typer.echo(f"error: {err.strerror or err}{where}", err=True)
+        return 2
     except Exception as err:
+        name = type(err).__name__
+        if name == "Abort":  # click turns Ctrl-C outside a run into Abort
+            typer.echo("interrupted", err=True)
+            return 130
+        if name == "Exit":
+            return int(getattr(err, "exit_code", 0) or 0)
         # click's (or typer's vendored click's) usage errors: bad option, missing argument
         if hasattr(err, "format_message") and hasattr(err, "exit_code"):
             typer.echo(f"error: {err.format_message()}", err=True)
             return 2
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

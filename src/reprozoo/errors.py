@@ -30,3 +30,13 @@ class OutputExistsError(ReproZooError, FileExistsError):
 
 class MissingDependencyError(ReproZooError, ImportError):
     """An optional dependency or system package is missing; the message gives the install line."""
+
+
+class OutputError(ReproZooError, OSError):
+    """An output path that cannot be used: a file where a folder is meant, not writable, or a
+    folder that holds something else (its message names the path)."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C / SIGTERM during a run. The finished trials are kept; ``str(err)`` is the command
+    that resumes the run. The CLI prints ``interrupted; resume with: ...`` and exits 130."""

@@ -47,7 +47,7 @@ def test_run_writes_the_contract_and_refuses_to_clobber(capsys, tmp_path):
     assert "**Verdict:** held" in report and "![curve](figures/curve.png)" in report
     capsys.readouterr()
     assert main(["run", "_toy", "--out", str(out)]) == 2
-    assert "already holds a run; pass --overwrite" in _err_line(capsys)
+    assert "already holds a finished run of _toy; pass --overwrite" in _err_line(capsys)
     assert main(["run", "_toy", "--out", str(out), "--overwrite", "--set", "offset=-1", "--seeds", "4,5,6"]) == 0
     data = json.loads((out / "metrics.json").read_text())
     assert data["verdict"] == "not held" and data["seeds"] == [4, 5, 6]

@@ -51,7 +51,7 @@ def test_index_keeps_latest_run_per_experiment(tmp_path):
     write_metrics(tmp_path / "x" / "new", _data(evidence="new run", verdict="not held"))
     os.utime(tmp_path / "x" / "old" / "metrics.json", (1, 1))
     page = build_index(tmp_path, {"x": "Some Paper"}).read_text()
-    assert "new run" in page and "old run" not in page and "Some Paper" in page and 'class="not"' in page
+    assert "new run" in page and "old run" not in page and "Some Paper" in page and 'class="v not"' in page
 
 
 def test_verdict_rules():

@@ -46,3 +46,32 @@ def run_toy(cfg: ToyConfig, ctx) -> ExperimentResult:
     save_figure(fig, ctx.out_dir, "curve")
     return ExperimentResult(verdict, evidence, {"method/value": sum(method) / len(method),
                                                 "baseline/value": sum(base) / len(base)})
+
+
+@dataclass
+class TrialsToyConfig(ExperimentConfig):
+    sleep: float = 0.0
+    fail_arm: str = ""  # an arm whose trials raise (to test failure handling)
+    fail_early: bool = False  # raise before any trial runs
+    margin: float = 0.1
+    PRESETS: ClassVar[dict] = {"smoke": {"seeds": [0, 1, 2]}, "quick": {"seeds": [0, 1, 2, 3]}, "paper": {}}
+    LOCKED: ClassVar[dict] = {"margin": "it is the rule's margin, fixed in code before the numbers exist"}
+
+
+@register_experiment("_toy_trials", paper="Nobody et al. (test only)", claim="arm b scores above arm a",
+                     config=TrialsToyConfig)
+def run_toy_trials(cfg: TrialsToyConfig, ctx) -> ExperimentResult:
+    from reprozoo.errors import ConfigError
+    from reprozoo.runtime.trials import Trial
+    from reprozoo.runtime.verdict import beats, claim
+    from tests.runtime.trial_fns import scored
+
+    if cfg.fail_early:
+        raise ConfigError("found a problem before the first trial")
+    trials = [Trial(arm, s) for arm in ("a", "b") for s in cfg.seeds]
+    results = ctx.run_trials(scored, trials, description="toy trials")
+    a = [r["score"] for t, r in zip(trials, results) if t.arm == "a"]
+    b = [r["score"] for t, r in zip(trials, results) if t.arm == "b"]
+    verdict, evidence = beats(b, a, margin=cfg.margin, name="score")
+    return ExperimentResult(verdict, evidence, {"method/score": sum(b) / len(b), "baseline/score": sum(a) / len(a)},
+                            claims=[claim("b beats a", verdict, evidence, headline=True)])

@@ -38,3 +38,13 @@ def marker(trial, tctx):
     if trial.get("sleep"):
         time.sleep(trial["sleep"])
     return {"pid": os.getpid(), "seed": trial.seed}
+
+
+def scored(trial, tctx):
+    cfg = tctx.config
+    if cfg.fail_arm and trial.arm == cfg.fail_arm and not os.environ.get("TOY_FIXED"):
+        raise RuntimeError(f"arm {trial.arm} is broken")
+    if cfg.sleep:
+        (tctx.workdir / "started").touch()
+        time.sleep(cfg.sleep)
+    return {"score": trial.seed * 0.01 + (1.0 if trial.arm == "b" else 0.0), "pid": os.getpid()}

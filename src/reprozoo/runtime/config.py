@@ -15,6 +15,8 @@ fields are addressed with dots (``optim.lr=0.1``).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -38,9 +40,16 @@ class ExperimentConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # how independent trials run
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {}, "quick": {}, "paper": {}}
+    # keys a command-line override may not change, with the reason printed when one tries: rule
+    # constants (margins, thresholds) and settings that would change what the claim means
+    LOCKED: ClassVar[dict[str, str]] = {}
+    # presets that need real data: data_root must be given and exist
+    NEEDS_DATA_ROOT: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def from_preset(cls, preset: str, overrides: list[str] | None = None, **values: Any):
+    def from_preset(cls, preset: str, overrides: list[str] | None = None, *, locked: bool = False,
+                    **values: Any):
+        """``locked=True`` (the CLI) refuses overrides of :attr:`LOCKED` keys."""
         if preset not in cls.PRESETS:
             raise UnknownNameError(
                 f"unknown preset '{preset}' for {cls.__name__}; choose one of: {', '.join(cls.PRESETS)}"
@@ -50,6 +59,12 @@ class ExperimentConfig:
             set_field(cfg, key, value)
         for key, value in values.items():
             set_field(cfg, key, value)
+        if locked:
+            for item in overrides or []:
+                key = item.split("=", 1)[0].strip()
+                for lk, reason in cls.LOCKED.items():
+                    if key == lk or key.startswith(lk + "."):
+                        raise ConfigError(f"'{key}' cannot be overridden: {reason}")
         return apply_overrides(cfg, overrides or [])
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,9 +168,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool) and tp is not str:
             raise ConfigError(f"'{key}' expects {tp.__name__}, got '{value}'")
         try:
-            return tp(value)
+            out = tp(value)
         except (TypeError, ValueError):
             raise ConfigError(f"'{key}' expects {tp.__name__}, got '{value}'") from None
+        if tp is float and not math.isfinite(out):
+            raise ConfigError(f"'{key}' expects a finite number, got '{value}'")
+        return out
     return value
 
 
@@ -199,7 +217,47 @@ def apply_overrides(cfg: Any, overrides: list[str]):
 
 
 def to_yaml(cfg: Any) -> str:
-    return yaml.safe_dump(_plain(dataclasses.asdict(cfg)), sort_keys=False)
+    return yaml.safe_dump(to_plain_dict(cfg), sort_keys=False)
+
+
+def to_plain_dict(cfg: Any) -> dict[str, Any]:
+    return _plain(dataclasses.asdict(cfg))
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def check_device(device: str) -> None:
+    """A device that is requested must exist: ``cuda`` on a machine without CUDA is an error."""
+    import torch
+
+    if not _DEVICE.match(device):
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{device}'")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}' requested but CUDA is not available here; use device=cpu or auto")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{device}' requested but only {torch.cuda.device_count()} GPU(s) are visible")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' requested but MPS is not available here; use device=cpu or auto")
+
+
+def check_common(cfg: Any, preset: str) -> None:
+    """Checks every experiment config gets, before any work: device, threads, data_root."""
+    if hasattr(cfg, "device"):
+        check_device(str(cfg.device))
+    executor = getattr(cfg, "executor", None)
+    if executor is not None:
+        executor.validate()
+    threads = getattr(cfg, "threads", 0)
+    if not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f"threads must be an integer >= 0 (0 = torch's default), got {threads}")
+    root = str(getattr(cfg, "data_root", "") or "")
+    if root and not Path(root).expanduser().exists():
+        raise ConfigError(f"data_root {root} does not exist; give the folder that holds the dataset")
+    if preset in getattr(type(cfg), "NEEDS_DATA_ROOT", ()) and not root:
+        raise ConfigError(f"the '{preset}' preset runs on the real dataset: pass --set data_root=PATH")
 
 
 def _plain(obj: Any) -> Any:

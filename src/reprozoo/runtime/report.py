@@ -3,8 +3,6 @@ and the offline ``index.html`` over a folder of runs."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import os
@@ -165,14 +163,17 @@ def find_runs(runs_dir: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(runs_dir).rglob("metrics.json"))
 
 
-def latest_runs(runs_dir: str | Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """The most recent run of each experiment (by file modification time)."""
+def latest_runs(runs_dir: str | Path, skipped: list[str] | None = None) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The most recent run of each experiment (by file modification time). Runs whose
+    metrics.json cannot be read are listed in ``skipped`` (path and reason) when given."""
     latest: dict[str, tuple[Path, dict[str, Any], float]] = {}
     for run in find_runs(runs_dir):
         try:
             data = read_metrics(run / "metrics.json")
             validate_metrics(data)
-        except (ValueError, json.JSONDecodeError):
+        except (ValueError, OSError) as err:
+            if skipped is not None:
+                skipped.append(f"{run / 'metrics.json'}: {err}")
             continue
         mtime = (run / "metrics.json").stat().st_mtime
         name = data["experiment"]
@@ -181,48 +182,15 @@ def latest_runs(runs_dir: str | Path) -> dict[str, tuple[Path, dict[str, Any]]]:
     return {k: (v[0], v[1]) for k, v in sorted(latest.items())}
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:6px;vertical-align:top}
-th{background:#f3f3f3}.held{color:#17692b;font-weight:bold}.not{color:#a11;font-weight:bold}
-.inconclusive{color:#8a6d00;font-weight:bold}img{max-width:460px;max-height:360px;margin:4px;border:1px solid #ddd}
-.figs td{border-top:none;background:#fafafa}"""
+def build_index(runs_dir: str | Path, papers: dict[str, str] | None = None, *,
+                bench_dir: str | Path | None = "benchmarks/results", skipped: list[str] | None = None) -> Path:
+    """Write ``<runs_dir>/index.html`` (see :mod:`reprozoo.runtime.index_page`)."""
+    from reprozoo.runtime.index_page import render_index
 
-
-def build_index(runs_dir: str | Path, papers: dict[str, str] | None = None) -> Path:
-    """Write ``<runs_dir>/index.html``: one row per experiment (latest run), figures embedded as
-    data URIs so the page reads offline and can be moved on its own."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    papers = papers or {}
-    latest = latest_runs(runs_dir)
-    rows = []
-    for name, (run, data) in latest.items():
-        cls = {"held": "held", "not held": "not"}.get(data["verdict"], "inconclusive")
-        figs = sorted((run / "figures").glob("*.png")) if (run / "figures").is_dir() else []
-        imgs = "".join(
-            f'<a href="{html.escape(os.path.relpath(p, runs_dir))}" title="{html.escape(p.stem)}">'
-            f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-            f'{base64.b64encode(p.read_bytes()).decode()}"></a>'
-            for p in figs
-        )
-        rel = os.path.relpath(run / "report.md", runs_dir)
-        rows.append(
-            f"<tr><td><b>{html.escape(name)}</b><br><small>{html.escape(data['preset'])}, "
-            f'<a href="{html.escape(rel)}">report</a></small></td>'
-            f"<td>{html.escape(papers.get(name) or data.get('paper', ''))}</td><td>{html.escape(data['claim'])}</td>"
-            f'<td class="{cls}">{html.escape(data["verdict"])}</td>'
-            f"<td>{html.escape(data['evidence'])}</td><td>{data['runtime_s']:.1f} s</td></tr>"
-        )
-        if imgs:
-            rows.append(f'<tr class="figs"><td colspan="6">{imgs}</td></tr>')
-    if rows:
-        body = ("<table><tr><th>experiment</th><th>paper</th><th>claim</th><th>verdict</th>"
-                "<th>evidence</th><th>runtime</th></tr>" + "".join(rows) + "</table>")
-    else:
-        body = (f"<p>No experiment runs found under <code>{html.escape(str(runs_dir.name))}</code> yet. "
-                "Run <code>reprozoo run all --preset quick</code> (or <code>make demo</code>).</p>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>reprozoo runs</title>"
-            f"<style>{_CSS}</style></head><body><h1>reprozoo: reproduction results</h1>{body}</body></html>")
+    page = render_index(runs_dir, latest_runs(runs_dir, skipped), papers or {},
+                        Path(bench_dir) if bench_dir else None)
     path = runs_dir / "index.html"
     atomic_write_text(path, page)
     return path

@@ -125,10 +125,6 @@ class TrialError(ReproZooError):
     """A trial raised; the finished trials are kept in the run folder for ``--resume``."""
 
 
-class InterruptedRun(ReproZooError):
-    """The run was interrupted (Ctrl-C / SIGTERM); finished trials are kept."""
-
-
 def trial_seed(key: str) -> int:
     return zlib.crc32(key.encode())
 
@@ -206,9 +202,11 @@ def _die_with_parent() -> None:
             pass
 
 
-def _worker_main(tasks, results, fn, config, run_dir, resume, threads, gpu) -> None:
+def _worker_main(tasks, results, fn, config, run_dir, resume, threads, gpu, parent) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates us
     _die_with_parent()
+    if os.getppid() != parent:  # the parent died while this worker was starting
+        os._exit(1)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     os.environ["REPROZOO_PROGRESS"] = "0"
@@ -216,7 +214,12 @@ def _worker_main(tasks, results, fn, config, run_dir, resume, threads, gpu) -> N
 
     torch.set_num_threads(threads)
     while True:
-        item = tasks.get()
+        try:
+            item = tasks.get(timeout=2.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                os._exit(1)
+            continue
         if item is None:
             return
         index, trial = item
@@ -261,7 +264,7 @@ def _run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_
     for w in range(workers):
         gpu = (w % gpus) if gpus and workers > 1 else None
         p = ctx.Process(target=_worker_main, daemon=True,
-                        args=(tasks, results, fn, config, str(run_dir), resume, threads, gpu))
+                        args=(tasks, results, fn, config, str(run_dir), resume, threads, gpu, os.getpid()))
         p.start()
         procs.append(p)
     try:
@@ -404,9 +407,6 @@ def run_trials(
                 runner(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error)
         except _StopRun:
             pass
-        except KeyboardInterrupt:
-            raise InterruptedRun(
-                f"interrupted after {len(done)}/{len(trials)} trials; the finished ones are kept") from None
     if errors:
         index, message = errors[0]
         first_line, _, tb = message.partition("\n")
