@@ -1,11 +1,11 @@
 """A ReXNet written in the official repository's module layout (one ``features`` Sequential with
 ``.out`` Sequentials per block, ``output`` = [Dropout, 1x1 conv]), built in the test from the
-spec's channel tables so that the key names and forward order come from an independent source."""
+paper's channel tables so that the key names and forward order come from an independent source."""
 
 import torch
 from torch import nn
 
-# spec 2A tables: stem, block outputs, pen for ReXNet 1.0x and ReXNet-lite 1.0x
+# the paper's tables: stem, block outputs, pen for ReXNet 1.0x and ReXNet-lite 1.0x
 V1_100 = (32, [16, 27, 38, 50, 61, 72, 84, 95, 106, 117, 128, 140, 151, 162, 174, 185], 1280)
 LITE_100 = (32, [16, 32, 40, 48, 64, 72, 80, 96, 104, 112, 128, 136, 144, 160, 168, 184], 1280)
 STRIDES = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]

@@ -28,7 +28,7 @@ def test_official_layout_gives_identical_logits(table, name, lite):
     official = OfficialLayout(table, lite=lite).eval()
     randomise_bn(official)
     sd = official.state_dict()
-    # spot-check the official key names the spec's module order implies
+    # spot-check the official key names the official module order implies
     assert sd["features.0.weight"].shape == (32, 3, 3, 3)
     assert sd["features.3.out.0.weight"].shape == (32, 1, 3, 3)  # block 0: t=1, depthwise first
     if lite:

@@ -7,7 +7,7 @@ from reprozoo.rexnet.blocks import DropPath, LinearBottleneck
 from reprozoo.runtime.profile import count_macs, count_params
 from reprozoo.runtime.registry import create_model, list_models
 
-# spec 2A "Width multipliers" table: width -> (stem, 16 block outputs, pen, params [M], MACs [G])
+# the paper's width-multiplier table: width -> (stem, 16 block outputs, pen, params [M], MACs [G])
 SPEC = {
     0.9: (32, "16 26 36 46 56 67 77 87 97 107 117 127 138 148 158 168", 1152, 4.09, 0.348),
     1.0: (32, "16 27 38 50 61 72 84 95 106 117 128 140 151 162 174 185", 1280, 4.80, 0.398),

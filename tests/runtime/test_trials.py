@@ -26,7 +26,7 @@ def test_serial_and_local_give_identical_results_in_spec_order(tmp_path):
     local = _run(tmp_path / "l", "local")
     assert serial == local
     assert [r["arm"] for r in serial] == ["a"] * 3 + ["b"] * 3
-    # the result depends on the spec: different seeds differ, the same spec repeats exactly
+    # the result depends on the trial spec: different seeds differ, the same spec repeats exactly
     assert len({r["loss"] for r in serial}) == 6
     assert len({r["noise"] for r in serial}) == 6
     stored = json.loads((tmp_path / "s" / "trials" / f"{TRIALS[0].key}.json").read_text())

@@ -3,7 +3,7 @@ nonlinearity after it (ReXNet's argument for gently expanding channels and SiLU 
 
 A random block maps ``X`` (``rows`` samples of width ``d_in``) to ``Y`` (``rows x d_out``);
 the *rank ratio* is ``rank(Y) / d_out``. Two rank criteria are offered because results between
-nonlinearities depend on it (spec pitfall 8):
+nonlinearities depend on it (an ordering can flip between criteria):
 
 * ``numerical``: singular values above ``S_max * max(rows, d_out) * eps`` (NumPy/torch default);
 * ``relative``: singular values above ``threshold * S_max``, on ``Y`` as produced

@@ -249,11 +249,9 @@ def per_block_ranks(cfg: RankConfig, seed: int) -> dict:
 
 # ---------------------------------------------------------------- figures and tables
 def _figure(records: list[RankRecord], field_name: str, cfg: RankConfig, title: str):
-    import matplotlib
+    from reprozoo.runtime.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     means = cell_means(records, field_name)
     fig, axes = plt.subplots(1, len(cfg.kinds), figsize=(4.2 * len(cfg.kinds), 3.8), squeeze=False, sharey=True)
     ratios = sorted(set(cfg.ratios))

@@ -269,10 +269,9 @@ def run_imagenet(cfg: ImageNetConfig, ctx) -> ExperimentResult:
                                                    if cfg.dataset == "folder" else " (proxy data; not the ImageNet claim)"))
     claims = [{"claim": claim_text, "verdict": verdict, "evidence": evidence}]
     if histories and histories[0]:
-        import matplotlib
+        from reprozoo.runtime.figures import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for seed, h in zip(cfg.seeds, histories):
