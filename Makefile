@@ -11,6 +11,11 @@ PYTEST_WORKERS ?= 2
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# system data the library uses (the fortunes corpus); only as root with apt, never fatal
+	@if [ ! -d /usr/share/games/fortunes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian package fortunes (topic-model corpus)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes) >/dev/null 2>&1 \
+	    || echo "note: could not install fortunes; the tvq-vae experiment will say how"; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"

@@ -1,7 +1,16 @@
+import pytest
 import torch
 from torch import nn
 
-from reprozoo.runtime.profile import count_macs, count_params, latency_ratio, measure_latency
+from reprozoo.runtime.profile import (
+    compare_table,
+    count_macs,
+    count_params,
+    limit_fraction,
+    matmul_peak_flops,
+    measure_latency,
+    measurement,
+)
 
 
 def test_params_and_macs_match_hand_counts():
@@ -20,5 +29,29 @@ def test_latency_helpers_report_consistent_numbers():
     stats = measure_latency(lambda: x @ x, warmup=1, repeats=5)
     assert stats["repeats"] >= 5 and stats["p10_ms"] <= stats["median_ms"] <= stats["p90_ms"]
     assert stats["threads"] == torch.get_num_threads()
-    r = latency_ratio(lambda: x @ x, lambda: x @ x, rounds=1, warmup=1, repeats=3)
-    assert r["ratio"] == r["method_ms"] / r["baseline_ms"]
+    m = measurement(lambda: x @ x, warmup=1, repeats=4, label="mm", sub_label="64", description="x@x")
+    assert len(m.times) >= 4 and m.number_per_run >= 1
+    assert "x@x" in compare_table([m]) and "mm" in compare_table([m])
+
+
+def test_latency_ratio_interleaves_and_takes_medians(monkeypatch):
+    from reprozoo.runtime import profile
+
+    calls = []
+    fake = {"a": iter([2.0, 4.0, 3.0]), "b": iter([1.0, 1.0, 2.0])}
+
+    def fake_measure(fn, **kw):
+        calls.append(fn())
+        return {"median_ms": next(fake[calls[-1]])}
+
+    monkeypatch.setattr(profile, "measure_latency", fake_measure)
+    r = profile.latency_ratio(lambda: "a", lambda: "b", rounds=3)
+    assert calls == ["a", "b", "a", "b", "a", "b"]  # interleaved, so a slow spell hits both
+    assert r["method_ms"] == 3.0 and r["baseline_ms"] == 1.0 and r["ratio"] == 3.0
+
+
+def test_limit_fraction_and_peak():
+    # 1 GFLOP in 10 ms = 100 GFLOP/s; against a 400 GFLOP/s peak that is a quarter
+    assert limit_fraction(1e9, 10.0, 4e11) == pytest.approx(0.25)
+    peak = matmul_peak_flops(size=128, min_time_s=0.01)
+    assert 1e7 < peak < 1e15

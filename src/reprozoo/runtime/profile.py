@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,26 +39,62 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
 
 
 def measure_latency(fn: Callable[[], Any], *, warmup: int = 3, repeats: int = 20,
-                    min_time_s: float = 0.0) -> dict[str, float]:
-    """Median/p10/p90 wall-clock of ``fn()`` in milliseconds after ``warmup`` calls.
+                    min_time_s: float = 0.0, label: str = "", sub_label: str = "",
+                    description: str = "") -> dict[str, float]:
+    """Latency of ``fn()`` in milliseconds via ``torch.utils.benchmark.Timer.blocked_autorange``
+    (which handles CUDA synchronisation and picks the number of calls per block).
 
-    Repeats at least ``repeats`` times and until ``min_time_s`` has elapsed. Records the torch
-    thread count so numbers are comparable.
+    Runs ``warmup`` calls first, then blocks until at least ``repeats`` blocks and ``min_time_s``
+    have been timed; returns the median and p10/p90 over blocks (per call) and the thread count.
     """
-    for _ in range(warmup):
-        fn()
-    _sync()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_time_s:
-        t0 = time.perf_counter()
-        fn()
-        _sync()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
+    m = measurement(fn, warmup=warmup, repeats=repeats, min_time_s=min_time_s, label=label,
+                    sub_label=sub_label, description=description)
+    times = sorted(t * 1000.0 for t in m.times)
     q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
     return {"median_ms": statistics.median(times), "p10_ms": q[0], "p90_ms": q[-1],
             "repeats": float(len(times)), "threads": float(torch.get_num_threads())}
+
+
+def measurement(fn: Callable[[], Any], *, warmup: int = 3, repeats: int = 20, min_time_s: float = 0.0,
+                label: str = "", sub_label: str = "", description: str = ""):
+    """The raw :class:`torch.utils.benchmark.Measurement` behind :func:`measure_latency`
+    (per-call block times; feed several to :func:`compare_table`)."""
+    from torch.utils import benchmark
+
+    for _ in range(warmup):
+        fn()
+    _sync()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(),
+                            label=label or "latency", sub_label=sub_label, description=description)
+    m = timer.blocked_autorange(min_run_time=max(min_time_s, 1e-3))
+    while len(m.times) < repeats:
+        more = timer.blocked_autorange(min_run_time=max(min_time_s, 1e-3) / 4)
+        m = benchmark.Measurement.merge([m, more])[0]
+    return m
+
+
+def compare_table(measurements: list[Any]) -> str:
+    """Side-by-side table of :func:`measurement` results (``torch.utils.benchmark.Compare``)."""
+    from torch.utils import benchmark
+
+    compare = benchmark.Compare(list(measurements))
+    compare.trim_significant_figures()
+    return str(compare)
+
+
+def matmul_peak_flops(size: int = 1024, min_time_s: float = 0.3, device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32) -> float:
+    """The machine's measured float32 matrix-multiply throughput (FLOP/s) with the current thread
+    count: the practical limit a model's arithmetic could reach on this device."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    ms = measure_latency(lambda: torch.mm(a, b), warmup=2, repeats=5, min_time_s=min_time_s)["median_ms"]
+    return 2.0 * size**3 / (ms / 1000.0)
+
+
+def limit_fraction(flops: float, latency_ms: float, peak_flops: float) -> float:
+    """Achieved FLOP/s of one call (``flops`` in ``latency_ms``) as a fraction of ``peak_flops``."""
+    return (flops / (latency_ms / 1000.0)) / peak_flops if latency_ms > 0 and peak_flops > 0 else float("nan")
 
 
 def _sync() -> None:
@@ -72,7 +107,7 @@ def latency_ratio(fn: Callable[[], Any], baseline: Callable[[], Any], *, rounds:
     """Interleave method and baseline measurements (``rounds`` times) so machine noise hits both;
     returns medians and ``ratio = method / baseline`` (below 1 means the method is faster)."""
     ours, theirs = [], []
-    for _ in range(rounds):
+    for _ in range(rounds):  # interleaved: a slow spell of the machine hits both
         ours.append(measure_latency(fn, **kw)["median_ms"])
         theirs.append(measure_latency(baseline, **kw)["median_ms"])
     m, b = statistics.median(ours), statistics.median(theirs)
