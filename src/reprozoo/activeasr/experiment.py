@@ -81,8 +81,8 @@ class ActiveASRConfig(ExperimentConfig):
                   "al": {"initial": 8, "per_round": 8, "rounds": 1, "steps_per_round": 4},
                   "train": {"batch_size": 4}},
         "quick": {"model": "ctc_tcn_tiny",
-                  "corpus": {"n_pool": 400, "n_dev": 20, "n_test": 100, "pad_ms": [0, 150], "rate_wpm": [150, 200]},
-                  "al": {"initial": 40, "per_round": 40, "rounds": 2, "steps_per_round": 150},
+                  "corpus": {"n_pool": 300, "n_dev": 10, "n_test": 80, "pad_ms": [0, 150], "rate_wpm": [150, 200]},
+                  "al": {"initial": 30, "per_round": 30, "rounds": 2, "steps_per_round": 100},
                   "train": {"lr": 3e-3, "batch_size": 12, "mu": 1}},
         "paper": {},
     }
