@@ -1,0 +1,31 @@
+import torch
+
+from reprozoo.gmp.data import ToyConfig, make_split, make_world
+from reprozoo.gmp.models import GMP, GrounderConfig
+from reprozoo.gmp.training import FitConfig, evaluate, fit, warmup_inverse_sqrt
+
+
+def test_warmup_then_inverse_square_root():
+    f = warmup_inverse_sqrt(100, 1e-3)
+    assert f(0) * 1e-3 == 1e-7 and abs(f(50) * 1e-3 - (1e-7 + (1e-3 - 1e-7) / 2)) < 1e-12
+    assert f(100) == 1.0 and abs(f(400) - 0.5) < 1e-12
+
+
+def test_fit_keeps_the_best_validation_epoch_and_evaluation_is_deterministic(tmp_path):
+    torch.manual_seed(0)
+    world = make_world(ToyConfig(), seed=0)
+    train, val = make_split(world, 24, seed=1), make_split(world, 12, seed=2)
+    cfg = GrounderConfig(vocab_size=len(world.vocab), word_dim=32, frame_dim=32, d_model=16, heads=2, layers=1,
+                         ffn=16, grid=16, components=[1, 2], n_neg=2)
+    model = GMP(cfg, torch.as_tensor(world.vocab.vectors))
+    hist = fit(model, train, val, world.vocab, FitConfig(epochs=2, batch_size=12, warmup=2), workdir=tmp_path,
+               progress=False)
+    assert [h["epoch"] for h in hist] == [1, 2] and all("val_R1@0.5" in h for h in hist)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["score"] == max(h["val_R1@0.5"] for h in hist)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in best["model"].items())
+    a, pa = evaluate(model, val, world.vocab, batch_size=5)
+    b, pb = evaluate(model, val, world.vocab, batch_size=12)  # another batching, same masks and numbers
+    assert torch.allclose(pa["loss"], pb["loss"], atol=1e-5)
+    assert all((a[k] == b[k]).all() for k in a if k != "iou") and abs(a["iou"] - b["iou"]).max() < 1e-5
+    assert a["R1@0.5"].mean() == best["score"]
