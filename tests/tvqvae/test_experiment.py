@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -35,10 +36,18 @@ def test_smoke_preset_writes_the_contract(smoke_run):
     assert len(trial["by_k"]["4"]["topics"]) == 4 and len(trial["by_k"]["4"]["topics"][0]) == 10
 
 
-def test_resume_reuses_finished_trials(smoke_run):
+def test_resume_runs_only_the_missing_trial(smoke_run, tmp_path):
     out, data = smoke_run
-    _, again = run_experiment("tvq-vae", "smoke", out_dir=out, resume=True)
-    assert again["metrics"] == data["metrics"]
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    victim = copy / "trials" / "lda__seed0.json"
+    victim.unlink()  # as if that trial had been killed
+    manifest = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    stamp = {p.name: p.stat().st_mtime_ns for p in (copy / "trials").glob("*.json")}
+    _, again = run_experiment("tvq-vae", "smoke", out_dir=copy, resume=True, progress=False)
+    assert again["metrics"] == data["metrics"] and victim.exists()
+    assert all((copy / "trials" / n).stat().st_mtime_ns == t for n, t in stamp.items())
 
 
 def _vals(tvq, best, control, nmi=(0.5, 0.5, 0.5)):

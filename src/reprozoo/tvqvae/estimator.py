@@ -117,7 +117,7 @@ class TVQVAE:
                  pooling: str = "whole", min_len: int = 3, min_df: int = 2, max_df: float = 0.5,
                  n_codes: int = 300, code_dim: int = 100, n_neighbors: int = 5,
                  vq_hidden: tuple[int, ...] = (500, 500, 1000), quantize: str = "sum", codebook_init: str = "data",
-                 vq_epochs: int = 30,
+                 standardize: bool = True, restart_dead: bool = True, vq_epochs: int = 30,
                  vq_lr: float = 5e-4, vq_max_tokens: int = 0, topic_epochs: int = 300, lr: float = 1e-3,
                  batch_size: int = 256, alpha_hidden: int = 0, w_code: float = 0.0, w_word: float = 1.0,
                  w_kl: float = 1.0, prior_mean: float | None = None, device: str = "auto",
@@ -125,7 +125,7 @@ class TVQVAE:
         self.n_topics, self.encoder, self.max_len, self.pooling = n_topics, encoder, max_len, pooling
         self.min_len, self.min_df, self.max_df = min_len, min_df, max_df
         self.n_codes, self.code_dim, self.n_neighbors = n_codes, code_dim, n_neighbors
-        self.codebook_init = codebook_init
+        self.codebook_init, self.standardize, self.restart_dead = codebook_init, standardize, restart_dead
         self.vq_hidden, self.quantize, self.vq_epochs, self.vq_lr = tuple(vq_hidden), quantize, vq_epochs, vq_lr
         self.vq_max_tokens, self.topic_epochs, self.lr, self.batch_size = vq_max_tokens, topic_epochs, lr, batch_size
         self.alpha_hidden, self.w_code, self.w_word, self.w_kl = alpha_hidden, w_code, w_word, w_kl
@@ -135,7 +135,7 @@ class TVQVAE:
     # -------------------------------------------------------------- params
     def get_params(self) -> dict[str, Any]:
         keys = ("n_topics", "encoder", "max_len", "pooling", "min_len", "min_df", "max_df", "n_codes", "code_dim",
-                "n_neighbors", "vq_hidden", "quantize", "codebook_init", "vq_epochs", "vq_lr", "vq_max_tokens", "topic_epochs",
+                "n_neighbors", "vq_hidden", "quantize", "codebook_init", "standardize", "restart_dead", "vq_epochs", "vq_lr", "vq_max_tokens", "topic_epochs",
                 "lr", "batch_size", "alpha_hidden", "w_code", "w_word", "w_kl", "prior_mean", "device",
                 "random_state")
         return {k: getattr(self, k) for k in keys}
@@ -194,7 +194,8 @@ class TVQVAE:
                                    quantize=self.quantize)
                 self.vq_history_ = train_vq(vq, vectors, data.encoded.doc, epochs=self.vq_epochs, lr=self.vq_lr,
                                             batch_docs=self.batch_size, max_tokens=self.vq_max_tokens, gen=gen,
-                                            device=device, init=self.codebook_init, progress=self.verbose)
+                                            device=device, init=self.codebook_init, standardize=self.standardize,
+                                            restart_dead=self.restart_dead, progress=self.verbose)
             else:
                 if vq.input_dim != data.encoded.dim or vq.n_codes != self.n_codes:
                     raise ConfigError("the given VQ autoencoder does not match the corpus dimension or n_codes")

@@ -65,6 +65,8 @@ class TVQConfig(ExperimentConfig):
     vq_hidden: list[int] = field(default_factory=lambda: [128, 128, 256])  # paper: 500, 500, 1000
     quantize: str = "sum"
     codebook_init: str = "data"  # data | uniform (released code: U(-1, 1))
+    standardize: bool = True  # standardise token vectors per dimension before the VQ encoder (released: raw)
+    restart_dead: bool = True  # move codes unused for an epoch onto random tokens (released: no)
     vq_epochs: int = 10
     vq_max_tokens: int = 10000  # tokens per VQ epoch (0 = all)
     topic_epochs: int = 200
@@ -84,7 +86,7 @@ class TVQConfig(ExperimentConfig):
         "quick": {"executor": {"kind": "local", "workers": 2}},
         "paper": {"max_per_category": 0, "max_len": 256, "vq_hidden": [500, 500, 1000], "vq_epochs": 1000,
                   "vq_max_tokens": 0, "topic_epochs": 500, "lda_passes": 20, "topics": [10, 20, 30, 40, 50],
-                  "codebook_init": "uniform", "threads": 0, "device": "auto"},
+                  "codebook_init": "uniform", "standardize": False, "restart_dead": False, "threads": 0, "device": "auto"},
     }
 
     def validate(self) -> None:
@@ -144,7 +146,7 @@ def _fit_arm(arm: str, data: PreparedCorpus, cfg: TVQConfig, seed: int) -> dict[
         for k in cfg.topics:
             m = TVQVAE(k, n_codes=cfg.n_codes, code_dim=cfg.code_dim, n_neighbors=cfg.n_neighbors,
                        vq_hidden=tuple(cfg.vq_hidden), quantize=cfg.quantize, codebook_init=cfg.codebook_init,
-                       vq_epochs=cfg.vq_epochs, vq_max_tokens=cfg.vq_max_tokens,
+                       standardize=cfg.standardize, restart_dead=cfg.restart_dead, vq_epochs=cfg.vq_epochs, vq_max_tokens=cfg.vq_max_tokens,
                        topic_epochs=cfg.topic_epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                        alpha_hidden=cfg.alpha_hidden, w_code=cfg.w_code, device=cfg.device, random_state=seed)
             m.fit_prepared(data, vq=vq)  # one VQ autoencoder per seed, shared by the K values

@@ -53,9 +53,22 @@ class VQAutoEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.codebook = nn.Parameter(torch.empty(n_codes, code_dim).uniform_(-1.0, 1.0))
         self.decoder = _mlp([code_dim, *reversed(hidden_dims), input_dim])
+        # input standardisation (identity unless set_input_stats is called); part of the saved state
+        self.register_buffer("in_mean", torch.zeros(input_dim))
+        self.register_buffer("in_std", torch.ones(input_dim))
+
+    @torch.no_grad()
+    def set_input_stats(self, vectors: torch.Tensor) -> None:
+        """Standardise inputs per dimension with these statistics (language-model states are
+        anisotropic: without it most tokens start near the same few codes)."""
+        self.in_mean.copy_(vectors.mean(0))
+        self.in_std.copy_(vectors.std(0).clamp_min(1e-6))
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.in_mean) / self.in_std
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(F.normalize(self.encoder(x), dim=-1))
+        return self.dropout(F.normalize(self.encoder(self.standardise(x)), dim=-1))
 
     def codes(self, z: torch.Tensor) -> torch.Tensor:
         """Indices ``(T, n)`` of the ``n_neighbors`` nearest codes (squared L2) of each row of ``z``."""
@@ -78,7 +91,7 @@ class VQAutoEncoder(nn.Module):
         zq, h = self.quantise(z)
         z_st = z + (zq - z).detach()
         recon = self.decoder(z_st)
-        rec = F.mse_loss(recon, x)
+        rec = F.mse_loss(recon, self.standardise(x))
         vq = F.mse_loss(zq, z.detach()) + self.commitment * F.mse_loss(zq.detach(), z)
         probs = h.mean(0) / self.n_neighbors
         usage = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())  # codebook usage ("perplexity" in the code)

@@ -41,10 +41,15 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
 
 def train_vq(model: VQAutoEncoder, vectors: torch.Tensor, doc: np.ndarray, *, epochs: int, lr: float = 5e-4,
              batch_docs: int = 256, max_tokens: int = 0, gen: torch.Generator, device: torch.device,
-             init: str = "uniform", progress: bool | None = None) -> list[dict[str, float]]:
+             init: str = "uniform", standardize: bool = False, restart_dead: bool = False,
+             progress: bool | None = None) -> list[dict[str, float]]:
     """Stage B: AdamW on batches of ``batch_docs`` documents (all their tokens). ``max_tokens > 0``
     subsamples that many tokens per epoch (a budget cap for CPU runs); ``init="data"`` first sets
-    the codebook from encoded tokens (:func:`init_codebook_from_data`). Returns per-epoch logs."""
+    the codebook from encoded tokens (:func:`init_codebook_from_data`); ``standardize`` sets the
+    input statistics from ``vectors``; ``restart_dead`` moves codes no token chose during an epoch
+    onto encodings of random tokens. Returns per-epoch logs."""
+    if standardize:
+        model.set_input_stats(vectors)
     model.to(device).train()
     if init == "data" and epochs > 0:
         init_codebook_from_data(model, vectors, gen, device)
@@ -62,6 +67,7 @@ def train_vq(model: VQAutoEncoder, vectors: torch.Tensor, doc: np.ndarray, *, ep
             sub_starts = np.searchsorted(sub_doc, np.arange(n_docs + 1)) if keep is not None else starts
             sums = {"loss": 0.0, "recon": 0.0, "vq": 0.0, "usage": 0.0}
             nb = 0
+            used = torch.zeros(model.n_codes, device=device)
             for b in _batches(n_docs, batch_docs, gen):
                 idx = np.concatenate([np.arange(sub_starts[d], sub_starts[d + 1]) for d in b.tolist()])
                 if idx.size < 2:
@@ -75,11 +81,28 @@ def train_vq(model: VQAutoEncoder, vectors: torch.Tensor, doc: np.ndarray, *, ep
                 sums["loss"] += _check(out["loss"], "VQ autoencoder", step)
                 for k in ("recon", "vq", "usage"):
                     sums[k] += float(out[k].detach())
+                used += out["h"].sum(0)
                 nb += 1
-            history.append({"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()}})
+            dead = torch.nonzero(used == 0).flatten()
+            if restart_dead and dead.numel() and epoch + 1 < epochs:
+                _restart_codes(model, dead, vectors, gen, device)
+            history.append({"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()},
+                            "dead_codes": int(dead.numel())})
             bar.update()
     model.eval()
     return history
+
+
+@torch.no_grad()
+def _restart_codes(model: VQAutoEncoder, dead: torch.Tensor, vectors: torch.Tensor, gen: torch.Generator,
+                   device: torch.device) -> None:
+    pick = torch.randint(len(vectors), (dead.numel(),), generator=gen)
+    was = model.training
+    model.eval()
+    z = model.encode(vectors[pick].to(device))
+    scale = model.n_neighbors if model.quantize == "sum" else 1
+    model.codebook.data[dead.to(model.codebook.device)] = z / scale
+    model.train(was)
 
 
 @torch.no_grad()
