@@ -103,8 +103,8 @@ class ECLIPSConfig(ExperimentConfig):
     save_checkpoint: bool = True
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"seeds": [0], "targets": ["cam3"], "n_train_ids": 8, "n_val_ids": 4, "n_test_ids": 6,
-                  "frames_train": 2, "frames_test": 4, "width": 4, "embed_dim": 8, "k": 2, "test_mc_samples": 2,
+        "smoke": {"seeds": [0], "targets": ["cam3"], "size": 16, "n_train_ids": 6, "n_val_ids": 3,
+                  "n_test_ids": 4, "frames_train": 2, "frames_test": 4, "width": 4, "embed_dim": 8, "k": 2, "test_mc_samples": 2,
                   "fit": {"iters": 6, "n_per_bucket": 2, "refresh_every": 3, "mc_samples": 2, "subset": 32},
                   "executor": {"kind": "serial"}},
         "quick": {"seeds": [0, 1, 2], "width": 8, "embed_dim": 32, "k": 4, "test_mc_samples": 4,

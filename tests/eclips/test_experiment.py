@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+
+from reprozoo.eclips.data import lodo_split
+from reprozoo.eclips.experiment import ECLIPSConfig, decide
+from reprozoo.errors import ConfigError
+from reprozoo.runtime.runner import run_experiment
+
+ARMS = ["single", "wide", "ensemble_mean", "eclips_nosampler", "eclips", "control"]
+
+
+def _numbers(**over):
+    """Per-seed (3 seeds) Variance / HTER / AUC per arm; ECLIPS clearly best unless overridden."""
+    v = {"single": [0.010, 0.011, 0.012], "wide": [0.010, 0.012, 0.011], "ensemble_mean": [0.006, 0.0062, 0.0065],
+         "eclips_nosampler": [0.004, 0.0042, 0.0041], "eclips": [0.003, 0.0031, 0.0032], "control": [0.0, 0.0, 0.0]}
+    h = {a: [0.20, 0.21, 0.19] for a in ARMS}
+    h["control"] = [0.5, 0.5, 0.5]
+    auc = {a: [0.85, 0.86, 0.84] for a in ARMS}
+    auc["control"] = [0.51, 0.49, 0.50]
+    for key, value in over.items():
+        table, arm = key.split("__")
+        {"v": v, "h": h, "auc": auc}[table][arm] = value
+    return v, h, auc
+
+
+def test_rule_held_when_eclips_wins():
+    verdict, evidence, claims = decide(*_numbers(), ARMS)
+    assert verdict == "held" and "strongest alternative by Variance: 'ensemble_mean'" in evidence
+    by = {c["claim"][:3]: c["verdict"] for c in claims}
+    assert by["(a)"] == "held" and by["(b)"] == "held" and by["(c)"] == "held"
+    assert by["(d)"] == "not held"  # equal HTER: the sampler did not help
+
+
+def test_rule_not_held_when_the_strongest_alternative_wins():
+    # the plain deep ensemble has lower Variance than ECLIPS: not held, although ECLIPS beats the single backbone
+    verdict, evidence, claims = decide(*_numbers(v__ensemble_mean=[0.0025, 0.0026, 0.0027]), ARMS)
+    assert verdict == "not held"
+    by = {c["claim"][:3]: c["verdict"] for c in claims}
+    assert by["(b)"] == "held" and by["(c)"] == "not held"
+    # lower Variance but a higher HTER than the alternative is not held either
+    assert decide(*_numbers(h__eclips=[0.30, 0.31, 0.29]), ARMS)[0] == "not held"
+
+
+def test_rule_inconclusive_when_the_control_does_not_lose():
+    verdict, evidence, _ = decide(*_numbers(auc__control=[0.80, 0.82, 0.81]), ARMS)
+    assert verdict == "inconclusive" and "NOT at chance" in evidence and "DID NOT LOSE" in evidence
+    # and when the baseline is not calibrated (single backbone at chance)
+    verdict, evidence, _ = decide(*_numbers(auc__single=[0.52, 0.5, 0.55]), ARMS)
+    assert verdict == "inconclusive" and "calibration band" in evidence
+
+
+def test_rule_scaling_reduces_variance_is_reported():
+    _, _, claims = decide(*_numbers(v__wide=[0.005, 0.0052, 0.0051]), ARMS)
+    assert next(c for c in claims if c["claim"].startswith("(a)"))["verdict"] == "not held"
+
+
+def test_lodo_split_has_disjoint_identities_and_held_out_camera():
+    s = lodo_split("cam2", size=16, frames_train=2, frames_test=3, n_train_ids=4, n_val_ids=2, n_test_ids=3)
+    train_ids, val_ids, test_ids = (set(x.identity.tolist()) for x in (s.train, s.val, s.test))
+    assert train_ids == {0, 1, 2, 3} and val_ids == {4, 5} and test_ids == {6, 7, 8}
+    assert set(s.test.domain.tolist()) == {2} and 2 not in set(s.val.domain.tolist())
+    assert set(s.train.domain.tolist()) == {0, 1, 2}  # renumbered source cameras 0, 1, 3
+    assert len(s.train) == 3 * 4 * 3 * 2 and len(s.test) == 3 * 3 * 3
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="targets must be"):
+        ECLIPSConfig.from_preset("smoke", ["targets=camX"])
+    with pytest.raises(ConfigError, match="unknown arm 'big'"):
+        ECLIPSConfig.from_preset("smoke", ["arms=single,big,eclips"])
+    with pytest.raises(ConfigError, match="<= 100"):
+        ECLIPSConfig.from_preset("smoke", ["n_train_ids=95"])
+    with pytest.raises(ConfigError, match="fit.eta"):
+        ECLIPSConfig.from_preset("smoke", ["fit.eta=2"])
+
+
+def test_bad_override_writes_nothing(tmp_path):
+    with pytest.raises(ConfigError):
+        run_experiment("eclips-fas", "smoke", overrides=["k=1"], out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_smoke_preset_end_to_end(tmp_path):
+    out, data = run_experiment("eclips-fas", "smoke", out_dir=tmp_path / "run", progress=False)
+    assert data["verdict"] == "inconclusive"  # one seed: the rules need three
+    m = data["metrics"]
+    for arm in ARMS:
+        group = "method" if arm == "eclips" else ("control" if arm == "control" else "baseline")
+        assert 0.0 <= m[f"{group}/{arm}_auc"] <= 1.0 and m[f"{group}/{arm}_variance"] >= 0.0
+        assert 0.0 <= m[f"{group}/{arm}_hter"] <= 1.0
+    assert m["baseline/single_params"] == 1_758 and m["baseline/wide_params"] == 6_370
+    assert m["method/eclips_params"] == 2 * 1_758 + 2 and m["baseline/ensemble_mean_params"] == 2 * 1_758
+    for fig in ("frame_probability_strips", "roc_per_domain", "bias_variance_bars"):
+        assert (out / "figures" / f"{fig}.png").exists()
+    assert (out / "eclips.pt").exists() and len(list((out / "trials").glob("*.json"))) == 6
+    trial = json.loads((out / "trials" / "eclips__seed0__targetcam3.json").read_text())["result"]
+    assert trial["refreshes"] == 1 and trial["video"]["threshold_source"] == "val_eer"
+    assert trial["video"]["n_videos"] == 12 and trial["video"]["n_frames"] == 48
+    assert np.isclose(sum(trial["fusion_weights"]), 1.0)
+    assert len(data["claims"]) == 5 and data["claims"][0]["headline"]
