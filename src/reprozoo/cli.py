@@ -229,6 +229,11 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """reprozoo: ten research papers as tested PyTorch software."""
 
 
+def _one_line(message: str) -> str:
+    """Error messages that quote a library's multi-line text still print on one line."""
+    return " ".join(message.split())
+
+
 def _sigterm_as_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: keep trials, exit 130
     raise KeyboardInterrupt
 
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, standalone_mode=False, prog_name="reprozoo")
         _end_distributed()
     except ReproZooError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {_one_line(str(err))}", err=True)
         return 2
     except RunInterrupted as err:
         typer.echo(f"interrupted; resume with: {err}", err=True)
@@ -254,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as err:  # a file problem in any command: one line naming the path
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
-        typer.echo(f"error: {err.strerror or err}{where}", err=True)
+        typer.echo(f"error: {_one_line(str(err.strerror or err))}{where}", err=True)
         return 2
     except Exception as err:
         name = type(err).__name__

@@ -85,10 +85,24 @@ def _json_safe(obj: Any) -> Any:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old file
+    or the new one, never half of one. A folder at ``path`` is an :class:`OutputError`."""
+    from reprozoo.errors import OutputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(f"cannot write {path}: a parent of it is a file") from None
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_metrics(out_dir: str | Path, data: dict[str, Any]) -> Path:
