@@ -72,7 +72,8 @@ def test_benchmark_reports_ratios_from_one_run():
 
     out = run(quick=True, batch_size=4, arch={"d_model": 8, "ffn": 8, "layers": 1, "grid": 8, "pps_mixtures": 3,
                                               "cpl_proposals": 3})
-    assert set(out["ratios"]) == {"train_step pps/cpl", "inference pps/cpl", "importance batched/loop"}
+    assert set(out["ratios"]) == {"train_step pps/cpl", "inference pps/cpl", "importance batched/loop",
+                                 "importance batched/loop batch1"}
     assert all(v > 0 for v in out["ratios"].values())
     seqs = {r["model"]: r["reconstructor_sequences_per_sample"] for r in out["rows"] if "model" in r}
     assert seqs == {"pps": 3 + (2 + 3) + 1 + 1, "cpl": 3 + 1 + 2}
