@@ -370,6 +370,10 @@ def run_trials(
         raise ConfigError(f"duplicate trials {dup[:3]}: every (arm, seed, settings) must be distinct")
     executor = executor or ExecutorConfig(kind="serial")
     executor.validate()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # under `accelerate launch` / `torchrun` every rank runs the same trials in the same order,
+        # each training spread over all ranks; separate worker processes would break that
+        executor = ExecutorConfig(kind="serial")
     run_dir = Path(run_dir)
     _trials_dir(run_dir).mkdir(parents=True, exist_ok=True)
     done = load_finished(run_dir, trials) if resume else {}
