@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprozoo.errors import ConfigError
+from reprozoo.errors import ConfigError, DataError
 from reprozoo.pflayer.ops import spatial_ops
 from reprozoo.pflayer.resnet import study_net
 from reprozoo.runtime.config import ExperimentConfig
@@ -59,17 +59,17 @@ class OpsConfig(ExperimentConfig):
     planes: list[int] = field(default_factory=lambda: [8, 16, 32])
     stem_chs: int = 16
     sweep_widths: list[float] = field(default_factory=lambda: [0.5, 2.0])  # besides width_mult
-    sweep_ops: list[str] = field(default_factory=lambda: ["conv3x3", "depthwise", "maxpool", "avgpool"])
-    n_train: int = 3000
+    sweep_ops: list[str] = field(default_factory=lambda: ["depthwise", "maxpool"])
+    n_train: int = 2000
     n_test: int = 2000
     data_seed: int = 0
-    noise: float = 0.2  # calibrated: the 3x3-conv network lands at ~90% (not 100%)
+    noise: float = 0.2  # calibrated: the 3x3-conv network reached 90.5% (3000 images x 6 epochs), not 100%
     spacing_min: int = 5
     spacing_max: int = 7
     jitter: int = 1
     contrast_min: float = 0.5
     contrast_max: float = 1.0
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 128
     lr: float = 0.1  # SGD with Nesterov momentum, linear warm-up then cosine (per step)
     momentum: float = 0.9
@@ -85,7 +85,7 @@ class OpsConfig(ExperimentConfig):
                   "sweep_ops": ["depthwise", "maxpool"], "latency_rounds": 1, "latency_repeats": 2,
                   "latency_batches": [1, 4], "latency_threads": 1, "executor": {"kind": "serial"}, "device": "cpu"},
         "quick": {"device": "cpu"},
-        "paper": {"n_train": 20000, "n_test": 5000, "epochs": 30, "sweep_widths": [0.5, 2.0, 4.0],
+        "paper": {"n_train": 20000, "width_mult": 1.0, "n_test": 5000, "epochs": 30, "sweep_widths": [0.5, 2.0, 4.0],
                   "sweep_ops": ["conv3x3", "hybrid", "depthwise", "maxpool", "avgpool", "identity"],
                   "seeds": [0, 1, 2, 3, 4]},
     }
@@ -124,8 +124,11 @@ class OpsConfig(ExperimentConfig):
             raise ConfigError("latency_threads, latency_rounds, latency_repeats and latency_batches must be >= 1")
         from reprozoo.data.dot_patterns import _check
 
-        _check(self.n_train, 32, (self.spacing_min, self.spacing_max), 2, self.jitter,
-               (self.contrast_min, self.contrast_max), self.noise)
+        try:
+            _check(self.n_train, 32, (self.spacing_min, self.spacing_max), 2, self.jitter,
+                   (self.contrast_min, self.contrast_max), self.noise)
+        except DataError as err:
+            raise ConfigError(f"dot-pattern settings: {err}") from None
 
 
 # ---------------------------------------------------------------- one trial
@@ -343,3 +346,6 @@ def run_ops(cfg: OpsConfig, ctx) -> ExperimentResult:
                                    f"{cfg.epochs} epochs, batch {cfg.batch_size}, SGD lr {cfg.lr}; latency at "
                                    f"{cfg.latency_threads} threads, median of {cfg.latency_rounds} interleaved rounds; "
                                    f"margin {ACC_MARGIN} accuracy."))
+
+
+from reprozoo.pflayer import training as _training  # noqa: E402,F401  (registers pflayer-imagenet)

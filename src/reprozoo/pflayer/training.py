@@ -1,0 +1,192 @@
+"""Experiment ``pflayer-imagenet``: the paper's ResNet ImageNet recipe as a training entry.
+
+``paper``: any ImageFolder at ``<data_root>/train`` and ``<data_root>/val``; SGD (momentum 0.9,
+lr 0.2 for the global batch 1024 = 4 GPUs x 256, weight decay 1e-4), 3 linear warm-up epochs, the
+learning rate divided by 10 every 30 epochs, 90 epochs, AMP, no label smoothing; random-resized
+crop 224 + flip for training, resize 256 + centre crop 224 for evaluation, ImageNet mean/std.
+The same command runs on CPU, one GPU or many (``accelerate launch``); batches are global.
+``smoke``: writes a tiny two-class ImageFolder of dot patterns and trains two steps.
+There is no verdict from a fixed accuracy bar: the result reports top-1/top-5 as measured.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.profile import count_params
+from reprozoo.runtime.registry import create_model, register_experiment
+from reprozoo.runtime.report import ExperimentResult
+from reprozoo.runtime.seeding import seed_everything
+from reprozoo.runtime.trainer import TrainConfig, Trainer
+from reprozoo.runtime.verdict import INCONCLUSIVE
+
+PAPER = "Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR 2022"
+CLAIM = ("Training entry for the paper's ResNet recipe on ImageNet (R50 76.2%, R50-max 74.3%, R50-hybrid 77.1% "
+         "top-1 at 224). It reports the accuracy it measures; no verdict is taken from a fixed bar.")
+MODELS = ("resnet50_pf", "r50_max", "r50_hybrid")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ImageNetConfig(ExperimentConfig):
+    dataset: str = "folder"  # folder (data_root/train, data_root/val) | generated (tiny folder, smoke)
+    model: str = "r50_hybrid"
+    width_mult: float = 1.0
+    image_size: int = 224
+    resize: int = 256
+    epochs: int = 90
+    batch_size: int = 1024  # global
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 3
+    step_epochs: int = 30
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    mixed_precision: str = "fp16"
+    num_workers: int = 8
+    eval_batch_size: int = 256
+    max_steps_per_epoch: int = 0  # 0 = full epochs
+
+    PRESETS: ClassVar[dict] = {
+        "smoke": {"dataset": "generated", "image_size": 32, "resize": 36, "epochs": 1, "batch_size": 4,
+                  "width_mult": 0.125, "warmup_epochs": 0, "max_steps_per_epoch": 2, "mixed_precision": "no",
+                  "num_workers": 0, "eval_batch_size": 8, "device": "cpu"},
+        "quick": {"dataset": "generated", "image_size": 32, "resize": 36, "epochs": 2, "batch_size": 8,
+                  "width_mult": 0.25, "warmup_epochs": 0, "mixed_precision": "no", "num_workers": 0,
+                  "eval_batch_size": 16, "device": "cpu"},
+        "paper": {},
+    }
+
+    def validate(self) -> None:
+        if self.dataset not in ("folder", "generated"):
+            raise ConfigError(f"dataset must be 'folder' or 'generated', got '{self.dataset}'")
+        if self.model not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got '{self.model}'")
+        if not 0 < self.width_mult <= 16:
+            raise ConfigError(f"width_mult must be in (0, 16], got {self.width_mult}")
+        if self.image_size < 16 or self.resize < self.image_size:
+            raise ConfigError(f"image_size >= 16 and resize >= image_size are required, got {self.image_size}, "
+                              f"{self.resize}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError("epochs, batch_size and eval_batch_size must be >= 1")
+        if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
+            raise ConfigError("lr > 0, 0 <= momentum < 1 and weight_decay >= 0 are required")
+        if self.warmup_epochs < 0 or self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
+            raise ConfigError("warmup_epochs >= 0, step_epochs >= 1 and 0 < step_gamma <= 1 are required")
+        if not 0 <= self.label_smoothing < 1 or self.num_workers < 0 or self.max_steps_per_epoch < 0:
+            raise ConfigError("label_smoothing in [0, 1), num_workers >= 0 and max_steps_per_epoch >= 0 are required")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ConfigError(f"mixed_precision must be no|fp16|bf16, got '{self.mixed_precision}'")
+        if self.dataset == "folder":
+            image_root(self.data_root)
+
+
+def image_root(data_root: str) -> Path:
+    if not data_root:
+        raise ConfigError("the paper preset needs an ImageNet folder: --set data_root=/path/to/imagenet "
+                          "(train/<class>/*.JPEG and val/<class>/*.JPEG)")
+    root = Path(data_root)
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise DataError(f"{root / split} does not exist; expected the ImageFolder layout "
+                            f"{root}/train/<class>/<image> and {root}/val/<class>/<image>")
+    return root
+
+
+def transforms(cfg: ImageNetConfig, train: bool):
+    from torchvision.transforms import v2
+
+    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if train:
+        return v2.Compose([v2.RandomResizedCrop(cfg.image_size, antialias=True), v2.RandomHorizontalFlip(), *tail])
+    return v2.Compose([v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.image_size), *tail])
+
+
+def build_data(cfg: ImageNetConfig, work: Path):
+    from reprozoo.data import image_folder
+
+    if cfg.dataset == "generated":
+        from reprozoo.data.pattern_folder import write_pattern_imagefolder
+
+        root = write_pattern_imagefolder(work / "tiny_imagefolder", n_train=16, n_val=8)
+    else:
+        root = image_root(cfg.data_root)
+    train = image_folder(root / "train", transform=transforms(cfg, True))
+    val = image_folder(root / "val", transform=transforms(cfg, False))
+    if train.classes != val.classes:
+        raise DataError(f"the class folders of {root}/train and {root}/val differ")
+    return train, val, len(train.classes)
+
+
+def step_schedule(optimizer, steps_per_epoch: int, cfg: ImageNetConfig):
+    """Per-step linear warm-up over ``warmup_epochs``, then x ``step_gamma`` every ``step_epochs``."""
+    warm = cfg.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return cfg.step_gamma ** (step // (cfg.step_epochs * steps_per_epoch))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def topk(model: nn.Module, loader, accelerator) -> dict[str, float]:
+    c1 = c5 = n = 0.0
+    for x, y in loader:
+        logits, y = accelerator.gather_for_metrics((model(x), y))
+        top = logits.topk(min(5, logits.shape[1]), 1).indices
+        c1 += float((top[:, 0] == y).sum())
+        c5 += float((top == y[:, None]).any(1).sum())
+        n += y.numel()
+    return {"val_top1": c1 / max(n, 1), "val_top5": c5 / max(n, 1)}
+
+
+@register_experiment("pflayer-imagenet", paper=PAPER, claim=CLAIM, config=ImageNetConfig)
+def run_imagenet(cfg: ImageNetConfig, ctx) -> ExperimentResult:
+    train, val, classes = build_data(cfg, ctx.out_dir)
+    rows = []
+    for seed in cfg.seeds:
+        seed_everything(seed)
+        model = create_model(cfg.model, num_classes=classes, width_mult=cfg.width_mult)
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        rest = [p for p in model.parameters() if p.ndim <= 1]
+        opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
+        steps = math.ceil(len(train) / cfg.batch_size)
+        if cfg.max_steps_per_epoch:
+            steps = min(steps, cfg.max_steps_per_epoch)
+        tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=seed,
+                         num_workers=cfg.num_workers, device=cfg.device, mixed_precision=cfg.mixed_precision,
+                         scheduler_interval="step", max_steps_per_epoch=cfg.max_steps_per_epoch)
+
+        def step(m, batch):
+            logits = m(batch[0])
+            loss = nn.functional.cross_entropy(logits, batch[1], label_smoothing=cfg.label_smoothing)
+            return {"loss": loss, "acc": (logits.argmax(1) == batch[1]).float().mean().item()}
+
+        trainer = Trainer(model, opt, train, tc, step_fn=step, scheduler=step_schedule(opt, steps, cfg), val_data=val,
+                          eval_fn=topk, out_dir=ctx.subdir(f"seed{seed}"), progress=ctx.progress)
+        last = (trainer.fit(resume=ctx.resume) or [{}])[-1]
+        rows.append({"seed": seed, "val_top1": last.get("val_top1", float("nan")),
+                     "val_top5": last.get("val_top5", float("nan")), "train_loss": last.get("train_loss", float("nan"))})
+    top1 = sum(r["val_top1"] for r in rows) / len(rows)
+    top5 = sum(r["val_top5"] for r in rows) / len(rows)
+    params = count_params(create_model(cfg.model, num_classes=classes, width_mult=cfg.width_mult))
+    what = "ImageNet folder" if cfg.dataset == "folder" else "a generated 2-class folder (training-path check only)"
+    evidence = (f"{cfg.model} (width {cfg.width_mult:g}, {params:,} params) on {what}: val top-1 {top1:.4f}, "
+                f"top-5 {top5:.4f} after {cfg.epochs} epoch(s), {len(rows)} seed(s); no accuracy bar is applied")
+    return ExperimentResult(INCONCLUSIVE, evidence,
+                            {"method/val_top1": top1, "method/val_top5": top5, "method/params": float(params)},
+                            claims=[{"claim": "training path (no verdict from a fixed accuracy bar)",
+                                     "verdict": INCONCLUSIVE, "evidence": evidence}], table=rows,
+                            notes="per-epoch logs in seed*/train_log.csv; checkpoints allow --resume.")

@@ -1,0 +1,85 @@
+import json
+
+import pytest
+
+from reprozoo.errors import ConfigError
+from reprozoo.pflayer.experiment import ACC_MARGIN, OpsConfig, decide, ordering_claims, sweep_claim
+from reprozoo.runtime.runner import run_experiment
+
+PARAMS = {"maxpool": 32_602, "depthwise": 33_834, "avgpool": 32_602, "identity": 32_602}
+FAST = {"maxpool": {1: 1.0, 64: 10.0}, "depthwise": {1: 1.5, 64: 14.0}}
+
+
+def _accs(maxpool, depthwise=(0.80, 0.81, 0.79), avgpool=(0.70, 0.71, 0.69), identity=(0.15, 0.14, 0.16)):
+    return {"maxpool": list(maxpool), "depthwise": list(depthwise), "avgpool": list(avgpool),
+            "identity": list(identity)}
+
+
+def test_margin_is_fixed_in_code():
+    assert ACC_MARGIN == 0.02
+
+
+def test_rule_held_when_close_to_depthwise_with_fewer_params_and_faster():
+    verdict, evidence = decide(_accs((0.795, 0.80, 0.785)), PARAMS, FAST)
+    assert verdict == "held", evidence
+    assert "strongest cheap alternative 'depthwise'" in evidence and "lost as required" in evidence
+
+
+def test_rule_not_held_when_max_pool_loses_to_the_strongest_alternative():
+    # avg-pool is the strongest cheap alternative here, and max-pool trails it by ~5 points
+    accs = _accs((0.75, 0.76, 0.74), depthwise=(0.70, 0.71, 0.69), avgpool=(0.80, 0.81, 0.79))
+    verdict, evidence = decide(accs, PARAMS, FAST)
+    assert verdict == "not held" and "'avgpool'" in evidence
+
+
+def test_rule_not_held_when_not_faster():
+    slow = {"maxpool": {1: 1.0, 64: 15.0}, "depthwise": {1: 1.5, 64: 14.0}}
+    verdict, evidence = decide(_accs((0.80, 0.81, 0.79)), PARAMS, slow)
+    assert verdict == "not held" and "NOT faster" in evidence
+
+
+def test_rule_inconclusive_when_identity_control_does_not_lose():
+    accs = _accs((0.80, 0.81, 0.79), identity=(0.79, 0.80, 0.80))
+    verdict, evidence = decide(accs, PARAMS, FAST)
+    assert verdict == "inconclusive" and "DID NOT LOSE" in evidence
+
+
+def test_ordering_and_sweep_claims():
+    accs = {"conv3x3": [0.9, 0.91, 0.9], "hybrid": [0.85, 0.86, 0.85], "depthwise": [0.8, 0.8, 0.81],
+            **{k: v for k, v in _accs((0.80, 0.805, 0.80)).items() if k != "depthwise"}}
+    got = {c["claim"]: c["verdict"] for c in ordering_claims(accs)}
+    assert got["3x3 conv >= hybrid (within the margin)"] == "held"
+    assert got["depthwise ~ max-pool (each within the margin of the other)"] == "held"
+    assert got["max-pool > avg-pool (by more than the margin)"] == "held"
+    assert got["max-pool within the margin of the regular 3x3 conv"] == "not held"
+    sweep = sweep_claim({0.5: _accs((0.6, 0.61, 0.6), depthwise=(0.7, 0.7, 0.71)), 1.0: _accs((0.8, 0.8, 0.8))})
+    assert sweep["verdict"] == "not held"
+    assert sweep_claim({1.0: _accs((0.8, 0.8, 0.8))}) is None
+
+
+@pytest.mark.parametrize("override, msg", [
+    (["ops=[maxpool,depthwise]"], "must include"), (["ops=[maxpool,depthwise,identity,sep]"], "unknown spatial op"),
+    (["width_mult=0"], "width_mult"), (["sweep_widths=[1.0]"], "must not repeat width_mult"),
+    (["spacing_max=12"], "spans"), (["epochs=0"], "epochs"), (["lr=-1"], "lr > 0"),
+    (["latency_batches=[]"], "latency"),
+])
+def test_bad_config_values(override, msg):
+    with pytest.raises(ConfigError, match=msg):
+        OpsConfig.from_preset("smoke", override)
+
+
+def test_smoke_preset_runs_the_whole_path(tmp_path):
+    out, data = run_experiment("pflayer-ops", "smoke", out_dir=tmp_path / "run", progress=False)
+    m = data["metrics"]
+    assert m["method/maxpool_params"] == 32_602 and m["baseline/depthwise_params"] == 33_834
+    assert m["baseline/conv3x3_macs"] == 2_200_832 and m["method/maxpool_macs"] == 1_316_096
+    for op in ("conv3x3", "hybrid", "depthwise", "maxpool", "avgpool", "identity"):
+        key = f"{'method' if op == 'maxpool' else 'baseline'}/{op}_acc"
+        assert 0.0 <= m[key] <= 1.0 and m[key.replace("_acc", "_latency_b4_ms")] > 0
+    assert data["verdict"] == "inconclusive"  # two seeds: the rule needs three
+    assert {c["claim"] for c in data["claims"]} >= {"depthwise ~ max-pool (each within the margin of the other)"}
+    assert len(list((out / "trials").glob("*.json"))) == 6 * 2 + 2 * 2
+    assert {p.name for p in (out / "figures").iterdir()} == {"acc_vs_latency.png", "acc_vs_params.png",
+                                                              "width_sweep.png"}
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["verdict"] == data["verdict"]
