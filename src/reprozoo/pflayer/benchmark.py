@@ -51,6 +51,14 @@ def _ort(model: torch.nn.Module, size: int, threads: int, folder: Path):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+class _OrtRunner:
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, x: torch.Tensor):
+        return self.session.run(None, {"x": x.numpy()})
+
+
 def compare(group: str, quick: bool = False, batches: tuple[int, ...] = (1, 32), size: int = 224,
             threads: int = 2, engines: tuple[str, ...] = ("eager", "onnxruntime"), **model_kwargs: Any) -> dict[str, Any]:
     base_name, names = GROUPS[group]
@@ -63,12 +71,11 @@ def compare(group: str, quick: bool = False, batches: tuple[int, ...] = (1, 32),
         peak = float32_peak_gflops()
         macs = {n: count_macs(m, torch.randn(1, 3, size, size)) for n, m in models.items()}
         with tempfile.TemporaryDirectory() as tmp:
-            runners: dict[str, dict[str, Any]] = {"eager": {n: (lambda m: lambda x: m(x))(m) for n, m in models.items()}}
+            runners: dict[str, dict[str, Any]] = {"eager": dict(models)}
             if "onnxruntime" in engines:
                 sessions = {n: _ort(m, size, threads, Path(tmp)) for n, m in models.items()}
                 if all(s is not None for s in sessions.values()):
-                    runners["onnxruntime"] = {n: (lambda s: lambda x: s.run(None, {"x": x.numpy()}))(s)
-                                              for n, s in sessions.items()}
+                    runners["onnxruntime"] = {n: _OrtRunner(s) for n, s in sessions.items()}
             for engine, fns in runners.items():
                 if engine not in engines:
                     continue
@@ -81,7 +88,7 @@ def compare(group: str, quick: bool = False, batches: tuple[int, ...] = (1, 32),
                     with torch.inference_mode():
                         for _ in range(2 if quick else 3):  # interleaved rounds: load hits every model
                             for n, fn in fns.items():
-                                times[n].append(measure_latency(lambda fn=fn: fn(x), **kw)["median_ms"])
+                                times[n].append(measure_latency(lambda fn=fn, x=x: fn(x), **kw)["median_ms"])
                     med = {n: statistics.median(t) for n, t in times.items()}
                     for n in fns:
                         gflops = 2 * macs[n] * batch / (med[n] / 1000) / 1e9

@@ -36,8 +36,17 @@ from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, beats, claim, combine, no_worse, strongest, \
-    with_control
+from reprozoo.runtime.verdict import (
+    HELD,
+    INCONCLUSIVE,
+    NOT_HELD,
+    beats,
+    claim,
+    combine,
+    no_worse,
+    strongest,
+    with_control,
+)
 
 PAPER = "Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR 2022"
 CLAIM = ("A parameter-free 3x3 max-pool can replace the trainable spatial op of a bottleneck: the max-pool network "
@@ -196,7 +205,7 @@ def measure_latencies(cfg: OpsConfig, ops: list[str]) -> dict[str, dict[int, flo
             runs: dict[str, list[float]] = {op: [] for op in ops}
             for _ in range(cfg.latency_rounds):
                 for op in ops:
-                    res = measure_latency(lambda m=nets[op]: m(x), warmup=2, repeats=cfg.latency_repeats)
+                    res = measure_latency(lambda m=nets[op], x=x: m(x), warmup=2, repeats=cfg.latency_repeats)
                     runs[op].append(res["median_ms"])
             for op in ops:
                 out[op][batch] = statistics.median(runs[op])
