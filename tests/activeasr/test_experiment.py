@@ -100,3 +100,10 @@ def test_smoke_run_and_transcribe_command(tmp_path, capsys):
     assert "silent.wav" in err and "1 of 2 file(s)" in err
     assert main(["transcribe", "--checkpoint", str(tmp_path / "none.pt"), str(tmp_path / "stereo.wav")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_real_data_manifests_are_checked_up_front(tmp_path):
+    with pytest.raises(ConfigError, match="set both pool_data and test_data"):
+        ActiveASRConfig.from_preset("smoke", [f"pool_data={tmp_path}"])
+    with pytest.raises(ConfigError, match="no such manifest or folder"):
+        ActiveASRConfig.from_preset("smoke", [f"pool_data={tmp_path / 'a.jsonl'}", f"test_data={tmp_path}"])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -66,6 +67,9 @@ PAPER = ("Bang, Kim, Yoo, Ha, Efficient Active Learning for Automatic Speech Rec
 @dataclass
 class ActiveASRConfig(ExperimentConfig):
     corpus: CommandCorpusConfig = field(default_factory=CommandCorpusConfig)
+    # real data instead of the synthetic corpus: JSON-lines manifests or LibriSpeech-style folders
+    pool_data: str = ""
+    test_data: str = ""
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: str = "ctc_crnn_small"
     al: ALConfig = field(default_factory=ALConfig)  # al.acquisition: the AL arms' criterion; al.unsup is set per arm
@@ -103,7 +107,12 @@ class ActiveASRConfig(ExperimentConfig):
         if self.al.acquisition == "random":
             raise ConfigError("al.acquisition is the active arms' criterion; pick least_confidence, "
                               "frame_entropy or mc_dropout (random arms are separate)")
-        self.al.validate(self.corpus.n_pool)
+        if bool(self.pool_data) != bool(self.test_data):
+            raise ConfigError("set both pool_data and test_data (manifest .jsonl files or LibriSpeech-style folders)")
+        for path in (self.pool_data, self.test_data):
+            if path and not Path(path).exists():
+                raise ConfigError(f"{path}: no such manifest or folder")
+        self.al.validate(None if self.pool_data else self.corpus.n_pool)
         if self.model not in list_models("ctc_*"):
             raise UnknownNameError(f"unknown model '{self.model}'; choose one of: {', '.join(list_models('ctc_*'))}")
         if self.n_examples < 0:
@@ -115,14 +124,24 @@ class ActiveASRConfig(ExperimentConfig):
 _DATA: dict[str, tuple[SpeechSet, SpeechSet]] = {}
 
 
+def _read_items(path: str) -> list[dict]:
+    from reprozoo.data.speech import read_librispeech, read_manifest
+
+    return read_librispeech(path) if Path(path).is_dir() else read_manifest(path)[0]
+
+
 def load_sets(cfg: ActiveASRConfig) -> tuple[SpeechSet, SpeechSet]:
-    """(pool, test) of the configured corpus, cached per process."""
-    key = repr(asdict(cfg.corpus))
+    """(pool, test) of the configured corpus (or of ``pool_data`` / ``test_data``), cached per process."""
+    key = repr((asdict(cfg.corpus), cfg.pool_data, cfg.test_data))
     if key not in _DATA:
-        corpus = load_command_corpus(cfg.corpus, progress=False)
         sr = cfg.features.sample_rate
+        if cfg.pool_data:
+            pool_items, test_items = _read_items(cfg.pool_data), _read_items(cfg.test_data)
+        else:
+            corpus = load_command_corpus(cfg.corpus, progress=False)
+            pool_items, test_items = corpus["pool"], corpus["test"]
         _DATA.clear()
-        _DATA[key] = (SpeechSet.from_items(corpus["pool"], sr), SpeechSet.from_items(corpus["test"], sr))
+        _DATA[key] = (SpeechSet.from_items(pool_items, sr), SpeechSet.from_items(test_items, sr))
     return _DATA[key]
 
 
@@ -210,7 +229,10 @@ def decide(results: dict[str, list[dict]], *, margin: float = MARGIN_CER) -> tup
 
 @register_experiment("active-asr", paper=PAPER, claim=CLAIM, config=ActiveASRConfig)
 def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
-    build_command_corpus(cfg.corpus, progress=ctx.progress)  # once, before the trials (they read the cache)
+    if not cfg.pool_data:
+        build_command_corpus(cfg.corpus, progress=ctx.progress)  # once, before the trials (they read the cache)
+    else:
+        cfg.al.validate(len(load_sets(cfg)[0]))  # budget vs the real pool, before any trial
     trials = [Trial(arm, s) for arm in cfg.arms for s in cfg.seeds]
     flat = ctx.run_trials(run_one, trials, description="active-asr arms x seeds")
     results: dict[str, list[dict]] = {a: [] for a in cfg.arms}
