@@ -1,9 +1,10 @@
 import pytest
 import torch
+from torchvision.ops import StochasticDepth
 
 from reprozoo.errors import ConfigError
 from reprozoo.rexnet import ReXNet, lite_schedule, make_divisible, rexnet_schedule
-from reprozoo.rexnet.blocks import DropPath, LinearBottleneck
+from reprozoo.rexnet.blocks import LinearBottleneck
 from reprozoo.runtime.profile import count_macs, count_params
 from reprozoo.runtime.registry import create_model, list_models
 
@@ -108,10 +109,10 @@ def test_partial_shortcut_adds_to_first_channels_only():
 
 def test_drop_path_only_on_shortcut_blocks_and_linear_in_index():
     m = create_model("rexnet_100", drop_path_rate=0.3)
-    rates = [b.drop_path.p if isinstance(b.drop_path, DropPath) else None for b in m.blocks]
+    rates = [b.drop_path.p if isinstance(b.drop_path, StochasticDepth) else None for b in m.blocks]
     assert rates[1] is None and rates[3] is None and rates[0] is None  # no shortcut -> never dropped
     assert rates[2] == pytest.approx(0.3 * 2 / 15) and rates[15] == pytest.approx(0.3)
-    dp = DropPath(0.5).train()
+    dp = StochasticDepth(0.5, mode="row").train()
     torch.manual_seed(0)
     out = dp(torch.ones(2000, 3))
     assert set(out[:, 0].unique().tolist()) == {0.0, 2.0} and torch.equal(out[:, 0], out[:, 2])

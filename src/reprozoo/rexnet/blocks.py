@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from reprozoo.errors import ConfigError
 
@@ -66,24 +67,6 @@ class SqueezeExcite(nn.Module):
         return x * s.sigmoid()
 
 
-class DropPath(nn.Module):
-    """Stochastic depth: zero the residual branch of whole samples with probability ``p``."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
 class LinearBottleneck(nn.Module):
     """ReXNet inverted bottleneck.
 
@@ -105,7 +88,7 @@ class LinearBottleneck(nn.Module):
         self.post_act = make_act(post_act, inplace=True) if post_act else nn.Identity()
         self.project = ConvBnAct(dw, out_chs, 1, act=None)
         # stochastic depth only where a shortcut exists, else the main branch itself would vanish
-        self.drop_path = DropPath(drop_path) if (drop_path > 0 and self.use_shortcut) else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, mode="row") if (drop_path > 0 and self.use_shortcut) else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.expand(x) if self.expand is not None else x

@@ -26,39 +26,7 @@ import torch
 from torch import nn
 
 from reprozoo.errors import CheckpointError
-
-_OPTIONAL_SUFFIX = "num_batches_tracked"
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors or torch (weights-only) checkpoint file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} does not exist; pass the path to a .pth/.pt/.safetensors file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return dict(load_file(str(path)))
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a bad checkpoint for the user
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
-    return dict(obj)
-
-
-def _unwrap(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    for key in ("state_dict_ema", "state_dict", "model", "model_state"):
-        if key in state and isinstance(state[key], Mapping):
-            state = state[key]
-            break
-    out = {}
-    for k, v in state.items():
-        if not torch.is_tensor(v):
-            continue
-        out[k[len("module."):] if k.startswith("module.") else k] = v
-    return out
+from reprozoo.runtime.checkpoint import load_strict, read_state_dict, unwrap_state_dict
 
 
 def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
@@ -119,7 +87,7 @@ def _timm_key(key: str, n_blocks: int) -> str:
 
 def to_native_state_dict(model: nn.Module, state: Mapping[str, Any], layout: str = "auto") -> dict[str, torch.Tensor]:
     """Rename ``state`` (official / timm / native layout) to this model's keys; no checks."""
-    state = _unwrap(state)
+    state = unwrap_state_dict(state)
     layout = detect_layout(state) if layout == "auto" else layout
     if layout not in ("native", "official", "timm"):
         raise CheckpointError(f"layout must be auto|native|official|timm, got '{layout}'")
@@ -138,11 +106,6 @@ def to_native_state_dict(model: nn.Module, state: Mapping[str, Any], layout: str
     return out
 
 
-def _list(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any], *, layout: str = "auto",
                     drop_classifier: bool = False) -> nn.Module:
     """Load ``checkpoint`` (a path or a state dict) into ``model`` strictly and return the model.
@@ -154,29 +117,9 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]
         raise CheckpointError(f"expected a path or a state dict, got {type(state).__name__}")
     converted = to_native_state_dict(model, state, layout)
     own = model.state_dict()
-    if drop_classifier:
-        converted = {k: v for k, v in converted.items() if not k.startswith("head.fc.")}
     for key, target in own.items():
         value = converted.get(key)
         if value is not None and key.startswith("head.fc.") and value.ndim == 4 and target.ndim == 2:
             converted[key] = value.flatten(1)  # official 1x1-conv classifier -> linear
-    missing = [k for k in own if k not in converted and not k.endswith(_OPTIONAL_SUFFIX)
-               and not (drop_classifier and k.startswith("head.fc."))]
-    unexpected = [k for k in converted if k not in own]
-    mismatched = [f"{k} {tuple(converted[k].shape)} vs model {tuple(own[k].shape)}" for k in converted
-                  if k in own and converted[k].shape != own[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_list(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch: {_list(mismatched, 4)}")
-    if problems:
-        raise CheckpointError("checkpoint does not fit this model (" + "; ".join(problems) + "); check the "
-                              "model name/width, or pass drop_classifier=True for another num_classes")
-    for key in own:
-        if key not in converted:  # num_batches_tracked absent in old checkpoints, or dropped classifier
-            converted[key] = own[key]
-    model.load_state_dict(converted, strict=True)
-    return model
+    return load_strict(model, converted, what="this model", skip=("head.fc.",) if drop_classifier else (),
+                       hint="check the model name/width, or pass drop_classifier=True for another num_classes")

@@ -95,6 +95,9 @@ def resolve_config(spec: ExperimentSpec, preset: str, seeds: list[int] | None, o
     cfg = spec.config_cls.from_preset(preset, overrides, locked=True)
     if seeds is not None:
         cfg.seeds = list(seeds)
+        validate = getattr(cfg, "validate", None)
+        if callable(validate):
+            validate()  # again: a rule may depend on the seeds
     check_seeds(list(cfg.seeds))
     check_common(cfg, preset)
     return cfg
