@@ -17,9 +17,21 @@ class MaskedLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor):
         super().__init__(in_features, out_features)
         self.register_buffer("mask", mask.float())
+        self._masked: torch.Tensor | None = None
+        self._key: tuple = ()
+
+    def masked_weight(self) -> torch.Tensor:
+        """``weight * mask``; at inference (no grad) computed once and reused until the weight or
+        the mask changes, so a sampling call does not redo it (the same numbers either way)."""
+        if self.training or torch.is_grad_enabled():
+            return self.weight * self.mask
+        key = (self.weight._version, self.weight.data_ptr(), self.mask._version, self.mask.data_ptr())
+        if self._masked is None or key != self._key:
+            self._masked, self._key = self.weight * self.mask, key
+        return self._masked
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.masked_weight(), self.bias)
 
 
 class MADE(nn.Module):

@@ -2,13 +2,29 @@
 
 Both see the canvas only through the confirmed-prefix mask ``M_t = 1[t < m]`` (``m`` is the
 per-sample number of confirmed positions), so nothing from positions ``>= m`` leaks into Q.
+
+Two confidence predictors share one call signature
+``C(x_prev, x_new, params, m, code=..., change=..., d=...) -> (B, N) logits``:
+
+* :class:`LocalConfidence` (default): one small network applied to every position on cheap local
+  evidence (the conditional's features, how far the fixed noise is from flipping the value, the
+  position's own change, the change of its context over the whole prefix and over the last
+  1..16 positions). Its cost is a small fraction of one mother call, so saved calls become saved time.
+* :class:`ConfidencePredictor` (``kind="global"``): one MLP over the whole canvas
+  ``concat(x_prev, x_new, features, M, D, 1[D > 0])``; sees every position at once but costs
+  about as much as a MADE call.
+
+``change`` and ``d`` are computed once per sampler iteration by :func:`step_change` and passed
+in, so C never repeats the sampler's work.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from reprozoo.errors import ConfigError
 from reprozoo.nara.protocol import Family
 
 
@@ -17,12 +33,20 @@ def prefix_mask(m: torch.Tensor, length: int) -> torch.Tensor:
     return (torch.arange(length, device=m.device)[None, :] < m[:, None]).float()
 
 
+def step_change(x_prev: torch.Tensor, x_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``change_t = |x_new_t - x_prev_t|`` and ``D_t = sum_{s < t} change_s`` (how much the context in
+    front of ``t`` moved in the last parallel call). The samplers never touch confirmed positions,
+    so both are exactly 0 in front of the boundary; ``D`` is an exclusive cumulative sum, exactly 0
+    until the first change (no ``cumsum - change`` rounding)."""
+    change = (x_new - x_prev).abs()
+    d = F.pad(change.cumsum(1)[:, :-1], (1, 0))
+    return change, d
+
+
 def context_change(x_prev: torch.Tensor, x_new: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``D_t = sum_{m <= s < t} |x_new_s - x_prev_s|``: how much the context in front of ``t``
-    moved in the last parallel call (0 on and before ``m``)."""
+    """``D_t = sum_{m <= s < t} |x_new_s - x_prev_s|`` for canvases that may differ before ``m``."""
     fut = 1.0 - prefix_mask(m, x_prev.shape[1])
-    change = (x_new - x_prev).abs() * fut
-    return change.cumsum(1) - change
+    return step_change(x_prev * fut, x_new * fut)[1]
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -52,13 +76,21 @@ class PriorPredictor(nn.Module):
     def propose(self, x: torch.Tensor, m: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Fill positions ``>= m`` with prior draws (given ``noise``); keep the prefix."""
         draw = self.family.sample(self(x, m), noise)
-        mask = prefix_mask(m, self.length)
-        return x * mask + draw * (1.0 - mask)
+        keep = torch.arange(self.length, device=x.device)[None, :] < m[:, None]
+        return torch.where(keep, x, draw)
+
+
+def _changes(x_prev, x_new, change, d):
+    if change is None or d is None:
+        change, d = step_change(x_prev, x_new)
+    return change, d
 
 
 class ConfidencePredictor(nn.Module):
-    """C: per position, the logit of "the post-processed value already equals the sequential
-    sample". Input ``concat(x_prev, x_new, features(params), M, D, 1[D > 0])``."""
+    """Global C: per position, the logit of "the post-processed value already equals the sequential
+    sample". Input ``concat(x_prev, x_new, features(params), M, D, 1[D > 0])`` over all positions."""
+
+    kind = "global"
 
     def __init__(self, length: int, family: Family, hidden: tuple[int, ...] = (256, 256)):
         super().__init__()
@@ -66,11 +98,66 @@ class ConfidencePredictor(nn.Module):
         width = length * (5 + family.feature_size)
         self.net = mlp([width, *hidden, length])
 
-    def forward(self, x_prev: torch.Tensor, x_new: torch.Tensor, params: torch.Tensor,
-                m: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_prev: torch.Tensor, x_new: torch.Tensor, params: torch.Tensor, m: torch.Tensor,
+                code: torch.Tensor | None = None, change: torch.Tensor | None = None,
+                d: torch.Tensor | None = None) -> torch.Tensor:
         b = x_prev.shape[0]
+        change, d = _changes(x_prev, x_new, change, d)
         mask = prefix_mask(m, self.length)
-        d = context_change(x_prev, x_new, m)
         feats = self.family.features(params).reshape(b, -1)
-        inp = torch.cat([x_prev, x_new, feats, mask, d, (d > 0).float()], dim=1)
+        inp = torch.cat([x_prev, x_new, feats, mask, d, (d > 0).to(d.dtype)], dim=1)
         return self.net(inp)
+
+
+class LocalConfidence(nn.Module):
+    """Per-position C: the same small MLP scores every position from ``K`` local numbers:
+
+    the family's features of ``params_t`` (probability; or mu, log sigma), the noise margin
+    (Bernoulli: ``logit(u_t) - logit_t``; categorical: distance of ``u_t`` to the nearest class
+    boundary), ``log1p`` of the position's own change, of the context change ``D_t`` and of the
+    change over the last ``window`` positions, and ``(t - m) / N``. Changes are divided by the
+    conditional's scale for continuous families.
+    """
+
+    kind = "local"
+
+    def __init__(self, length: int, family: Family, hidden: tuple[int, ...] = (16,), window: int = 4):
+        super().__init__()
+        if window < 1:
+            raise ConfigError(f"the confidence window must be >= 1 position, got {window}")
+        self.length, self.family, self.window = length, family, int(window)
+        self.margin_size = family.margin(torch.zeros(1, family.param_size), torch.zeros(1)).shape[-1]
+        self.n_inputs = family.feature_size + self.margin_size + 4
+        self.net = mlp([self.n_inputs, *hidden, 1])
+        self.register_buffer("_pos", torch.arange(length, dtype=torch.float32) / length, persistent=False)
+
+    def inputs(self, x_prev, x_new, params, m, code=None, change=None, d=None) -> torch.Tensor:
+        """``(B, N, K)``: features(params), margin, log1p of (own change, D_t, change over the last
+        ``window`` positions) in units of the conditional's scale, and ``(t - m) / N``."""
+        change, d = _changes(x_prev, x_new, change, d)
+        fam = self.family
+        cols = [fam.features(params)]
+        if self.margin_size:
+            if code is None:
+                raise ConfigError("this confidence predictor needs the noise code: pass code=family.noise_code(noise)")
+            cols.append(fam.margin(params, code))
+        near = d - F.pad(d, (self.window, 0))[:, : self.length]
+        per = torch.stack([change, d, near], dim=-1)
+        scale = fam.change_scale(params)
+        if scale is not None:
+            per = per / scale.unsqueeze(-1)
+        cols.append(torch.log1p(per))
+        cols.append((self._pos[None, :] - m[:, None].to(self._pos.dtype) / self.length).unsqueeze(-1))
+        return torch.cat(cols, dim=-1)
+
+    def forward(self, x_prev, x_new, params, m, code=None, change=None, d=None) -> torch.Tensor:
+        return self.net(self.inputs(x_prev, x_new, params, m, code, change, d)).squeeze(-1)
+
+
+def make_confidence(kind: str, length: int, family: Family, hidden: tuple[int, ...]) -> nn.Module:
+    """``kind``: ``local`` (:class:`LocalConfidence`) or ``global`` (:class:`ConfidencePredictor`)."""
+    if kind == "local":
+        return LocalConfidence(length, family, tuple(hidden))
+    if kind == "global":
+        return ConfidencePredictor(length, family, tuple(hidden))
+    raise ConfigError(f"confidence kind must be 'local' or 'global', got '{kind}'")

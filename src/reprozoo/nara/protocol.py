@@ -54,6 +54,22 @@ class Family:
     def feature_size(self) -> int:
         return self.features(torch.zeros(1, self.param_size)).shape[-1]
 
+    # --- inputs of the per-position confidence predictor (cheap, elementwise) ---
+    def noise_code(self, noise: torch.Tensor) -> torch.Tensor:
+        """A transform of the shared noise computed ONCE per sampling run (e.g. ``logit(u)``) and
+        handed to :meth:`margin` at every call; default: the noise itself."""
+        return noise
+
+    def margin(self, params: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """``(..., K)`` numbers saying how far the fixed noise is from changing the sampled value
+        (the larger, the more a context change must move the conditional to flip it); ``K`` may be 0."""
+        return params.new_zeros(*params.shape[:-1], 0)
+
+    def change_scale(self, params: torch.Tensor) -> torch.Tensor | None:
+        """Per-position scale that makes value changes comparable across positions (the noise scale
+        of continuous families); ``None`` for discrete families (a change is a change)."""
+        return None
+
 
 class Bernoulli(Family):
     """Binary values; params are logits; noise ``u ~ U(0,1)``; ``x = 1[u < sigmoid(logit)]``
@@ -72,6 +88,13 @@ class Bernoulli(Family):
 
     def features(self, params):
         return torch.sigmoid(params)
+
+    def noise_code(self, noise):
+        return torch.logit(noise, eps=1e-6)
+
+    def margin(self, params, code):
+        # x = 1[u < sigmoid(l)] = 1[logit(u) < l]: the value flips once l crosses logit(u)
+        return (code - params[..., 0]).clamp(-12.0, 12.0).unsqueeze(-1)
 
 
 class Categorical(Family):
@@ -99,6 +122,11 @@ class Categorical(Family):
 
     def features(self, params):
         return torch.softmax(params, dim=-1)
+
+    def margin(self, params, code):
+        # distance of u to the nearest class boundary of the inverse CDF
+        cdf = torch.softmax(params, dim=-1).cumsum(-1)[..., :-1]
+        return (cdf - code.unsqueeze(-1)).abs().amin(-1, keepdim=True)
 
 
 class Gaussian(Family):
@@ -131,6 +159,9 @@ class Gaussian(Family):
 
     def scale(self, params: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._split(params)[1])
+
+    def change_scale(self, params):
+        return self.scale(params)
 
 
 @runtime_checkable

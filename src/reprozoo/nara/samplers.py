@@ -14,14 +14,16 @@ its own boundary ``m`` and call count; the loop runs until the slowest sample is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch import nn
 
 from reprozoo.errors import ConfigError
 from reprozoo.nara.checks import check_causality, check_context, check_model, check_threshold
-from reprozoo.nara.predictors import ConfidencePredictor, PriorPredictor, context_change
+from reprozoo.nara.predictors import PriorPredictor, step_change
 from reprozoo.nara.protocol import ParallelAR
 
 METHODS = ("sequential", "jacobi", "tolerance", "nara")
@@ -52,14 +54,30 @@ class SampleResult:
         return n / max(self.mean_calls, 1e-12)
 
 
+def _model_device(model) -> torch.device:
+    params = getattr(model, "parameters", None)
+    if callable(params):
+        for p in params():
+            return p.device
+        for b in model.buffers():
+            return b.device
+    return torch.device("cpu")
+
+
 def draw_noise(model: ParallelAR, batch: int, generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
-    """One fixed noise value per position, ``(batch, N)``, for the model's family."""
-    return model.family.draw_noise((batch, check_model(model)), generator=generator, device=device)
+               device: torch.device | str | None = None) -> torch.Tensor:
+    """One fixed noise value per position, ``(batch, N)``, for the model's family. Drawn on the
+    generator's device (so a CPU generator gives the same numbers everywhere), then moved to
+    ``device`` (default: the model's)."""
+    device = _model_device(model) if device is None else torch.device(device)
+    where = generator.device if generator is not None else device
+    noise = model.family.draw_noise((batch, check_model(model)), generator=generator, device=where)
+    return noise.to(device)
 
 
 def _setup(model, batch, context, noise, generator, device):
     n = check_model(model)
+    device = _model_device(model) if device is None else torch.device(device)
     if batch is None and noise is not None and context is None:
         batch = noise.shape[0]
     b, p0 = check_context(context, batch, n)
@@ -77,7 +95,7 @@ def _setup(model, batch, context, noise, generator, device):
 @torch.no_grad()
 def sample_sequential(model: ParallelAR, *, batch: int | None = None, context: torch.Tensor | None = None,
                       noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> SampleResult:
+                      device: torch.device | str | None = None) -> SampleResult:
     """Plain AR sampling: one parallel call per generated position."""
     n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
     fam = model.family
@@ -90,6 +108,11 @@ def sample_sequential(model: ParallelAR, *, batch: int | None = None, context: t
     return SampleResult(x, calls, n - p0, start=p0, method="sequential")
 
 
+def _logit(threshold: float) -> float:
+    """``sigmoid(z) >= tau`` as ``z >= logit(tau)`` (no sigmoid per call); tau = 1 accepts nothing."""
+    return math.inf if threshold >= 1.0 else math.log(threshold / (1.0 - threshold))
+
+
 @torch.no_grad()
 def sample_parallel(
     model: ParallelAR,
@@ -100,11 +123,11 @@ def sample_parallel(
     generator: torch.Generator | None = None,
     tol: float = 0.0,
     prior: PriorPredictor | None = None,
-    confidence: ConfidencePredictor | None = None,
+    confidence: nn.Module | None = None,
     threshold: float = 0.9,
     rejected: Literal["warm", "reprior"] = "warm",
-    compact: bool = False,
-    device: torch.device | str = "cpu",
+    compact: bool = True,
+    device: torch.device | str | None = None,
     method: str = "",
 ) -> SampleResult:
     """The fixed-point loop shared by ``jacobi`` / ``tolerance`` / ``nara``.
@@ -114,8 +137,13 @@ def sample_parallel(
     boundary moves to the end of the run of kept positions starting at ``m`` (>= m + 1).
     ``prior`` fills the initial future (and, with ``rejected='reprior'``, the rejected tail) with
     draws from Q under the same shared noise; otherwise the future starts at zero.
-    ``compact`` evaluates only unfinished samples (faster; exact only up to float rounding since
-    kernels may change with the batch shape).
+
+    Per iteration: one mother call, one C call (nara), one host sync (the number of unfinished
+    samples); the change of the canvas is computed once and shared by the exact rule and C.
+    ``compact`` (default) drops finished samples from the batch, so the cost of an iteration
+    follows the unfinished samples; ``compact=False`` keeps the batch shape fixed (the exact modes
+    are then bit-identical to ``sequential`` on any backend; compacted, up to the rounding of
+    kernels that depend on the batch size).
     """
     if tol < 0:
         raise ConfigError(f"tol must be >= 0, got {tol}")
@@ -127,48 +155,61 @@ def sample_parallel(
         raise ConfigError("rejected='reprior' needs a prior predictor")
     n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
     fam = model.family
-    m = torch.full((b,), p0, dtype=torch.long, device=x.device)
-    calls = torch.zeros(b, dtype=torch.long)
-    pos = torch.arange(n, device=x.device)[None, :]
+    dev = x.device
+    calls = torch.zeros(b, dtype=torch.long, device=dev)
     q_calls = c_calls = iters = 0
-    if prior is not None and p0 < n:
+    if p0 >= n:
+        return SampleResult(x, calls.cpu(), 0, start=p0, method=method or "parallel")
+    m = torch.full((b,), p0, dtype=torch.long, device=dev)
+    pos = torch.arange(n, device=dev)[None, :]
+    if prior is not None:
         x = prior.propose(x, m, noise)
         q_calls += 1
+    z_min = _logit(threshold) if confidence is not None else math.inf
+    code = fam.noise_code(noise) if confidence is not None else None
+    rows = torch.arange(b, device=dev)  # rows of the full batch still being sampled
+    xa, ma, ua, ca = x, m, noise, code
     while True:
-        active = m < n
-        if not bool(active.any()):
-            break
         if iters >= n - p0:  # cannot happen: every call confirms >= 1 position per sample
             raise RuntimeError("parallel sampler failed to make progress")
-        rows = active.nonzero().squeeze(1) if compact else torch.arange(b, device=x.device)
-        xr, mr, ur = x[rows], m[rows], noise[rows]
-        params = model.conditionals(xr)
+        params = model.conditionals(xa)
         iters += 1
-        calls[active.cpu()] += 1
-        fut = pos >= mr[:, None]
-        x_new = torch.where(fut, fam.sample(params, ur), xr)
-        ok = (context_change(xr, x_new, mr) <= tol) | (pos <= mr[:, None])
+        x_new = torch.where(pos >= ma[:, None], fam.sample(params, ua), xa)
+        change, d = step_change(xa, x_new)
+        ok = d <= tol  # exact (tol = 0) or tolerance rule; True on and before the boundary
         if confidence is not None:
-            conf = torch.sigmoid(confidence(xr, x_new, params, mr))
+            z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d)
             c_calls += 1
-            ok = ok | ((conf >= threshold) & (pos > mr[:, None]))
-        bad = ~ok
-        j = torch.where(bad.any(1), bad.int().argmax(1), torch.full_like(mr, n))
-        j = torch.where(mr >= n, mr, j)
-        if rejected == "reprior" and prior is not None and bool((j < n).any()):
-            x_new = prior.propose(x_new, j, ur)
+            ok = ok | (z >= z_min)
+        j = ok.to(torch.int32).cumprod(1).sum(1).to(ma.dtype)  # end of the run of kept positions
+        if rejected == "reprior":
+            x_new = prior.propose(x_new, j, ua)
             q_calls += 1
-        x[rows] = x_new
-        m[rows] = j
-    return SampleResult(x, calls, iters, q_calls, c_calls, start=p0, method=method or "parallel")
+        calls.index_fill_(0, rows, iters) if compact else calls.masked_fill_(ma < n, iters)
+        if compact:
+            x.index_copy_(0, rows, x_new)
+            keep = (j < n).nonzero().squeeze(1)  # the one host sync per iteration
+            if keep.numel() == 0:
+                break
+            if keep.numel() < rows.numel():
+                rows, xa, ma, ua = rows[keep], x_new[keep], j[keep], ua[keep]
+                ca = ca[keep] if ca is not None else None
+            else:
+                xa, ma = x_new, j
+        else:
+            xa, ma = x_new, j
+            if not bool((j < n).any()):  # the one host sync per iteration
+                x = xa
+                break
+    return SampleResult(x, calls.cpu(), iters, q_calls, c_calls, start=p0, method=method or "parallel")
 
 
 def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None = None,
            context: torch.Tensor | None = None, noise: torch.Tensor | None = None,
            generator: torch.Generator | None = None, tol: float = 0.0, prior: PriorPredictor | None = None,
-           confidence: ConfidencePredictor | None = None, threshold: float = 0.9,
-           rejected: Literal["warm", "reprior"] = "warm", compact: bool = False, check_causal: bool = False,
-           device: torch.device | str = "cpu") -> SampleResult:
+           confidence: nn.Module | None = None, threshold: float = 0.9,
+           rejected: Literal["warm", "reprior"] = "warm", compact: bool = True, check_causal: bool = False,
+           device: torch.device | str | None = None) -> SampleResult:
     """One entry point: ``method`` in ``sequential | jacobi | tolerance | nara``.
 
     ``jacobi`` ignores ``tol``/``confidence`` and is exact; ``tolerance`` needs ``tol > 0`` to
@@ -180,7 +221,7 @@ def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None =
         raise ConfigError(f"unknown sampling method '{method}'; choose one of {', '.join(METHODS)}")
     check_model(model)
     if check_causal:
-        check_causality(model, device=device)
+        check_causality(model, device=device if device is not None else _model_device(model))
     common = dict(batch=batch, context=context, noise=noise, generator=generator, device=device)
     if method == "sequential":
         return sample_sequential(model, **common)

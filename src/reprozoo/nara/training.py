@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Dataset
 
-from reprozoo.data import TensorDataset
 from reprozoo.errors import ConfigError, DataError
-from reprozoo.nara.predictors import ConfidencePredictor, PriorPredictor, context_change, prefix_mask
+from reprozoo.nara.predictors import PriorPredictor, prefix_mask, step_change
 from reprozoo.nara.protocol import Gaussian, ModuleAR, ParallelAR
 from reprozoo.nara.samplers import draw_noise, sample_sequential
 from reprozoo.runtime.trainer import TrainConfig, Trainer
@@ -34,12 +34,19 @@ class FitConfig:
             raise ConfigError("fit settings need epochs >= 0, batch_size >= 1 and lr > 0")
 
 
+def _whole_batch(batch):
+    """Collate for datasets with ``__getitems__`` that already return batched tensors."""
+    return batch
+
+
 def _train(model, dataset, fit: FitConfig, step_fn, out_dir, progress) -> list[dict[str, float]]:
     fit.validate()
     cfg = TrainConfig(epochs=fit.epochs, batch_size=fit.batch_size, seed=fit.seed, device=fit.device,
                       checkpoint_every=0 if out_dir is None else 1, max_steps_per_epoch=fit.max_steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=fit.lr)
-    trainer = Trainer(model, opt, dataset, cfg, step_fn=step_fn, out_dir=out_dir, progress=progress)
+    collate = _whole_batch if hasattr(dataset, "__getitems__") else None
+    trainer = Trainer(model, opt, dataset, cfg, step_fn=step_fn, out_dir=out_dir, progress=progress,
+                      collate_fn=collate)
     history = trainer.fit(resume=out_dir is not None and (Path(out_dir) / "checkpoints" / "last.pt").is_file())
     model.eval()
     return history
@@ -47,6 +54,22 @@ def _train(model, dataset, fit: FitConfig, step_fn, out_dir, progress) -> list[d
 
 def _random_boundary(b: int, start: int, length: int, device) -> torch.Tensor:
     return torch.randint(start, length, (b,), device=device)
+
+
+class Rows(Dataset):
+    """The rows of one tensor, fetched a whole batch at a time (``batch[0]`` is ``(b, N)``)."""
+
+    def __init__(self, data: torch.Tensor):
+        self.data = data.cpu()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        return (self.data[i],)
+
+    def __getitems__(self, indices: list[int]):
+        return (self.data[torch.as_tensor(indices)],)
 
 
 # ------------------------------------------------------------------ mother
@@ -60,7 +83,7 @@ def fit_mother(model: ModuleAR, data: torch.Tensor, fit: FitConfig, *, out_dir=N
     """Maximum likelihood (mean NLL per position, nats)."""
     if data.dim() != 2 or data.shape[1] != model.length:
         raise DataError(f"training data must be (n, {model.length}), got {tuple(data.shape)}")
-    return _train(model, TensorDataset(data, torch.zeros(len(data))), fit, mother_step, out_dir, progress)
+    return _train(model, Rows(data), fit, mother_step, out_dir, progress)
 
 
 # ------------------------------------------------------------------ prior Q
@@ -79,15 +102,16 @@ def fit_prior(prior: PriorPredictor, data: torch.Tensor, fit: FitConfig, *, star
               progress=False):
     """Maximum likelihood of ``x_t, t >= m`` given the masked prefix, random boundary
     ``m ~ U{start..N-1}``. ``data`` may be real sequences or samples of the mother (distillation)."""
-    return _train(prior, TensorDataset(data, torch.zeros(len(data))), fit, prior_step(start), out_dir, progress)
+    return _train(prior, Rows(data), fit, prior_step(start), out_dir, progress)
 
 
 # ------------------------------------------------------------------ confidence C
 class ConfidenceStates(Dataset):
-    """Sampler states with labels: ``(x_prev, x_new, params, m, label, weight)`` per item."""
+    """Sampler states with labels: ``(x_prev, x_new, params, m, code, label, weight)`` per item
+    (``code`` = the family's transform of the shared noise, an input of :class:`LocalConfidence`)."""
 
-    def __init__(self, x_prev, x_new, params, m, label, weight):
-        self.tensors = (x_prev, x_new, params, m, label, weight)
+    def __init__(self, x_prev, x_new, params, m, code, label, weight):
+        self.tensors = (x_prev, x_new, params, m, code, label, weight)
 
     def __len__(self) -> int:
         return len(self.tensors[0])
@@ -95,9 +119,13 @@ class ConfidenceStates(Dataset):
     def __getitem__(self, i: int):
         return tuple(t[i] for t in self.tensors)
 
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices)
+        return tuple(t[idx] for t in self.tensors)
+
     @property
     def positive_rate(self) -> float:
-        label, weight = self.tensors[4], self.tensors[5]
+        label, weight = self.tensors[5], self.tensors[6]
         return float((label * weight).sum() / weight.sum().clamp_min(1))
 
 
@@ -112,6 +140,7 @@ def confidence_states(model: ParallelAR, prior: PriorPredictor | None, n_states:
     parallel refinement sweeps, then one more sweep gives ``(x_prev, x_new)``. Label: ``x_new_t ==
     x_ref_t`` (discrete) or ``|x_new_t - x_ref_t| < delta * sigma_t`` (Gaussian). Loss weight 1 on
     positions ``t > m`` whose context moved (the positions the exact rule cannot accept).
+    Computed on the model's device; returned on the CPU (the trainer moves batches).
     """
     n = model.length
     if n_states < 1:
@@ -120,20 +149,21 @@ def confidence_states(model: ParallelAR, prior: PriorPredictor | None, n_states:
         raise DataError(f"context has {len(context)} rows but n_states={n_states}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     fam = model.family
+    dev = _device_of(model)
     parts = []
     for lo in range(0, n_states, chunk):
         b = min(chunk, n_states - lo)
-        ctx = context[lo:lo + b] if context is not None else None
+        ctx = context[lo:lo + b].to(dev) if context is not None else None
         p0 = 0 if ctx is None else ctx.shape[1]
-        u = draw_noise(model, b, gen)
+        u = draw_noise(model, b, gen, dev)
         x_ref = sample_sequential(model, context=ctx, noise=u).x
-        m = torch.randint(p0, n, (b,), generator=gen)
-        mask = prefix_mask(m, n)
-        x = x_ref * mask
+        m = torch.randint(p0, n, (b,), generator=gen).to(dev)
+        pos = torch.arange(n, device=dev)[None, :]
+        fut = pos >= m[:, None]
+        x = torch.where(fut, torch.zeros_like(x_ref), x_ref)
         if prior is not None:
             x = prior.propose(x, m, u)
-        fut = mask == 0
-        k = torch.randint(0, sweeps + 1, (b,), generator=gen)
+        k = torch.randint(0, sweeps + 1, (b,), generator=gen).to(dev)
         for i in range(sweeps):
             upd = fut & (k > i)[:, None]
             x = torch.where(upd, fam.sample(model.conditionals(x), u), x)
@@ -143,20 +173,25 @@ def confidence_states(model: ParallelAR, prior: PriorPredictor | None, n_states:
             label = ((x_new - x_ref).abs() < delta * fam.scale(params)).float()
         else:
             label = (x_new == x_ref).float()
-        pos = torch.arange(n)[None, :]
-        weight = ((pos > m[:, None]) & (context_change(x, x_new, m) > 0)).float()
-        parts.append((x, x_new, params, m, label, weight))
+        weight = ((pos > m[:, None]) & (step_change(x, x_new)[1] > 0)).float()
+        parts.append(tuple(t.cpu() for t in (x, x_new, params, m, fam.noise_code(u), label, weight)))
     return ConfidenceStates(*[torch.cat(t) for t in zip(*parts)])
 
 
-def confidence_step(c: ConfidencePredictor, batch) -> dict[str, torch.Tensor]:
-    x_prev, x_new, params, m, label, weight = batch
-    logits = c(x_prev, x_new, params, m)
+def _device_of(model) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def confidence_step(c: nn.Module, batch) -> dict[str, torch.Tensor]:
+    x_prev, x_new, params, m, code, label, weight = batch
+    logits = c(x_prev, x_new, params, m, code=code)
     loss = (F.binary_cross_entropy_with_logits(logits, label, reduction="none") * weight).sum()
     return {"loss": loss / weight.sum().clamp_min(1.0)}
 
 
-def fit_confidence(confidence: ConfidencePredictor, states: ConfidenceStates, fit: FitConfig, *,
+def fit_confidence(confidence: nn.Module, states: ConfidenceStates, fit: FitConfig, *,
                    out_dir=None, progress=False):
     """BCE on the "matches the sequential sample" label, mother and Q frozen."""
     return _train(confidence, states, fit, confidence_step, out_dir, progress)
