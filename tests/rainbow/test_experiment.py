@@ -109,6 +109,10 @@ def test_config_errors_are_caught_before_any_work():
         (ConfigError, "SGD needs lr > 0", ["cl.lr=0"]),
         (ConfigError, "threads must be >= 0", ["threads=-1"]),
         (ConfigError, "image_size must be >= 8", ["image_size=4"]),
+        (ConfigError, r"cl.lr.*finite", ["cl.lr=nan"]),
+        (UnknownNameError, "unknown perturbation 'blur'", ["cl.perturbation=blur"]),
+        (ConfigError, "device must be auto, cpu", ["device=tpu"]),
+        (ConfigError, "finite", ["blur=nan"]),
     ]
     for err, msg, overrides in cases:
         with pytest.raises(err, match=msg):

@@ -61,5 +61,8 @@ def test_fewer_than_three_seeds_is_inconclusive_and_arms_are_required():
 def test_attribution_names_the_stride_only_when_it_beats_class_balance():
     rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
     assert "the uncertainty stride adds" in attribution({"rm": rm, "er": ER, "balanced": BAL})
-    assert "does not beat ER-reservoir" in attribution({"rm": ER, "er": ER, "balanced": BAL})
+    assert "not ahead of ER-reservoir" in attribution({"rm": ER, "er": ER, "balanced": BAL})
+    noisy = [e + d for e, d in zip(ER, [20.0, 2.0, 22.0, 1.0, 21.0])]  # ahead of ER, noisy against balanced
+    part = attribution({"rm": noisy, "er": ER, "balanced": [e + 5.0 for e in ER]})
+    assert "recovers only part" in part
     assert attribution({"rm": rm, "er": ER}) == ""

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from reprozoo.errors import ConfigError, UnknownNameError
 
 POLICIES = ("none", "autoaugment", "randaugment")
+PERTURBATIONS = ("autoaugment", "randaugment", "shift_cutout_noise")
 
 
 @contextlib.contextmanager
@@ -44,7 +45,7 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 class ShiftCutoutNoise:
-    """Vectorised perturbation (the spec's demo set for small images): a random integer shift of up
+    """Vectorised perturbation (for small images such as 8x8 digits): a random integer shift of up
     to ``shift`` px (zero padding), with prob ``p_cutout`` a random square cutout of side
     ``cutout[0]..cutout[1]`` px filled with ``fill``, with prob ``p_noise`` Gaussian noise of std
     ``sigma``; clipped to [0, 1]. Each sample of each copy draws its own parameters."""

@@ -134,6 +134,8 @@ class RainbowConfig(ExperimentConfig):
             raise ConfigError(f"joint_epochs must be >= 1 (the joint run gives I_last), got {self.joint_epochs}")
         if self.image_size < 8:
             raise ConfigError(f"image_size must be >= 8 pixels, got {self.image_size}")
+        if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:<index> or mps, got '{self.device}'")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
         if self.dataset not in DATASETS:
@@ -289,26 +291,27 @@ def decide(values: dict[str, Sequence[float]], *, margin: float = MARGIN, name: 
 
 
 def attribution(values: dict[str, Sequence[float]], *, margin: float = MARGIN) -> str:
-    """One sentence on where RM's gain over ER-reservoir comes from (the class-balanced quota, the
-    uncertainty stride, or neither), from the paired rule applied to ``rm``, ``balanced``, ``er``."""
+    """One sentence on where RM's lead over ER-reservoir comes from: the uncertainty stride (only
+    when RM beats class-balanced random memory by the paired rule), or the class-balanced quota
+    (when class-balanced random memory recovers the lead to within ``margin``)."""
     if not all(a in values for a in (METHOD, "er", "balanced")):
         return ""
     rm, er, bal = (np.asarray(values[a], float) for a in (METHOD, "er", "balanced"))
     if rm.size < MIN_SEEDS:
         return ""
-    rm_er = beats(rm, er, margin=margin)[0]
-    bal_er = beats(bal, er, margin=margin)[0]
-    rm_bal = beats(rm, bal, margin=margin)[0]
-    gains = f"RM - ER {np.mean(rm - er):+.1f}, class-balanced random - ER {np.mean(bal - er):+.1f}, " \
-            f"RM - class-balanced random {np.mean(rm - bal):+.1f} points"
-    if rm_bal == HELD:
+    lead, quota = float(np.mean(rm - er)), float(np.mean(bal - er))
+    gains = (f"RM - ER {lead:+.1f} (wins {int((rm > er).sum())}/{rm.size}), class-balanced random - ER "
+             f"{quota:+.1f}, RM - class-balanced random {np.mean(rm - bal):+.1f} points "
+             f"(wins {int((rm > bal).sum())}/{rm.size})")
+    if beats(rm, bal, margin=margin)[0] == HELD:
         return f"the uncertainty stride adds to the class-balanced quota ({gains})"
-    if rm_er == HELD and bal_er == HELD:
-        return (f"RM's gain over ER-reservoir comes from the class-balanced quota: class-balanced random "
+    if lead > margin and quota >= lead - margin:
+        return (f"RM's lead over ER-reservoir comes from the class-balanced quota: class-balanced random "
                 f"memory gains as much, and the uncertainty stride adds nothing measurable ({gains})")
-    if rm_er == HELD:
-        return f"RM beats ER-reservoir, but neither the quota nor the stride alone is decisive ({gains})"
-    return f"RM does not beat ER-reservoir here ({gains})"
+    if lead > margin:
+        return (f"RM leads ER-reservoir, and class-balanced random memory recovers only part of that lead; "
+                f"the stride's share is not resolved by the rule ({gains})")
+    return f"RM is not ahead of ER-reservoir here ({gains})"
 
 
 def _tag(backbone: str, blur: float, k: int | None = None) -> str:

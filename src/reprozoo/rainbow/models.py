@@ -136,7 +136,7 @@ def rm_cnn_digits(num_classes: int = 10, in_chans: int = 1, width: int = 16) -> 
 
 @register_model
 def rm_mlp_digits(num_classes: int = 10, in_features: int = 64, hidden: int = 128) -> MLP:
-    """The spec's calibration MLP 64 -> 128 -> 128 -> head (plain ReLU, no BN)."""
+    """The small digits MLP 64 -> 128 -> 128 -> head (plain ReLU, no BN)."""
     return MLP(num_classes, in_features, hidden, depth=2, batch_norm=False)
 
 

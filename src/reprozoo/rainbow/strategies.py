@@ -1,6 +1,6 @@
 """Continual-learning strategies on task streams: RM, ER (reservoir replay), GDumb, fine-tuning, EWC.
 
-Per task (spec 2.2): the classifier head is replaced by a fresh ``Linear(feat, n_out)`` and the
+Per task (as in the official code): the classifier head is replaced by a fresh ``Linear(feat, n_out)`` and the
 optimiser is re-created (both configurable); the backbone carries over.
 Online: one pass over the stream (mixed half/half with memory) -> memory update -> ``epochs`` epochs
 on memory only. Offline: ``epochs`` epochs over stream + memory -> memory update. GDumb always
@@ -14,6 +14,7 @@ optimistic test-set selection, offered only as a flagged legacy option).
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprozoo.errors import ConfigError, UnknownNameError
-from reprozoo.rainbow.augment import TrainAugment, cutmix
+from reprozoo.rainbow.augment import PERTURBATIONS, TrainAugment, cutmix
 from reprozoo.rainbow.memory import EpisodicMemory, RainbowPolicy, check_capacity, make_policy
 from reprozoo.rainbow.metrics import summarize
 from reprozoo.rainbow.scenarios import Scenario
@@ -50,7 +51,7 @@ class CLSettings:
     weight_decay: float = 1e-4
     batch_size: int = 16  # half stream + half memory when memory is non-empty
     memory_batch: int = 8  # batch of the memory-only phase (official quirk: batch_size // 2)
-    schedule: str = "cosine"  # cosine (spec demo) | warm_restarts (paper: SGDR T_0=1, T_mult=2) | constant
+    schedule: str = "cosine"  # cosine (offline demo) | warm_restarts (paper: SGDR T_0=1, T_mult=2) | constant
     eta_min_ratio: float = 0.01
     warmup: bool = True  # epoch 0 of every training call at 0.1 x lr
     reset_head: bool = True
@@ -73,6 +74,13 @@ class CLSettings:
     def validate(self, num_classes: int | None = None) -> None:
         if self.method not in METHODS:
             raise UnknownNameError(f"unknown method '{self.method}'; choose one of: {', '.join(METHODS)}")
+        bad = [n for n in ("lr", "momentum", "weight_decay", "cutmix_p", "cutmix_alpha", "eta_min_ratio",
+                           "ewc_lambda", "ewc_alpha") if not math.isfinite(getattr(self, n))]
+        if bad:
+            raise ConfigError(f"cl.{bad[0]} must be a finite number, got {getattr(self, bad[0])}")
+        if self.perturbation not in PERTURBATIONS:
+            raise UnknownNameError(f"unknown perturbation '{self.perturbation}'; choose one of: "
+                                   f"{', '.join(PERTURBATIONS)}")
         if self.policy != "default":
             make_policy(self.policy) if self.policy != "rainbow" else None
         if self.schedule not in SCHEDULES:
@@ -251,7 +259,7 @@ class ContinualLearner:
         opt.step()
 
     def _train(self, model, opt, stream: np.ndarray | None, epochs: int, eval_fn=None) -> list[float]:
-        """One training call (spec 2.2/2.5). Returns per-epoch test accuracy if ``eval_fn``."""
+        """One training call (one stream pass or E memory epochs). Returns per-epoch test accuracy if ``eval_fn``."""
         s, rng, mem = self.s, self.rng, self.memory
         accs = []
         for g in opt.param_groups:  # every training call starts its schedule from the base lr
