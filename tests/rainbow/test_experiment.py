@@ -15,6 +15,12 @@ def smoke_run(tmp_path_factory):
                           progress=False)
 
 
+def data_table(out):
+    text = (out / "report.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| rm_")]
+    return [{"backbone": r[0].strip(), "variant": r[2].strip()} for r in rows]
+
+
 def _numbers(data):
     return data["metrics"], [(c["claim"], c["verdict"], c["evidence"], c["headline"]) for c in data["claims"]]
 
@@ -28,10 +34,11 @@ def test_smoke_preset_writes_the_contract(smoke_run):
     assert "strongest alternative 'balanced'" in data["evidence"] or "strongest alternative 'er'" in data["evidence"]
     m = data["metrics"]
     for key in ("method/A_last_mlp_B10_K20", "er/A_last_mlp_B10_K20", "balanced/A_last_mlp_B10_K20",
-                "finetune/A_last_mlp_B10_K20", "rm_da/A_last_mlp_B10_K20", "method/A_last_mlp_B0_K20",
+                "finetune/A_last_mlp_B10", "rm_da/A_last_mlp_B10_K20", "method/A_last_mlp_B0_K20",
                 "er/A_last_mlp_B0_K20", "method/F_last_mlp_B10_K20", "joint/acc_mlp"):
         assert key in m
     assert "rm_da/A_last_mlp_B0_K20" not in m  # context arms run at the main blur only
+    assert [r["variant"] for r in data_table(out)].count("finetune") == 2  # once per blur, not per K
     assert m["method/I_last_mlp_B10_K20"] == pytest.approx(m["joint/acc_mlp"] - m["method/A_last_mlp_B10_K20"])
     assert m["scenario/foreign_share_mlp_B10"] == pytest.approx(0.1, abs=0.01)
     assert m["scenario/foreign_share_mlp_B0"] == 0.0

@@ -418,15 +418,16 @@ def _metrics_and_table(cfg: RainbowConfig, res: Results, ks: list[int]) -> tuple
         for blur in [cfg.blur, *cfg.extra_blurs]:
             main = blur == cfg.blur
             for arm in arms:
-                for k in (ks if main else ks[:1]):
+                for k in (ks if main and arm != CONTROL else ks[:1]):
                     if not res.has(arm, b, blur, k):
                         continue
+                    tag = _tag(b, blur, None if arm == CONTROL else k)
                     group = "method" if arm == METHOD else arm
                     row: dict[str, Any] = {"backbone": b, "blur": _blur_name(blur), "variant": arm,
                                            "K": "-" if arm == CONTROL else k}
                     for m in ("A_last", "A_avg", "F_last", "I_last") if main else ("A_last",):
                         v = res.vals(arm, b, blur, k, m)
-                        metrics[f"{group}/{m}_{_tag(b, blur, k)}"] = float(v.mean())
+                        metrics[f"{group}/{m}_{tag}"] = float(v.mean())
                         row[m] = _fmt(v)
                     table.append(row)
             rows = res.get(METHOD, b, blur, ks[0])
