@@ -76,9 +76,9 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
     for op in ("conv3x3", "hybrid", "depthwise", "maxpool", "avgpool", "identity"):
         key = f"{'method' if op == 'maxpool' else 'baseline'}/{op}_acc"
         assert 0.0 <= m[key] <= 1.0 and m[key.replace("_acc", "_latency_b4_ms")] > 0
-    assert data["verdict"] == "inconclusive"  # two seeds: the rule needs three
+    assert data["verdict"] == "inconclusive"  # one seed: the rule needs three
     assert {c["claim"] for c in data["claims"]} >= {"depthwise ~ max-pool (each within the margin of the other)"}
-    assert len(list((out / "trials").glob("*.json"))) == 6 * 2 + 2 * 2
+    assert len(list((out / "trials").glob("*.json"))) == 6 + 2
     assert {p.name for p in (out / "figures").iterdir()} == {"acc_vs_latency.png", "acc_vs_params.png",
                                                               "width_sweep.png"}
     stored = json.loads((out / "metrics.json").read_text())

@@ -90,7 +90,7 @@ class OpsConfig(ExperimentConfig):
     latency_repeats: int = 20
 
     PRESETS: ClassVar[dict] = {
-        "smoke": {"seeds": [0, 1], "n_train": 100, "n_test": 50, "epochs": 1, "sweep_widths": [0.5],
+        "smoke": {"seeds": [0], "n_train": 64, "n_test": 50, "epochs": 1, "sweep_widths": [0.5],
                   "sweep_ops": ["depthwise", "maxpool"], "latency_rounds": 1, "latency_repeats": 2,
                   "latency_batches": [1, 4], "latency_threads": 1, "executor": {"kind": "serial"}, "device": "cpu"},
         "quick": {"device": "cpu"},  # 3000 x 6 epochs: the calibrated budget (2000 x 5 landed near chance)
