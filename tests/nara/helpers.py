@@ -28,7 +28,7 @@ class ConstantConfidence(nn.Module):
         super().__init__()
         self.logit = logit
 
-    def forward(self, x_prev, x_new, params, m):
+    def forward(self, x_prev, x_new, params, m, code=None, change=None, d=None):
         return torch.full_like(x_prev, self.logit)
 
 

@@ -47,6 +47,8 @@ def test_exact_jacobi_is_bit_identical_to_sequential_discrete():
     prior = PriorPredictor(64, model.family, (16,)).eval()
     jp = sample(model, "jacobi", noise=noise, prior=prior)
     assert torch.equal(seq.x, jp.x) and jp.prior_calls == 1
+    fixed = sample(model, "jacobi", noise=noise, compact=False)  # finished samples stay in the batch
+    assert torch.equal(fixed.x, seq.x) and torch.equal(fixed.calls, jac.calls) and fixed.iterations == jac.iterations
 
 
 def test_exact_jacobi_is_bit_identical_to_sequential_continuous_with_prefix():
@@ -54,12 +56,12 @@ def test_exact_jacobi_is_bit_identical_to_sequential_continuous_with_prefix():
     noise = draw_noise(model, 8, torch.Generator().manual_seed(1))
     ctx = torch.randn(8, 10, generator=torch.Generator().manual_seed(2))
     seq = sample(model, "sequential", noise=noise, context=ctx)
-    jac = sample(model, "jacobi", noise=noise, context=ctx)
+    jac = sample(model, "jacobi", noise=noise, context=ctx, compact=False)  # fixed batch shape: same kernels
     assert torch.equal(seq.x, jac.x)
     assert torch.equal(seq.x[:, :10], ctx)
     assert seq.calls.tolist() == [22] * 8 and jac.calls.max() <= 22
     compact = sample(model, "jacobi", noise=noise, context=ctx, compact=True)
-    assert torch.allclose(compact.x, seq.x, atol=1e-5)
+    assert torch.allclose(compact.x, seq.x, atol=1e-5) and torch.equal(compact.calls, jac.calls)
     tol = sample(model, "tolerance", noise=noise, context=ctx, tol=1e-3)
     assert tol.mean_calls <= jac.mean_calls
     assert (tol.x - seq.x).abs().max() < 0.1

@@ -2,6 +2,7 @@ import torch
 
 from reprozoo.nara import (
     ConfidencePredictor,
+    LocalConfidence,
     FitConfig,
     PriorPredictor,
     confidence_states,
@@ -43,7 +44,8 @@ def test_mother_prior_and_confidence_training_on_digits():
         assert torch.equal(prop[i, : m[i]], x[i, : m[i]])
 
     states = confidence_states(model, prior, 96, sweeps=2, generator=torch.Generator().manual_seed(0))
-    x_prev, x_new, params, mm, label, weight = states.tensors
+    x_prev, x_new, params, mm, code, label, weight = states.tensors
+    assert code.shape == (96, 64) and torch.isfinite(code).all()  # logit of the shared uniform noise
     assert x_prev.shape == (96, 64) and params.shape == (96, 64, 1) and mm.shape == (96,)
     pos = torch.arange(64)[None]
     assert weight[pos <= mm[:, None]].sum() == 0  # only positions after the boundary are trained
@@ -52,16 +54,16 @@ def test_mother_prior_and_confidence_training_on_digits():
     assert label[torch.arange(96), mm.clamp_max(63)].eq(1).all()
     assert 0.0 < states.positive_rate < 1.0
 
-    conf = ConfidencePredictor(64, model.family, (32,))
-    with torch.no_grad():
-        bce_before = float(confidence_step(conf, states.tensors)["loss"])
-    fit_confidence(conf, states, FitConfig(epochs=2, batch_size=32))
-    with torch.no_grad():
-        bce_after = float(confidence_step(conf, states.tensors)["loss"])
-    assert bce_after < bce_before  # the weighted BCE on the states goes down
-    res = sample(model, "nara", batch=8, prior=prior, confidence=conf, threshold=0.9,
-                 generator=torch.Generator().manual_seed(0))
-    assert res.calls.max() <= 64 and res.confidence_calls == res.iterations
+    for conf in (ConfidencePredictor(64, model.family, (32,)), LocalConfidence(64, model.family, (8,))):
+        with torch.no_grad():
+            bce_before = float(confidence_step(conf, states.tensors)["loss"])
+        fit_confidence(conf, states, FitConfig(epochs=2, batch_size=32))
+        with torch.no_grad():
+            bce_after = float(confidence_step(conf, states.tensors)["loss"])
+        assert bce_after < bce_before  # the weighted BCE on the states goes down
+        res = sample(model, "nara", batch=8, prior=prior, confidence=conf, threshold=0.9,
+                     generator=torch.Generator().manual_seed(0))
+        assert res.calls.max() <= 64 and res.confidence_calls == res.iterations
 
 
 def test_prior_distillation_option_and_bad_value():
