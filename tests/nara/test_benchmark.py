@@ -1,22 +1,62 @@
 import pytest
 import torch
 
-from reprozoo.nara import PriorPredictor, nara_made
-from reprozoo.nara.benchmark import measure
+from reprozoo.nara import LocalConfidence, PriorPredictor, nara_causal_conv, nara_made
+from reprozoo.nara.benchmark import _goal, measure, per_sample_flops
 from reprozoo.nara.tasks import Task
-from tests.nara.helpers import ConstantConfidence
+from reprozoo.runtime.profile import count_params
 
 
-def test_measure_rows_have_ratios_for_every_sampler():
+def _task(conf=None):
     torch.manual_seed(0)
     mother = nara_made(16, (16,)).eval()
     prior = PriorPredictor(16, mother.family, (8,)).eval()
-    task = Task("digits", mother, prior, ConstantConfidence(-5.0), torch.zeros(4, 16), torch.zeros(4, 16), 0)
-    rows = measure(task, 3, repeats=1, rounds=1)
-    assert [r["sampler"] for r in rows] == ["jacobi", "nara"]
-    for r in rows:
-        assert r["batch"] == 3 and 1 <= r["calls"] <= 16 and r["speedup"] > 0
-        assert r["speedup"] == pytest.approx(r["sequential_ms"] / r["method_ms"])
+    conf = conf or LocalConfidence(16, mother.family, (4,)).eval()
+    return Task("digits", mother, prior, conf, torch.zeros(4, 16), torch.zeros(4, 16), 0)
+
+
+def test_measure_rows_have_calls_time_work_and_peak_fraction():
+    task = _task()
+    samplers = {"jacobi": {"method": "jacobi"}, "jacobi+prior": {"method": "jacobi", "prior": task.prior},
+                "nara": {"method": "nara", "prior": task.prior, "confidence": task.confidence, "threshold": 0.9}}
+    flops = per_sample_flops(task)
+    rows = measure(task, 3, samplers, flops, peak=1e9, repeats=1, rounds=1)
+    assert [r["sampler"] for r in rows] == ["sequential", "jacobi", "jacobi+prior", "nara"]
+    seq = rows[0]
+    assert seq["calls"] == 16 and seq["mflop"] == pytest.approx(3 * 16 * flops["mother"] / 1e6)
+    for r in rows[1:]:
+        assert r["batch"] == 3 and 1 <= r["calls"] <= 16
+        assert r["speedup_vs_sequential"] == pytest.approx(r["sequential_ms"] / r["ms"])
+        assert r["peak_fraction"] == pytest.approx(r["mflop"] * 1e6 / (r["ms"] / 1000) / 1e9)
+
+
+def test_confidence_predictor_is_cheap_next_to_the_mother():
+    made = nara_made()  # MADE 64-256-256-64
+    conv = nara_causal_conv()
+    for mother in (made, conv):
+        conf = LocalConfidence(64, mother.family, (16,))
+        assert count_params(conf) == 6 * 16 + 16 + 16 + 1  # 6 inputs per position -> 16 -> 1
+        task = Task("x", mother.eval(), PriorPredictor(64, mother.family), conf.eval(), torch.zeros(2, 64),
+                    torch.zeros(2, 64), 0)
+        f = per_sample_flops(task)
+        # one C call: 64 positions x (6 x 16 + 16) multiply-adds
+        assert f["confidence"] == 2 * 64 * (6 * 16 + 16)
+        assert f["confidence"] < 0.15 * f["mother"]
+    assert per_sample_flops(Task("d", made.eval(), PriorPredictor(64, made.family), LocalConfidence(64, made.family),
+                                 torch.zeros(2, 64), torch.zeros(2, 64), 0))["mother"] == 2 * (64 * 256 + 256 * 256
+                                                                                              + 256 * 64)
+
+
+def test_goal_and_calls_not_time():
+    def row(s, calls, ms, sp):
+        return {"task": "digits", "batch": 1, "sampler": s, "calls": calls, "ms": ms, "speedup_vs_sequential": sp}
+    rows = [row("sequential", 64, 10.0, 1.0), row("jacobi", 6, 1.0, 10.0), row("jacobi+prior", 4.6, 0.9, 11.1),
+            row("nara", 4.0, 1.2, 8.3)]
+    met, lines, lost = _goal(rows)
+    assert not met and "not met" in lines[0]
+    assert lost and "fewer calls than jacobi+prior" in lost[0]
+    rows[-1]["ms"] = 0.5
+    assert _goal(rows)[0]
 
 
 @pytest.mark.slow
@@ -25,4 +65,4 @@ def test_quick_benchmark_runs():
 
     out = run(quick=True)
     assert {"digits_b1_nara_speedup", "digits_b64_jacobi_speedup", "sine_b64_tolerance_speedup"} <= set(out["ratios"])
-    assert isinstance(out["met"], bool)
+    assert out["matmul_peak_gflops"] > 0 and isinstance(out["met"], bool)

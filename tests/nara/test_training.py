@@ -2,8 +2,8 @@ import torch
 
 from reprozoo.nara import (
     ConfidencePredictor,
-    LocalConfidence,
     FitConfig,
+    LocalConfidence,
     PriorPredictor,
     confidence_states,
     fit_confidence,

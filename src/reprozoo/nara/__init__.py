@@ -10,7 +10,13 @@ Library use::
 
 from reprozoo.nara.checks import CausalityError, check_causality, check_threshold
 from reprozoo.nara.models import MADE, DilatedCausalConv, nara_causal_conv, nara_made
-from reprozoo.nara.predictors import ConfidencePredictor, LocalConfidence, PriorPredictor, make_confidence, step_change
+from reprozoo.nara.predictors import (
+    ConfidencePredictor,
+    LocalConfidence,
+    PriorPredictor,
+    make_confidence,
+    step_change,
+)
 from reprozoo.nara.protocol import (
     Bernoulli,
     BernoulliAR,
@@ -34,7 +40,7 @@ from reprozoo.nara.training import (
 
 __all__ = [
     "MADE", "Bernoulli", "BernoulliAR", "Categorical", "CategoricalAR", "CausalityError", "ConfidencePredictor",
-    "DilatedCausalConv", "Family", "FitConfig", "Gaussian", "GaussianAR", "ModuleAR", "ParallelAR",
+    "DilatedCausalConv", "Family", "FitConfig", "Gaussian", "GaussianAR", "LocalConfidence", "ModuleAR", "ParallelAR",
     "PriorPredictor", "SampleResult", "check_causality", "check_threshold", "confidence_states", "draw_noise",
     "fit_confidence", "fit_mother", "fit_prior", "make_confidence", "nara_causal_conv", "nara_made", "sample",
     "sample_parallel", "sample_sequential", "sequence_log_prob", "step_change",
