@@ -170,3 +170,48 @@ def test_full_context_needs_no_calls():
     ctx = torch.ones(2, 8)
     res = sample(model, "jacobi", context=ctx)
     assert res.calls.tolist() == [0, 0] and torch.equal(res.x, ctx)
+
+
+def test_confidence_band_gives_the_same_samples_as_scoring_every_position():
+    from reprozoo.nara import LocalConfidence
+
+    model = _sharp_made(3)
+    torch.manual_seed(3)
+    conf = LocalConfidence(64, model.family, (8,)).eval()
+    with torch.no_grad():
+        conf.net[-1].bias.fill_(1.5)  # accepts a fair share of positions
+    prior = PriorPredictor(64, model.family, (16,)).eval()
+    noise = draw_noise(model, 16, torch.Generator().manual_seed(6))
+    full = sample(model, "nara", noise=noise, prior=prior, confidence=conf, threshold=0.7, window=0)
+    band = sample(model, "nara", noise=noise, prior=prior, confidence=conf, threshold=0.7, window=64)
+    assert torch.equal(full.x, band.x) and torch.equal(full.calls, band.calls)
+    narrow = sample(model, "nara", noise=noise, prior=prior, confidence=conf, threshold=0.7, window=2)
+    assert narrow.mean_calls >= band.mean_calls  # a narrow band can only accept less per call
+    jac = sample(model, "jacobi", noise=noise, prior=prior)
+    assert band.mean_calls < jac.mean_calls
+
+
+def test_local_confidence_inputs_on_a_hand_made_state():
+    from reprozoo.nara import LocalConfidence, step_change
+
+    model = nara_made(6, (8,))
+    conf = LocalConfidence(6, model.family, (4,), window=2)
+    x_prev = torch.tensor([[1.0, 0, 0, 1, 0, 0]])
+    x_new = torch.tensor([[1.0, 0, 1, 1, 1, 0]])
+    change, d = step_change(x_prev, x_new)
+    assert change.tolist() == [[0, 0, 1, 0, 1, 0]] and d.tolist() == [[0, 0, 0, 1, 1, 2]]
+    params = torch.zeros(1, 6, 1)  # p = 0.5 everywhere
+    u = torch.full((1, 6), 0.5)
+    inp = conf.inputs(x_prev, x_new, params, torch.tensor([2]), code=model.family.noise_code(u))
+    assert inp.shape == (1, 6, 6)
+    assert torch.allclose(inp[0, :, 0], torch.full((6,), 0.5))  # p
+    assert torch.allclose(inp[0, :, 1], torch.zeros(6), atol=1e-6)  # logit(u) - logit(p) = 0
+    log2 = torch.log1p(torch.tensor(1.0))
+    assert torch.allclose(inp[0, :, 2], change[0] * log2)  # own change
+    assert torch.allclose(inp[0, :, 3], torch.log1p(d[0]))  # D_t
+    # change over the last 2 positions: D_t - D_{t-2} = [0, 0, 0, 1, 1, 1]
+    assert torch.allclose(inp[0, :, 4], torch.tensor([0, 0, 0, 1.0, 1, 1]) * log2)
+    assert torch.allclose(inp[0, :, 5], (torch.arange(6) - 2) / 6.0)
+    idx = torch.tensor([[3, 5]])
+    band = conf.inputs(x_prev, x_new, params, torch.tensor([2]), code=model.family.noise_code(u), index=idx)
+    assert torch.allclose(band[0], inp[0, [3, 5]])

@@ -131,27 +131,37 @@ class LocalConfidence(nn.Module):
         self.net = mlp([self.n_inputs, *hidden, 1])
         self.register_buffer("_pos", torch.arange(length, dtype=torch.float32) / length, persistent=False)
 
-    def inputs(self, x_prev, x_new, params, m, code=None, change=None, d=None) -> torch.Tensor:
-        """``(B, N, K)``: features(params), margin, log1p of (own change, D_t, change over the last
-        ``window`` positions) in units of the conditional's scale, and ``(t - m) / N``."""
+    supports_index = True  # can score a band of positions only (see ``index``)
+
+    def inputs(self, x_prev, x_new, params, m, code=None, change=None, d=None, index=None) -> torch.Tensor:
+        """``(B, N, K)`` (or ``(B, W, K)`` for the positions in ``index``, ``(B, W)``): features(params),
+        margin, log1p of (own change, D_t, change over the last ``window`` positions) in units of the
+        conditional's scale, and ``(t - m) / N``."""
         change, d = _changes(x_prev, x_new, change, d)
         fam = self.family
+        if self.margin_size and code is None:
+            raise ConfigError("this confidence predictor needs the noise code: pass code=family.noise_code(noise)")
+        near = d - F.pad(d, (self.window, 0))[:, : self.length]
+        pos = self._pos[None, :]
+        if index is not None:  # only the positions the acceptance rule will look at
+            change, d, near = change.gather(1, index), d.gather(1, index), near.gather(1, index)
+            params = params.gather(1, index.unsqueeze(-1).expand(-1, -1, params.shape[-1]))
+            code = code.gather(1, index) if code is not None else None
+            pos = index.to(self._pos.dtype) / self.length
         cols = [fam.features(params)]
         if self.margin_size:
-            if code is None:
-                raise ConfigError("this confidence predictor needs the noise code: pass code=family.noise_code(noise)")
             cols.append(fam.margin(params, code))
-        near = d - F.pad(d, (self.window, 0))[:, : self.length]
         per = torch.stack([change, d, near], dim=-1)
         scale = fam.change_scale(params)
         if scale is not None:
             per = per / scale.unsqueeze(-1)
         cols.append(torch.log1p(per))
-        cols.append((self._pos[None, :] - m[:, None].to(self._pos.dtype) / self.length).unsqueeze(-1))
+        cols.append((pos - m[:, None].to(self._pos.dtype) / self.length).unsqueeze(-1))
         return torch.cat(cols, dim=-1)
 
-    def forward(self, x_prev, x_new, params, m, code=None, change=None, d=None) -> torch.Tensor:
-        return self.net(self.inputs(x_prev, x_new, params, m, code, change, d)).squeeze(-1)
+    def forward(self, x_prev, x_new, params, m, code=None, change=None, d=None, index=None) -> torch.Tensor:
+        """Logits ``(B, N)``, or ``(B, W)`` for the positions in ``index``."""
+        return self.net(self.inputs(x_prev, x_new, params, m, code, change, d, index)).squeeze(-1)
 
 
 def make_confidence(kind: str, length: int, family: Family, hidden: tuple[int, ...]) -> nn.Module:

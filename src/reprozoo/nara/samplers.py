@@ -127,6 +127,7 @@ def sample_parallel(
     threshold: float = 0.9,
     rejected: Literal["warm", "reprior"] = "warm",
     compact: bool = True,
+    window: int = 16,
     device: torch.device | str | None = None,
     method: str = "",
 ) -> SampleResult:
@@ -167,6 +168,10 @@ def sample_parallel(
         q_calls += 1
     z_min = _logit(threshold) if confidence is not None else math.inf
     code = fam.noise_code(noise) if confidence is not None else None
+    window = min(int(window), n) if window else 0
+    if window < 0:
+        raise ConfigError(f"window must be >= 0 (0 = score every position), got {window}")
+    band = torch.arange(window, device=dev)[None, :]
     rows = torch.arange(b, device=dev)  # rows of the full batch still being sampled
     xa, ma, ua, ca = x, m, noise, code
     while True:
@@ -177,11 +182,24 @@ def sample_parallel(
         x_new = torch.where(pos >= ma[:, None], fam.sample(params, ua), xa)
         change, d = step_change(xa, x_new)
         ok = d <= tol  # exact (tol = 0) or tolerance rule; True on and before the boundary
-        if confidence is not None:
+        if confidence is None:
+            j = ok.sum(1)  # D is non-decreasing in t: the accepted positions are a prefix
+        elif window:
+            # C can only extend the exact run: score the `window` positions after it, nothing else
+            j0 = ok.sum(1)
+            idx = (j0[:, None] + band).clamp_max(n - 1)
+            if getattr(confidence, "supports_index", False):
+                z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d, index=idx)
+            else:
+                z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d).gather(1, idx)
+            c_calls += 1
+            ext = (z >= z_min).to(torch.int32).cumprod(1).sum(1)
+            j = torch.minimum(j0 + ext, torch.full_like(j0, n))
+        else:
             z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d)
             c_calls += 1
-            ok = ok | (z >= z_min)
-        j = ok.to(torch.int32).cumprod(1).sum(1).to(ma.dtype)  # end of the run of kept positions
+            j = (ok | (z >= z_min)).to(torch.int32).cumprod(1).sum(1)  # end of the run of kept positions
+        j = j.to(ma.dtype)
         if rejected == "reprior":
             x_new = prior.propose(x_new, j, ua)
             q_calls += 1
@@ -208,7 +226,8 @@ def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None =
            context: torch.Tensor | None = None, noise: torch.Tensor | None = None,
            generator: torch.Generator | None = None, tol: float = 0.0, prior: PriorPredictor | None = None,
            confidence: nn.Module | None = None, threshold: float = 0.9,
-           rejected: Literal["warm", "reprior"] = "warm", compact: bool = True, check_causal: bool = False,
+           rejected: Literal["warm", "reprior"] = "warm", compact: bool = True, window: int = 16,
+           check_causal: bool = False,
            device: torch.device | str | None = None) -> SampleResult:
     """One entry point: ``method`` in ``sequential | jacobi | tolerance | nara``.
 
@@ -233,4 +252,4 @@ def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None =
     if confidence is None:
         raise ConfigError("method='nara' needs a trained confidence predictor (see reprozoo.nara.fit_confidence)")
     return sample_parallel(model, tol=tol, prior=prior, confidence=confidence, threshold=threshold,
-                           rejected=rejected, compact=compact, method="nara", **common)
+                           rejected=rejected, compact=compact, window=window, method="nara", **common)
