@@ -20,7 +20,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError
 from reprozoo.rexnet.blocks import ConvBnAct, LinearBottleneck
-from reprozoo.rexnet.schedule import Schedule, lite_schedule, rexnet_schedule
+from reprozoo.rexnet.schedule import STAGE_STRIDES, Schedule, lite_schedule, rexnet_schedule
 from reprozoo.runtime.registry import register_model
 
 MAX_CLASSES = 1_000_000
@@ -68,18 +68,20 @@ class ReXNet(nn.Module):
                  se_divisor: int = 12, act: str = "silu", dw_act: str | None = None,
                  lite: bool = False, kernel_conf: str = "333333", weight_init: str = "default",
                  features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4),
-                 block_channels: Sequence[int] | None = None):
+                 block_channels: Sequence[int] | None = None,
+                 stage_strides: Sequence[int] = STAGE_STRIDES):
         super().__init__()
         _check_common(num_classes, in_chans, drop_rate, drop_path_rate)
         if weight_init not in ("default", "efficientnet"):
             raise ConfigError(f"weight_init must be 'default' or 'efficientnet', got {weight_init!r}")
         if lite:
-            if block_channels is not None:
-                raise ConfigError("block_channels is only supported for ReXNet v1 (lite=False)")
+            if block_channels is not None or tuple(stage_strides) != STAGE_STRIDES:
+                raise ConfigError("block_channels and stage_strides are only supported for ReXNet v1 (lite=False)")
             act, dw_act = "relu6", "relu6"
             schedule = lite_schedule(width_mult, depth_mult, kernel_conf=kernel_conf)
         else:
-            schedule = rexnet_schedule(width_mult, depth_mult, block_channels=block_channels)
+            schedule = rexnet_schedule(width_mult, depth_mult, block_channels=block_channels,
+                                       stage_strides=stage_strides)
         self.schedule: Schedule = schedule
         self.width_mult, self.lite, self.num_classes = width_mult, lite, num_classes
         self.stem = ConvBnAct(in_chans, schedule.stem_chs, 3, stride=2, act=act)

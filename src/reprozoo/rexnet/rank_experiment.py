@@ -204,27 +204,6 @@ def claim_silu_beats_relu6(records: list[RankRecord]) -> dict:
 
 
 # ---------------------------------------------------------------- exploratory: per-block rank
-STAGEWISE_BASE = [16, 24, 24, 32, 32, 64, 64, 64, 96, 96, 96, 160, 160, 160, 160, 320]  # MobileNetV2-like
-
-
-def stagewise_channels(target_macs: int, image_size: int = 224) -> tuple[list[int], int]:
-    """MobileNetV2-style stage-wise widths scaled (bisection on one multiplier) to ``target_macs``."""
-    from reprozoo.rexnet.schedule import rexnet_schedule, schedule_macs
-
-    def build(scale: float) -> tuple[list[int], int]:
-        chans = [max(8, int(round(c * scale))) for c in STAGEWISE_BASE]
-        return chans, schedule_macs(rexnet_schedule(block_channels=chans), image_size)
-
-    lo, hi = 0.5, 3.0
-    for _ in range(20):
-        mid = (lo + hi) / 2
-        if build(mid)[1] < target_macs:
-            lo = mid
-        else:
-            hi = mid
-    return build((lo + hi) / 2)
-
-
 def per_block_ranks(cfg: RankConfig, seed: int) -> dict:
     """Rank ratio of every block output of untrained ReXNet-1.0 and of the equal-MAC stage-wise model
     (same blocks, SiLU/SE/shortcuts, only the widths differ) on N(0,1) inputs, BN in training mode."""
@@ -232,7 +211,7 @@ def per_block_ranks(cfg: RankConfig, seed: int) -> dict:
 
     from reprozoo.rexnet.models import ReXNet
     from reprozoo.rexnet.rank import feature_rank
-    from reprozoo.rexnet.schedule import rexnet_schedule, schedule_macs
+    from reprozoo.rexnet.schedule import rexnet_schedule, schedule_macs, stagewise_channels
 
     target = schedule_macs(rexnet_schedule(1.0))
     chans, macs = stagewise_channels(target)

@@ -62,10 +62,19 @@ def check_multipliers(width_mult: float, depth_mult: float) -> None:
         raise ConfigError(f"depth_mult must be in (0, 4], got {depth_mult!r}")
 
 
-def _stage_layout(depth_mult: float, kernel_sizes: tuple[int, ...]):
+def check_strides(stage_strides: Sequence[int]) -> tuple[int, ...]:
+    strides = tuple(stage_strides)
+    if len(strides) != len(STAGE_BLOCKS) or any(s not in (1, 2) for s in strides):
+        raise ConfigError(f"stage_strides needs {len(STAGE_BLOCKS)} values of 1 or 2 (first-block stride per "
+                          f"stage; the released models use {list(STAGE_STRIDES)}), got {list(strides)}")
+    return strides
+
+
+def _stage_layout(depth_mult: float, kernel_sizes: tuple[int, ...],
+                  stage_strides: Sequence[int] = STAGE_STRIDES):
     counts = [math.ceil(n * depth_mult) for n in STAGE_BLOCKS]
     rows = []
-    for stage, (count, stride) in enumerate(zip(counts, STAGE_STRIDES)):
+    for stage, (count, stride) in enumerate(zip(counts, check_strides(stage_strides))):
         for j in range(count):
             rows.append((stage, stride if j == 0 else 1, kernel_sizes[stage]))
     return rows
@@ -73,15 +82,18 @@ def _stage_layout(depth_mult: float, kernel_sizes: tuple[int, ...]):
 
 def rexnet_schedule(width_mult: float = 1.0, depth_mult: float = 1.0, initial_chs: int = 16,
                     final_chs: int = 180, stem_base: int = 32, pen_base: int = 1280,
-                    block_channels: Sequence[int] | None = None) -> Schedule:
+                    block_channels: Sequence[int] | None = None,
+                    stage_strides: Sequence[int] = STAGE_STRIDES) -> Schedule:
     """Widths of ReXNet v1 (the released models). ``out_i = round(w * (16 + i * 180 / n))``;
     widths below 1 keep the 32-channel stem and the 16-channel first block.
 
     ``block_channels`` replaces the linear schedule by explicit block output widths (for
     schedule studies, e.g. a MobileNetV2-style stage-wise one); stem and pen still follow ``w``.
+    ``stage_strides`` sets the first-block stride of each of the six stages (small inputs, e.g.
+    32x32, drop some of the five stride-2 steps).
     """
     check_multipliers(width_mult, depth_mult)
-    rows = _stage_layout(depth_mult, (3,) * 6)
+    rows = _stage_layout(depth_mult, (3,) * 6, stage_strides)
     n = len(rows)
     if block_channels is not None:
         block_channels = list(block_channels)
@@ -159,3 +171,33 @@ def schedule_macs(schedule: Schedule, image_size: int = 224, in_chans: int = 3, 
     if lite:
         return macs + schedule.pen_chs * 1024 + 1024 * num_classes
     return macs + schedule.pen_chs * num_classes
+
+
+# MobileNetV2's stage widths (16, 24, 32, 64, 96, 160, 320) laid onto ReXNet's 16-block skeleton:
+# constant within a stage, the last block 320 like MobileNetV2's final bottleneck
+STAGEWISE_BASE = (16, 24, 24, 32, 32, 64, 64, 64, 96, 96, 96, 160, 160, 160, 160, 320)
+
+
+def stagewise_channels(target_macs: int, *, width_mult: float = 1.0, image_size: int = 224, in_chans: int = 3,
+                       num_classes: int = 1000, stage_strides: Sequence[int] = STAGE_STRIDES,
+                       min_chs: int = 8, base: Sequence[int] = STAGEWISE_BASE) -> tuple[list[int], int]:
+    """MobileNetV2-style stage-wise block widths ``round(s * base)`` with the one multiplier ``s``
+    (bisection) that brings the network's MACs closest to ``target_macs``, on the same skeleton
+    (stem and pen follow ``width_mult``). Returns ``(widths, macs)``."""
+    def build(scale: float) -> tuple[list[int], int]:
+        chans = [max(min_chs, int(round(c * scale))) for c in base]
+        sched = rexnet_schedule(width_mult, block_channels=chans, stage_strides=stage_strides)
+        return chans, schedule_macs(sched, image_size, in_chans=in_chans, num_classes=num_classes)
+
+    lo, hi = 0.01, 8.0
+    best = build(1.0)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        cand = build(mid)
+        if abs(cand[1] - target_macs) < abs(best[1] - target_macs):
+            best = cand
+        if cand[1] < target_macs:
+            lo = mid
+        else:
+            hi = mid
+    return best
