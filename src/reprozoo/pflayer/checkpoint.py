@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reprozoo.errors import CheckpointError
+from reprozoo.runtime.checkpoint import load_strict, read_state_dict, save_safetensors, unwrap_state_dict
 
 _RESNET_RULES = [
     (r"^conv1\.0\.", "stem.conv."), (r"^conv1\.1\.", "stem.bn."),  # official
@@ -48,32 +48,6 @@ _RESNET_RULES = [
 _TRANSFORMER_RULES = [(r"^transformers\.(\d+)\.", r"stages.\1.")]
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors stored in a ``.safetensors`` file or a weights-only torch file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a .safetensors, .pth or .pt file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return dict(load_file(str(path)))
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any reader failure means the file is not a checkpoint we can use
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
-    return dict(obj)
-
-
-def _tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    for wrapper in ("state_dict_ema", "state_dict", "model", "model_state"):
-        if isinstance(state.get(wrapper), Mapping):
-            state = state[wrapper]
-            break
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items() if torch.is_tensor(v)}
-
-
 def _rename(key: str, rules: list[tuple[str, str]]) -> str:
     for pattern, repl in rules:  # in order: the official stem rule runs before torchvision's
         key = re.sub(pattern, repl, key)
@@ -85,7 +59,7 @@ def to_native_state_dict(model: nn.Module, state: Mapping[str, Any]) -> dict[str
     from reprozoo.pflayer.resnet import PfResNet
     from reprozoo.pflayer.vit import EffLayer
 
-    tensors = _tensors(state)
+    tensors = unwrap_state_dict(state)
     if isinstance(model, PfResNet):
         return {_rename(k, _RESNET_RULES): v for k, v in tensors.items()}
     out = {_rename(k, _TRANSFORMER_RULES): v for k, v in tensors.items()}
@@ -99,36 +73,11 @@ def to_native_state_dict(model: nn.Module, state: Mapping[str, Any]) -> dict[str
     return fixed
 
 
-def _listing(keys: list[str], limit: int = 4) -> str:
-    head = ", ".join(keys[:limit])
-    return head + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
 def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Any]) -> nn.Module:
     """Load every weight of ``model`` from ``source`` or raise :class:`CheckpointError`; returns ``model``."""
     state = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
-    native = to_native_state_dict(model, state)
-    own = model.state_dict()
-    missing = sorted(k for k in own if k not in native and not k.endswith("num_batches_tracked"))
-    unexpected = sorted(k for k in native if k not in own)
-    shapes = sorted(f"{k} {tuple(native[k].shape)} vs {tuple(own[k].shape)}" for k in own
-                    if k in native and native[k].shape != own[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_listing(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es) (checkpoint vs model): {_listing(shapes, 2)}")
-        raise CheckpointError(f"checkpoint does not fit {type(model).__name__}"
-                              f"{_describe(model)}: " + "; ".join(parts)
-                              + " - it was saved from another architecture (spatial op, width, depth or "
-                                "number of classes); nothing was loaded")
-    for k in own:
-        native.setdefault(k, own[k])  # only num_batches_tracked can be absent
-    model.load_state_dict({k: native[k] for k in own}, strict=True)
-    return model
+    return load_strict(model, to_native_state_dict(model, state), what=f"{type(model).__name__}{_describe(model)}",
+                       hint="it was saved from another architecture (spatial op, width, depth or number of classes)")
 
 
 def _describe(model: nn.Module) -> str:
@@ -138,11 +87,4 @@ def _describe(model: nn.Module) -> str:
 
 def save_pretrained(model: nn.Module, path: str | Path) -> Path:
     """Write ``model``'s weights (our layout) to a ``.safetensors`` file."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise CheckpointError(f"save_pretrained writes safetensors; name the file *.safetensors, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
-    return path
+    return save_safetensors(model, path)

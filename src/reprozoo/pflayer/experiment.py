@@ -30,6 +30,7 @@ from reprozoo.errors import ConfigError, DataError
 from reprozoo.pflayer.ops import spatial_ops
 from reprozoo.pflayer.resnet import study_net
 from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.evaluation import accuracy
 from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.profile import count_macs, count_params, measure_latency
 from reprozoo.runtime.registry import register_experiment
@@ -158,15 +159,6 @@ def one_cycle(optimizer: torch.optim.Optimizer, cfg: OpsConfig, total: int):
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
                                                pct_start=max(cfg.warmup_fraction, 1e-3),
                                                cycle_momentum=cfg.momentum > 0.85, max_momentum=cfg.momentum)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
-    model.eval()
-    dev = next(model.parameters()).device
-    correct = sum(int((model(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]).sum())
-                  for i in range(0, len(x), batch))
-    return correct / len(x)
 
 
 def run_one(trial: Trial, tctx) -> dict[str, Any]:

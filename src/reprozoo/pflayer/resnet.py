@@ -26,6 +26,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError
 from reprozoo.pflayer.ops import ConvBn, check_spatial_op, make_spatial_op
+from reprozoo.runtime.evaluation import check_out_indices
 from reprozoo.runtime.registry import register_model
 
 MAX_CLASSES = 1_000_000
@@ -135,10 +136,7 @@ class PfResNet(nn.Module):
         self.fc = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
         self.features_only = features_only
         if features_only:
-            bad = [i for i in out_indices if not 0 <= i < len(self.feature_info)]
-            if bad or not out_indices:
-                raise ConfigError(f"out_indices {list(out_indices)} must be a non-empty subset of "
-                                  f"0..{len(self.feature_info) - 1}")
+            check_out_indices(out_indices, len(self.feature_info))
         self.out_indices = tuple(out_indices)
         self._init_weights(zero_init_residual)
 

@@ -2,7 +2,7 @@
 
 The "EffLayer" replaces self-attention in every other block: Linear d -> 3d, GELU, reshape the
 tokens to their square grid, 3x3 max-pool (stride 1, pad 1), back to tokens, GELU, Linear 3d -> d,
-dropout. Blocks are pre-norm (``x + DropPath(mixer(LN(x)))``, ``x + DropPath(MLP(LN(x)))``, MLP
+dropout. Blocks are pre-norm (``x + drop_path(mixer(LN(x)))``, ``x + drop_path(MLP(LN(x)))``, MLP
 ratio 4, LayerNorm eps 1e-6); block ``i`` (0-based, restarting in every PiT stage) uses
 multi-head self-attention when ``i`` is even and the EffLayer when ``i`` is odd
 (``mixer="attn"`` builds the same skeleton with attention everywhere, the baseline).
@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.pflayer.resnet import check_common
@@ -42,21 +43,6 @@ def grid_side(n_tokens: int) -> int:
         raise DataError(f"the max-pool token mixer needs a square token grid, but got {n_tokens} tokens "
                         f"(not a perfect square); use a square input whose side is a multiple of the patch stride")
     return side
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop the residual branch of whole samples with probability ``p``."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class Attention(nn.Module):
@@ -126,7 +112,7 @@ class Block(nn.Module):
                      else EffLayer(dim, proj_drop=drop))
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, mode="row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
