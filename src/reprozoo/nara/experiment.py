@@ -68,9 +68,11 @@ def _digits_task() -> TaskConfig:
 
 
 def _sine_task() -> TaskConfig:
-    return TaskConfig(kind="sine", observed=16, n_train=3000, n_test=600, n_reference=300, channels=48,
-                      mother=FitConfig(epochs=25, batch_size=100), prior=FitConfig(epochs=25, batch_size=100),
-                      confidence=FitConfig(epochs=10, batch_size=200), confidence_states=4000)
+    # sized for the 5-minute quick budget: C's training states cost one sequential sample each
+    # (48 mother calls), the earlier 4,000 states with 48 channels took most of a trial
+    return TaskConfig(kind="sine", observed=16, n_train=2000, n_test=600, n_reference=300, channels=32,
+                      mother=FitConfig(epochs=20, batch_size=100), prior=FitConfig(epochs=20, batch_size=100),
+                      confidence=FitConfig(epochs=10, batch_size=200), confidence_states=1200)
 
 
 @dataclass
