@@ -197,11 +197,11 @@ def _check_writable_folder(path: Path, what: str) -> None:
 
 
 def _register_method_commands() -> None:
-    from reprozoo.runtime.registry import import_optional, method_packages
+    from reprozoo.runtime.registry import import_or_warn, method_packages
 
     for name in method_packages():
-        mod = import_optional(f"reprozoo.{name}.cli")
-        if mod is not None:
+        mod = import_or_warn(f"reprozoo.{name}.cli")
+        if mod:
             mod.register(app)
 
 

@@ -76,9 +76,27 @@ def discover() -> None:
         return
     _DISCOVERED = True
     for name in method_packages():
-        importlib.import_module(f"reprozoo.{name}")
-        for sub in ("experiment", "benchmark"):
-            import_optional(f"reprozoo.{name}.{sub}")
+        for module in (f"reprozoo.{name}", f"reprozoo.{name}.experiment", f"reprozoo.{name}.benchmark"):
+            if import_or_warn(module) is False:
+                break
+
+
+BROKEN: dict[str, str] = {}  # module -> the import error that made it unavailable
+
+
+def import_or_warn(module: str):
+    """Import ``module`` if it exists (None if it does not). When it exists but fails to import
+    (a missing optional dependency, a broken install), warn once on stderr and return False, so one
+    broken method package does not take every command down with it."""
+    import sys
+
+    try:
+        return import_optional(module)
+    except ImportError as err:
+        if module not in BROKEN:
+            BROKEN[module] = f"{type(err).__name__}: {err}"
+            print(f"warning: {module} is unavailable ({BROKEN[module]})", file=sys.stderr)
+        return False
 
 
 # ---------------------------------------------------------------- models
