@@ -55,3 +55,16 @@ def test_limit_fraction_and_peak():
     assert limit_fraction(1e9, 10.0, 4e11) == pytest.approx(0.25)
     peak = matmul_peak_flops(size=128, min_time_s=0.01)
     assert 1e7 < peak < 1e15
+
+
+def test_add_limit_fraction_on_hand_computed_numbers():
+    from reprozoo.runtime.profile import add_limit_fraction
+
+    rows = [{"flops": 2e9, "median_ms": 10.0},          # 2e11 FLOP/s of a 1e12 peak -> 0.2
+            {"flops": 5e8, "ms": 250.0},                # 2e9 FLOP/s -> 0.002 (custom keys below)
+            {"model": "no numbers"}]
+    out = add_limit_fraction(rows, 1e12)
+    assert out is rows and rows[0]["limit_fraction"] == 0.2
+    assert "limit_fraction" not in rows[1] and rows[2] == {"model": "no numbers"}
+    add_limit_fraction(rows, 1e12, ms_key="ms", out_key="frac")
+    assert rows[1]["frac"] == 0.002

@@ -112,3 +112,17 @@ def latency_ratio(fn: Callable[[], Any], baseline: Callable[[], Any], *, rounds:
         theirs.append(measure_latency(baseline, **kw)["median_ms"])
     m, b = statistics.median(ours), statistics.median(theirs)
     return {"method_ms": m, "baseline_ms": b, "ratio": m / b, "threads": float(torch.get_num_threads())}
+
+
+def add_limit_fraction(rows: list[dict[str, Any]], peak_flops: float, *, flops_key: str = "flops",
+                       ms_key: str = "median_ms", out_key: str = "limit_fraction") -> list[dict[str, Any]]:
+    """For every row holding ``flops_key`` (FLOPs of one timed call) and ``ms_key`` (its latency),
+    add ``out_key``: the achieved FLOP/s as a fraction of ``peak_flops`` (e.g. from
+    :func:`matmul_peak_flops` measured in the same run), rounded to 4 digits. Near 1 means
+    compute-bound; a few percent means the time goes to overhead, memory traffic or elementwise
+    work. Rows without both numbers are left as they are. Returns ``rows`` (changed in place)."""
+    for row in rows:
+        flops, ms = row.get(flops_key), row.get(ms_key)
+        if isinstance(flops, (int, float)) and isinstance(ms, (int, float)):
+            row[out_key] = round(limit_fraction(float(flops), float(ms), peak_flops), 4)
+    return rows
