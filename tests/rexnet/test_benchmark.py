@@ -1,13 +1,28 @@
 import pytest
 
-from reprozoo.rexnet.benchmark import compare
+from reprozoo.rexnet import benchmark
 
 pytest.importorskip("timm")
 
 
-def test_compare_reports_ratio_rows_for_each_layout():
-    out = compare(quick=True, batches=(1,), image_size=64, channels_last=True)
+def test_compare_reports_one_row_per_batch_and_layout():
+    out = benchmark.compare(quick=True, batches=(1,), image_size=64, channels_last=True)
     (row,) = out["rows"]
-    assert (row["batch"], row["size"], row["memory_format"]) == (1, 64, "channels_last")
-    assert row["ours_ms"] > 0 and row["timm_ms"] > 0
-    assert out["ratios"]["batch1_channels_last ours/timm"] == pytest.approx(row["ours_ms"] / row["timm_ms"], rel=0.01)
+    assert (row["model"], row["batch"], row["size"], row["memory_format"]) == ("rexnet_100", 1, 64, "channels_last")
+    assert list(out["ratios"]) == ["batch1_channels_last ours/timm"]
+
+
+def test_goal_is_judged_on_the_worst_contiguous_ratio(monkeypatch):
+    def fake(quick=False, channels_last=False, **kw):
+        if channels_last:
+            return {"rows": [], "ratios": {"batch1_channels_last ours/timm": 2.0}}  # not part of the goal
+        return {"rows": [], "ratios": {"batch1 ours/timm": 0.97, "batch32 ours/timm": ratio}}
+
+    ratio = 1.04
+    monkeypatch.setattr(benchmark, "compare", fake)
+    out = benchmark.run(quick=False)
+    assert out["met"] is True and "worst measured 1.040x" in out["goal"]
+    ratio = 1.06
+    out = benchmark.run(quick=False)
+    assert out["met"] is False and "worst measured 1.060x" in out["goal"]
+    assert out["rows"][0]["params"] == 4_796_873 and out["rows"][0]["macs_224"] == 398_370_392

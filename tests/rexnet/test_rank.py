@@ -102,15 +102,19 @@ def test_smoke_preset_writes_claims_and_figures(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["metrics"]["numerical/conv1x1_identity_low_dr"] == \
         pytest.approx(data["metrics"]["numerical/conv1x1_identity_low_dr"])
     assert (out / "rank_records.csv").read_text().count("\n") == 1 + 2 * 4 * 3 * 2
+    assert (out / "trials" / "sweep__seed0.json").is_file()  # the seed's sweep ran as a trial
+    assert all(c["headline"] is True for c in data["claims"])
 
 
 def test_stagewise_baseline_matches_rexnet_macs():
-    from reprozoo.rexnet.rank_experiment import STAGEWISE_BASE, stagewise_channels
+    from reprozoo.rexnet.schedule import STAGEWISE_BASE, stagewise_channels
 
     chans, macs = stagewise_channels(398_370_392)
     assert abs(macs / 398_370_392 - 1) < 0.01
     ratios = [c / b for c, b in zip(chans, STAGEWISE_BASE)]
     assert max(ratios) - min(ratios) < 0.05  # one multiplier, stage-wise shape kept
+    # a stage keeps one width
+    assert chans[5] == chans[6] == chans[7] and chans[11] == chans[14] and chans[15] > chans[14]
 
 
 def test_expansion_claim_needs_the_trend_for_every_nonlinearity():

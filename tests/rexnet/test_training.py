@@ -8,13 +8,14 @@ from reprozoo.rexnet.training import (
     ImageNetConfig,
     build_data,
     build_model,
+    path_check,
     sgd,
     transforms,
     warmup_cosine,
     write_tiny_imagefolder,
 )
 from reprozoo.runtime.runner import run_experiment
-from reprozoo.runtime.verdict import INCONCLUSIVE
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
 
 def test_paper_preset_is_the_spec_recipe():
@@ -80,11 +81,27 @@ def test_data_errors_come_before_the_run_folder(tmp_path):
         ImageNetConfig.from_preset("smoke", ["model=sinet"])
 
 
+def test_path_check_can_fail():
+    down = [{"train_loss": 2.3}, {"train_loss": 1.1}]
+    up = [{"train_loss": 2.3}, {"train_loss": 2.4}]
+    assert path_check([down, down])[0] == HELD
+    verdict, evidence = path_check([down, up])
+    assert verdict == NOT_HELD and "2.3 -> 2.4" in evidence
+    assert path_check([[{"train_loss": float("nan")}, {"train_loss": float("nan")}]])[0] == NOT_HELD
+    assert path_check([down[:1]])[0] == INCONCLUSIVE
+
+
 def test_smoke_trains_two_steps_on_a_generated_imagefolder(tmp_path):
     out, data = run_experiment("rexnet-imagenet", "smoke", out_dir=tmp_path / "run", overrides=["width_mult=0.5"])
-    assert data["verdict"] == INCONCLUSIVE  # one epoch of two steps cannot decide anything
+    assert data["verdict"] == INCONCLUSIVE and "training-path check on proxy data" in data["evidence"]
+    assert [c["headline"] for c in data["claims"]] == [True, False]
+    assert data["claims"][1]["verdict"] == INCONCLUSIVE  # one epoch: no loss trend to read
     assert (out / "tiny_imagefolder" / "train" / "class_1" / "0.png").is_file()
-    log = (out / "seed0" / "train_log.csv").read_text().splitlines()
+    trial = out / "trials" / "train__seed0"
+    log = (trial / "train_log.csv").read_text().splitlines()
     assert len(log) == 2 and "val_top1" in log[0]
-    assert (out / "seed0" / "checkpoints" / "last.pt").is_file()
-    assert data["metrics"]["method/epochs"] == 1.0 and 0.0 <= data["metrics"]["method/val_top1"] <= 1.0
+    assert (trial / "checkpoints" / "last.pt").is_file()
+    assert (out / "trials" / "train__seed0.json").is_file()
+    assert data["metrics"]["method/epochs"] == 1.0 and "baseline/target_top1" not in data["metrics"]
+    # 12 val images (6 per class): top-1 is a multiple of 1/12
+    assert data["metrics"]["method/val_top1"] * 12 == pytest.approx(round(data["metrics"]["method/val_top1"] * 12))

@@ -14,10 +14,11 @@ from reprozoo.errors import ConfigError
 from reprozoo.rexnet.blocks import ACTIVATIONS
 from reprozoo.rexnet.rank import KINDS, RankRecord, cell_means, rank_sweep
 from reprozoo.runtime.config import ExperimentConfig
-from reprozoo.runtime.progress import progress_bar
+from reprozoo.runtime.figures import save_figure
 from reprozoo.runtime.registry import register_experiment
-from reprozoo.runtime.report import ExperimentResult, save_figure
-from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, combine
+from reprozoo.runtime.report import ExperimentResult
+from reprozoo.runtime.trials import Trial
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, claim, combine
 
 ALL_ACTS = ["identity", "relu", "relu6", "leaky_relu", "elu", "silu", "gelu", "hardswish", "softplus"]
 VARIANTS = {"relative": "relative, uncentred", "relative_centred": "relative, centred"}
@@ -250,14 +251,18 @@ def _figure(records: list[RankRecord], field_name: str, cfg: RankConfig, title: 
     return fig
 
 
+def run_one(trial: Trial, tctx) -> list[dict]:
+    """One seed's sweep over every (kind, nonlinearity, DR) cell, as plain records."""
+    cfg: RankConfig = tctx.config
+    records = rank_sweep(cfg.kinds, cfg.acts, cfg.ratios, cfg.draws, (cfg.d_out_min, cfg.d_out_max), cfg.rows,
+                         cfg.expansion, cfg.threshold, seed=trial.seed)
+    return [asdict(r) for r in records]
+
+
 @register_experiment("rexnet-rank", paper=PAPER, claim=CLAIM, config=RankConfig)
 def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
-    records: list[RankRecord] = []
-    total = len(cfg.seeds) * len(cfg.kinds) * len(cfg.acts) * len(cfg.ratios) * cfg.draws
-    with progress_bar(total, "random networks", ctx.progress) as bar:
-        for seed in cfg.seeds:
-            records += rank_sweep(cfg.kinds, cfg.acts, cfg.ratios, cfg.draws, (cfg.d_out_min, cfg.d_out_max),
-                                  cfg.rows, cfg.expansion, cfg.threshold, seed=seed, progress=bar.update)
+    results = ctx.run_trials(run_one, [Trial("sweep", s) for s in cfg.seeds], description="rank sweeps (one per seed)")
+    records = [RankRecord(**r) for per_seed in results for r in per_seed]
     with open(ctx.out_dir / "rank_records.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(asdict(records[0])) + ["seed_index"])
         writer.writeheader()
@@ -268,6 +273,8 @@ def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
     claims = [claim_linear_cap(records), claim_nonlinearity_lifts(records, cfg.acts),
               claim_expansion_lowers(records, cfg.acts), claim_ib_cap(records, cfg.expansion),
               claim_silu_beats_relu6(records)]
+    # every one is a claim of the paper's rank study, and the experiment's verdict combines all five
+    claims = [claim(c["claim"], c["verdict"], c["evidence"], headline=True) for c in claims]
     verdict = combine([c["verdict"] for c in claims])
     labels = ("linear cap", "nonlinearity lifts rank", "expansion lowers rank", "IB cap", "SiLU/ELU > ReLU6")
     evidence = "; ".join(f"{label}: {c['verdict']}" for label, c in zip(labels, claims))
@@ -282,8 +289,9 @@ def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
 
     notes_extra = ""
     if cfg.per_block:
-        import matplotlib.pyplot as plt
+        from reprozoo.runtime.figures import pyplot
 
+        plt = pyplot()
         pb = per_block_ranks(cfg, cfg.seeds[0])
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for name in ("rexnet", "stagewise"):

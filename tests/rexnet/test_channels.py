@@ -1,0 +1,92 @@
+import pytest
+import torch
+from torch import nn
+
+from reprozoo.errors import ConfigError
+from reprozoo.rexnet.channels_experiment import ALTERNATIVES, ARM_SETTINGS, ChannelsConfig, arms, decide
+from reprozoo.rexnet.schedule import STAGEWISE_BASE
+from reprozoo.rexnet.study import Arm, arm_macs, build_study_model, equal_mac_arms
+from reprozoo.runtime.profile import count_macs
+from reprozoo.runtime.runner import run_experiment
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
+
+torch.set_num_threads(1)
+
+
+def test_all_arms_are_at_equal_macs_and_the_counter_agrees():
+    study = arms(ChannelsConfig.from_preset("quick"))
+    macs = equal_mac_arms(study, "rexnet")
+    assert macs["rexnet"] == macs["linear_relu6"] == macs["control"] == 6_306_180
+    assert macs["mbv2"] == macs["stagewise_silu"] == 6_318_696  # +0.2%
+    for name in ("rexnet", "mbv2"):
+        assert count_macs(build_study_model(study[name]), torch.randn(1, 1, 32, 32)) == macs[name]
+
+
+def test_equal_mac_check_refuses_arms_at_different_widths():
+    bad = {"rexnet": Arm("linear", "silu", 0.25), "wide": Arm("stagewise", "relu6", 0.5)}
+    with pytest.raises(ConfigError, match=r"not at equal MACs: wide .*\+\d+\.\d%.*tolerance 5%"):
+        equal_mac_arms(bad, "rexnet")
+    assert arm_macs(Arm("linear", "silu", 0.5)) == 14_432_512
+
+
+def test_one_builder_differs_only_in_widths_and_activation():
+    study = arms(ChannelsConfig.from_preset("quick"))
+    rex, mb, ctl = (build_study_model(study[n]) for n in ("rexnet", "mbv2", "control"))
+    assert rex.schedule.out_channels == [16, 19, 22, 24, 27, 30, 33, 36, 38, 41, 44, 47, 50, 53, 55, 58]
+    widths = mb.schedule.out_channels
+    assert widths == [8, 9, 9, 12, 12, 25, 25, 25, 37, 37, 37, 62, 62, 62, 62, 123]
+    # stage-wise: constant within each of the six stages (last block = the 320-like one)
+    assert len({w for w, b in zip(widths, STAGEWISE_BASE) if b == 160}) == 1
+    assert (rex.schedule.stem_chs, rex.schedule.pen_chs) == (mb.schedule.stem_chs, mb.schedule.pen_chs) == (32, 320)
+    assert [b.stride for b in rex.schedule.blocks] == [b.stride for b in mb.schedule.blocks]
+    assert rex.forward_features(torch.randn(2, 1, 32, 32)).shape == (2, 320, 4, 4)  # total stride 8
+    assert isinstance(rex.blocks[5].expand.act, nn.SiLU) and isinstance(mb.blocks[5].expand.act, nn.ReLU6)
+    assert isinstance(ctl.blocks[5].expand.act, nn.Identity) and isinstance(ctl.stem.act, nn.Identity)
+    assert all(isinstance(m.blocks[5].post_act, nn.ReLU6) for m in (rex, mb, ctl))  # kept after the depthwise
+
+
+def _accs(method, strongest, control):
+    return {"rexnet": method, "mbv2": [0.80, 0.81, 0.80], "linear_relu6": strongest,
+            "stagewise_silu": [0.82, 0.83, 0.82], "control": control}
+
+
+def test_rule_is_not_held_when_rexnet_loses_to_the_strongest_alternative():
+    # rexnet clearly beats mbv2 and stagewise_silu, but linear_relu6 is better than rexnet
+    v, e = decide(_accs([0.88, 0.89, 0.885], [0.90, 0.905, 0.90], [0.70, 0.71, 0.70]))
+    assert v == NOT_HELD and "strongest alternative 'linear_relu6'" in e and "lost as required" in e
+
+
+def test_rule_is_inconclusive_when_the_control_does_not_lose():
+    v, e = decide(_accs([0.90, 0.91, 0.905], [0.85, 0.86, 0.85], [0.90, 0.905, 0.905]))
+    assert v == INCONCLUSIVE and "DID NOT LOSE" in e
+
+
+def test_rule_holds_on_a_clear_paired_gain_and_respects_the_margin():
+    assert decide(_accs([0.88, 0.89, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == HELD
+    # +0.8 points on every seed: below the 1-point margin
+    assert decide(_accs([0.858, 0.868, 0.863], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == NOT_HELD
+    assert set(ALTERNATIVES) | {"rexnet", "control"} == set(ARM_SETTINGS)
+
+
+def test_config_errors_come_before_any_work():
+    with pytest.raises(ConfigError, match="shift"):
+        ChannelsConfig.from_preset("smoke", ["shift=7"])
+    with pytest.raises(ConfigError, match="width_mult"):
+        ChannelsConfig.from_preset("smoke", ["width_mult=0"])
+    with pytest.raises(ConfigError, match="seeds must be distinct"):
+        ChannelsConfig.from_preset("smoke", ["seeds=[1,1]"])
+    with pytest.raises(ConfigError, match="unknown activation"):
+        Arm("linear", "tanh", 0.25)
+
+
+def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
+    out, data = run_experiment("rexnet-channels", "smoke", out_dir=tmp_path / "run")
+    assert data["verdict"] == INCONCLUSIVE and "only 1 seed(s)" in data["evidence"]
+    assert sorted(p.stem for p in (out / "trials").glob("*.json")) == sorted(f"{a}__seed0" for a in ARM_SETTINGS)
+    m = data["metrics"]
+    assert m["method/rexnet_macs"] == 6_306_180 and m["baseline/mbv2_macs"] == 6_318_696
+    assert m["method/rexnet_params"] == sum(p.numel() for p in build_study_model(Arm("linear", "silu", 0.25))
+                                            .parameters())
+    assert m["method/rexnet_acc"] * 64 == pytest.approx(round(m["method/rexnet_acc"] * 64))  # 64 test images
+    assert [c["headline"] for c in data["claims"]] == [True] + [False] * 5
+    assert (out / "figures" / "accuracy_by_arm.png").stat().st_size > 1000
