@@ -65,3 +65,326 @@ def max_abs_diff(model: nn.Module, path: str | Path, x: torch.Tensor, *, mean, s
         ref = net(x).numpy()
     out = ort_session(path).run(None, {"image": x.numpy().astype(np.float32)})[0]
     return float(np.abs(out - ref).max())
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployment path: the same function, fewer and cheaper operators.
+#
+# ONNX Runtime's profiler on the plain export shows SINet's time going to PRelu (about half of the
+# kernel time) and to the layout reorders around it, not to arithmetic. ``deploy_model`` therefore
+# (1) folds every BatchNorm that directly follows a convolution into that convolution's weights and
+# bias (also across SINet's bilinear upsampling, which is a per-channel convex combination and so
+# commutes with a per-channel affine map), and (2) writes PReLU as ``max(x, a * x)``, which equals
+# PReLU exactly when every slope ``a <= 1`` (a > 1 would flip the two branches: such a PReLU is kept).
+# ---------------------------------------------------------------------------------------------
+
+
+class MaxPReLU(nn.Module):
+    """``max(x, a * x)`` with per-channel slopes ``a <= 1``: equal to PReLU, but an elementwise
+    Max/Mul pair that ONNX Runtime runs in its blocked layout."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", weight.detach().clone().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if w.numel() > 1:
+            w = w.view(1, -1, *([1] * (x.dim() - 2)))
+        return torch.maximum(x, x * w)
+
+
+def prelu_rewritable(prelu: nn.PReLU) -> bool:
+    """``max(x, a*x) == PReLU(x)`` for every x iff every slope a <= 1."""
+    return bool((prelu.weight.detach() <= 1.0).all())
+
+
+def rewrite_prelu(model: nn.Module) -> tuple[int, int]:
+    """In place: PReLU -> :class:`MaxPReLU` where valid. Returns (rewritten, kept)."""
+    done = kept = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.PReLU):
+                if prelu_rewritable(child):
+                    setattr(parent, name, MaxPReLU(child.weight))
+                    done += 1
+                else:
+                    kept += 1
+    return done, kept
+
+
+@torch.no_grad()
+def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A convolution computing ``bn(conv(x))`` (eval-mode BN statistics)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    return fused.to(conv.weight.device)
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """In place: fold BatchNorm2d into the convolution before it. Handles ``nn.Sequential`` runs
+    (conv, bn, ...) anywhere in the model and SINet's S2 blocks (depthwise conv -> BN, pointwise
+    conv -> [bilinear upsample] -> BN). Returns the number of BatchNorms folded."""
+    from reprozoo.sinet.blocks import S2Block
+
+    folded = 0
+    for module in list(model.modules()):
+        if isinstance(module, S2Block):
+            if isinstance(module.br[0], nn.BatchNorm2d):
+                module.dw = fold_bn_into_conv(module.dw, module.br[0])
+                module.br[0] = nn.Identity()
+                folded += 1
+            if isinstance(module.bn, nn.BatchNorm2d):
+                module.pw = fold_bn_into_conv(module.pw, module.bn)
+                module.bn = nn.Identity()
+                folded += 1
+        elif isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for a, b in zip(names, names[1:]):
+                conv, bn = module._modules[a], module._modules[b]
+                if (isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d
+                        and bn.track_running_stats and conv.out_channels == bn.num_features):
+                    module._modules[a] = fold_bn_into_conv(conv, bn)
+                    module._modules[b] = nn.Identity()
+                    folded += 1
+    return folded
+
+
+class _S2ModuleNoShuffle(nn.Module):
+    """An S2 module whose channel shuffle is absorbed into the two branches' weights (deployment
+    only): the shuffle is a fixed channel permutation, and everything up to each branch's pointwise
+    convolution acts per channel, so permuting the depthwise weights, the PReLU slopes and the
+    pointwise input columns gives the same output without moving any data."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.reduce, self.branch_a, self.branch_b = module.reduce, module.branch_a, module.branch_b
+        self.residual, self.br = module.residual, module.br
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.reduce(x)
+        y = torch.cat([self.branch_a(y), self.branch_b(y)], dim=1)
+        if self.residual:
+            y = y + x
+        return self.br(y)
+
+
+def shuffle_permutation(channels: int, groups: int = 2) -> torch.Tensor:
+    """``channel_shuffle(y, groups) == y[:, perm]``."""
+    return torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
+
+
+@torch.no_grad()
+def _absorb_shuffle(block: nn.Module, perm: torch.Tensor) -> None:
+    """Make ``block(y)`` compute what it computed on ``y[:, perm]`` (BN already folded)."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(len(perm))
+    block.dw.weight.copy_(block.dw.weight[inv])
+    if block.dw.bias is not None:
+        block.dw.bias.copy_(block.dw.bias[inv])
+    act = block.br[1]
+    if act.weight.numel() > 1:
+        act.weight.copy_(act.weight[inv])
+    block.pw.weight.copy_(block.pw.weight[:, inv])
+
+
+def remove_channel_shuffle(model: nn.Module) -> int:
+    """In place (after :func:`fold_batchnorm`): every S2 module loses its channel shuffle."""
+    from reprozoo.sinet.blocks import S2Module
+
+    done = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is S2Module and all(isinstance(b.br[0], nn.Identity)
+                                               for b in (child.branch_a, child.branch_b)):
+                perm = shuffle_permutation(child.reduce.out_channels, 2)
+                _absorb_shuffle(child.branch_a, perm)
+                _absorb_shuffle(child.branch_b, perm)
+                setattr(parent, name, _S2ModuleNoShuffle(child))
+                done += 1
+    return done
+
+
+class ConvPReLU(nn.Module):
+    """``PReLU(conv(x))`` for slopes ``a <= 1``, written as ``conv_a(x) + relu(conv_b(x))`` where
+    ``conv_a`` has weights and bias scaled by ``a`` and ``conv_b`` by ``1 - a`` (per output
+    channel): ``a*y + (1-a)*relu(y) == PReLU(y)`` for ``1 - a >= 0``. Both halves are plain
+    convolutions with ReLU/Add that ONNX Runtime fuses and keeps in its blocked layout, so no layout
+    reorder surrounds the activation; the price is one more (usually depthwise) convolution."""
+
+    def __init__(self, conv: nn.Conv2d, slope: torch.Tensor):
+        super().__init__()
+        a = slope.detach().reshape(-1).float().to(conv.weight.device)
+        if a.numel() == 1:
+            a = a.expand(conv.out_channels)
+        self.conv_a, self.conv_b = _scaled_conv(conv, a), _scaled_conv(conv, 1 - a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_a(x) + torch.relu(self.conv_b(x))
+
+
+@torch.no_grad()
+def _scaled_conv(conv: nn.Conv2d, scale: torch.Tensor) -> nn.Conv2d:
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode).to(conv.weight.device)
+    out.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
+    out.bias.copy_(bias * scale)
+    return out
+
+
+@torch.no_grad()
+def _bn_as_conv(bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """An eval-mode BatchNorm2d as a 1x1 depthwise convolution."""
+    c = bn.num_features
+    ident = nn.Conv2d(c, c, 1, groups=c, bias=False).to(bn.running_mean.device)
+    ident.weight.fill_(1.0)
+    return fold_bn_into_conv(ident, bn)
+
+
+def fuse_conv_prelu(model: nn.Module) -> tuple[int, int]:
+    """In place (after :func:`fold_batchnorm`): every PReLU with slopes <= 1 that follows a
+    convolution (``nn.Sequential`` conv [-> Identity] -> PReLU, SINet's S2-block depthwise conv ->
+    PReLU) or a lone BatchNorm (``BN -> PReLU``, as a 1x1 depthwise convolution) becomes a
+    :class:`ConvPReLU`. Returns (fused, PReLUs left because a slope > 1)."""
+    from reprozoo.sinet.blocks import S2Block
+
+    fused = kept = 0
+    for module in list(model.modules()):
+        if isinstance(module, S2Block) and isinstance(module.br[0], nn.Identity) and isinstance(module.br[1], nn.PReLU):
+            if prelu_rewritable(module.br[1]):
+                module.dw = ConvPReLU(module.dw, module.br[1].weight)
+                module.br = nn.Identity()
+                fused += 1
+            else:
+                kept += 1
+        elif isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for i, name in enumerate(names):
+                act = module._modules[name]
+                if not isinstance(act, nn.PReLU) or i == 0:
+                    continue
+                j = i - 1
+                while j > 0 and isinstance(module._modules[names[j]], nn.Identity):
+                    j -= 1
+                prev = module._modules[names[j]]
+                if type(prev) is nn.BatchNorm2d and prev.track_running_stats:
+                    prev = _bn_as_conv(prev)
+                if not isinstance(prev, nn.Conv2d):
+                    continue
+                if not prelu_rewritable(act):
+                    kept += 1
+                    continue
+                module._modules[names[j]] = ConvPReLU(prev, act.weight)
+                for k in range(j + 1, i + 1):
+                    module._modules[names[k]] = nn.Identity()
+                fused += 1
+    return fused, kept
+
+
+def deploy_model(model: nn.Module, *, fold_bn: bool = True, max_prelu: bool = True,
+                 drop_shuffle: bool = True, conv_prelu: bool = True) -> tuple[nn.Module, dict]:
+    """An eval-mode copy computing the same function with cheaper operators: BN folded into the
+    convolution before it, (SINet) channel shuffles absorbed into weights, PReLU after a convolution
+    or a lone BN as :class:`ConvPReLU`, any other PReLU as ``max(x, a*x)``; each only where exact
+    (a PReLU with a slope > 1 stays a PReLU). The input model is untouched. Returns ``(copy, info)``
+    with the counts ``bn_folded``, ``shuffles_removed``, ``conv_prelu_fused``, ``prelu_rewritten``
+    (to max) and ``prelu_kept``."""
+    import copy
+
+    net = copy.deepcopy(model).eval()
+    info = {"bn_folded": fold_batchnorm(net) if fold_bn else 0, "shuffles_removed": 0, "conv_prelu_fused": 0,
+            "prelu_rewritten": 0, "prelu_kept": 0}
+    if fold_bn and drop_shuffle:
+        info["shuffles_removed"] = remove_channel_shuffle(net)
+    if fold_bn and conv_prelu:
+        info["conv_prelu_fused"], _ = fuse_conv_prelu(net)
+    if max_prelu:  # what is left: PReLU after Linear layers, and any with a slope > 1 (kept as PReLU)
+        info["prelu_rewritten"], info["prelu_kept"] = rewrite_prelu(net)
+    else:
+        info["prelu_kept"] = sum(isinstance(m, nn.PReLU) for m in net.modules())
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, info
+
+
+def export_deploy_onnx(model: nn.Module, path: str | Path, x: torch.Tensor, *, optimized_path: str | Path | None = None,
+                       threads: int = 2, dynamic_batch: bool = False) -> tuple[Path, dict]:
+    """Export ``deploy_model(model)`` with shapes fixed to ``x`` (unless ``dynamic_batch``) and, when
+    ``optimized_path`` is given, save ONNX Runtime's optimised graph there (optimised once, loaded
+    with no further optimisation). ``model`` takes the tensor as is (wrap it in ``Normalized`` first
+    for RGB input). Returns (path of the model to load, deploy info)."""
+    net, info = deploy_model(model)
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["logits"],
+                          opset_version=17, dynamo=False, do_constant_folding=True,
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None)
+    if optimized_path is None:
+        return path, info
+    ort = _ort()
+    opts = _session_options(ort, threads)
+    opts.optimized_model_filepath = str(optimized_path)
+    opts.log_severity_level = 3  # the saved graph holds this CPU's blocked-layout kernels: it is for this machine
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return Path(optimized_path), info
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise MissingDependencyError("onnxruntime is not installed; pip install onnxruntime") from err
+    return ort
+
+
+def _session_options(ort, threads: int, *, optimize: bool = True, profile_prefix: str | None = None):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # batch 1: one op at a time, all threads on it
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return opts
+
+
+def deploy_session(path: str | Path, threads: int = 2, *, preoptimized: bool = False):
+    """ONNX Runtime session for batch-1 deployment: sequential execution, ``threads`` intra-op
+    threads, full graph optimisation (none when ``preoptimized``: the graph was saved optimised)."""
+    ort = _ort()
+    opts = _session_options(ort, threads, optimize=not preoptimized)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def profile_onnx(path: str | Path, feed: dict, *, threads: int = 2, runs: int = 20) -> dict[str, float]:
+    """ONNX Runtime's own profiler (``SessionOptions.enable_profiling``): kernel milliseconds per
+    run by operator type, sorted, largest first (after the graph optimiser's rewrites)."""
+    import json
+    import os
+    import tempfile
+
+    ort = _ort()
+    warm = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = _session_options(ort, threads, profile_prefix=os.path.join(tmp, "ort"))
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        for _ in range(warm + runs):
+            sess.run(None, feed)
+        with open(sess.end_profiling()) as f:
+            events = json.load(f)
+    starts = sorted(ev["ts"] for ev in events if ev.get("name") == "model_run")
+    t0 = starts[warm] if len(starts) > warm else 0  # the warm-up runs are left out
+    by_op: dict[str, float] = {}
+    for ev in events:
+        if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time") and ev["ts"] >= t0:
+            op = ev.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + ev["dur"] / 1000.0 / runs
+    return dict(sorted(by_op.items(), key=lambda kv: -kv[1]))

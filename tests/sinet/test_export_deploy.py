@@ -1,0 +1,120 @@
+"""The deployment path computes the same function: BN folding, PReLU rewrites (with the slope > 1
+fallback), channel-shuffle absorption, and ONNX Runtime vs PyTorch at two input sizes."""
+
+import pytest
+import torch
+from torch import nn
+
+from reprozoo.sinet.export import (
+    ConvPReLU,
+    MaxPReLU,
+    deploy_model,
+    deploy_session,
+    export_deploy_onnx,
+    fold_batchnorm,
+    profile_onnx,
+    rewrite_prelu,
+    shuffle_permutation,
+)
+from reprozoo.sinet.inference import Normalized
+from reprozoo.sinet.models import SINet
+
+torch.set_num_threads(1)
+
+
+def _randomise(model: nn.Module, seed: int = 0, slope_range=(-0.3, 0.9)) -> nn.Module:
+    """Non-trivial BN statistics and PReLU slopes, so folding and rewrites are really exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+            elif isinstance(m, nn.PReLU):
+                lo, hi = slope_range
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * (hi - lo) + lo)
+    return model.eval()
+
+
+def test_bn_folding_is_exact():
+    torch.manual_seed(0)
+    seq = _randomise(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, eps=1e-3), nn.ReLU()))
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        ref = seq(x)
+        assert fold_batchnorm(seq) == 1
+        assert isinstance(seq[1], nn.Identity) and seq[0].bias is not None
+        assert torch.allclose(seq(x), ref, atol=1e-5)
+
+
+def test_prelu_rewrite_is_exact_and_falls_back_for_a_slope_above_one():
+    x = torch.linspace(-3, 3, 61).view(1, 1, 61).expand(1, 4, 61).reshape(1, 4, 61, 1)
+    ok = nn.PReLU(4)
+    bad = nn.PReLU(4)
+    with torch.no_grad():
+        ok.weight.copy_(torch.tensor([-0.5, 0.0, 0.25, 1.0]))
+        bad.weight.copy_(torch.tensor([0.25, 0.5, 1.5, 0.1]))  # one slope > 1: max(x, a*x) would be wrong
+    net = nn.Sequential(ok, bad)
+    ref = net(x)
+    assert rewrite_prelu(net) == (1, 1)
+    assert isinstance(net[0], MaxPReLU) and isinstance(net[1], nn.PReLU)
+    assert torch.equal(net(x), ref)
+    wrong = MaxPReLU(bad.weight)(x)  # why the fallback exists
+    assert (wrong - bad(x)).abs().max() > 1.0
+
+
+def test_conv_prelu_is_exact_and_keeps_a_slope_above_one():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    act = nn.PReLU(6)
+    with torch.no_grad():
+        act.weight.copy_(torch.tensor([-0.4, 0.0, 0.3, 0.7, 1.0, 0.25]))
+    x = torch.randn(2, 4, 7, 7)
+    with torch.no_grad():
+        assert torch.allclose(ConvPReLU(conv, act.weight)(x), act(conv(x)), atol=1e-6)
+    seq = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.PReLU(6))
+    _randomise(seq, slope_range=(1.2, 1.5))
+    net, info = deploy_model(seq)
+    assert info["bn_folded"] == 1 and info["conv_prelu_fused"] == 0 and info["prelu_kept"] == 1
+    with torch.no_grad():
+        assert torch.allclose(net(x), seq(x), atol=1e-5)
+
+
+def test_shuffle_permutation_matches_channel_shuffle():
+    from reprozoo.sinet.blocks import channel_shuffle
+
+    y = torch.randn(2, 12, 3, 3)
+    assert torch.equal(channel_shuffle(y, 2), y[:, shuffle_permutation(12, 2)])
+
+
+def test_deployed_sinet_equals_sinet_in_pytorch():
+    torch.manual_seed(0)
+    model = _randomise(SINet())
+    net, info = deploy_model(model)
+    assert info == {"bn_folded": 44, "shuffles_removed": 10, "conv_prelu_fused": 36, "prelu_rewritten": 3,
+                    "prelu_kept": 0}
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (net(x) - model(x)).abs().max() < 1e-4
+        cl = net(x.contiguous(memory_format=torch.channels_last))
+        assert (cl - model(x)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("size", [64, 96])
+def test_deploy_onnx_matches_pytorch_at_two_sizes(tmp_path, size):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = _randomise(SINet(), seed=size)
+    mean, std = [0.45, 0.44, 0.40], [0.25, 0.26, 0.27]
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+    path, _ = export_deploy_onnx(Normalized(model, mean, std), tmp_path / "s.onnx", x, threads=1,
+                                 optimized_path=tmp_path / "s.ort.onnx")
+    out = deploy_session(path, threads=1, preoptimized=True).run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        ref = Normalized(model, mean, std).eval()(x).numpy()
+    assert out.shape == ref.shape and abs(out - ref).max() <= 1e-4
+    prof = profile_onnx(tmp_path / "s.onnx", {"image": x.numpy()}, threads=1, runs=2)
+    assert "Conv" in prof and "PRelu" not in prof and all(v >= 0 for v in prof.values())
