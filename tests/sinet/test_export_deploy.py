@@ -118,3 +118,19 @@ def test_deploy_onnx_matches_pytorch_at_two_sizes(tmp_path, size):
     assert out.shape == ref.shape and abs(out - ref).max() <= 1e-4
     prof = profile_onnx(tmp_path / "s.onnx", {"image": x.numpy()}, threads=1, runs=2)
     assert "Conv" in prof and "PRelu" not in prof and all(v >= 0 for v in prof.values())
+
+
+def test_cli_export_deploy_and_plain(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from reprozoo.cli import main
+    from reprozoo.sinet.inference import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "s.pt", _randomise(SINet()), mean=[0.5] * 3, std=[0.25] * 3, image_size=64)
+    for extra in ([], ["--batch", "0", "--ort-optimized", str(tmp_path / "o.onnx")], ["--no-deploy"]):
+        out = tmp_path / "m.onnx"
+        assert main(["export", "sinet", "--checkpoint", str(ckpt), "--onnx", str(out), "--threads", "1", *extra]) == 0
+        text = capsys.readouterr().out
+        assert float(text.split("max |ONNX Runtime - PyTorch| = ")[1].split()[0]) <= 1e-4
+    assert (tmp_path / "o.onnx").is_file()
+    assert main(["export", "sinet", "--checkpoint", str(ckpt), "--onnx", str(out), "--batch", "-1"]) == 2

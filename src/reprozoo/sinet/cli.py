@@ -147,23 +147,49 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt)")],
         onnx: Annotated[Path, typer.Option(help="output .onnx file")],
         size: Annotated[int, typer.Option(help="input size (default: the checkpoint's)")] = 0,
+        batch: Annotated[int, typer.Option(help="batch size fixed in the graph (0: dynamic batch)")] = 1,
+        deploy: Annotated[bool, typer.Option(help="deployment graph (BN folded, PReLU rewritten, no shuffles); "
+                                             "--no-deploy: the plain graph")] = True,
+        ort_optimized: Annotated[Path | None, typer.Option(help="also save ONNX Runtime's optimised graph here "
+                                                          "(load it with optimisation off; for this CPU only)")] = None,
+        threads: Annotated[int, typer.Option(help="ONNX Runtime threads used for --ort-optimized and the check")] = 2,
         check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch on a random input")] = True,
     ) -> None:
-        """SINet -> ONNX (input: RGB in [0, 1], (B, 3, S, S); output: logits)."""
+        """SINet -> ONNX (input: RGB in [0, 1], (B, 3, S, S); output: logits). The default deployment
+        graph computes the same function with fewer, fusable operators (see reprozoo.sinet.export)."""
         import torch
 
-        from reprozoo.sinet.export import export_onnx, max_abs_diff
-        from reprozoo.sinet.inference import load_checkpoint
+        from reprozoo.sinet.export import deploy_session, export_deploy_onnx, export_onnx
+        from reprozoo.sinet.inference import Normalized, load_checkpoint
 
         if onnx.is_dir():
             raise OutputError(f"--onnx {onnx} is a folder; pass a file name such as {onnx / 'sinet.onnx'}")
+        if batch < 0 or threads < 1:
+            raise DataError(f"--batch must be >= 0 (0: dynamic) and --threads >= 1, got {batch} and {threads}")
         model, ckpt = load_checkpoint(checkpoint)
         size = size or ckpt["image_size"]
         if size < 32 or size % 32:
             raise DataError(f"--size must be a multiple of 32, got {size}")
-        export_onnx(model, onnx, mean=ckpt["mean"], std=ckpt["std"], image_size=size)
-        typer.echo(f"wrote {onnx} (input 'image' Bx3x{size}x{size} RGB in [0,1], output 'logits')")
+        if not deploy and ort_optimized is not None:
+            raise DataError("--ort-optimized needs the deployment graph; drop --no-deploy")
+        net = Normalized(model, ckpt["mean"], ckpt["std"]).eval()
+        shape = f"{batch or 'B'}x3x{size}x{size}"
+        if deploy:
+            onnx.parent.mkdir(parents=True, exist_ok=True)
+            example = torch.rand(batch or 1, 3, size, size)
+            _, info = export_deploy_onnx(net, onnx, example, dynamic_batch=batch == 0, threads=threads,
+                                         optimized_path=ort_optimized)
+            typer.echo(f"wrote {onnx} (deployment graph, input 'image' {shape} RGB in [0,1], output 'logits'; "
+                       + ", ".join(f"{k}={v}" for k, v in info.items()) + ")")
+            if ort_optimized is not None:
+                typer.echo(f"wrote {ort_optimized} (ONNX Runtime's optimised graph for this CPU)")
+        else:
+            export_onnx(model, onnx, mean=ckpt["mean"], std=ckpt["std"], image_size=size)
+            typer.echo(f"wrote {onnx} (input 'image' Bx3x{size}x{size} RGB in [0,1], output 'logits')")
         if check:
-            x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-            diff = max_abs_diff(model, onnx, x, mean=ckpt["mean"], std=ckpt["std"])
-            typer.echo(f"max |ONNX Runtime - PyTorch| = {diff:.2e}")
+            n = batch or 2
+            x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                ref = net(x).numpy()
+            out = deploy_session(onnx, threads).run(None, {"image": x.numpy()})[0]
+            typer.echo(f"max |ONNX Runtime - PyTorch| = {float(abs(out - ref).max()):.2e}")
