@@ -134,3 +134,14 @@ def test_cli_export_deploy_and_plain(tmp_path, capsys):
         assert float(text.split("max |ONNX Runtime - PyTorch| = ")[1].split()[0]) <= 1e-4
     assert (tmp_path / "o.onnx").is_file()
     assert main(["export", "sinet", "--checkpoint", str(ckpt), "--onnx", str(out), "--batch", "-1"]) == 2
+
+
+def test_segmenter_deploy_path_equals_the_plain_model():
+    from reprozoo.sinet.inference import Segmenter
+
+    torch.manual_seed(0)
+    model = _randomise(SINet())
+    image = torch.rand(3, 50, 70)
+    fast = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64).probability(image)
+    plain = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64, deploy=False).probability(image)
+    assert fast.shape == (50, 70) and torch.allclose(fast, plain, atol=1e-5)
