@@ -9,7 +9,13 @@ from typing import Any
 import torch
 
 from reprozoo.errors import MissingDependencyError
-from reprozoo.runtime.profile import count_macs, count_params, latency_ratio
+from reprozoo.runtime.profile import (
+    add_limit_fraction,
+    count_macs,
+    count_params,
+    latency_ratio,
+    matmul_peak_flops,
+)
 from reprozoo.runtime.registry import create_model, register_benchmark
 
 GOAL = 1.05
@@ -66,6 +72,12 @@ def run(quick: bool = False, channels_last: bool | None = None) -> dict[str, Any
         extra = compare(quick=quick, channels_last=cl)
         out["rows"] += extra["rows"]
         out["ratios"].update(extra["ratios"])
+    peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)
+    for row in out["rows"]:  # work per timed call: 2 FLOPs per MAC, times the batch
+        row["flops"] = 2 * macs * row["batch"]
+    add_limit_fraction(out["rows"], peak, ms_key="ours_ms", out_key="ours_limit_fraction")
+    add_limit_fraction(out["rows"], peak, ms_key="timm_ms", out_key="timm_limit_fraction")
+    out["peak_flops"], out["threads"] = peak, torch.get_num_threads()
     out["rows"].insert(0, {"model": "rexnet_100", "params": params, "macs_224": macs,
                            "spec": "4.80M params / 0.398G MACs"})
     worst = max(v for k, v in out["ratios"].items() if "channels_last" not in k)

@@ -1,5 +1,10 @@
-"""Benchmark ``sinet``: frames/s at 224x224, batch 1, 2 CPU threads, for SINet and LR-ASPP
-MobileNetV3 in PyTorch eager mode and in ONNX Runtime, measured interleaved in one run."""
+"""Benchmark ``sinet``: frames/s of SINet and LR-ASPP MobileNetV3 in PyTorch eager mode and in ONNX
+Runtime, each as exported plainly and through the deployment path of :mod:`reprozoo.sinet.export`
+(BN folded, channel shuffle absorbed, PReLU as fused convolutions, shapes fixed, graph optimised
+once and saved, sequential execution). Both models get the same path. All rows are measured
+interleaved in one run; the goals are ratios and FPS from that run. Each row also carries its
+arithmetic work (FLOPs, conv + matmul) and the fraction of the measured matmul peak it reaches.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,22 @@ from typing import Any
 
 import torch
 
-from reprozoo.runtime.profile import count_flops, count_params, measure_latency
+from reprozoo.runtime.profile import (
+    add_limit_fraction,
+    count_flops,
+    count_params,
+    matmul_peak_flops,
+    measure_latency,
+)
 from reprozoo.runtime.registry import register_benchmark
 from reprozoo.sinet.baselines import LRASPP
-from reprozoo.sinet.export import ort_session
+from reprozoo.sinet.export import deploy_model, deploy_session, export_deploy_onnx, ort_session, profile_onnx
 from reprozoo.sinet.models import SINet
 
-GOAL_FPS = 100.0  # the paper's phone figure is 100.6 FPS
+GOAL_SPEEDUP = 2.0  # SINet >= 2x LR-ASPP's FPS in ONNX Runtime (deployment path for both)
+GOAL_FPS = 250.0    # SINet >= 250 FPS at 224x224, batch 1, in ONNX Runtime
+PAPER_FPS = 100.6   # the paper's phone figure, for reference
+NAMES = ("SINet", "LR-ASPP MobileNetV3")
 
 
 def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -26,8 +40,7 @@ def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(v for k, v in ops.items() if "convolution" in k) // 2
 
 
-def _onnx(model: torch.nn.Module, x: torch.Tensor, folder: Path, name: str) -> Path:
-    path = folder / f"{name}.onnx"
+def _plain_onnx(model: torch.nn.Module, x: torch.Tensor, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"],
@@ -35,48 +48,108 @@ def _onnx(model: torch.nn.Module, x: torch.Tensor, folder: Path, name: str) -> P
     return path
 
 
-@register_benchmark("sinet", description="SINet vs LR-ASPP MobileNetV3: FPS at 224x224, batch 1, 2 threads "
-                    "(PyTorch eager and ONNX Runtime)")
-def run(quick: bool = False, threads: int = 2, size: int = 224) -> dict[str, Any]:
+def _eager(model: torch.nn.Module, x: torch.Tensor):
+    def fn():
+        with torch.inference_mode():
+            model(x)
+    return fn
+
+
+def _ort(session, x: torch.Tensor):
+    feed = {"image": x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+@register_benchmark("sinet", description="SINet vs LR-ASPP MobileNetV3: FPS in PyTorch eager and ONNX Runtime, "
+                    "plain and deployment export, 224x224 batch 1 (+ batch 8, 320x320), 2 threads")
+def run(quick: bool = False, threads: int = 2, size: int = 224, profile: bool = True) -> dict[str, Any]:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        x = torch.rand(1, 3, size, size)
-        models = {"SINet": SINet().eval(), "LR-ASPP MobileNetV3": LRASPP().eval()}
-        fns = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, model in models.items():
-                def eager(m=model):
-                    with torch.inference_mode():
-                        m(x)
-                fns[(name, "eager")] = eager
-                session = ort_session(_onnx(model, x, Path(tmp), name.split()[0]), threads=threads)
-                feed = {"image": x.numpy()}
-                fns[(name, "onnxruntime")] = lambda s=session, f=feed: s.run(None, f)
-            warmup, repeats, rounds = (5, 20, 2) if quick else (20, 100, 3)
-            times: dict[tuple[str, str], list[float]] = {k: [] for k in fns}
-            for _ in range(rounds):  # interleaved, so machine noise hits every row
-                for key, fn in fns.items():
-                    times[key].append(measure_latency(fn, warmup=warmup, repeats=repeats)["median_ms"])
-        rows = []
-        fps = {}
-        macs = {name: conv_macs(model, x) for name, model in models.items()}  # once per model, not per engine
-        for (name, engine), ts in times.items():
-            ms = statistics.median(ts)
-            fps[(name, engine)] = 1000.0 / ms
-            model = models[name]
-            rows.append({"model": name, "engine": engine, "median_ms": ms, "fps": 1000.0 / ms,
-                         "params": count_params(model), "conv_macs": macs[name], "threads": threads})
-        s_ort, s_eager = fps[("SINet", "onnxruntime")], fps[("SINet", "eager")]
-        b_ort, b_eager = fps[("LR-ASPP MobileNetV3", "onnxruntime")], fps[("LR-ASPP MobileNetV3", "eager")]
-        ratios = {"sinet_vs_lraspp_eager_speedup": s_eager / b_eager,
-                  "sinet_vs_lraspp_onnxruntime_speedup": s_ort / b_ort,
-                  "sinet_onnxruntime_vs_eager_speedup": s_ort / s_eager,
-                  "lraspp_vs_sinet_param_ratio": rows[2]["params"] / rows[0]["params"],
-                  "lraspp_vs_sinet_conv_mac_ratio": rows[2]["conv_macs"] / rows[0]["conv_macs"]}
-        met = s_ort >= GOAL_FPS and s_ort > b_ort
-        goal = (f"SINet >= {GOAL_FPS:.0f} FPS with ONNX Runtime on {threads} threads and faster than LR-ASPP "
-                f"(measured {s_ort:.1f} FPS vs {b_ort:.1f})")
-        return {"rows": rows, "ratios": ratios, "goal": goal, "met": met}
+        return _run(quick, threads, size, profile)
     finally:
         torch.set_num_threads(before)
+
+
+def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
+    torch.manual_seed(0)
+    models = {"SINet": SINet().eval(), "LR-ASPP MobileNetV3": LRASPP().eval()}
+    settings = [(1, size), (8, size), (1, 320)]  # (batch, size); the extra two only on the deploy paths
+    fns: dict[tuple[str, str, int, int], Any] = {}
+    work: dict[tuple[str, int, int], int] = {}
+    deploy_info: dict[str, dict] = {}
+    breakdown: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, model in models.items():
+            tag = name.split()[0].lower()
+            deployed, deploy_info[name] = deploy_model(model)
+            deployed_cl = deployed.to(memory_format=torch.channels_last) if not quick else None
+            for batch, s in settings:
+                x = torch.rand(batch, 3, s, s)
+                work[(name, batch, s)] = count_flops(model, x)
+                opt, _ = export_deploy_onnx(model, folder / f"{tag}_{batch}_{s}.onnx", x, threads=threads,
+                                            optimized_path=folder / f"{tag}_{batch}_{s}.ort.onnx")
+                fns[(name, "onnxruntime deploy", batch, s)] = _ort(deploy_session(opt, threads, preoptimized=True), x)
+                if (batch, s) != (1, size):
+                    continue
+                plain = _plain_onnx(model, x, folder / f"{tag}_plain.onnx")
+                fns[(name, "onnxruntime plain", batch, s)] = _ort(ort_session(plain, threads), x)
+                fns[(name, "eager plain", batch, s)] = _eager(model, x)
+                fns[(name, "eager deploy", batch, s)] = _eager(deployed, x)
+                if deployed_cl is not None:  # channels-last: measured in the full run
+                    fns[(name, "eager deploy channels_last", batch, s)] = _eager(
+                        deployed_cl, x.contiguous(memory_format=torch.channels_last))
+                if profile:
+                    feed = {"image": x.numpy()}
+                    runs = 5 if quick else 20
+                    breakdown[name] = {"plain": _top(profile_onnx(plain, feed, threads=threads, runs=runs)),
+                                       "deploy": _top(profile_onnx(opt, feed, threads=threads, runs=runs))}
+        peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)
+        warmup, repeats, rounds = (3, 8, 2) if quick else (10, 40, 3)
+        times: dict[tuple, list[float]] = {k: [] for k in fns}
+        for _ in range(rounds):  # interleaved, so machine noise hits every row
+            for key, fn in fns.items():
+                batch = key[2]
+                times[key].append(measure_latency(fn, warmup=warmup, repeats=max(3, repeats // batch))["median_ms"])
+    rows, fps = [], {}
+    macs = {name: conv_macs(m, torch.rand(1, 3, size, size)) for name, m in models.items()}
+    for (name, engine, batch, s), ts in times.items():
+        ms = statistics.median(ts)
+        fps[(name, engine, batch, s)] = batch * 1000.0 / ms
+        rows.append({"model": name, "engine": engine, "batch": batch, "size": s, "median_ms": round(ms, 3),
+                     "fps": round(batch * 1000.0 / ms, 1), "params": count_params(models[name]),
+                     "conv_macs_224": macs[name], "flops": work[(name, batch, s)], "threads": threads})
+    add_limit_fraction(rows, peak)
+    sinet, base = NAMES
+    s_ort, b_ort = fps[(sinet, "onnxruntime deploy", 1, size)], fps[(base, "onnxruntime deploy", 1, size)]
+    ratios = {
+        "sinet_vs_lraspp_onnxruntime_deploy": s_ort / b_ort,
+        "sinet_vs_lraspp_onnxruntime_plain": fps[(sinet, "onnxruntime plain", 1, size)]
+        / fps[(base, "onnxruntime plain", 1, size)],
+        "sinet_vs_lraspp_eager_deploy": fps[(sinet, "eager deploy", 1, size)] / fps[(base, "eager deploy", 1, size)],
+        "sinet_vs_lraspp_eager_plain": fps[(sinet, "eager plain", 1, size)] / fps[(base, "eager plain", 1, size)],
+        "sinet_deploy_vs_plain_onnxruntime": s_ort / fps[(sinet, "onnxruntime plain", 1, size)],
+        "lraspp_deploy_vs_plain_onnxruntime": b_ort / fps[(base, "onnxruntime plain", 1, size)],
+        "sinet_deploy_vs_plain_eager": fps[(sinet, "eager deploy", 1, size)] / fps[(sinet, "eager plain", 1, size)],
+        "sinet_vs_lraspp_onnxruntime_deploy_batch8": fps[(sinet, "onnxruntime deploy", 8, size)]
+        / fps[(base, "onnxruntime deploy", 8, size)],
+        "sinet_vs_lraspp_onnxruntime_deploy_320": fps[(sinet, "onnxruntime deploy", 1, 320)]
+        / fps[(base, "onnxruntime deploy", 1, 320)],
+        "lraspp_vs_sinet_param_ratio": count_params(models[base]) / count_params(models[sinet]),
+        "lraspp_vs_sinet_conv_mac_ratio": macs[base] / macs[sinet],
+    }
+    speed_met, fps_met = s_ort / b_ort >= GOAL_SPEEDUP, s_ort >= GOAL_FPS
+    goal = (f"ONNX Runtime, {size}x{size}, batch 1, {threads} threads, deployment export for both: "
+            f"SINet >= {GOAL_SPEEDUP:g}x LR-ASPP ({s_ort / b_ort:.2f}x: {'met' if speed_met else 'not met'}) and "
+            f">= {GOAL_FPS:.0f} FPS ({s_ort:.1f} FPS: {'met' if fps_met else 'not met'})")
+    return {"rows": rows, "ratios": ratios, "goal": goal, "met": bool(speed_met and fps_met),
+            "goals": {"speedup_2x": bool(speed_met), "fps_250": bool(fps_met)},
+            "peak_flops": peak, "threads": threads, "deploy": deploy_info, "ort_profile_ms": breakdown}
+
+
+def _top(by_op: dict[str, float], n: int = 6) -> dict[str, float]:
+    """The ``n`` most expensive operator types (ms per frame) and the total kernel time."""
+    out = {k: round(v, 2) for k, v in list(by_op.items())[:n]}
+    out["total"] = round(sum(by_op.values()), 2)
+    return out
