@@ -100,3 +100,12 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert trial["video"]["n_videos"] == 12 and trial["video"]["n_frames"] == 48
     assert np.isclose(sum(trial["fusion_weights"]), 1.0)
     assert len(data["claims"]) == 5 and data["claims"][0]["headline"]
+
+
+def test_quick_preset_grid():
+    # two of the four held-out cameras (fixed before any quick verdict), >= 3 seeds, all arms incl. the control
+    cfg = ECLIPSConfig.from_preset("quick")
+    assert cfg.targets == ["cam0", "cam3"] and cfg.seeds == [0, 1, 2] and cfg.arms == ARMS
+    assert len(cfg.targets) * len(cfg.arms) * len(cfg.seeds) == 36
+    assert cfg.mc_test is False and cfg.fit.iters == 200 and cfg.size == 32
+    assert ECLIPSConfig.from_preset("paper").targets == ["cam0", "cam1", "cam2", "cam3"]
