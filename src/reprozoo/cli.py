@@ -155,7 +155,7 @@ def bench_cmd(
         result = spec.run(quick=quick, **options)
         if result.get("peak_flops"):  # the machine's limit, measured in the same run
             typer.echo(f"   limit: float32 matmul peak {result['peak_flops'] / 1e9:.1f} GFLOP/s"
-                       + (f" on {result['threads']} thread(s)" if result.get("threads") else "")
+                       + (f" on {int(result['threads'])} thread(s)" if result.get("threads") else "")
                        + "; limit_fraction = achieved FLOP/s / peak (near 1: compute-bound; a few %: overhead-bound)")
         for row in result.get("rows", []):
             typer.echo("   " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
