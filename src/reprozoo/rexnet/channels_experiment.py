@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.rexnet.study import MAC_TOLERANCE, Arm, build_study_model, equal_mac_arms
 from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.evaluation import accuracy
 from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.registry import register_experiment
@@ -141,15 +141,6 @@ def _data(train_copies, test_copies, max_train, max_test, seed, digit_size, shif
     if max_test:
         xte, yte = xte[:max_test], yte[:max_test]
     return (xtr, ytr), (xte, yte)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
-    model.eval()
-    dev = next(model.parameters()).device
-    correct = sum(int((model(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]).sum())
-                  for i in range(0, len(x), batch))
-    return correct / len(x)
 
 
 def run_one(trial: Trial, tctx) -> dict[str, Any]:

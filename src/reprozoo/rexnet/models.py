@@ -21,6 +21,7 @@ from torch import nn
 from reprozoo.errors import ConfigError
 from reprozoo.rexnet.blocks import ConvBnAct, LinearBottleneck
 from reprozoo.rexnet.schedule import STAGE_STRIDES, Schedule, lite_schedule, rexnet_schedule
+from reprozoo.runtime.evaluation import check_out_indices
 from reprozoo.runtime.registry import register_model
 
 MAX_CLASSES = 1_000_000
@@ -100,10 +101,7 @@ class ReXNet(nn.Module):
         self.feature_info = self._feature_info()
         self.features_only = features_only
         if features_only:
-            bad = [i for i in out_indices if not 0 <= i < len(self.feature_info)]
-            if bad or not out_indices:
-                raise ConfigError(f"out_indices {list(out_indices)} must be a non-empty subset of "
-                                  f"0..{len(self.feature_info) - 1}")
+            check_out_indices(out_indices, len(self.feature_info))
         self.out_indices = tuple(out_indices)
         if weight_init == "efficientnet":
             efficientnet_init_(self)
