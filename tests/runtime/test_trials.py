@@ -73,3 +73,29 @@ def test_ray_executor_matches_serial(tmp_path):
     finally:
         ray.shutdown()
     assert via_ray == serial
+
+
+def test_generator_scope_leaves_the_global_stream_alone():
+    import torch
+
+    from reprozoo.runtime.seeding import generator_scope
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with generator_scope(torch.Generator().manual_seed(7)):
+        a = torch.nn.functional.dropout(torch.ones(1000), 0.5)
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream continues as if nothing ran
+    with generator_scope(torch.Generator().manual_seed(7)):
+        b = torch.nn.functional.dropout(torch.ones(1000), 0.5)
+    assert torch.equal(a, b) and 300 < int((a == 0).sum()) < 700
+    torch.manual_seed(5)
+    with generator_scope(None):
+        torch.rand(2)
+    torch.manual_seed(5)
+    torch.rand(2)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    with generator_scope(None):
+        torch.rand(2)
+    assert torch.equal(torch.rand(1), after)  # without a generator: the usual global stream

@@ -32,6 +32,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError, MissingDependencyError
 from reprozoo.runtime.registry import register_model
+from reprozoo.runtime.seeding import generator_scope
 
 FUSIONS = ("learned", "mean", "gate")
 UNCERTAINTIES = ("variance", "bald")
@@ -266,7 +267,7 @@ def predict(model: nn.Module, x: torch.Tensor, *, mc_samples: int = 0, uncertain
         raise ConfigError(f"mc_samples must be >= 0, got {mc_samples}")
     t = max(1, mc_samples)
     samples, fused = [], []
-    with mc_dropout(model, enabled=mc_samples > 0), _rng_scope(generator):
+    with mc_dropout(model, enabled=mc_samples > 0), generator_scope(generator):
         for _ in range(t):
             if isinstance(model, Ensemble):
                 logits = model.member_logits(x)
@@ -289,18 +290,6 @@ def predict(model: nn.Module, x: torch.Tensor, *, mc_samples: int = 0, uncertain
 def _entropy(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(1e-7, 1 - 1e-7)
     return -(p * p.log() + (1 - p) * (1 - p).log())
-
-
-@contextlib.contextmanager
-def _rng_scope(generator: torch.Generator | None):
-    """Dropout draws from the global RNG; with a generator, fork the global state, seed it from the
-    generator, and restore it afterwards (the caller's RNG stream is left as it was)."""
-    if generator is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        yield
 
 
 # ------------------------------------------------------------------------------------ batched members

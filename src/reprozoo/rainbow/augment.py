@@ -6,8 +6,8 @@ once so the model scores them in batched forward passes.
 
 Randomness: every function draws from the ``torch.Generator`` it is given and never touches the
 global torch RNG state. torchvision's v2 transforms (CutMix, AutoAugment, RandAugment) draw from
-the global RNG, so they run inside :func:`isolated_rng`, which forks the global state, seeds the
-fork from the caller's generator and restores the state afterwards.
+the global RNG, so they run inside :func:`reprozoo.runtime.seeding.generator_scope`, which forks
+the global state, seeds the fork from the caller's generator and restores the state afterwards.
 
 RandAugment note: the official code used the ``randaugment`` PyPI package (two random
 (op, magnitude 1..9) pairs, each applied with p=0.5); we use torchvision's
@@ -16,28 +16,14 @@ RandAugment note: the official code used the ``randaugment`` PyPI package (two r
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 
 from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.runtime.seeding import generator_scope
 
 POLICIES = ("none", "autoaugment", "randaugment")
 PERTURBATIONS = ("autoaugment", "randaugment", "shift_cutout_noise")
-
-
-@contextlib.contextmanager
-def isolated_rng(generator: torch.Generator | None) -> Iterator[None]:
-    """Run torchvision transforms on a fork of the global CPU RNG seeded from ``generator``: the
-    caller's global RNG state is the same afterwards, and the same generator state gives the
-    same draws."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +86,7 @@ class TorchvisionPerturbation:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         imgs = _to_uint8(x.cpu())
-        with isolated_rng(generator):
+        with generator_scope(generator):
             out = torch.stack([self.transform(img) for img in imgs])
         return (out.float() / 255.0).to(x.device)
 
@@ -165,7 +151,7 @@ class TrainAugment:
             out = torch.where(flip[:, None, None, None], out.flip(-1), out)
         if self._policy is not None:
             imgs = _to_uint8(out.cpu())
-            with isolated_rng(generator):
+            with generator_scope(generator):
                 out = (torch.stack([self._policy(img) for img in imgs]).float() / 255.0).to(x.device)
         return out
 
@@ -181,6 +167,6 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.
     from torchvision.transforms import v2
 
     perm = torch.randperm(len(x), generator=generator).to(x.device)
-    with isolated_rng(generator):
+    with generator_scope(generator):
         mixed, targets = v2.CutMix(alpha=alpha, num_classes=num_classes)(x[perm], y[perm])
     return mixed, targets

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -55,3 +57,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def generator_scope(generator: torch.Generator | None) -> Iterator[None]:
+    """Run code that can only draw from torch's global CPU RNG (dropout, torchvision transforms)
+    on a stream taken from ``generator``: the global state is forked, seeded from the generator and
+    restored afterwards, so the caller's other random streams are unaffected and the same generator
+    state gives the same draws. Without a generator the code draws from the global RNG as usual."""
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
