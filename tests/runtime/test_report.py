@@ -66,3 +66,12 @@ def test_verdict_rules():
     assert threshold(5.2, at_least=5.0)[0] == "held" and threshold(4.9, at_least=5.0)[0] == "not held"
     assert combine(["held", "held"]) == "held" and combine(["held", "inconclusive"]) == "inconclusive"
     assert combine(["held", "not held", "inconclusive"]) == "not held"
+
+
+def test_summary_shows_the_deciding_part_of_the_evidence(tmp_path):
+    evidence = "acc: method 0.9 vs strongest alternative 'x' 0.8; negative control: y lost as required"
+    write_metrics(tmp_path / "e" / "r", _data(evidence=evidence))
+    page = build_index(tmp_path, {}).read_text()
+    summary = page.split("<h2>Summary</h2>")[1].split("<h2 id=")[0]
+    assert "strongest alternative &#x27;x&#x27; 0.8" in summary and "negative control" not in summary
+    assert "negative control: y lost as required" in page  # the section keeps the whole line

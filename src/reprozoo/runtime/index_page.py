@@ -20,7 +20,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;paddi
  color:#222;line-height:1.45}
 h1{margin-bottom:.2em}h2{margin-top:2.2em;border-bottom:2px solid #ddd;padding-bottom:.2em}h3{margin-top:1.4em}
 table{border-collapse:collapse;width:100%;margin:.6em 0;font-size:.92em}
-td,th{border:1px solid #d5d5d5;padding:5px 8px;vertical-align:top;text-align:left}th{background:#f3f4f6}
+td,th{border:1px solid #d5d5d5;padding:5px 8px;vertical-align:top;text-align:left;overflow-wrap:anywhere}th{background:#f3f4f6}
 .v{font-weight:600;white-space:nowrap;padding:1px 7px;border-radius:4px}
 .held{color:#0f5a23;background:#e3f5e8}.not{color:#8c1111;background:#fbe4e4}.inconclusive{color:#6b5400;background:#fbf3d5}
 .claim{font-size:1.05em;background:#f8f9fb;border-left:4px solid #8aa2c8;padding:.5em .9em}
@@ -28,7 +28,7 @@ td,th{border:1px solid #d5d5d5;padding:5px 8px;vertical-align:top;text-align:lef
 .figs img{width:100%;border:1px solid #ddd;cursor:zoom-in}.figs figcaption{font-size:.85em;color:#555}
 .lightbox{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);z-index:10;align-items:center;
  justify-content:center}.lightbox:target{display:flex}.lightbox img{max-width:96vw;max-height:94vh;background:#fff}
-pre{background:#f6f8fa;padding:.7em;overflow:auto;font-size:.85em}small{color:#666}.hl{font-size:.8em;color:#445}
+pre{background:#f6f8fa;padding:.7em;overflow:auto;font-size:.85em;white-space:pre-wrap}small{color:#666}.hl{font-size:.8em;color:#445}
 """
 
 
@@ -38,6 +38,12 @@ def _cls(verdict: str) -> str:
 
 def _verdict(v: str) -> str:
     return f'<span class="v {_cls(v)}">{html.escape(v)}</span>'
+
+
+def _decider(evidence: str, limit: int = 220) -> str:
+    """The part of an evidence line that decided the headline (before the control and other tasks)."""
+    head = evidence.split("; negative control")[0].split(" | ")[0]
+    return head if len(head) <= limit else head[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _anchor(name: str) -> str:
@@ -132,7 +138,7 @@ def render_index(runs_dir: Path, latest: dict[str, tuple[Path, dict[str, Any]]],
         rows = "".join(
             f"<tr><td><a href='#{_anchor(n)}'>{html.escape(n)}</a></td>"
             f"<td>{html.escape(papers.get(n) or d.get('paper', ''))}</td><td>{_verdict(d['verdict'])}</td>"
-            f"<td>{html.escape(d['evidence'])}</td><td>{d['runtime_s']:.0f} s</td></tr>"
+            f"<td>{html.escape(_decider(d['evidence']))}</td><td>{d['runtime_s']:.0f} s</td></tr>"
             for n, (_, d) in latest.items())
         summary = ("<table><tr><th>experiment</th><th>paper</th><th>headline verdict</th><th>what decided it</th>"
                    f"<th>runtime</th></tr>{rows}</table>")
