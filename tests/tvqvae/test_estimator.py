@@ -4,6 +4,7 @@ import torch
 
 from reprozoo.data.textcorpora import procedural_corpus
 from reprozoo.errors import CheckpointError, ConfigError, DataError
+from reprozoo.tvqvae import baselines
 from reprozoo.tvqvae.embeddings import TokenEncoder, cache_dir
 from reprozoo.tvqvae.estimator import TVQVAE, NotFittedError, prepare_corpus
 from reprozoo.tvqvae.preprocess import Vocabulary, tokenize
@@ -126,3 +127,28 @@ def test_recovers_known_topics_with_minilm():
     truth = {n: set(PROCEDURAL_TOPICS[n]) for n in ("space", "food", "sports")}
     for words in m.get_topics(6):
         assert max(len(set(words) & t) for t in truth.values()) >= 3, words
+
+
+def test_k_larger_than_the_vocabulary_is_refused(tiny_encoder):
+    # 30 documents but a 3-word vocabulary: K=5 fits the documents, not the vocabulary
+    docs = [f"{a} {b}" for a, b in zip(["apple", "banana", "cherry"] * 10, ["banana", "cherry", "apple"] * 10)]
+    enc = TokenEncoder(tiny_encoder, max_len=32)
+    with pytest.raises(DataError, match=r"K=5 is larger than the number of documents \(30\) or the vocabulary \(3 words\)"):
+        prepare_corpus(docs, enc, min_df=1, max_df=1.0, max_topics=5)
+    data = prepare_corpus(docs, enc, min_df=1, max_df=1.0)
+    assert data.bow.shape == (30, 3)
+    with pytest.raises(DataError, match=r"n_topics=5 is larger than the number of documents \(30\) or the vocabulary \(3\)"):
+        TVQVAE(5, **{**SMALL, "n_codes": 4}).fit_prepared(data)
+    for fit in (lambda: baselines.prodlda(data, 5, 0, epochs=1), lambda: baselines.lda(data, 5, 0, passes=1),
+                lambda: baselines.embedding_clusters(data, 5, 0), lambda: baselines.random_topics(data, 5, 0)):
+        with pytest.raises(DataError, match=r"K=5 must be in 2..min\(documents, vocabulary\) = 3"):
+            fit()
+
+
+def test_a_nan_loss_in_the_topic_stage_stops_before_the_update(tiny_encoder, corpus):
+    data = prepare_corpus(corpus, TokenEncoder(tiny_encoder, max_len=64))
+    data.bow[0, 0] = np.nan  # reaches the word reconstruction of the first batch
+    with pytest.raises(NonFiniteLossError, match=r"TVQ-VAE topics: the loss became nan at step 1"):
+        TVQVAE(3, **{**SMALL, "batch_size": 1000}).fit_prepared(data)
+    with pytest.raises(NonFiniteLossError, match=r"ProdLDA: the loss became nan at step 1"):
+        baselines.prodlda(data, 3, 0, epochs=2, batch_size=1000)

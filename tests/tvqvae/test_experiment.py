@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.errors import ConfigError, DataError, UnknownNameError
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.tvqvae.experiment import NMI_MARGIN, TQ_MARGIN, TVQConfig, decide
 
@@ -89,3 +89,22 @@ def test_config_checks_happen_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="n_neighbors"):
         run_experiment("tvq-vae", "smoke", overrides=["n_neighbors=100"], out_dir=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_bad_corpus_files_fail_before_any_work(tmp_path, tiny_encoder):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a fine document about stars\nbroken \xff byte\n")
+    with pytest.raises(DataError, match=r"bad.txt: line 2 is not valid UTF-8"):
+        run_experiment("tvq-vae", "smoke", overrides=["corpus=file", f"data_root={bad}"], out_dir=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(DataError, match="does not exist"):
+        TVQConfig.from_preset("smoke", ["corpus=file", f"data_root={tmp_path / 'nope.txt'}"])
+    # K larger than the corpus: refused after preprocessing, before the encoder runs or any trial starts
+    small = tmp_path / "small.txt"
+    small.write_text("\n".join(["stars and planets orbit", "planets orbit stars", "cheese and bread",
+                                 "bread with cheese", "stars over bread"] * 2))
+    with pytest.raises(DataError, match=r"K=20 is larger than the number of documents \(10\)"):
+        run_experiment("tvq-vae", "smoke", overrides=["corpus=file", f"data_root={small}", "topics=[20]",
+                                                      f"encoder={tiny_encoder}", "min_df=1", "max_df=1.0"],
+                       out_dir=tmp_path / "y")
+    assert not list((tmp_path / "y").glob("trials/*.json"))

@@ -74,7 +74,8 @@ def _as_texts(docs: Any) -> tuple[list[str], list[str] | None]:
 
 
 def prepare_corpus(docs: Any, encoder: TokenEncoder, *, labels: list[str] | None = None, min_df: int = 2,
-                   max_df: float = 0.5, min_len: int = 3, vocab: Vocabulary | None = None) -> PreparedCorpus:
+                   max_df: float = 0.5, min_len: int = 3, vocab: Vocabulary | None = None,
+                   max_topics: int | None = None) -> PreparedCorpus:
     texts, own_labels = _as_texts(docs)
     labels = labels if labels is not None else own_labels
     if not texts:
@@ -92,6 +93,9 @@ def prepare_corpus(docs: Any, encoder: TokenEncoder, *, labels: list[str] | None
     keep = [i for i in nonempty if any(w in vocab for w in tokens[i])]
     if not keep:
         raise DataError("no document holds a vocabulary word; use more documents or a lower min_df")
+    if max_topics is not None and max_topics > min(len(keep), len(vocab.words)):
+        raise DataError(f"K={max_topics} is larger than the number of documents ({len(keep)}) or the vocabulary "
+                        f"({len(vocab.words)} words); use fewer topics or a larger corpus")
     enc = encoder.encode([texts[i] for i in keep])
     in_vocab = np.asarray([w in vocab.index for w in enc.words], dtype=bool)
     enc = EncodedCorpus(enc.vectors[in_vocab], enc.doc[in_vocab], enc.words[in_vocab], enc.sentence)

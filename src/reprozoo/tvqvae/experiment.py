@@ -121,6 +121,8 @@ class TVQConfig(ExperimentConfig):
             from reprozoo.data.textcorpora import load_fortunes as _check
 
             _check(self.categories, max_per_category=1)  # missing package or category -> one-line error
+        if self.corpus == "file":
+            read_corpus(self.data_root)  # a missing file or a byte that is not UTF-8 -> one-line error, before any work
 
 
 def load_corpus(cfg: TVQConfig):
@@ -135,7 +137,8 @@ def prepare(cfg: TVQConfig, progress: bool | None = False) -> PreparedCorpus:
     """The shared corpus (vocabulary, counts, cached embeddings) every arm is fitted on."""
     enc = TokenEncoder(cfg.encoder or None, max_len=cfg.max_len, pooling=cfg.pooling, device=cfg.device,
                        progress=progress)
-    return prepare_corpus(load_corpus(cfg), enc, min_df=cfg.min_df, max_df=cfg.max_df)
+    # K is checked against the documents and the vocabulary before anything is encoded
+    return prepare_corpus(load_corpus(cfg), enc, min_df=cfg.min_df, max_df=cfg.max_df, max_topics=max(cfg.topics))
 
 
 def _fit_arm(arm: str, data: PreparedCorpus, cfg: TVQConfig, seed: int) -> dict[int, tuple[list, np.ndarray, list]]:

@@ -75,10 +75,10 @@ def train_vq(model: VQAutoEncoder, vectors: torch.Tensor, doc: np.ndarray, *, ep
                 rows = torch.from_numpy(keep[idx] if keep is not None else idx)
                 out = model(vectors[rows].to(device))
                 opt.zero_grad(set_to_none=True)
+                step += 1
+                sums["loss"] += _check(out["loss"], "VQ autoencoder", step)  # stop before a NaN update
                 out["loss"].backward()
                 opt.step()
-                step += 1
-                sums["loss"] += _check(out["loss"], "VQ autoencoder", step)
                 for k in ("recon", "vq", "usage"):
                     sums[k] += float(out[k].detach())
                 used += out["h"].sum(0)
@@ -154,10 +154,10 @@ def train_topic_model(model: TopicModel, x: torch.Tensor, words: torch.Tensor, *
                 eps = torch.randn(len(b), model.encoder.n_topics, generator=gen).to(device)
                 out = model(x[b], words[b], eps)
                 opt.zero_grad(set_to_none=True)
+                step += 1
+                _check(out["loss"], name, step)  # stop before a NaN update
                 out["loss"].backward()
                 opt.step()
-                step += 1
-                _check(out["loss"], name, step)
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 nb += 1
