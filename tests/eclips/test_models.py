@@ -9,13 +9,12 @@ from reprozoo.eclips.models import (
     FASHead,
     SmallCNN,
     base_learner,
-    clip_visual_encoder,
     ensemble_loss,
     mc_dropout,
     predict,
     stacked_forward,
 )
-from reprozoo.errors import ConfigError, MissingDependencyError
+from reprozoo.errors import ConfigError
 from reprozoo.runtime.profile import count_macs, count_params
 from reprozoo.runtime.registry import create_model
 
@@ -147,14 +146,3 @@ def test_backbone_wraps_torchvision_and_timm_models():
     assert tm.num_features == 512 and tm(torch.randn(2, 3, 32, 32)).shape == (2, 512)
     cnn = Backbone(SmallCNN(4), strip_head=False)
     assert cnn.num_features == 16
-
-
-def test_clip_backbone_needs_open_clip():
-    try:
-        import open_clip  # noqa: F401
-    except ImportError:
-        with pytest.raises(MissingDependencyError, match="pip install 'open_clip_torch"):
-            clip_visual_encoder("ViT-B-16")
-    else:  # pragma: no cover - only where open_clip is installed
-        enc = clip_visual_encoder("ViT-B-16")
-        assert enc.num_features == 768
