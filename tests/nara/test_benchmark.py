@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from reprozoo.nara import LocalConfidence, PriorPredictor, nara_causal_conv, nara_made
-from reprozoo.nara.benchmark import _goal, measure, per_sample_flops
+from reprozoo.nara.benchmark import _goal, goals, measure, per_sample_flops
 from reprozoo.nara.tasks import Task
 from reprozoo.runtime.profile import count_params
 
@@ -23,11 +23,16 @@ def test_measure_rows_have_calls_time_work_and_peak_fraction():
     rows = measure(task, 3, samplers, flops, peak=1e9, repeats=1, rounds=1)
     assert [r["sampler"] for r in rows] == ["sequential", "jacobi", "jacobi+prior", "nara"]
     seq = rows[0]
-    assert seq["calls"] == 16 and seq["mflop"] == pytest.approx(3 * 16 * flops["mother"] / 1e6)
+    assert seq["calls"] == 16 and seq["flops"] == pytest.approx(3 * 16 * flops["mother"])
+    assert flops["confidence_band"] == 2 * 16 * (6 * 4 + 4)  # 16 band positions x (6 x 4 + 4) multiply-adds
     for r in rows[1:]:
         assert r["batch"] == 3 and 1 <= r["calls"] <= 16
         assert r["speedup_vs_sequential"] == pytest.approx(r["sequential_ms"] / r["ms"])
-        assert r["peak_fraction"] == pytest.approx(r["mflop"] * 1e6 / (r["ms"] / 1000) / 1e9)
+        assert r["ms_per_call"] == pytest.approx(r["ms"] / r["iterations"])
+        assert r["limit_fraction"] == pytest.approx(r["flops"] / (r["ms"] / 1000) / 1e9)
+    nara = rows[-1]
+    assert nara["flops"] == pytest.approx(3 * nara["calls"] * (flops["mother"] + flops["confidence_band"])
+                                          + 3 * flops["prior"])
 
 
 def test_confidence_predictor_is_cheap_next_to_the_mother():
@@ -53,8 +58,12 @@ def test_goal_and_calls_not_time():
     rows = [row("sequential", 64, 10.0, 1.0), row("jacobi", 6, 1.0, 10.0), row("jacobi+prior", 4.6, 0.9, 11.1),
             row("nara", 4.0, 1.2, 8.3)]
     met, lines, lost = _goal(rows)
-    assert not met and "not met" in lines[0]
-    assert lost and "fewer calls than jacobi+prior" in lost[0]
+    assert not met and len(lines) == 2
+    assert lines[0].endswith("-> met") and "sequential" in lines[0]  # 10 ms vs 1.2 ms
+    assert "best exact Jacobi (jacobi+prior)" in lines[1] and lines[1].endswith("-> not met")
+    assert lost == ["digits b1: 1.15x fewer calls than jacobi+prior but 0.75x its speed"]
+    g = goals(rows)
+    assert [x["met"] for x in g] == [True, False] and g[1]["speed_ratio"] == pytest.approx(0.9 / 1.2)
     rows[-1]["ms"] = 0.5
     assert _goal(rows)[0]
 

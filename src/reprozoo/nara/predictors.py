@@ -129,9 +129,14 @@ class LocalConfidence(nn.Module):
         self.margin_size = family.margin(torch.zeros(1, family.param_size), torch.zeros(1)).shape[-1]
         self.n_inputs = family.feature_size + self.margin_size + 4
         self.net = mlp([self.n_inputs, *hidden, 1])
-        self.register_buffer("_pos", torch.arange(length, dtype=torch.float32) / length, persistent=False)
+        # t / N for t = 0..N (the boundary m may equal N); the same numbers as ``t.float() / N``
+        self.register_buffer("_pos1", torch.arange(length + 1, dtype=torch.float32) / length, persistent=False)
 
     supports_index = True  # can score a band of positions only (see ``index``)
+
+    @property
+    def _pos(self) -> torch.Tensor:
+        return self._pos1[: self.length]
 
     def inputs(self, x_prev, x_new, params, m, code=None, change=None, d=None, index=None) -> torch.Tensor:
         """``(B, N, K)`` (or ``(B, W, K)`` for the positions in ``index``, ``(B, W)``): features(params),
@@ -141,22 +146,28 @@ class LocalConfidence(nn.Module):
         fam = self.family
         if self.margin_size and code is None:
             raise ConfigError("this confidence predictor needs the noise code: pass code=family.noise_code(noise)")
-        near = d - F.pad(d, (self.window, 0))[:, : self.length]
-        pos = self._pos[None, :]
-        if index is not None:  # only the positions the acceptance rule will look at
-            change, d, near = change.gather(1, index), d.gather(1, index), near.gather(1, index)
-            params = params.gather(1, index.unsqueeze(-1).expand(-1, -1, params.shape[-1]))
-            code = code.gather(1, index) if code is not None else None
-            pos = index.to(self._pos.dtype) / self.length
+        shifted = F.pad(d, (self.window, 0))[:, : self.length]  # D_{t - window}, 0 before the start
+        if index is None:
+            pos = self._pos[None, :]
+        else:  # only the positions the acceptance rule will look at, picked with ONE gather
+            p = params.shape[-1]
+            cols = [params, change.unsqueeze(-1), d.unsqueeze(-1), shifted.unsqueeze(-1)]
+            if code is not None:
+                cols.append(code.unsqueeze(-1))
+            packed = torch.cat(cols, dim=-1)
+            picked = packed.gather(1, index.unsqueeze(-1).expand(-1, -1, packed.shape[-1]))
+            params, change, d, shifted = picked[..., :p], picked[..., p], picked[..., p + 1], picked[..., p + 2]
+            code = picked[..., p + 3] if code is not None else None
+            pos = self._pos[index]  # = index / N
         cols = [fam.features(params)]
         if self.margin_size:
             cols.append(fam.margin(params, code))
-        per = torch.stack([change, d, near], dim=-1)
+        per = torch.stack([change, d, d - shifted], dim=-1)  # own change, D_t, change over the last `window`
         scale = fam.change_scale(params)
         if scale is not None:
             per = per / scale.unsqueeze(-1)
         cols.append(torch.log1p(per))
-        cols.append((pos - m[:, None].to(self._pos.dtype) / self.length).unsqueeze(-1))
+        cols.append((pos - self._pos1[m][:, None]).unsqueeze(-1))  # (t - m) / N
         return torch.cat(cols, dim=-1)
 
     def forward(self, x_prev, x_new, params, m, code=None, change=None, d=None, index=None) -> torch.Tensor:

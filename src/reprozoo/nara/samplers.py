@@ -154,13 +154,34 @@ def sample_parallel(
         raise ConfigError(f"rejected must be 'warm' or 'reprior', got '{rejected}'")
     if rejected == "reprior" and prior is None:
         raise ConfigError("rejected='reprior' needs a prior predictor")
+    window = int(window)
+    if window < 0:
+        raise ConfigError(f"window must be >= 0 (0 = score every position), got {window}")
     n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
+    name = method or "parallel"
+    if p0 >= n:
+        return SampleResult(x, torch.zeros(b, dtype=torch.long), 0, start=p0, method=name)
+    with torch.inference_mode():
+        x, calls, iters, q_calls, c_calls = _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold,
+                                                           rejected, compact, min(window, n))
+    # plain tensors again (inference tensors cannot enter autograd later, e.g. as training states)
+    return SampleResult(x.clone(), calls.cpu().clone(), iters, q_calls, c_calls, start=p0, method=name)
+
+
+def _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold, rejected, compact, window):
+    """The loop of :func:`sample_parallel` (inside ``torch.inference_mode``).
+
+    Per iteration and sample only tensor work: the mother call, the post-processed canvas, the
+    change (shared by the exact rule and C), C on the ``window`` positions after the exact run and
+    the new boundary; then one host sync, the number of unfinished samples. The output canvas and
+    the call counts are written only when samples leave the batch (the rows still being sampled
+    hold their state in the compacted batch until then).
+    """
     fam = model.family
+    b, n = x.shape
     dev = x.device
     calls = torch.zeros(b, dtype=torch.long, device=dev)
     q_calls = c_calls = iters = 0
-    if p0 >= n:
-        return SampleResult(x, calls.cpu(), 0, start=p0, method=method or "parallel")
     m = torch.full((b,), p0, dtype=torch.long, device=dev)
     pos = torch.arange(n, device=dev)[None, :]
     if prior is not None:
@@ -168,11 +189,10 @@ def sample_parallel(
         q_calls += 1
     z_min = _logit(threshold) if confidence is not None else math.inf
     code = fam.noise_code(noise) if confidence is not None else None
-    window = min(int(window), n) if window else 0
-    if window < 0:
-        raise ConfigError(f"window must be >= 0 (0 = score every position), got {window}")
     band = torch.arange(window, device=dev)[None, :]
+    score_band = getattr(confidence, "supports_index", False)
     rows = torch.arange(b, device=dev)  # rows of the full batch still being sampled
+    active = b
     xa, ma, ua, ca = x, m, noise, code
     while True:
         if iters >= n - p0:  # cannot happen: every call confirms >= 1 position per sample
@@ -187,39 +207,40 @@ def sample_parallel(
         elif window:
             # C can only extend the exact run: score the `window` positions after it, nothing else
             j0 = ok.sum(1)
-            idx = (j0[:, None] + band).clamp_max(n - 1)
-            if getattr(confidence, "supports_index", False):
+            idx = (j0[:, None] + band).clamp_max_(n - 1)
+            if score_band:
                 z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d, index=idx)
             else:
                 z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d).gather(1, idx)
             c_calls += 1
-            ext = (z >= z_min).to(torch.int32).cumprod(1).sum(1)
-            j = torch.minimum(j0 + ext, torch.full_like(j0, n))
+            j = (z >= z_min).to(torch.int32).cumprod_(1).sum(1).add_(j0).clamp_max_(n)
         else:
             z = confidence(xa, x_new, params, ma, code=ca, change=change, d=d)
             c_calls += 1
-            j = (ok | (z >= z_min)).to(torch.int32).cumprod(1).sum(1)  # end of the run of kept positions
-        j = j.to(ma.dtype)
+            j = ok.logical_or_(z >= z_min).to(torch.int32).cumprod_(1).sum(1)  # end of the run of kept positions
         if rejected == "reprior":
             x_new = prior.propose(x_new, j, ua)
             q_calls += 1
-        calls.index_fill_(0, rows, iters) if compact else calls.masked_fill_(ma < n, iters)
         if compact:
-            x.index_copy_(0, rows, x_new)
-            keep = (j < n).nonzero().squeeze(1)  # the one host sync per iteration
-            if keep.numel() == 0:
-                break
-            if keep.numel() < rows.numel():
-                rows, xa, ma, ua = rows[keep], x_new[keep], j[keep], ua[keep]
+            keep = (j < n).nonzero()  # the one host sync per iteration
+            left = keep.shape[0]
+            if left < active:  # some samples are done: write the batch back, then drop them
+                calls.index_fill_(0, rows, iters)
+                x.index_copy_(0, rows, x_new)
+                if left == 0:
+                    break
+                keep = keep.squeeze(1)
+                rows, xa, ma, ua, active = rows[keep], x_new[keep], j[keep], ua[keep], left
                 ca = ca[keep] if ca is not None else None
             else:
                 xa, ma = x_new, j
         else:
+            calls.masked_fill_(ma < n, iters)
             xa, ma = x_new, j
             if not bool((j < n).any()):  # the one host sync per iteration
                 x = xa
                 break
-    return SampleResult(x, calls.cpu(), iters, q_calls, c_calls, start=p0, method=method or "parallel")
+    return x, calls, iters, q_calls, c_calls
 
 
 def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None = None,
