@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,12 +97,12 @@ def test_darts_supernet_trains_with_spos_and_scores_with_the_proxies():
     torch.manual_seed(0)
     sup = DartsNetwork(None, C=4, layers=3, in_chans=1)
     gen = torch.Generator().manual_seed(0)
-    x, y = torch.rand(32, 1, 8, 8, generator=gen), torch.randint(0, 10, (32,), generator=gen)
+    x, y = torch.rand(16, 1, 8, 8, generator=gen), torch.randint(0, 10, (16,), generator=gen)
     rng = np.random.default_rng(0)
     from reprozoo.data.splits import TensorDataset
 
-    train_supernet(sup, TensorDataset(x, y), SupernetConfig(epochs=1, batch_size=16), sampler=lambda: sample_darts(rng))
-    data = ProxyData([(x[:16], y[:16])], [(x[16:], y[16:])], recal_mode="cumulative")
+    train_supernet(sup, TensorDataset(x, y), SupernetConfig(epochs=1, batch_size=8), sampler=lambda: sample_darts(rng))
+    data = ProxyData([(x[:8], y[:8])], [(x[8:], y[8:])], recal_mode="cumulative")
     before = {k: v.clone() for k, v in sup.state_dict().items()}
     g = genas_genotype("FLATNESS_CIFAR10")
     f = Flatness(seed=0).score(sup, g, data)
@@ -107,8 +110,8 @@ def test_darts_supernet_trains_with_spos_and_scores_with_the_proxies():
     assert f > 0 and 0 <= a <= 1
     assert f == Flatness(seed=0).score(sup, g, data)  # seeded per candidate
     assert all(torch.equal(before[k], v) for k, v in sup.state_dict().items())  # restored exactly
-    net = fit_in_memory(DartsNetwork(g, C=4, layers=3, in_chans=1), x, y, SupernetConfig(epochs=1, batch_size=16))
-    assert net(x).shape == (32, 10)
+    net = fit_in_memory(DartsNetwork(g, C=4, layers=3, in_chans=1), x, y, SupernetConfig(epochs=1, batch_size=8))
+    assert net(x).shape == (16, 10)
 
 
 def test_genas_supernet_layout():
@@ -136,3 +139,31 @@ def test_bad_input_is_one_clear_error():
         DartsNetwork(DARTS_V2, C=8, layers=3).set_genotype(genas_genotype("FLATNESS_CIFAR10"))
     with pytest.raises(ConfigError, match="drop_path_prob"):
         DartsNetwork(DARTS_V2, C=8, layers=3, drop_path_prob=1.0)
+
+
+def test_search_experiment_runs_the_darts_path(tmp_path):
+    from reprozoo.genas.search_experiment import SearchConfig
+    from reprozoo.runtime.runner import run_experiment
+
+    assert SearchConfig.from_preset("paper").space == "darts"
+    paper = SearchConfig.from_preset("paper")
+    assert (paper.darts_supernet_C, paper.darts_supernet_layers, paper.retrain_C, paper.retrain_layers) == (16, 8, 36, 20)
+    small = ["executor.kind=serial", "space=darts", "darts_supernet_C=4", "darts_supernet_layers=3", "retrain_C=4",
+             "retrain_layers=3", "supernet.epochs=1", "standalone.epochs=1", "recal_images=32", "n_train=40",
+             "n_val=20", "evolution.population=4", "evolution.generations=1", "evolution.top_k=1"]
+    out, data = run_experiment("genas-search", "smoke", out_dir=tmp_path, overrides=small, progress=False)
+    assert data["verdict"] == "inconclusive"  # one seed
+    assert all(0 <= v <= 1 for v in data["metrics"].values())
+    search = json.loads((Path(out) / "trials" / "search__seed0.json").read_text())["result"]
+    assert set(search) == {"flatness", "val_acc", "val_loss", "random"}
+    assert all(DartsGenotype.from_string(r["best"]).legal and r["evaluated"] == 4 for r in search.values())
+
+
+def test_search_config_checks_the_darts_settings():
+    from reprozoo.genas.search_experiment import SearchConfig
+
+    for bad, match in ((["space=nb301"], "space"), (["retrain_C=35"], "retrain_C"),
+                       (["darts_supernet_layers=2"], "darts_supernet_layers"), (["auxiliary_weight=0.4"], "8x8"),
+                       (["drop_path_prob=1.5"], "drop_path_prob")):
+        with pytest.raises(ConfigError, match=match):
+            SearchConfig.from_preset("paper", bad)

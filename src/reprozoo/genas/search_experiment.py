@@ -6,6 +6,11 @@ Rule, fixed in code (margin ``ACC_MARGIN``): per supernet seed, the winner's sta
 (mean over retraining runs) is paired across proxies. Held when the flatness winner beats the
 validation-accuracy winner AND the validation-loss winner on test and on shifted test; the
 random-search winner must lose to the flatness winner, else inconclusive.
+
+Spaces: ``space="nb201"`` (smoke / quick: the two-cell NAS-Bench-201 supernet, winners retrained
+as the same two-cell network) or ``space="darts"`` (paper: the GeNAS DARTS supernet of 8 cells at
+C=16 searched with the official normal-cell-only mutation, winners retrained as a DARTS
+NetworkCIFAR of ``retrain_layers`` cells at ``retrain_C``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from reprozoo.errors import ConfigError
+from reprozoo.genas.darts import AuxiliaryStep, DartsNetwork
 from reprozoo.genas.data import digits_splits
-from reprozoo.genas.evolution import EvolutionConfig, NB201Space, evolve
+from reprozoo.genas.evolution import DartsSpace, EvolutionConfig, NB201Space, evolve
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
     DEFAULT_SIGMAS,
@@ -29,7 +35,7 @@ from reprozoo.genas.proxies import (
     check_sigmas,
     evaluate,
 )
-from reprozoo.genas.spaces import NB201Genotype
+from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, sample_darts
 from reprozoo.genas.supernet import RECAL_MODES, SupernetConfig, batches_of, fit_in_memory, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.registry import register_experiment
@@ -42,6 +48,7 @@ CLAIM = ("Evolutionary search with GeNAS flatness finds cells that generalise be
          "than search with supernet validation accuracy or validation loss")
 ACC_MARGIN = 0.01  # accuracy points (fraction); fixed before the first quick run
 SEARCH_PROXIES = ("flatness", "val_acc", "val_loss", "random")
+SPACES = ("nb201", "darts")
 
 
 @dataclass
@@ -50,7 +57,15 @@ class SearchConfig(ExperimentConfig):
     n_val: int = 300
     shift_std: float = 0.25
     split_seed: int = 0
-    width: int = 8
+    space: str = "nb201"  # nb201 (two-cell NAS-Bench-201 net) | darts (GeNAS DARTS supernet + NetworkCIFAR)
+    width: int = 8  # nb201: C of the first cell
+    darts_supernet_C: int = 16  # darts: the GeNAS supernet (8 cells, C=16)
+    darts_supernet_layers: int = 8
+    mutate_reduction: bool = False  # darts: False = the official mutation (normal cell only)
+    retrain_C: int = 36  # darts: NetworkCIFAR the winners are retrained as
+    retrain_layers: int = 20
+    auxiliary_weight: float = 0.0  # darts: the auxiliary head needs an 8x8 map at 2/3 depth (32x32 input)
+    drop_path_prob: float = 0.0
     supernet: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=60))
     standalone: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=40))
     evolution: EvolutionConfig = field(default_factory=lambda: EvolutionConfig(
@@ -67,7 +82,7 @@ class SearchConfig(ExperimentConfig):
                   "evolution": {"population": 6, "top_k": 2, "n_mutation": 2, "n_crossover": 2, "generations": 2}},
         "quick": {"seeds": [0, 1, 2], "standalone": {"epochs": 30}, "retrain_runs": 3,
                   "evolution": {"population": 16, "top_k": 4, "n_mutation": 6, "n_crossover": 6, "generations": 4}},
-        "paper": {"seeds": [0, 1, 2]},
+        "paper": {"seeds": [0, 1, 2], "space": "darts"},
     }
 
     def validate(self) -> None:
@@ -77,6 +92,21 @@ class SearchConfig(ExperimentConfig):
             raise ConfigError("retrain_runs, width and recal_images must be >= 1")
         if self.recal_mode not in RECAL_MODES:
             raise ConfigError(f"recal_mode must be one of {', '.join(RECAL_MODES)}, got '{self.recal_mode}'")
+        if self.space not in SPACES:
+            raise ConfigError(f"space must be one of {', '.join(SPACES)}, got '{self.space}'")
+        for name in ("darts_supernet_C", "retrain_C"):
+            v = getattr(self, name)
+            if v < 2 or v % 2:
+                raise ConfigError(f"{name} must be an even number >= 2 (factorized reduce halves it), got {v}")
+        for name in ("darts_supernet_layers", "retrain_layers"):
+            if getattr(self, name) < 3:
+                raise ConfigError(f"{name} must be >= 3 (two reduction cells and a normal one), got {getattr(self, name)}")
+        if self.auxiliary_weight < 0 or not 0 <= self.drop_path_prob < 1:
+            raise ConfigError(f"auxiliary_weight must be >= 0 and drop_path_prob in [0, 1), got "
+                              f"{self.auxiliary_weight}, {self.drop_path_prob}")
+        if self.auxiliary_weight > 0:
+            raise ConfigError("auxiliary_weight must be 0 on the 8x8 digits: DARTS's auxiliary head needs an 8x8 "
+                              "feature map at 2/3 depth (32x32 inputs)")
         check_sigmas(self.sigmas)
         self.supernet.validate()
         self.standalone.validate()
@@ -84,8 +114,24 @@ class SearchConfig(ExperimentConfig):
         digits_splits(self.n_train, self.n_val, self.shift_std, self.split_seed)
 
 
-def _net(cfg, genotype=None) -> NB201Network:
+def _net(cfg, genotype=None):
+    """The supernet (``genotype=None``) or the network a winner is retrained as."""
+    if cfg.space == "darts":
+        if genotype is None:
+            return DartsNetwork(None, C=cfg.darts_supernet_C, layers=cfg.darts_supernet_layers, num_classes=10,
+                                in_chans=1)
+        return DartsNetwork(genotype, C=cfg.retrain_C, layers=cfg.retrain_layers, num_classes=10, in_chans=1,
+                            auxiliary=cfg.auxiliary_weight > 0, drop_path_prob=cfg.drop_path_prob)
     return NB201Network(genotype, layout="tiny", C=cfg.width, cells_per_stage=1, num_classes=10, in_chans=1)
+
+
+def arch_key(cfg, genotype):
+    """How a winner is stored: the NB201 index, or the 28 DARTS genes as a string."""
+    return genotype.to_string() if cfg.space == "darts" else genotype.index
+
+
+def from_key(cfg, key):
+    return DartsGenotype.from_string(key) if cfg.space == "darts" else NB201Genotype.from_index(key)
 
 
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
@@ -93,19 +139,25 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     data = digits_splits(cfg.n_train, cfg.n_val, cfg.shift_std, cfg.split_seed)
     if trial.arm == "search":
         net = _net(cfg)
-        train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu")
+        sampler = None
+        if cfg.space == "darts":
+            rng = np.random.default_rng(trial.seed)
+            sampler = lambda: sample_darts(rng)  # noqa: E731  (repaired uniform genes, as in the GeNAS code)
+        train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu", sampler=sampler)
         pdata = ProxyData(batches_of(data.train, 64, cfg.recal_images), batches_of(data.val, 300),
                           recal_mode=cfg.recal_mode)
         proxies = {"flatness": Flatness(cfg.sigmas, seed=trial.seed), "val_acc": ValAccuracy(),
                    "val_loss": ValLoss(), "random": RandomScore(trial.seed)}
         out = {}
         for name, proxy in proxies.items():
-            res = evolve(lambda g, p=proxy: p.score(net, g, pdata), NB201Space(), cfg.evolution,
+            space = DartsSpace(cfg.mutate_reduction) if cfg.space == "darts" else NB201Space()
+            res = evolve(lambda g, p=proxy: p.score(net, g, pdata), space, cfg.evolution,
                          np.random.default_rng(trial.seed))
-            out[name] = {"best": res.best.index, "score": res.best_score, "evaluated": res.n_evaluated}
+            out[name] = {"best": arch_key(cfg, res.best), "score": res.best_score, "evaluated": res.n_evaluated}
         return out
-    net = fit_in_memory(_net(cfg, NB201Genotype.from_index(trial["arch"])), data.train.x, data.train.y,
-                        cfg.standalone, seed=trial.seed)
+    step = AuxiliaryStep(cfg.auxiliary_weight) if cfg.space == "darts" else None
+    net = fit_in_memory(_net(cfg, from_key(cfg, trial["arch"])), data.train.x, data.train.y,
+                        cfg.standalone, seed=trial.seed, step_fn=step)
     return {"test": evaluate(net, batches_of(data.test, 512))[1], "shift": evaluate(net, batches_of(data.shifted, 512))[1]}
 
 
@@ -149,7 +201,7 @@ def run(cfg: SearchConfig, ctx) -> ExperimentResult:
         grp = "method" if p == "flatness" else ("control" if p == "random" else "baseline")
         for t in ("test", "shift"):
             metrics[f"{grp}/{p}_winner_{t}_acc"] = float(np.mean(per[t][p]))
-        table.append({"search proxy": p, "winners": ", ".join(str(NB201Genotype.from_index(r[p]["best"])) for r in searches),
+        table.append({"search proxy": p, "winners": ", ".join(str(from_key(cfg, r[p]["best"])) for r in searches),
                       "test acc": round(metrics[f"{grp}/{p}_winner_test_acc"], 4),
                       "shifted acc": round(metrics[f"{grp}/{p}_winner_shift_acc"], 4),
                       "evaluated": int(np.mean([r[p]["evaluated"] for r in searches]))})
