@@ -93,8 +93,8 @@ def test_deployed_sinet_equals_sinet_in_pytorch():
     torch.manual_seed(0)
     model = _randomise(SINet())
     net, info = deploy_model(model)
-    assert info == {"bn_folded": 44, "shuffles_removed": 10, "conv_prelu_fused": 36, "prelu_rewritten": 3,
-                    "prelu_kept": 0}
+    assert info == {"bn_folded": 44, "shuffles_removed": 10, "conv_prelu_fused": 39, "prelu_rewritten": 0,
+                    "prelu_kept": 0, "branch_concat_as_add": 2, "grouped_densified": 10, "se_as_conv": 2}
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():

@@ -165,12 +165,57 @@ class _S2ModuleNoShuffle(nn.Module):
         self.reduce, self.branch_a, self.branch_b = module.reduce, module.branch_a, module.branch_b
         self.residual, self.br = module.residual, module.br
 
+        self.add_branches = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.reduce(x)
-        y = torch.cat([self.branch_a(y), self.branch_b(y)], dim=1)
+        if self.add_branches:  # the branches write disjoint channels of the full output (see concat_as_add)
+            y = self.branch_a(y) + self.branch_b(y)
+        else:
+            y = torch.cat([self.branch_a(y), self.branch_b(y)], dim=1)
         if self.residual:
             y = y + x
         return self.br(y)
+
+
+@torch.no_grad()
+def _pad_rows(conv: nn.Conv2d, total: int, start: int) -> nn.Conv2d:
+    """``conv`` with ``total`` output channels: its own at ``start:start + out``, zero rows and zero
+    bias elsewhere."""
+    out = nn.Conv2d(conv.in_channels, total, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                    conv.groups, bias=True, padding_mode=conv.padding_mode).to(conv.weight.device)
+    out.weight.zero_()
+    out.bias.zero_()
+    stop = start + conv.out_channels
+    out.weight[start:stop] = conv.weight
+    if conv.bias is not None:
+        out.bias[start:stop] = conv.bias
+    return out
+
+
+def concat_as_add(model: nn.Module, block: int = 16) -> int:
+    """In place (after :func:`remove_channel_shuffle`): in every S2 module whose branch widths are
+    not multiples of ``block`` (SINet's level 2: 24 + 24 channels), each branch's pointwise conv
+    writes its channels of the full width (zero rows elsewhere) and the concatenation becomes an
+    Add. ONNX Runtime's blocked layout holds ``block`` channels per vector (16 with AVX-512, 8 with
+    AVX2) and concatenates only whole blocks, so a 24 + 24 concat costs four layout reorders; an Add
+    (exact: the other branch contributes 0.0) stays blocked and fuses into the convolution. Costs the
+    pointwise convs' MACs once more. Only branches without pooling (no upsample after the pointwise
+    conv) are changed. Returns the number of modules changed."""
+    done = 0
+    for module in list(model.modules()):
+        if not isinstance(module, _S2ModuleNoShuffle):
+            continue
+        a, b = module.branch_a, module.branch_b
+        ca, cb = a.pw.out_channels, b.pw.out_channels
+        if (ca % block == 0 and cb % block == 0) or a.pool > 1 or b.pool > 1:
+            continue
+        if not all(isinstance(m.bn, nn.Identity) and isinstance(m.pw, nn.Conv2d) for m in (a, b)):
+            continue
+        a.pw, b.pw = _pad_rows(a.pw, ca + cb, 0), _pad_rows(b.pw, ca + cb, ca)
+        module.add_branches = True
+        done += 1
+    return done
 
 
 def shuffle_permutation(channels: int, groups: int = 2) -> torch.Tensor:
@@ -286,14 +331,87 @@ def fuse_conv_prelu(model: nn.Module) -> tuple[int, int]:
     return fused, kept
 
 
+@torch.no_grad()
+def dense_from_grouped(conv: nn.Conv2d) -> nn.Conv2d:
+    """A dense (groups=1) convolution computing the grouped ``conv``: block-diagonal weights, zeros
+    elsewhere (exact: the zeros add exact 0.0 terms)."""
+    g = conv.groups
+    cin_g, cout_g = conv.in_channels // g, conv.out_channels // g
+    dense = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, 1, bias=conv.bias is not None, padding_mode=conv.padding_mode)
+    dense = dense.to(conv.weight.device)
+    dense.weight.zero_()
+    for k in range(g):
+        dense.weight[k * cout_g:(k + 1) * cout_g, k * cin_g:(k + 1) * cin_g] = conv.weight[k * cout_g:(k + 1) * cout_g]
+    if conv.bias is not None:
+        dense.bias.copy_(conv.bias)
+    return dense
+
+
+def densify_grouped_convs(model: nn.Module, max_groups: int = 4) -> int:
+    """In place: every grouped convolution that is not depthwise and has ``groups <= max_groups``
+    (SINet's g=2 reduce convs) becomes a dense block-diagonal one. ONNX Runtime's blocked-layout
+    (NCHWc) path takes dense and depthwise convolutions only; a grouped one drops out of it and costs
+    a layout reorder on each side. Returns the number replaced."""
+    done = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if (type(child) is nn.Conv2d and 1 < child.groups <= max_groups
+                    and not child.groups == child.in_channels == child.out_channels):
+                setattr(parent, name, dense_from_grouped(child))
+                done += 1
+    return done
+
+
+class ConvSEGate(nn.Module):
+    """SINet's SE gate with global average pooling and the Linear layers as 1x1 convolutions
+    (the same function): ``GlobalAveragePool`` and the 1x1 convs run in ORT's blocked layout,
+    where ``mean(dim=(2, 3))`` + ``Gemm`` needed a reorder."""
+
+    def __init__(self, gate: nn.Module):
+        super().__init__()
+        layers = []
+        for m in gate.fc:
+            if isinstance(m, nn.Linear):
+                conv = nn.Conv2d(m.in_features, m.out_features, 1, bias=m.bias is not None).to(m.weight.device)
+                with torch.no_grad():
+                    conv.weight.copy_(m.weight[:, :, None, None])
+                    if m.bias is not None:
+                        conv.bias.copy_(m.bias)
+                layers.append(conv)
+            else:
+                layers.append(m)
+        self.fc = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 1))
+
+
+def se_as_conv(model: nn.Module) -> int:
+    """In place: every :class:`reprozoo.sinet.blocks.SEGate` becomes a :class:`ConvSEGate`."""
+    from reprozoo.sinet.blocks import SEGate
+
+    done = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is SEGate:
+                setattr(parent, name, ConvSEGate(child))
+                done += 1
+    return done
+
+
 def deploy_model(model: nn.Module, *, fold_bn: bool = True, max_prelu: bool = True,
-                 drop_shuffle: bool = True, conv_prelu: bool = True) -> tuple[nn.Module, dict]:
+                 drop_shuffle: bool = True, conv_prelu: bool = True, dense_groups: bool = True,
+                 conv_se: bool = True, branch_add: bool = True, block: int = 16) -> tuple[nn.Module, dict]:
     """An eval-mode copy computing the same function with cheaper operators: BN folded into the
-    convolution before it, (SINet) channel shuffles absorbed into weights, PReLU after a convolution
-    or a lone BN as :class:`ConvPReLU`, any other PReLU as ``max(x, a*x)``; each only where exact
-    (a PReLU with a slope > 1 stays a PReLU). The input model is untouched. Returns ``(copy, info)``
-    with the counts ``bn_folded``, ``shuffles_removed``, ``conv_prelu_fused``, ``prelu_rewritten``
-    (to max) and ``prelu_kept``."""
+    convolution before it, (SINet) channel shuffles absorbed into weights, S2 branches whose widths
+    break ORT's channel blocks (``block``) added instead of concatenated, grouped (non-depthwise)
+    convolutions made dense, SE gates as global pooling + 1x1 convolutions, PReLU after a
+    convolution or a lone BN as :class:`ConvPReLU`, any other PReLU as ``max(x, a*x)``; each only
+    where exact (a PReLU with a slope > 1 stays a PReLU). The input model is untouched. Returns
+    ``(copy, info)`` with the counts ``bn_folded``, ``shuffles_removed``, ``conv_prelu_fused``,
+    ``prelu_rewritten`` (to max), ``prelu_kept``, ``branch_concat_as_add``, ``grouped_densified``
+    and ``se_as_conv``."""
     import copy
 
     net = copy.deepcopy(model).eval()
@@ -301,6 +419,9 @@ def deploy_model(model: nn.Module, *, fold_bn: bool = True, max_prelu: bool = Tr
             "prelu_rewritten": 0, "prelu_kept": 0}
     if fold_bn and drop_shuffle:
         info["shuffles_removed"] = remove_channel_shuffle(net)
+    info["branch_concat_as_add"] = concat_as_add(net, block) if fold_bn and drop_shuffle and branch_add else 0
+    info["grouped_densified"] = densify_grouped_convs(net) if dense_groups else 0
+    info["se_as_conv"] = se_as_conv(net) if conv_se else 0
     if fold_bn and conv_prelu:
         info["conv_prelu_fused"], _ = fuse_conv_prelu(net)
     if max_prelu:  # what is left: PReLU after Linear layers, and any with a slope > 1 (kept as PReLU)
@@ -343,11 +464,16 @@ def _ort():
     return ort
 
 
-def _session_options(ort, threads: int, *, optimize: bool = True, profile_prefix: str | None = None):
+def _session_options(ort, threads: int, *, optimize: bool = True, profile_prefix: str | None = None,
+                     spin: bool | None = None, parallel: bool = False):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # batch 1: one op at a time, all threads on it
+    opts.inter_op_num_threads = 2 if parallel else 1
+    # batch 1: one op at a time, all threads on it (``parallel``: independent branches at once)
+    opts.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+    if spin is not None:  # idle worker threads busy-wait for the next op (ORT's default) or sleep
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
     opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                      else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     if profile_prefix is not None:
@@ -356,15 +482,19 @@ def _session_options(ort, threads: int, *, optimize: bool = True, profile_prefix
     return opts
 
 
-def deploy_session(path: str | Path, threads: int = 2, *, preoptimized: bool = False):
-    """ONNX Runtime session for batch-1 deployment: sequential execution, ``threads`` intra-op
-    threads, full graph optimisation (none when ``preoptimized``: the graph was saved optimised)."""
+def deploy_session(path: str | Path, threads: int = 2, *, preoptimized: bool = False, spin: bool | None = None,
+                   parallel: bool = False):
+    """ONNX Runtime session for batch-1 deployment: sequential execution (``parallel``: ORT's
+    parallel executor, 2 inter-op threads), ``threads`` intra-op threads, full graph optimisation
+    (none when ``preoptimized``: the graph was saved optimised); ``spin`` sets
+    ``session.intra_op.allow_spinning`` (None: ORT's default, on)."""
     ort = _ort()
-    opts = _session_options(ort, threads, optimize=not preoptimized)
+    opts = _session_options(ort, threads, optimize=not preoptimized, spin=spin, parallel=parallel)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def profile_onnx(path: str | Path, feed: dict, *, threads: int = 2, runs: int = 20) -> dict[str, float]:
+def profile_onnx(path: str | Path, feed: dict, *, threads: int = 2, runs: int = 20,
+                 spin: bool | None = None) -> dict[str, float]:
     """ONNX Runtime's own profiler (``SessionOptions.enable_profiling``): kernel milliseconds per
     run by operator type, sorted, largest first (after the graph optimiser's rewrites)."""
     import json
@@ -374,7 +504,7 @@ def profile_onnx(path: str | Path, feed: dict, *, threads: int = 2, runs: int = 
     ort = _ort()
     warm = 3
     with tempfile.TemporaryDirectory() as tmp:
-        opts = _session_options(ort, threads, profile_prefix=os.path.join(tmp, "ort"))
+        opts = _session_options(ort, threads, profile_prefix=os.path.join(tmp, "ort"), spin=spin)
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         for _ in range(warm + runs):
             sess.run(None, feed)
