@@ -1,13 +1,15 @@
 """GeNAS (Jeong et al., IJCAI 2023): flatness of the loss surface as a NAS proxy.
 
-Search spaces (NAS-Bench-201 cell with its string notation, the DARTS cell space), a one-shot
+Search spaces (NAS-Bench-201 cell with its string notation, the DARTS cell space with its
+operations, cells and NetworkCIFAR macro network), a one-shot
 SPOS supernet with BN recalibration, proxies behind one interface (flatness, validation
 accuracy / loss, angle, combinations, a random control), a correlation harness and an
 evolutionary search.
 """
 
-from reprozoo.genas import models  # noqa: F401  (registers the models)
+from reprozoo.genas import darts, models  # noqa: F401  (registers the models)
 from reprozoo.genas.correlation import bootstrap_ci, kendall, regret, spearman, top_k_agreement
+from reprozoo.genas.darts import DARTS_V2, DartsNetwork, darts_from_pairs
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
     Angle,
@@ -23,7 +25,7 @@ from reprozoo.genas.proxies import (
 from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, repair_darts, sample_darts, sample_nb201
 from reprozoo.genas.supernet import SupernetConfig, recalibrate_bn, train_supernet
 
-__all__ = ["Angle", "Combined", "DartsGenotype", "Flatness", "NB201Genotype", "NB201Network", "ProxyData",
+__all__ = ["DARTS_V2", "Angle", "Combined", "DartsGenotype", "DartsNetwork", "darts_from_pairs", "Flatness", "NB201Genotype", "NB201Network", "ProxyData",
            "RandomScore", "SupernetConfig", "ValAccuracy", "ValLoss", "bootstrap_ci", "flatness", "kendall",
            "recalibrate_bn", "regret", "repair_darts", "sample_darts", "sample_nb201", "score_all", "spearman",
            "top_k_agreement", "train_supernet"]
