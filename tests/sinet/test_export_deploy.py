@@ -145,3 +145,40 @@ def test_segmenter_deploy_path_equals_the_plain_model():
     fast = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64).probability(image)
     plain = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64, deploy=False).probability(image)
     assert fast.shape == (50, 70) and torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_blocked_layout_rewrites_are_exact():
+    from reprozoo.sinet.blocks import SEGate
+    from reprozoo.sinet.export import ConvSEGate, dense_from_grouped
+
+    torch.manual_seed(0)
+    grouped = nn.Conv2d(8, 6, 1, groups=2, bias=True)
+    dense = dense_from_grouped(grouped)
+    assert dense.groups == 1 and dense.weight.shape == (6, 8, 1, 1)
+    assert torch.count_nonzero(dense.weight[:3, 4:]) == 0 and torch.count_nonzero(dense.weight[3:, :4]) == 0
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(dense(x), grouped(x), atol=1e-6)
+        gate = _randomise(SEGate(8, reduction=2))
+        assert torch.allclose(ConvSEGate(gate)(x), gate(x), atol=1e-6)
+
+
+def test_sinet_deploy_graph_stays_in_the_blocked_layout(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    model = _randomise(SINet(), seed=3)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    path, info = export_deploy_onnx(model, tmp_path / "s.onnx", x, threads=1, optimized_path=tmp_path / "s.ort.onnx")
+    assert info["grouped_densified"] == 10 and info["branch_concat_as_add"] == 2 and info["se_as_conv"] == 2
+    graph = onnx.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+    grouped = [n for n in graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+               and shapes.get(n.input[1], (0, 1))[1] > 1]  # weight (out, in/groups, k, k): in/groups > 1
+    assert grouped == [], "a grouped (not depthwise) convolution is left"
+    assert ops.count("ReorderInput") + ops.count("ReorderOutput") <= 10  # 32 before the rewrites
+    out = deploy_session(path, threads=1, preoptimized=True, spin=False).run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        assert abs(out - model(x).numpy()).max() <= 1e-4
+    assert ort.get_device() == "CPU"
