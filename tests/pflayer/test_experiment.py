@@ -61,11 +61,18 @@ def test_ordering_and_sweep_claims():
     (["ops=[maxpool,depthwise]"], "must include"), (["ops=[maxpool,depthwise,identity,sep]"], "unknown spatial op"),
     (["width_mult=0"], "width_mult"), (["sweep_widths=[1.0]"], "must not repeat width_mult"),
     (["spacing_max=12"], "spans"), (["epochs=0"], "epochs"), (["lr=-1"], "lr > 0"),
-    (["latency_batches=[]"], "latency"),
+    (["latency_batches=[]"], "latency"), (["sweep_seeds=[0,0]"], "sweep_seeds must be distinct"),
 ])
 def test_bad_config_values(override, msg):
     with pytest.raises(ConfigError, match=msg):
         OpsConfig.from_preset("smoke", override)
+
+
+def test_quick_preset_is_the_sized_and_recalibrated_setting():
+    cfg = OpsConfig.from_preset("quick")
+    assert (cfg.n_train, cfg.epochs, cfg.noise, cfg.seeds, cfg.sweep_seeds) == (2000, 4, 0.1, [0, 1, 2], [0, 1])
+    assert cfg.ops == ["conv3x3", "hybrid", "depthwise", "maxpool", "avgpool", "identity"]
+    assert (cfg.sweep_widths, cfg.sweep_ops) == ([0.5, 2.0], ["depthwise", "maxpool"])
 
 
 def test_smoke_preset_runs_the_whole_path(tmp_path):

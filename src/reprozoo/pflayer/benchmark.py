@@ -109,11 +109,12 @@ def compare(group: str, quick: bool = False, batches: tuple[int, ...] = (1, 32),
 @register_benchmark("pflayer", description="R50 vs R50-max/-hybrid and ViT-S vs ViT-S-max CPU latency "
                                            "(batch 1 and 32, eager and ONNX Runtime) as ratios in one run")
 def run(quick: bool = False, threads: int = 2, size: int = 224) -> dict[str, Any]:
-    out: dict[str, Any] = {"rows": [], "ratios": {}}
+    out: dict[str, Any] = {"rows": [], "ratios": {}, "threads": threads}
     for group in GROUPS:
         res = compare(group, quick=quick, threads=threads, size=size)
         out["rows"] += res["rows"]
         out["ratios"].update(res["ratios"])
+    out["peak_flops"] = max(r["fp32_peak_gflops"] for r in out["rows"] if "fp32_peak_gflops" in r) * 1e9
     eager = {k: v for k, v in out["ratios"].items() if k.startswith("eager") and "r50_" in k}
     out["goal"] = ("report-only: the paper's GPU ratios are "
                    + ", ".join(f"{n} {r:.2f}x" for n, r in PAPER_GPU_RATIO.items())
