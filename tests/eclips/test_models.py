@@ -7,6 +7,7 @@ from reprozoo.eclips.models import (
     BaseLearner,
     Ensemble,
     FASHead,
+    GroupedMembers,
     SmallCNN,
     base_learner,
     ensemble_loss,
@@ -131,6 +132,28 @@ def test_stacked_forward_matches_the_loop():
         loop = torch.stack([m(x) for m in members])
         torch.testing.assert_close(stacked_forward(members, x), loop, rtol=1e-5, atol=1e-6)
 
+
+
+@pytest.mark.parametrize("feature_norm", [True, False])
+def test_grouped_members_match_the_loop(feature_norm):
+    torch.manual_seed(0)
+    ens = Ensemble([base_learner(4, 8, feature_norm=feature_norm) for _ in range(3)])
+    ens.train()
+    with torch.no_grad():
+        for _ in range(3):  # non-trivial BatchNorm running statistics per member
+            ens(torch.randn(16, 3, 16, 16) * 2 + 0.5)
+    ens.eval()
+    grouped = GroupedMembers(ens.members)
+    assert not grouped.training and grouped.features[0].groups == 1 and grouped.features[4].groups == 3
+    assert grouped.features[0].weight.shape == (12, 3, 3, 3) and grouped.features[4].weight.shape == (24, 4, 3, 3)
+    x = torch.randn(5, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(grouped(x), ens.member_logits(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ens.fuse(grouped(x)), ens(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="inference only"):
+        grouped.train()
+    with pytest.raises(ConfigError, match="needs SmallCNN base learners"):
+        GroupedMembers([BaseLearner(Backbone(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), 4), 8)])
 
 def test_backbone_wraps_torchvision_and_timm_models():
     import torchvision
