@@ -172,7 +172,15 @@ class LocalConfidence(nn.Module):
 
     def forward(self, x_prev, x_new, params, m, code=None, change=None, d=None, index=None) -> torch.Tensor:
         """Logits ``(B, N)``, or ``(B, W)`` for the positions in ``index``."""
-        return self.net(self.inputs(x_prev, x_new, params, m, code, change, d, index)).squeeze(-1)
+        h = self.inputs(x_prev, x_new, params, m, code, change, d, index)
+        if self.training:
+            return self.net(h).squeeze(-1)
+        # inference: the same layers as ``self.net`` without the module-call overhead per layer
+        # (this runs once per sampler iteration; the numbers are those of ``self.net(h)``)
+        layers = [layer for layer in self.net if isinstance(layer, nn.Linear)]
+        for layer in layers[:-1]:
+            h = F.relu(F.linear(h, layer.weight, layer.bias))
+        return F.linear(h, layers[-1].weight, layers[-1].bias).squeeze(-1)
 
 
 def make_confidence(kind: str, length: int, family: Family, hidden: tuple[int, ...]) -> nn.Module:
