@@ -33,6 +33,10 @@ def test_smoke_preset_end_to_end(tmp_path):
     m = data["metrics"]
     assert m["method/params"] == 86_910 and m["baseline/params"] == 3_218_308 and m["control/params"] == 86_764
     assert m["baseline/params_ratio"] == pytest.approx(3_218_308 / 86_910)
+    for arm in ("method", "baseline", "control"):  # one seed: a spread of exactly 0
+        assert 0.0 <= m[f"{arm}/fg_iou"] <= 100.0 and m[f"{arm}/fg_iou_std"] == 0.0
+    assert len(data["claims"]) == 3 and data["claims"][2]["verdict"] == (
+        HELD if CALIBRATED[0] <= m["baseline/fg_iou"] <= CALIBRATED[1] else NOT_HELD)
     heads = [c for c in data["claims"] if c["headline"]]
     assert len(heads) == 1 and heads[0]["verdict"] == data["verdict"]
     for name in ("predictions", "gate_map", "iou_by_arm"):
@@ -86,7 +90,7 @@ def test_headline_not_held_when_sinet_loses_to_the_strongest_alternative():
     v, e, _ = decide_portrait([83.0, 84.0, 83.5], _alts(), CONTROL)
     assert v == NOT_HELD and "strongest alternative 'LR-ASPP MobileNetV3'" in e
     # the strongest of several alternatives is the one compared
-    v, e, _ = decide_portrait([87.5, 88.4, 87.0], {"weak": [70.0, 71.0, 69.0], **_alts([92.0, 93.0, 92.5])},
+    v, e, _ = decide_portrait([87.5, 88.4, 87.0], {"weak": [70.0, 71.0, 69.0], **_alts([90.5, 91.5, 91.0])},
                               CONTROL)
     assert v == NOT_HELD and "'LR-ASPP MobileNetV3'" in e
 
@@ -102,7 +106,11 @@ def test_headline_inconclusive_when_the_benchmark_is_saturated_or_too_hard():
         alt = [level, level + 0.2, level - 0.2]
         v, e, claims = decide_portrait([a - 0.1 for a in alt], _alts(alt), [a - 20 for a in alt])
         assert v == INCONCLUSIVE and "NOT CALIBRATED" in e and claims[2]["verdict"] == NOT_HELD
-    assert CALIBRATED == (80.0, 96.0)
+    assert CALIBRATED == (85.0, 92.0)
+    # just outside the band on either side
+    for level in (84.9, 92.1):
+        v, e, _ = decide_portrait([level] * 3, _alts([level] * 3), [level - 20] * 3)
+        assert v == INCONCLUSIVE and "NOT CALIBRATED" in e
 
 
 def test_ablation_rules_on_crafted_numbers():
@@ -145,7 +153,7 @@ def test_config_validation():
     check(SINetAblationsConfig, ["arms=[plain,x]"], "unknown ablation arm 'x'")
     check(SINetAblationsConfig, ["arms=[crop]", "n_extra=0"], "n_extra >= 1")
     cfg = SINetPortraitConfig.from_preset("quick", ["stage2.epochs=7"])
-    assert cfg.stage2.epochs == 7 and cfg.image_size == 64 and cfg.seeds == [0, 1, 2]
+    assert cfg.stage2.epochs == 7 and cfg.image_size == 96 and cfg.seeds == [0, 1, 2]
     assert not hasattr(cfg, "workers")
 
 

@@ -51,7 +51,7 @@ from reprozoo.sinet.training import StageConfig
 HEADLINE_MARGIN = 2.0  # IoU points SINet may trail the strongest alternative (non-inferiority)
 CONTROL_MARGIN = 2.0  # IoU points by which SINet must beat the decoder-less control
 ABLATION_MARGIN = 0.5  # IoU points; a sub-claim also needs > 2 x the paired std
-CALIBRATED = (80.0, 96.0)  # the alternative's mean test fg IoU must land here for a headline
+CALIBRATED = (85.0, 92.0)  # the alternative's mean test fg IoU must land here for a headline (was [80, 96])
 MIN_SEEDS = 3
 METRIC = "test per-image fg IoU"
 
@@ -140,11 +140,12 @@ class SINetPortraitConfig(PortraitConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"image_size": 64, "n_train": 16, "n_val": 8, "n_test": 8, "seeds": [0],
                   "stage1": {"epochs": 1, "batch_size": 8}, "stage2": {"epochs": 1, "batch_size": 8}},
-        # quick: calibrated so LR-ASPP lands in the 85-92 IoU band (docs/sinet.md lists the runs)
-        "quick": {"image_size": 64, "n_train": 200, "n_val": 48, "n_test": 96, "seeds": [0, 1, 2],
+        # quick: calibrated on LR-ASPP alone (docs/sinet.md lists the runs); at 64 px LR-ASPP plateaus at
+        # about 80 IoU whatever the data difficulty, so the quick preset trains at 96 px with more steps
+        "quick": {"image_size": 96, "n_train": 128, "n_val": 48, "n_test": 96, "seeds": [0, 1, 2],
                   "hardness": 0.25, "augment": {"rotation": 10.0, "scale": 0.15, "shift": 0.075},
-                  "stage1": {"epochs": 10, "batch_size": 16, "lr": 2e-3},
-                  "stage2": {"epochs": 10, "batch_size": 16, "lr": 2e-3}},
+                  "stage1": {"epochs": 6, "batch_size": 8, "lr": 2e-3},
+                  "stage2": {"epochs": 6, "batch_size": 8, "lr": 2e-3}},
         "paper": _PAPER_PRESET,
     }
 
@@ -157,7 +158,8 @@ class SINetAblationsConfig(PortraitConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"image_size": 64, "n_train": 16, "n_val": 8, "n_test": 8, "n_extra": 8, "seeds": [0],
                   "stage1": {"epochs": 1, "batch_size": 8}, "stage2": {"epochs": 1, "batch_size": 8}},
-        "quick": {"image_size": 64, "n_train": 128, "n_val": 48, "n_test": 96, "n_extra": 128,
+        # quick: sized to ~300 CPU-s (12 stage-1 + 18 stage-2 trials; was 128 + 128 images, ~30 min under load)
+        "quick": {"image_size": 64, "n_train": 96, "n_val": 48, "n_test": 96, "n_extra": 96,
                   "seeds": [0, 1, 2], "hardness": 0.25, "arms": ["plain", "none", "unpooled", "naive", "crop"],
                   "augment": {"rotation": 10.0, "scale": 0.15, "shift": 0.075},
                   "stage1": {"epochs": 5, "batch_size": 16, "lr": 2e-3},
