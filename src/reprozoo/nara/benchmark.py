@@ -169,7 +169,7 @@ def _goal(rows: list[dict]) -> tuple[bool, list[str], list[str]]:
 def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
     cpu0 = time.process_time()
     preset = "smoke" if quick else "quick"
-    cfg = NaraConfig.from_preset(preset, ["eval_samples=200" if not quick else "eval_samples=24"])
+    cfg = NaraConfig.from_preset(preset, ["eval_samples=100" if not quick else "eval_samples=24"])
     dev = resolve_device(device)
     peak = matmul_peak_flops(device=dev)
     rows: list[dict] = []
