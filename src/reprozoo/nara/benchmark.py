@@ -1,6 +1,6 @@
 """Benchmark ``nara``: does NARA turn saved AR calls into saved wall-clock time?
 
-For both demo tasks (one seed), NARA's threshold and tolerance Jacobi's tolerance are chosen on a
+For both demo tasks (one seed), NARA's threshold and tolerance Jacobi's tolerance are chosen on a 100-sample
 validation draw with the experiment's rules; then, at batch 1 and 64, one run measures side by side
 sequential sampling, both exact Jacobi variants (zero start, start from Q; the faster one is "the
 best exact Jacobi"), tolerance Jacobi (sequences) and NARA: AR calls per sample, batch iterations,
