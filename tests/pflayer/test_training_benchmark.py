@@ -44,3 +44,12 @@ def test_benchmark_rows_are_ratios_against_the_baseline():
     assert lat[1]["gmacs"] == round(count_macs(small["r50_max"], torch.randn(1, 3, 32, 32)) / 1e9, 3)
     assert float32_peak_gflops(n=64, seconds=0.01) > 0
     assert GROUPS["vit"] == ("vit_s_attn", ("vit_s_max",)) and get_benchmark("pflayer").name == "pflayer"
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"batches": []}, "batches must be"), ({"batches": [0]}, "batches must be"),
+    ({"engines": ["tensorrt"]}, "engines must be"), ({"threads": 0}, "threads >= 1"),
+])
+def test_benchmark_options_are_checked_before_measuring(kwargs, msg):
+    with pytest.raises(ConfigError, match=msg):
+        get_benchmark("pflayer").run(quick=True, **kwargs)

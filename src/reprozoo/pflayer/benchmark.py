@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from reprozoo.errors import ConfigError
 from reprozoo.runtime.profile import count_macs, count_params, measure_latency
 from reprozoo.runtime.registry import create_model, register_benchmark
 
@@ -108,10 +109,21 @@ def compare(group: str, quick: bool = False, batches: tuple[int, ...] = (1, 32),
 
 @register_benchmark("pflayer", description="R50 vs R50-max/-hybrid and ViT-S vs ViT-S-max CPU latency "
                                            "(batch 1 and 32, eager and ONNX Runtime) as ratios in one run")
-def run(quick: bool = False, threads: int = 2, size: int = 224) -> dict[str, Any]:
+def run(quick: bool = False, threads: int = 2, size: int = 224, batches: list[int] | None = None,
+        engines: list[str] | None = None) -> dict[str, Any]:
+    """``batches`` / ``engines`` pick a subset (default batch 1 and 32, eager and onnxruntime)."""
+    batches = [1, 32] if batches is None else batches
+    engines = ["eager", "onnxruntime"] if engines is None else engines
+    if not isinstance(batches, list) or not batches or not all(isinstance(b, int) and b >= 1 for b in batches):
+        raise ConfigError(f"batches must be a non-empty list of positive integers, got {batches!r}")
+    bad = [e for e in engines if e not in ("eager", "onnxruntime")] if isinstance(engines, list) else [engines]
+    if bad or not engines:
+        raise ConfigError(f"engines must be a non-empty list of eager|onnxruntime, got {engines!r}")
+    if not isinstance(threads, int) or threads < 1 or not isinstance(size, int) or size < 32:
+        raise ConfigError(f"threads >= 1 and size >= 32 are required, got {threads!r}, {size!r}")
     out: dict[str, Any] = {"rows": [], "ratios": {}, "threads": threads}
     for group in GROUPS:
-        res = compare(group, quick=quick, threads=threads, size=size)
+        res = compare(group, quick=quick, threads=threads, size=size, batches=tuple(batches), engines=tuple(engines))
         out["rows"] += res["rows"]
         out["ratios"].update(res["ratios"])
     out["peak_flops"] = max(r["fp32_peak_gflops"] for r in out["rows"] if "fp32_peak_gflops" in r) * 1e9
