@@ -94,7 +94,8 @@ def test_deployed_sinet_equals_sinet_in_pytorch():
     model = _randomise(SINet())
     net, info = deploy_model(model)
     assert info == {"bn_folded": 44, "shuffles_removed": 10, "conv_prelu_fused": 39, "prelu_rewritten": 0,
-                    "prelu_kept": 0, "branch_concat_as_add": 2, "grouped_densified": 10, "se_as_conv": 2}
+                    "prelu_kept": 0, "branch_concat_as_add": 2, "grouped_densified": 10, "se_as_conv": 2,
+                    "narrow_convs_plain": 4}
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
@@ -149,7 +150,7 @@ def test_segmenter_deploy_path_equals_the_plain_model():
 
 def test_blocked_layout_rewrites_are_exact():
     from reprozoo.sinet.blocks import SEGate
-    from reprozoo.sinet.export import ConvSEGate, dense_from_grouped
+    from reprozoo.sinet.export import ConvSEGate, RepeatedGroupConv, dense_from_grouped
 
     torch.manual_seed(0)
     grouped = nn.Conv2d(8, 6, 1, groups=2, bias=True)
@@ -161,6 +162,10 @@ def test_blocked_layout_rewrites_are_exact():
         assert torch.allclose(dense(x), grouped(x), atol=1e-6)
         gate = _randomise(SEGate(8, reduction=2))
         assert torch.allclose(ConvSEGate(gate)(x), gate(x), atol=1e-6)
+        head = nn.Conv2d(8, 2, 3, padding=1)
+        rep = RepeatedGroupConv(head)
+        assert rep.conv.groups == 2 and rep.conv.in_channels == 16
+        assert torch.allclose(rep(x), head(x), atol=1e-6)
 
 
 def test_sinet_deploy_graph_stays_in_the_blocked_layout(tmp_path):
@@ -174,9 +179,11 @@ def test_sinet_deploy_graph_stays_in_the_blocked_layout(tmp_path):
     graph = onnx.load(str(path)).graph
     ops = [n.op_type for n in graph.node]
     shapes = {t.name: tuple(t.dims) for t in graph.initializer}
-    grouped = [n for n in graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    grouped = [n for n in graph.node if n.op_type in ("Conv", "FusedConv") and any(a.name == "group" and a.i > 1 for a in n.attribute)
                and shapes.get(n.input[1], (0, 1))[1] > 1]  # weight (out, in/groups, k, k): in/groups > 1
-    assert grouped == [], "a grouped (not depthwise) convolution is left"
+    # the only grouped (not depthwise) convs left: the 2-output convs kept out of the blocked layout on purpose
+    assert len(grouped) == info["narrow_convs_plain"] == 4
+    assert all(shapes[n.input[1]][0] == 2 for n in grouped)
     assert ops.count("ReorderInput") + ops.count("ReorderOutput") <= 10  # 32 before the rewrites
     out = deploy_session(path, threads=1, preoptimized=True, spin=False).run(None, {"image": x.numpy()})[0]
     with torch.no_grad():

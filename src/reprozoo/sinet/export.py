@@ -400,18 +400,56 @@ def se_as_conv(model: nn.Module) -> int:
     return done
 
 
+class RepeatedGroupConv(nn.Module):
+    """A dense convolution with few outputs (``out <= narrow``, e.g. a 2-class head) as a grouped one
+    over ``out`` copies of the input: group ``k`` sees the whole input and computes output ``k``
+    (the same function). ORT's blocked layout would pad the few output channels to a whole block
+    (16 with AVX-512: 8x the work for 2 outputs) and reorder back; a grouped convolution stays in
+    the plain layout, and so does everything after it."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.copies = conv.out_channels
+        self.conv = nn.Conv2d(conv.in_channels * self.copies, conv.out_channels, conv.kernel_size, conv.stride,
+                              conv.padding, conv.dilation, self.copies, bias=conv.bias is not None,
+                              padding_mode=conv.padding_mode).to(conv.weight.device)
+        with torch.no_grad():
+            self.conv.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                self.conv.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([x] * self.copies, dim=1))
+
+
+def narrow_convs_plain(model: nn.Module, narrow: int = 4) -> int:
+    """In place (last step): every dense convolution with ``2 <= out_channels <= narrow`` becomes a
+    :class:`RepeatedGroupConv`. Returns the number replaced."""
+    done = 0
+    for parent in list(model.modules()):
+        if isinstance(parent, RepeatedGroupConv):
+            continue
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Conv2d and child.groups == 1 and 2 <= child.out_channels <= narrow:
+                setattr(parent, name, RepeatedGroupConv(child))
+                done += 1
+    return done
+
+
 def deploy_model(model: nn.Module, *, fold_bn: bool = True, max_prelu: bool = True,
                  drop_shuffle: bool = True, conv_prelu: bool = True, dense_groups: bool = True,
-                 conv_se: bool = True, branch_add: bool = True, block: int = 16) -> tuple[nn.Module, dict]:
+                 conv_se: bool = True, branch_add: bool = True, block: int = 16,
+                 narrow: int = 4) -> tuple[nn.Module, dict]:
     """An eval-mode copy computing the same function with cheaper operators: BN folded into the
     convolution before it, (SINet) channel shuffles absorbed into weights, S2 branches whose widths
     break ORT's channel blocks (``block``) added instead of concatenated, grouped (non-depthwise)
     convolutions made dense, SE gates as global pooling + 1x1 convolutions, PReLU after a
-    convolution or a lone BN as :class:`ConvPReLU`, any other PReLU as ``max(x, a*x)``; each only
-    where exact (a PReLU with a slope > 1 stays a PReLU). The input model is untouched. Returns
-    ``(copy, info)`` with the counts ``bn_folded``, ``shuffles_removed``, ``conv_prelu_fused``,
-    ``prelu_rewritten`` (to max), ``prelu_kept``, ``branch_concat_as_add``, ``grouped_densified``
-    and ``se_as_conv``."""
+    convolution or a lone BN as :class:`ConvPReLU`, any other PReLU as ``max(x, a*x)``, dense
+    convolutions with at most ``narrow`` outputs (2-class heads) as :class:`RepeatedGroupConv`
+    (0: off); each only where exact (a PReLU with a slope > 1 stays a PReLU). The input model is
+    untouched. Returns ``(copy, info)`` with the counts ``bn_folded``, ``shuffles_removed``,
+    ``conv_prelu_fused``, ``prelu_rewritten`` (to max), ``prelu_kept``, ``branch_concat_as_add``,
+    ``grouped_densified``, ``se_as_conv`` and ``narrow_convs_plain``."""
     import copy
 
     net = copy.deepcopy(model).eval()
@@ -428,6 +466,7 @@ def deploy_model(model: nn.Module, *, fold_bn: bool = True, max_prelu: bool = Tr
         info["prelu_rewritten"], info["prelu_kept"] = rewrite_prelu(net)
     else:
         info["prelu_kept"] = sum(isinstance(m, nn.PReLU) for m in net.modules())
+    info["narrow_convs_plain"] = narrow_convs_plain(net, narrow) if narrow else 0
     for p in net.parameters():
         p.requires_grad_(False)
     return net, info
