@@ -36,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/reprozoo bench all
 
 clean:
-	rm -rf runs benchmarks/results .pytest_cache
+	rm -rf runs .pytest_cache
