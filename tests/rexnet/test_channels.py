@@ -22,6 +22,13 @@ def test_all_arms_are_at_equal_macs_and_the_counter_agrees():
         assert count_macs(build_study_model(study[name]), torch.randn(1, 1, 32, 32)) == macs[name]
 
 
+def test_quick_preset_is_the_budgeted_one_and_smoke_is_unchanged():
+    q = ChannelsConfig.from_preset("quick")
+    assert (q.train_copies, q.epochs, q.batch_size, q.lr, q.width_mult, q.seeds) == (1, 3, 64, 5e-3, 0.25, [0, 1, 2])
+    s = ChannelsConfig.from_preset("smoke")
+    assert (s.train_copies, s.epochs, s.batch_size, s.lr, s.max_train) == (1, 1, 32, 2e-3, 64)
+
+
 def test_equal_mac_check_refuses_arms_at_different_widths():
     bad = {"rexnet": Arm("linear", "silu", 0.25), "wide": Arm("stagewise", "relu6", 0.5)}
     with pytest.raises(ConfigError, match=r"not at equal MACs: wide .*\+\d+\.\d%.*tolerance 5%"):

@@ -46,6 +46,8 @@ def test_no_weight_decay_on_bn_and_bias_by_default():
     assert groups[0]["weight_decay"] == 1e-5 and all(p.ndim == 4 or p.ndim == 2 for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
     assert build_model(ImageNetConfig.from_preset("quick"), 10).width_mult == 0.5
+    quick = ImageNetConfig.from_preset("quick")  # the training-path check: <= 60 CPU-s, one thread
+    assert (quick.epochs, quick.threads, quick.dataset) == (4, 1, "digits")
 
 
 def test_eval_transform_resizes_then_centre_crops(tmp_path):

@@ -71,10 +71,10 @@ class ImageNetConfig(ExperimentConfig):
         "smoke": {"dataset": "generated", "image_size": 32, "epochs": 1, "batch_size": 4, "lr": 0.05,
                   "warmup_epochs": 0.0, "max_steps_per_epoch": 2, "mixed_precision": "no", "num_workers": 0,
                   "eval_batch_size": 8, "device": "cpu"},
-        "quick": {"dataset": "digits", "model": "rexnet_100", "width_mult": 0.5, "image_size": 32, "epochs": 12,
+        "quick": {"dataset": "digits", "model": "rexnet_100", "width_mult": 0.5, "image_size": 32, "epochs": 4,
                   "batch_size": 128, "lr": 0.1, "weight_decay": 5e-5, "warmup_epochs": 1.0,
                   "randaugment_ops": 0, "random_erasing": 0.0, "dropout": 0.1, "mixed_precision": "no",
-                  "num_workers": 0, "device": "cpu"},
+                  "num_workers": 0, "device": "cpu", "threads": 1},
         "paper": {},
     }
 
