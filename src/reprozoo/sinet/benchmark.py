@@ -1,7 +1,8 @@
 """Benchmark ``sinet``: frames/s of SINet and LR-ASPP MobileNetV3 in PyTorch eager mode and in ONNX
 Runtime, each as exported plainly and through the deployment path of :mod:`reprozoo.sinet.export`
-(BN folded, channel shuffle absorbed, PReLU as fused convolutions, shapes fixed, graph optimised
-once and saved, sequential execution). Both models get the same path. All rows are measured
+(BN folded, channel shuffle absorbed, PReLU as fused convolutions, grouped/narrow convs, SE gates
+and level-2 concats rewritten to stay in ORT's blocked layout, shapes fixed, graph optimised once and
+saved, sequential execution; 2 threads with and without spinning, and 1 thread with its CPU time). Both models get the same path. All rows are measured
 interleaved in one run; the goals are ratios and FPS from that run. Each row also carries its
 arithmetic work (FLOPs, conv + matmul) and the fraction of the measured matmul peak it reaches.
 """
