@@ -55,7 +55,8 @@ class RankConfig(ExperimentConfig):
         "smoke": {"kinds": ["conv1x1", "ib_dw"], "acts": ["identity", "relu6", "elu", "silu"],
                   "ratios": [0.1, 0.5, 1.0], "draws": 2, "d_out_min": 32, "d_out_max": 48, "rows": 256,
                   "per_block_batch": 2, "per_block_size": 64},
-        "quick": {},  # the defaults: d_out ~ U[128, 256], 1024 rows, 5 draws -> 1350 networks
+        # the defaults: d_out ~ U[128, 256], 1024 rows, 5 draws -> 1350 networks; one thread (~46 CPU-s)
+        "quick": {"threads": 1},
         # the paper's scale: ~10k random networks (4 kinds x 9 acts x 10 DRs x 30 draws)
         "paper": {"kinds": list(KINDS), "draws": 30},
     }
