@@ -361,11 +361,13 @@ def _warm_cache(cfg: PortraitConfig, extras=("none",)) -> None:
 @register_experiment("sinet-portrait", paper=PAPER, claim=CLAIM, config=SINetPortraitConfig)
 def run(cfg: SINetPortraitConfig, ctx) -> ExperimentResult:
     _warm_cache(cfg)
-    encoders = [encoder_trial(s) for s in cfg.seeds]
-    baselines = [lraspp_trial(s) for s in cfg.seeds]
-    first = ctx.run_trials(run_one, encoders + baselines, description="sinet-portrait: stage 1 + LR-ASPP")
-    control, lraspp = first[:len(cfg.seeds)], first[len(cfg.seeds):]
-    sinet = ctx.run_trials(run_one, [sinet_trial(s) for s in cfg.seeds], description="sinet-portrait: stage 2")
+    # stage 1 first (the stage-2 trials read its encoders); LR-ASPP, the longest trial, then runs
+    # beside the stage-2 trials
+    control = ctx.run_trials(run_one, [encoder_trial(s) for s in cfg.seeds], description="sinet-portrait: stage 1")
+    n = len(cfg.seeds)
+    second = ctx.run_trials(run_one, [lraspp_trial(s) for s in cfg.seeds] + [sinet_trial(s) for s in cfg.seeds],
+                            description="sinet-portrait: LR-ASPP + stage 2")
+    lraspp, sinet = second[:n], second[n:]
     _copy_checkpoint(ctx, sinet[0])
     verdict, evidence, claims = decide_portrait(_ious(sinet), {"LR-ASPP MobileNetV3": _ious(lraspp)},
                                                 _ious(control))
