@@ -174,7 +174,7 @@ def test_interrupt_keeps_finished_trials_and_leaves_no_orphans(tmp_path, sig):
     out = tmp_path / "run"
     code = ("import sys, tests.runtime.toy; from reprozoo.cli import main; "
             f"sys.exit(main(['run', '_toy_trials', '--preset', 'quick', '--executor', 'local', '--workers', '2', "
-            f"'--set', 'sleep=0.6', '--out', {str(out)!r}]))")
+            f"'--set', 'sleep=2', '--out', {str(out)!r}]))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "REPROZOO_PROGRESS": "0"})
     deadline = time.time() + 120
