@@ -146,6 +146,14 @@ def test_segmenter_deploy_path_equals_the_plain_model():
     fast = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64).probability(image)
     plain = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64, deploy=False).probability(image)
     assert fast.shape == (50, 70) and torch.allclose(fast, plain, atol=1e-5)
+    # eager path: BN folded, PReLUs kept as PReLU (the ONNX-only rewrites are slower in eager PyTorch)
+    net = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64).net
+    def bns(m):
+        return sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
+
+    assert bns(net) < bns(model) // 2  # BNs after a convolution are folded; lone BNs stay
+    assert sum(isinstance(m, torch.nn.PReLU) for m in net.modules()) == sum(
+        isinstance(m, torch.nn.PReLU) for m in model.modules())
 
 
 def test_blocked_layout_rewrites_are_exact():
