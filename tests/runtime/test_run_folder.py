@@ -172,7 +172,10 @@ def _wait_gone(pids: list[int], seconds: float = 15.0) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_keeps_finished_trials_and_leaves_no_orphans(tmp_path, sig):
     out = tmp_path / "run"
-    code = ("import sys, tests.runtime.toy; from reprozoo.cli import main; "
+    # a shell that starts jobs in the background (`cmd &`, nohup) makes them ignore SIGINT, and Python then
+    # installs no KeyboardInterrupt handler: restore the default so the test means the same everywhere
+    code = ("import signal, sys, tests.runtime.toy; from reprozoo.cli import main; "
+            "signal.signal(signal.SIGINT, signal.default_int_handler); "
             f"sys.exit(main(['run', '_toy_trials', '--preset', 'quick', '--executor', 'local', '--workers', '2', "
             f"'--set', 'sleep=2', '--out', {str(out)!r}]))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
