@@ -152,8 +152,9 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
 
     cfg: ChannelsConfig = tctx.config
     (xtr, ytr), (xte, yte) = data(cfg)
-    torch.manual_seed(trial.seed)
-    model = build_study_model(arms(cfg)[trial.arm], drop_rate=cfg.dropout)
+    with torch.random.fork_rng(devices=[]):  # every arm of a seed starts from the same init stream,
+        torch.manual_seed(trial.seed)          # without touching the caller's global RNG state
+        model = build_study_model(arms(cfg)[trial.arm], drop_rate=cfg.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(xtr) / cfg.batch_size)
     sched = warmup_cosine(opt, steps * cfg.epochs, int(round(cfg.warmup_epochs * steps)))

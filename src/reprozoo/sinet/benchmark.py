@@ -98,8 +98,9 @@ def run(quick: bool = False, threads: int = 2, size: int = 224, profile: bool = 
 
 
 def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
-    torch.manual_seed(0)
-    models = {"SINet": SINet().eval(), "LR-ASPP MobileNetV3": LRASPP().eval()}
+    with torch.random.fork_rng(devices=[]):  # fixed random weights; the caller's RNG state is untouched
+        torch.manual_seed(0)
+        models = {"SINet": SINet().eval(), "LR-ASPP MobileNetV3": LRASPP().eval()}
     settings = [(1, size), (8, size), (1, 320)]  # (batch, size); the extra two only on the deploy paths
     fns: dict[tuple[str, str, int, int], Any] = {}
     single: dict[tuple[str, str, int, int], Any] = {}  # single-threaded rows: CPU time measured too
