@@ -4,6 +4,7 @@ from torch import nn
 
 from reprozoo.runtime.profile import (
     compare_table,
+    count_call_flops,
     count_macs,
     count_params,
     limit_fraction,
@@ -68,3 +69,17 @@ def test_add_limit_fraction_on_hand_computed_numbers():
     assert "limit_fraction" not in rows[1] and rows[2] == {"model": "no numbers"}
     add_limit_fraction(rows, 1e12, ms_key="ms", out_key="frac")
     assert rows[1]["frac"] == 0.002
+
+
+def test_count_call_flops_counts_forward_and_backward_of_a_step():
+    lin = torch.nn.Linear(8, 4, bias=False)
+    x = torch.randn(5, 8)
+
+    def step():
+        lin.zero_grad()
+        lin(x).sum().backward()
+
+    # forward 2*5*8*4 = 320; backward: grad wrt weight only (x needs no grad) = 320
+    assert count_call_flops(step) == 640
+    assert count_call_flops(lambda a, b: a @ b, torch.randn(3, 7), torch.randn(7, 2)) == 2 * 3 * 7 * 2
+    assert count_call_flops(lambda: torch.relu(x)) == 0  # elementwise work is not counted

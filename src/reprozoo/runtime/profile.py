@@ -33,6 +33,17 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor, by_operator: bool = Fal
     return int(counter.get_total_flops())
 
 
+def count_call_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """FLOPs of one call of any callable (a training step with its backward pass, a sampler, a
+    proxy score), counted like :func:`count_flops` (convolutions and matrix products, forward and
+    backward; elementwise ops and work outside torch, e.g. numpy or gensim, are not counted). The
+    call really runs: pass copies of anything it must not change."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn(*args, **kwargs)
+    return int(counter.get_total_flops())
+
+
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass (= FLOPs / 2)."""
     return count_flops(model, *inputs) // 2
