@@ -64,8 +64,14 @@ def test_goal_and_calls_not_time():
     assert lost == ["digits b1: 1.15x fewer calls than jacobi+prior but 0.75x its speed"]
     g = goals(rows)
     assert [x["met"] for x in g] == [True, False] and g[1]["speed_ratio"] == pytest.approx(0.9 / 1.2)
+    # time per AR call: NARA 1.2 / 4.0 = 0.3 ms against 0.9 / 4.6 ms; a free C would give at most 1.15x
+    assert g[1]["per_call_cost_ratio"] == pytest.approx((1.2 / 4.0) / (0.9 / 4.6))
+    assert g[1]["free_c_bound"] == pytest.approx(4.6 / 4.0)
     rows[-1]["ms"] = 0.5
     assert _goal(rows)[0]
+    rows[-1]["ms"], rows[-1]["calls"] = 1.2, 4.6  # no call saved: the miss is named as such
+    assert _goal(rows)[2] == ["digits b1: no calls saved against jacobi+prior (1.00x): even a free C could not "
+                              "make NARA faster"]
 
 
 @pytest.mark.slow

@@ -156,6 +156,20 @@ def test_segmenter_deploy_path_equals_the_plain_model():
         isinstance(m, torch.nn.PReLU) for m in model.modules())
 
 
+@pytest.mark.slow  # torch.compile on CPU: 20-50 s of C++ compilation
+def test_segmenter_compiled_equals_eager():
+    from reprozoo.sinet.inference import Segmenter
+
+    torch.manual_seed(0)
+    model = _randomise(SINet())
+    image = torch.rand(3, 50, 70)
+    eager = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64).probability(image)
+    seg = Segmenter(model, [0.5] * 3, [0.25] * 3, image_size=64, compile=True)
+    first, again = seg.probability(image), seg.probability(torch.rand(3, 40, 40))
+    assert first.shape == (50, 70) and again.shape == (40, 40)
+    assert float((first - eager).abs().max()) <= 1e-5
+
+
 def test_blocked_layout_rewrites_are_exact():
     from reprozoo.sinet.blocks import SEGate
     from reprozoo.sinet.export import ConvSEGate, RepeatedGroupConv, dense_from_grouped

@@ -148,8 +148,12 @@ def goals(rows: list[dict]) -> list[dict]:
         best = min(("jacobi", "jacobi+prior"), key=lambda k: group[k]["ms"])
         for other, label in (("sequential", "sequential"), (best, f"best exact Jacobi ({best})")):
             speed = group[other]["ms"] / nara["ms"]
+            calls_ratio = group[other]["calls"] / nara["calls"]
+            # NARA runs the same loop plus C (and Q): with a free C its time per AR call would be
+            # the other sampler's, so its speed ratio is at most about the calls ratio
             out.append({"task": key[0], "batch": key[1], "against": other, "goal": f"NARA faster than {label}",
-                        "calls_ratio": group[other]["calls"] / nara["calls"], "speed_ratio": speed,
+                        "calls_ratio": calls_ratio, "speed_ratio": speed, "free_c_bound": calls_ratio,
+                        "per_call_cost_ratio": (nara["ms"] / nara["calls"]) / (group[other]["ms"] / group[other]["calls"]),
                         "met": bool(speed > 1.0)})
     return out
 
@@ -158,9 +162,12 @@ def _goal(rows: list[dict]) -> tuple[bool, list[str], list[str]]:
     """All goals met?, one line per goal, and the cases where calls saved did not become time saved."""
     gs = goals(rows)
     lines = [f"{g['task']} b{g['batch']}: {g['goal']}: {g['calls_ratio']:.2f}x fewer calls, {g['speed_ratio']:.2f}x "
-             f"its speed -> {'met' if g['met'] else 'not met'}" for g in gs]
+             f"its speed (time per call {g['per_call_cost_ratio']:.2f}x its) -> {'met' if g['met'] else 'not met'}"
+             for g in gs]
     lost = [f"{g['task']} b{g['batch']}: {g['calls_ratio']:.2f}x fewer calls than {g['against']} but "
             f"{g['speed_ratio']:.2f}x its speed" for g in gs if g["calls_ratio"] > 1.0 and not g["met"]]
+    lost += [f"{g['task']} b{g['batch']}: no calls saved against {g['against']} ({g['calls_ratio']:.2f}x): even a free "
+             f"C could not make NARA faster" for g in gs if g["calls_ratio"] <= 1.0 and not g["met"]]
     return all(g["met"] for g in gs), lines, lost
 
 

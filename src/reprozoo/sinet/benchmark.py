@@ -9,6 +9,7 @@ arithmetic work (FLOPs, conv + matmul) and the fraction of the measured matmul p
 
 from __future__ import annotations
 
+import copy
 import statistics
 import tempfile
 import time
@@ -88,16 +89,41 @@ ORT_SETTINGS = {"onnxruntime deploy": (None, False), "onnxruntime deploy spin": 
 
 @register_benchmark("sinet", description="SINet vs LR-ASPP MobileNetV3: FPS in PyTorch eager and ONNX Runtime, "
                     "plain and deployment export, 224x224 batch 1 (+ batch 8, 320x320), 2 threads")
-def run(quick: bool = False, threads: int = 2, size: int = 224, profile: bool = True) -> dict[str, Any]:
+def run(quick: bool = False, threads: int = 2, size: int = 224, profile: bool = True,
+        compile: bool | None = None) -> dict[str, Any]:
+    """``compile`` (default: the full run only) adds ``torch.compile`` rows for both models (about
+    20-50 s of compilation each on 2 CPU threads)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run(quick, threads, size, profile)
+        return _run(quick, threads, size, profile, (not quick) if compile is None else bool(compile))
     finally:
         torch.set_num_threads(before)
 
 
-def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
+def _compiled(model: torch.nn.Module, x: torch.Tensor, fmt) -> tuple[Any, float]:
+    """The model through :func:`reprozoo.sinet.inference.compiled`, compiled here (first call), and
+    the seconds that took; checked against eager (max |diff| <= 1e-4)."""
+    from reprozoo.sinet.inference import compiled
+
+    net = copy.deepcopy(model).to(memory_format=fmt).eval()
+    run = compiled(net)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = run(x)
+        ref = model(x.contiguous())
+    took = time.perf_counter() - t0
+    diff = float((out - ref).abs().max())
+    if diff > 1e-4:
+        raise RuntimeError(f"torch.compile changed the output by {diff:.2e} (> 1e-4)")
+
+    def fn():
+        with torch.inference_mode():
+            run(x)
+    return fn, took
+
+
+def _run(quick: bool, threads: int, size: int, profile: bool, compile_eager: bool) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):  # fixed random weights; the caller's RNG state is untouched
         torch.manual_seed(0)
         models = {"SINet": SINet().eval(), "LR-ASPP MobileNetV3": LRASPP().eval()}
@@ -107,6 +133,7 @@ def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
     work: dict[tuple[str, int, int], int] = {}
     deploy_info: dict[str, dict] = {}
     breakdown: dict[str, dict[str, dict[str, float]]] = {}
+    compile_s: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name, model in models.items():
@@ -138,6 +165,11 @@ def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
                     fns[(name, "eager deploy channels_last", batch, s)] = _eager(
                         deployed.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last))
                     fns[(name, "eager deploy jit-frozen", batch, s)] = _eager(_jit_frozen(deployed, x), x)
+                if compile_eager:  # torch.compile (inductor, weights frozen) of the model as written
+                    for engine, fmt in (("eager compiled", torch.contiguous_format),
+                                        ("eager compiled channels_last", torch.channels_last)):
+                        fns[(name, engine, batch, s)], compile_s[f"{name}: {engine}"] = _compiled(
+                            model, x.contiguous(memory_format=fmt), fmt)
                 if profile:
                     feed = {"image": x.numpy()}
                     runs = 5 if quick else 20
@@ -199,6 +231,13 @@ def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
         "lraspp_vs_sinet_param_ratio": count_params(models[base]) / count_params(models[sinet]),
         "lraspp_vs_sinet_conv_mac_ratio": macs[base] / macs[sinet],
     }
+    if compile_eager:
+        def best_compiled(name: str) -> float:
+            return max(fps[(name, e, 1, size)] for e in ("eager compiled", "eager compiled channels_last"))
+
+        ratios["sinet_vs_lraspp_eager_compiled"] = best_compiled(sinet) / best_compiled(base)
+        ratios["sinet_compiled_vs_eager_plain"] = best_compiled(sinet) / fps[(sinet, "eager plain", 1, size)]
+        ratios["sinet_onnxruntime_vs_eager_compiled"] = s_ort / best_compiled(sinet)
     speed_met, fps_met = s_ort / b_ort >= GOAL_SPEEDUP, s_ort >= GOAL_FPS
     goal = (f"ONNX Runtime, {size}x{size}, batch 1, {threads} threads, deployment export for both, each at its "
             f"faster setting (SINet: {s_eng}, LR-ASPP: {b_eng}): "
@@ -208,7 +247,8 @@ def _run(quick: bool, threads: int, size: int, profile: bool) -> dict[str, Any]:
             f"{b_cpu / s_cpu:.2f}x by CPU time ({s_cpu:.2f} vs {b_cpu:.2f} CPU-ms per frame)")
     return {"rows": rows, "ratios": ratios, "goal": goal, "met": bool(speed_met and fps_met),
             "goals": {"speedup_2x": bool(speed_met), "fps_250": bool(fps_met)},
-            "peak_flops": peak, "threads": threads, "deploy": deploy_info, "ort_profile_ms": breakdown}
+            "peak_flops": peak, "threads": threads, "deploy": deploy_info, "ort_profile_ms": breakdown,
+            "compile_seconds": {k: round(v, 1) for k, v in compile_s.items()}}
 
 
 def _top(by_op: dict[str, float], n: int = 6) -> dict[str, float]:

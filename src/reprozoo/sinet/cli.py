@@ -71,10 +71,11 @@ SYNTHETIC_WARNING = ("warning: this checkpoint was trained on generated portrait
 
 
 def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: float = 0.5,
-                   warn=None) -> tuple[int, list[str]]:
+                   warn=None, compile: bool = False) -> tuple[int, list[str]]:
     """Write ``<name>_mask.png`` (0/255, input size) and ``<name>_overlay.png`` for every image;
     returns (number written, problems). A bad file is skipped and reported, the rest still run.
-    Each image is letterboxed at the checkpoint's size (aspect ratio kept, see ``Segmenter``)."""
+    Each image is letterboxed at the checkpoint's size (aspect ratio kept, see ``Segmenter``);
+    ``compile``: ``torch.compile`` the network (the first image compiles it, see ``Segmenter``)."""
     import numpy as np
 
     from reprozoo.data.segfolders import read_image
@@ -88,7 +89,7 @@ def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: f
         if p.is_dir() and p.resolve() == out.resolve():
             raise OutputError(f"--out {out} is also an input folder; the masks would be segmented again on the "
                               "next run: pass another output folder")
-    segmenter = Segmenter.from_checkpoint(checkpoint)  # a bad checkpoint stops before any output
+    segmenter = Segmenter.from_checkpoint(checkpoint, compile=compile)  # a bad checkpoint stops before any output
     if segmenter.synthetic and warn is not None:
         warn(SYNTHETIC_WARNING)
     items = _expand(images)
@@ -125,11 +126,13 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run sinet-portrait`)")],
         out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png")],
         threshold: Annotated[float, typer.Option(help="foreground probability threshold")] = 0.5,
+        compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network: about 2.5x faster per image "
+                                              "on CPU after a 20-50 s compile on the first image (needs a C++ compiler)")] = False,
     ) -> None:
         """Portrait masks with a trained SINet: any image size, letterboxed at the model's size (aspect
         ratio kept, gray padding), mask at the input size. Inputs sharing a name get distinct outputs."""
         done, problems = segment_images(list(images), checkpoint, out, threshold,
-                                        warn=lambda m: typer.echo(m, err=True))
+                                        warn=lambda m: typer.echo(m, err=True), compile=compile)
         typer.echo(f"segmented {done} image(s) -> {out}")
         if problems:
             for p in problems:
