@@ -6,10 +6,26 @@
   the consistency-regularisation branch (teacher decode + strong view), and their ratio (the cost
   of CR per step);
 - corpus synthesis speed (espeak-ng + post-processing): audio seconds produced per second.
+
+How far from the machine's limit (issue #11): ``peak_flops`` is the float32 throughput of a
+1024x1024 ``torch.mm`` measured in the same run, right after the timings, with the same thread
+count (``threads``). ``*_flops`` is the arithmetic work of one timed unit counted by the
+runtime's FLOP counter (convolutions and matrix products, a multiply-add = 2 FLOPs; elementwise
+ops not counted) and ``*_limit_fraction`` its achieved FLOP/s over ``peak_flops``:
+
+- inference row: per *call* (featurise + forward of 1 or 32 two-second utterances). Features
+  are counted as far as torch counts them: the log-mel filterbank matmul is included
+  (``*_feature_flops``), the STFT (an FFT) is not counted;
+- training row: per optimiser *step* (16 labelled utterances; with CR also the teacher decode
+  and student pass on 32 unlabelled ones), forward + backward, counted on a deep copy of the
+  trainer that replays exactly the timed steps (same weights, optimiser and generator state),
+  mean over those steps (CR's speed perturbation changes lengths from step to step);
+- synthesis row: espeak-ng and numpy, outside torch: no FLOPs, no fraction.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -18,7 +34,15 @@ import torch
 
 from reprozoo.activeasr.features import Featurizer
 from reprozoo.activeasr.training import CTCTrainer, SpeechSet, TrainSettings
-from reprozoo.runtime.profile import count_macs, count_params, measure_latency
+from reprozoo.runtime.profile import (
+    count_call_flops,
+    count_flops,
+    count_macs,
+    count_params,
+    limit_fraction,
+    matmul_peak_flops,
+    measure_latency,
+)
 from reprozoo.runtime.registry import create_model, register_benchmark
 
 
@@ -54,24 +78,45 @@ def run(quick: bool = False, model: str = "ctc_tcn_tiny") -> dict[str, Any]:
         with torch.no_grad():
             net(*feat(data.waves[:batch]))
 
-    b1 = measure_latency(lambda: infer(1), **lat)["median_ms"] / 1000 / 2.0
-    b32 = measure_latency(lambda: infer(32), **lat)["median_ms"] / 1000 / (32 * 2.0)
+    ms = {b: measure_latency(lambda b=b: infer(b), **lat)["median_ms"] for b in (1, 32)}
+    b1, b32 = ms[1] / 1000 / 2.0, ms[32] / 1000 / (32 * 2.0)
+    work = {b: count_call_flops(infer, b) for b in (1, 32)}  # features + forward, one timed call
+    model_work = {b: count_flops(net, *feat(data.waves[:b])) for b in (1, 32)}
     rows: list[dict[str, Any]] = [{"model": model, "params": count_params(net),
                                    "macs_2s_utterance": count_macs(net, *feat(data.waves[:1]))},
                                   {"measure": "inference RTF", "batch1": round(b1, 5), "batch32": round(b32, 5)}]
     steps = 2 if quick else 5
-    tput = {}
+    tput: dict[str, float] = {}
+    step_ms: dict[str, float] = {}
+    step_flops: dict[str, int] = {}
     for mode in ("none", "cr"):
         trainer = CTCTrainer(create_model(model), TrainSettings(batch_size=16, mu=2, tau=0.0, ramp_frac=0.0),
                              total_steps=steps + 1, generator=torch.Generator().manual_seed(0))
         trainer.train(data, list(range(16)), list(range(16, 32)), 1, mode)  # warm-up
+        replay = copy.deepcopy(trainer)  # same weights, optimiser, step and generator: the same steps
         t0 = time.perf_counter()
         trainer.train(data, list(range(16)), list(range(16, 32)), steps, mode)
-        tput[mode] = steps * 16 / (time.perf_counter() - t0)
-    rows.append({"measure": "training labelled utt/s", "supervised": round(tput["none"], 2), "with CR": round(tput["cr"], 2)})
+        step_ms[mode] = (time.perf_counter() - t0) * 1000 / steps
+        tput[mode] = 16 / (step_ms[mode] / 1000)
+        step_flops[mode] = count_call_flops(replay.train, data, list(range(16)), list(range(16, 32)), steps,
+                                            mode) // steps
+    peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)  # same run, same thread count
+    frac = lambda f, t: round(limit_fraction(f, t, peak), 4)  # noqa: E731
+    rows[1].update({"batch1_ms": round(ms[1], 3), "batch32_ms": round(ms[32], 3),
+                    "batch1_flops": work[1], "batch32_flops": work[32],
+                    "batch1_feature_flops": work[1] - model_work[1], "batch32_feature_flops": work[32] - model_work[32],
+                    "batch1_limit_fraction": frac(work[1], ms[1]), "batch32_limit_fraction": frac(work[32], ms[32]),
+                    "flops_note": "per call: model forward + log-mel filterbank matmul; STFT (FFT) not counted"})
+    rows.append({"measure": "training labelled utt/s", "supervised": round(tput["none"], 2), "with CR": round(tput["cr"], 2),
+                 "supervised_ms_per_step": round(step_ms["none"], 2), "with_cr_ms_per_step": round(step_ms["cr"], 2),
+                 "supervised_flops_per_step": step_flops["none"], "with_cr_flops_per_step": step_flops["cr"],
+                 "supervised_limit_fraction": frac(step_flops["none"], step_ms["none"]),
+                 "with_cr_limit_fraction": frac(step_flops["cr"], step_ms["cr"]),
+                 "flops_note": "per step of 16 labelled utterances, forward + backward (features included as above)"})
     synth = synthesis_speed(8 if quick else 30)
-    rows.append({"measure": "corpus synthesis", **{k: round(v, 2) for k, v in synth.items()}})
+    rows.append({"measure": "corpus synthesis", **{k: round(v, 2) for k, v in synth.items()},
+                 "flops_note": "espeak-ng + numpy post-processing: not counted (outside torch)"})
     ratios = {"inference RTF batch32/batch1": b32 / b1, "training throughput CR/supervised": tput["cr"] / tput["none"],
               "synthesis audio seconds per second": synth["audio_s_per_s"]}
     return {"rows": rows, "ratios": {k: round(float(v), 4) for k, v in ratios.items()},
-            "threads": torch.get_num_threads(), "batch1_rtf_below_1": bool(np.float64(b1) < 1.0)}
+            "threads": torch.get_num_threads(), "peak_flops": peak, "batch1_rtf_below_1": bool(np.float64(b1) < 1.0)}
