@@ -1,7 +1,16 @@
 """``reprozoo bench eclips``: frames/s of the K-member ensemble against one base learner, the
 members run in a Python loop vs in one pass (``torch.func.stack_module_state`` + ``vmap``, and
 grouped convolutions, :class:`~reprozoo.eclips.models.GroupedMembers`), and the cost of MC dropout
-(T passes), all as ratios measured in the same run."""
+(T passes), all as ratios measured in the same run.
+
+How far from the machine's limit (issue #11): every row's ``ms`` is the median latency of one
+timed call on the whole batch and ``flops`` that call's arithmetic work from the runtime's FLOP
+counter (convolutions and matrix products, a multiply-add = 2 FLOPs): one base learner's forward
+for the base row, K members' forwards for the loop, vmap and grouped-conv rows (the same work,
+done in one pass or in K), and T x K member forwards for MC dropout. ``limit_fraction`` is the
+achieved FLOP/s over ``peak_flops``, the float32 throughput of a 1024x1024 ``torch.mm`` measured in
+the same run right after the timings with the same thread count (``threads``); the vmap and
+grouped rows also give the loop's fraction from their own interleaved pair."""
 
 from __future__ import annotations
 
@@ -11,7 +20,16 @@ from typing import Any
 import torch
 
 from reprozoo.eclips.models import Ensemble, GroupedMembers, base_learner, predict, stacked_forward
-from reprozoo.runtime.profile import count_macs, count_params, latency_ratio, measure_latency
+from reprozoo.runtime.profile import (
+    add_limit_fraction,
+    count_call_flops,
+    count_macs,
+    count_params,
+    latency_ratio,
+    limit_fraction,
+    matmul_peak_flops,
+    measure_latency,
+)
 from reprozoo.runtime.registry import register_benchmark
 
 
@@ -32,23 +50,37 @@ def measure(quick: bool = False, k: int = 4, width: int = 32, embed_dim: int = 6
         t_det = measure_latency(lambda: predict(ens, x), warmup=kw["warmup"], repeats=kw["repeats"])["median_ms"]
         t_mc = measure_latency(lambda: predict(ens, x, mc_samples=mc_samples), warmup=kw["warmup"],
                                repeats=kw["repeats"])["median_ms"]
+    peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)  # same run, same thread count
+    with torch.inference_mode():  # work of one timed call each, on the whole batch
+        work = {"single": count_call_flops(single, x), "loop": count_call_flops(ens, x),
+                "vmap": count_call_flops(lambda: ens.fuse(stacked_forward(members, x))),
+                "grouped": count_call_flops(lambda: ens.fuse(grouped_net(x)))}
+    with torch.no_grad():
+        work["mc"] = count_call_flops(lambda: predict(ens, x, mc_samples=mc_samples))
     fps = lambda ms: batch / (ms / 1000.0)  # noqa: E731
     rows = [
         {"model": "base learner", "params": count_params(single), "macs": count_macs(single, x[:1]) if macs else None,
-         "frames_per_s": round(fps(loop["baseline_ms"]), 1)},
+         "frames_per_s": round(fps(loop["baseline_ms"]), 1), "ms": loop["baseline_ms"], "flops": work["single"]},
         {"model": f"ensemble K={k} (loop)", "params": count_params(ens), "macs": count_macs(ens, x[:1]) if macs else None,
-         "frames_per_s": round(fps(loop["method_ms"]), 1)},
+         "frames_per_s": round(fps(loop["method_ms"]), 1), "ms": loop["method_ms"], "flops": work["loop"]},
         {"model": f"ensemble K={k} (vmap)", "frames_per_s": round(fps(vmapped["method_ms"]), 1),
-         "loop_frames_per_s_same_pair": round(fps(vmapped["baseline_ms"]), 1)},
+         "loop_frames_per_s_same_pair": round(fps(vmapped["baseline_ms"]), 1), "ms": vmapped["method_ms"],
+         "loop_ms_same_pair": vmapped["baseline_ms"], "flops": work["vmap"]},
         {"model": f"ensemble K={k} (grouped conv)", "frames_per_s": round(fps(grouped["method_ms"]), 1),
-         "loop_frames_per_s_same_pair": round(fps(grouped["baseline_ms"]), 1)},
-        {"model": f"ensemble K={k} + MC dropout T={mc_samples}", "frames_per_s": round(fps(t_mc), 1)},
+         "loop_frames_per_s_same_pair": round(fps(grouped["baseline_ms"]), 1), "ms": grouped["method_ms"],
+         "loop_ms_same_pair": grouped["baseline_ms"], "flops": work["grouped"]},
+        {"model": f"ensemble K={k} + MC dropout T={mc_samples}", "frames_per_s": round(fps(t_mc), 1), "ms": t_mc,
+         "flops": work["mc"]},
     ]
+    add_limit_fraction(rows, peak, ms_key="ms")
+    for row in rows[2:4]:  # the loop's own timing in the vmap / grouped pair
+        row["loop_limit_fraction_same_pair"] = round(limit_fraction(work["loop"], row["loop_ms_same_pair"], peak), 4)
     ratios = {"ensemble_loop / single (latency)": loop["ratio"],
               "ensemble_vmap / ensemble_loop (latency)": vmapped["ratio"],
               "ensemble_grouped / ensemble_loop (latency)": grouped["ratio"],
               f"mc_dropout_T{mc_samples} / deterministic (latency)": t_mc / t_det}
-    return {"rows": rows, "ratios": ratios, "batch": batch, "size": size, "threads": torch.get_num_threads()}
+    return {"rows": rows, "ratios": ratios, "batch": batch, "size": size, "threads": torch.get_num_threads(),
+            "peak_flops": peak}
 
 
 @register_benchmark("eclips", description="ECLIPS ensemble vs one base learner (loop vs vmap) and MC-dropout cost")
