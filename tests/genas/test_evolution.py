@@ -43,12 +43,55 @@ def test_settings_are_checked():
         EvolutionConfig(p_mutation=1.5).validate()
 
 
-def test_benchmark_reports_a_ratio():
+@pytest.fixture(scope="module")
+def quick_bench():
     from reprozoo.genas.benchmark import measure
 
-    out = measure(quick=True)
+    return measure(quick=True)
+
+
+def test_benchmark_reports_a_ratio(quick_bench):
+    out = quick_bench
     assert set(out["ratios"]) == {"flatness/val_acc"} and out["ratios"]["flatness/val_acc"] > 1
     assert out["rows"][2]["supernet_params"] == 21_250
+
+
+def test_benchmark_flops_are_the_hand_count_and_counting_leaves_the_supernet_unchanged(quick_bench):
+    """flops per genotype = (recalibration images + held-out images x passes) x one image's path
+    FLOPs, averaged over the timed genotypes; limit_fraction = flops / s / peak of the same row."""
+    import torch
+
+    from reprozoo.genas.data import digits_splits
+    from reprozoo.genas.models import NB201Network
+    from reprozoo.genas.proxies import Flatness, ProxyData
+    from reprozoo.genas.spaces import sample_nb201
+    from reprozoo.genas.supernet import batches_of
+    from reprozoo.runtime.profile import count_call_flops, count_flops
+
+    out = quick_bench
+    torch.manual_seed(0)
+    data = digits_splits()
+    net = NB201Network(None, layout="tiny", C=8, cells_per_stage=1, num_classes=10, in_chans=1)
+    genotypes = sample_nb201(out["genotypes_timed"], np.random.default_rng(0), connected_only=True)
+    n_recal, n_val = len(data.train), len(data.val)
+    per_image = []
+    for g in genotypes:
+        net.set_genotype(g)
+        per_image.append(count_flops(net, torch.zeros(1, 1, 8, 8)))
+    flat, acc = out["rows"][0], out["rows"][1]
+    assert flat["flops"] == sum((n_recal + 3 * n_val) * f for f in per_image) / len(genotypes)
+    assert acc["flops"] == sum((n_recal + n_val) * f for f in per_image) / len(genotypes)
+    assert flat["flops"] > acc["flops"] > 0
+    for row in (flat, acc):
+        expect = row["flops"] / (row["ms_per_genotype"] / 1000) / out["peak_flops"]
+        assert row["limit_fraction"] == pytest.approx(expect, abs=1e-4) and 0 < row["limit_fraction"] < 1.5
+    assert out["threads"] == out["rows"][2]["threads"] >= 1
+    assert out["flops_count_left_supernet_unchanged"] is True
+    # independently: counting one flatness score perturbs and restores every parameter and buffer exactly
+    pdata = ProxyData(batches_of(data.train, 64), batches_of(data.val, 300), recal_mode="cumulative")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert count_call_flops(Flatness().score, net, genotypes[0], pdata) > 0
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
 def test_search_smoke_preset(tmp_path):
