@@ -4,13 +4,20 @@ import torch
 from reprozoo.data.textcorpora import fortunes_available
 from reprozoo.runtime.registry import get_benchmark
 
+needs_fortunes = pytest.mark.skipif(not fortunes_available(), reason="the Debian fortunes package is not installed")
 
-@pytest.mark.skipif(not fortunes_available(), reason="the Debian fortunes package is not installed")
-def test_benchmark_reports_every_stage_as_ratios_of_one_run():
+
+@pytest.fixture(scope="module")
+def quick_bench():
     torch.set_num_threads(1)
     import reprozoo.tvqvae.benchmark  # noqa: F401  (registers the benchmark)
 
-    out = get_benchmark("tvqvae").run(quick=True, k=3, per_category=12)
+    return get_benchmark("tvqvae").run(quick=True, k=3, per_category=12)
+
+
+@needs_fortunes
+def test_benchmark_reports_every_stage_as_ratios_of_one_run(quick_bench):
+    out = quick_bench
     corpus, *stages, model = out["rows"]
     assert corpus["corpus"] == "fortunes" and corpus["K"] == 3 and corpus["docs"] > 100
     assert [s["stage"] for s in stages] == ["encode (MiniLM, whole-word tokens)", "fit lda", "fit tvq",
@@ -21,3 +28,34 @@ def test_benchmark_reports_every_stage_as_ratios_of_one_run():
         assert out["ratios"][f"{name} fit / LDA fit"] > 0 and f"CPU: {name} fit / LDA fit" in out["ratios"]
     assert {"encode / LDA fit", "TVQ-VAE (encode + fit) / clustering (encode + fit)"} <= set(out["ratios"])
     assert len(out["load_average"]) == 3
+
+
+@needs_fortunes
+def test_benchmark_flops_are_the_work_of_each_timed_stage(quick_bench):
+    """The encode's flops equal a fresh count of encoding the kept documents; the fits' epoch
+    extrapolations equal (ProdLDA: exactly; TVQ-VAE: within the dead-code restarts) a count of the
+    whole fit; numpy stages carry a note and no fraction; limit_fraction = flops / s / peak."""
+    from reprozoo.data.textcorpora import load_fortunes
+    from reprozoo.runtime.profile import count_call_flops
+    from reprozoo.tvqvae import baselines
+    from reprozoo.tvqvae.embeddings import TokenEncoder
+    from reprozoo.tvqvae.estimator import TVQVAE, prepare_corpus
+
+    out = quick_bench
+    stages = {r["stage"].split(" (")[0]: r for r in out["rows"][1:-1]}
+    enc = TokenEncoder(max_len=128, cache=False)
+    data = prepare_corpus(load_fortunes(max_per_category=12, min_words=3), enc, min_df=3)
+    assert stages["encode"]["flops"] == count_call_flops(enc.encode, data.texts)
+    assert stages["fit prodlda"]["flops"] == count_call_flops(baselines.prodlda, data, 3, 0, epochs=50)
+    whole = count_call_flops(TVQVAE(3, vq_hidden=(128, 128, 256), vq_max_tokens=10000, vq_epochs=3,
+                                    topic_epochs=50).fit_prepared, data)
+    assert stages["fit tvq"]["flops"] == pytest.approx(whole, rel=0.01)
+    assert stages["fit tvq"]["flops"] > stages["fit prodlda"]["flops"] > 0  # TVQ-VAE adds the VQ stage
+    for name in ("fit lda", "fit cluster"):
+        assert "not counted" in stages[name]["flops_note"]
+        assert "flops" not in stages[name] and "limit_fraction" not in stages[name]
+    assert out["threads"] == out["rows"][0]["threads"] == 1 and out["peak_flops"] > 0
+    for name in ("encode", "fit tvq", "fit prodlda"):
+        row = stages[name]
+        expect = row["flops"] / (row["ms"] / 1000) / out["peak_flops"]
+        assert row["limit_fraction"] == pytest.approx(expect, abs=1e-4) and 0 < row["limit_fraction"] < 1.5
