@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -67,13 +69,50 @@ def test_ground_command_prints_segment_and_top5(trained, tmp_path, capsys):
     assert rc == 2 and "no word of the model" in capsys.readouterr().err
 
 
-def test_benchmark_reports_ratios_from_one_run():
+BENCH_ARCH = {"d_model": 8, "ffn": 8, "layers": 1, "grid": 8, "pps_mixtures": 3, "cpl_proposals": 3}
+
+
+@functools.lru_cache(maxsize=1)
+def _quick_bench():
+    """One quick run shared by the benchmark tests (called inside a test: one torch thread)."""
     from reprozoo.gmp.benchmark import run
 
-    out = run(quick=True, batch_size=4, arch={"d_model": 8, "ffn": 8, "layers": 1, "grid": 8, "pps_mixtures": 3,
-                                              "cpl_proposals": 3})
+    return run(quick=True, batch_size=4, arch=BENCH_ARCH)
+
+
+def test_benchmark_reports_ratios_from_one_run():
+    out = _quick_bench()
     assert set(out["ratios"]) == {"train_step pps/cpl", "inference pps/cpl", "importance batched/loop",
                                  "importance batched/loop batch1"}
     assert all(v > 0 for v in out["ratios"].values())
     seqs = {r["model"]: r["reconstructor_sequences_per_sample"] for r in out["rows"] if "model" in r}
     assert seqs == {"pps": 3 + (2 + 3) + 1 + 1, "cpl": 3 + 1 + 2}
+
+
+def test_benchmark_reports_flops_and_fraction_of_peak():
+    from reprozoo.gmp.benchmark import _setup
+    from reprozoo.runtime.profile import count_flops
+
+    out = _quick_bench()
+    assert out["peak_flops"] > 0 and out["threads"] == 1
+    train, infer, imp, imp1 = out["rows"][:4]
+    models, batch = _setup(4, BENCH_ARCH)  # the same models, built again: an independent count
+    for arm in ("pps", "cpl"):
+        assert infer[f"{arm}_flops"] == count_flops(models[arm], batch) > 0
+        # forward (with the extra reconstructions of the losses) + backward: more than 2x inference
+        assert train[f"{arm}_flops"] > 2 * infer[f"{arm}_flops"]
+    assert infer["pps_flops"] > infer["cpl_flops"]  # 10 vs 6 reconstructor sequences per sample
+    c = models["pps"].config
+    d, multi, single = c.d_model, sum(k for k in c.components if k > 1), sum(1 for k in c.components if k == 1)
+    for row, b in ((imp, 4), (imp1, 1)):
+        # the loop and the batched pass do the same reconstructor arithmetic; the batched pass adds
+        # the attention pool over its b x sum(k) Gaussians (d x d + d x 1) and the single-Gaussian heads
+        extra = 2 * b * multi * d * (d + 1) + 2 * b * single * d * 2
+        assert row["batched_flops"] - row["one_pass_per_mixture_flops"] == row["importance_extra_flops"] == extra
+        assert row["one_pass_per_mixture_flops"] > 0
+    assert imp["batched_flops"] > imp1["batched_flops"]
+    cols = [(train, "pps"), (train, "cpl"), (infer, "pps"), (infer, "cpl")]
+    cols += [(r, k) for r in (imp, imp1) for k in ("batched", "one_pass_per_mixture")]
+    for row, key in cols:  # limit_fraction is rounded to 4 digits (and ms to 1-2 decimals): compare loosely
+        achieved = row[f"{key}_flops"] / (row[f"{key}_ms"] / 1000) / out["peak_flops"]
+        assert row[f"{key}_limit_fraction"] == pytest.approx(achieved, rel=0.1, abs=1e-4) and 0 < achieved < 1.5

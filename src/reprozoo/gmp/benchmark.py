@@ -2,10 +2,25 @@
 one process (interleaved): training-step time at equal batch, and inference throughput
 (queries/s), for the architecture of the ``gmp-grounding`` experiment and, in the full run,
 the paper's Charades-STA size. Also: the batched importance pass vs one reconstructor pass per
-mixture (the naive loop)."""
+mixture (the naive loop).
+
+How far from the machine's limit (issue #11): ``peak_flops`` is the float32 throughput of a
+1024x1024 ``torch.mm`` measured in the same run right after the timings, with the same thread
+count (``threads``). Each timed column ``X_ms`` gets ``X_flops``, the arithmetic work of one timed
+call from the runtime's FLOP counter (matrix products, a multiply-add = 2 FLOPs; elementwise ops
+not counted), and ``X_limit_fraction``, its achieved FLOP/s over ``peak_flops``:
+
+- training step: per step on the whole batch, forward + backward (counted on a deep copy of the
+  model, so the timed model's gradients are untouched);
+- inference: per forward of the whole batch;
+- importance pass: per pass over the batch (64 or 1 queries). The reconstructor work of the
+  batched pass and of the loop is the same; the batched pass also scores the Gaussians
+  (attention pool) and runs the single-Gaussian heads, which the loop leaves out, so it carries
+  slightly more FLOPs (``importance_extra_flops``)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -13,7 +28,13 @@ import torch
 from reprozoo.gmp.data import GroundingDataset, ToyConfig, collate, make_split, make_world
 from reprozoo.gmp.experiment import GmpConfig, arm_config
 from reprozoo.gmp.models import build_grounder, num_reconstructor_passes
-from reprozoo.runtime.profile import count_params, latency_ratio
+from reprozoo.runtime.profile import (
+    count_call_flops,
+    count_params,
+    latency_ratio,
+    limit_fraction,
+    matmul_peak_flops,
+)
 from reprozoo.runtime.registry import register_benchmark
 
 
@@ -88,23 +109,47 @@ def run(quick: bool = False, batch_size: int = 64, arch: dict | None = None) -> 
     one = {k: v[:1] for k, v in batch.items()}
     one["words"], one["weights"] = one["words"][:, :int(one["lengths"][0])], one["weights"][:, :int(one["lengths"][0])]
     imp1 = latency_ratio(_batched_importance(models["pps"], one), _naive_importance(models["pps"], one), **kw)
+    peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)  # same run, same thread count
+    work = {}
+    for arm, m in models.items():  # one timed call each
+        replica = copy.deepcopy(m).train()
+        work[f"train_{arm}"] = count_call_flops(_train_step(replica, batch))
+        work[f"infer_{arm}"] = count_call_flops(_infer(m, batch))
+    for tag, b in (("", batch), ("1", one)):
+        work[f"batched{tag}"] = count_call_flops(_batched_importance(models["pps"], b))
+        work[f"loop{tag}"] = count_call_flops(_naive_importance(models["pps"], b))
+    frac = lambda f, ms: round(limit_fraction(f, ms, peak), 4)  # noqa: E731
     rows = [{"what": "training step", "batch": batch_size, "pps_ms": round(train["method_ms"], 1),
-             "cpl_ms": round(train["baseline_ms"], 1), "ratio pps/cpl": round(train["ratio"], 3)},
+             "cpl_ms": round(train["baseline_ms"], 1), "ratio pps/cpl": round(train["ratio"], 3),
+             "pps_flops": work["train_pps"], "cpl_flops": work["train_cpl"],
+             "pps_limit_fraction": frac(work["train_pps"], train["method_ms"]),
+             "cpl_limit_fraction": frac(work["train_cpl"], train["baseline_ms"])},
             {"what": "inference", "batch": batch_size,
              "pps_queries_per_s": round(1000 * batch_size / infer["method_ms"], 1),
              "cpl_queries_per_s": round(1000 * batch_size / infer["baseline_ms"], 1),
-             "ratio pps/cpl time": round(infer["ratio"], 3)},
+             "ratio pps/cpl time": round(infer["ratio"], 3),
+             "pps_ms": round(infer["method_ms"], 2), "cpl_ms": round(infer["baseline_ms"], 2),
+             "pps_flops": work["infer_pps"], "cpl_flops": work["infer_cpl"],
+             "pps_limit_fraction": frac(work["infer_pps"], infer["method_ms"]),
+             "cpl_limit_fraction": frac(work["infer_cpl"], infer["baseline_ms"])},
             {"what": "importance pass", "batched_ms": round(imp["method_ms"], 1),
              "one_pass_per_mixture_ms": round(imp["baseline_ms"], 1), "ratio": round(imp["ratio"], 3),
-             "batch": batch_size},
+             "batch": batch_size, "batched_flops": work["batched"], "one_pass_per_mixture_flops": work["loop"],
+             "importance_extra_flops": work["batched"] - work["loop"],
+             "batched_limit_fraction": frac(work["batched"], imp["method_ms"]),
+             "one_pass_per_mixture_limit_fraction": frac(work["loop"], imp["baseline_ms"])},
             {"what": "importance pass", "batched_ms": round(imp1["method_ms"], 2),
-             "one_pass_per_mixture_ms": round(imp1["baseline_ms"], 2), "ratio": round(imp1["ratio"], 3), "batch": 1}]
+             "one_pass_per_mixture_ms": round(imp1["baseline_ms"], 2), "ratio": round(imp1["ratio"], 3), "batch": 1,
+             "batched_flops": work["batched1"], "one_pass_per_mixture_flops": work["loop1"],
+             "importance_extra_flops": work["batched1"] - work["loop1"],
+             "batched_limit_fraction": frac(work["batched1"], imp1["method_ms"]),
+             "one_pass_per_mixture_limit_fraction": frac(work["loop1"], imp1["baseline_ms"])}]
     for arm, m in models.items():
         kind = "cpl" if arm == "cpl" else "gmp"
         rows.append({"model": arm, "params": count_params(m),
                      "reconstructor_sequences_per_sample": num_reconstructor_passes(m.config, kind)})
     ratios = {"train_step pps/cpl": train["ratio"], "inference pps/cpl": infer["ratio"],
               "importance batched/loop": imp["ratio"], "importance batched/loop batch1": imp1["ratio"]}
-    return {"rows": rows, "ratios": ratios, "threads": int(train["threads"]),
+    return {"rows": rows, "ratios": ratios, "threads": int(train["threads"]), "peak_flops": peak,
             "goal": "batched importance pass faster than one pass per mixture (ratio < 1) at both batch sizes",
             "met": bool(imp["ratio"] < 1.0 and imp1["ratio"] < 1.0)}
