@@ -52,7 +52,11 @@ def quick_bench():
 
 def test_benchmark_reports_a_ratio(quick_bench):
     out = quick_bench
-    assert set(out["ratios"]) == {"flatness/val_acc"} and out["ratios"]["flatness/val_acc"] > 1
+    # a ratio of two times measured in the same run; its size is the benchmark's result, not a test
+    # condition (on a loaded machine it has come out below 1): only that it is a real positive number
+    ratio = out["ratios"]["flatness/val_acc"]
+    assert set(out["ratios"]) == {"flatness/val_acc"} and 0 < ratio < float("inf")
+    assert ratio == pytest.approx(out["rows"][0]["ms_per_genotype"] / out["rows"][1]["ms_per_genotype"], rel=1e-2)
     assert out["rows"][2]["supernet_params"] == 21_250
 
 
