@@ -87,7 +87,7 @@ def call_costs(task: Task, batch: int, repeats: int = 10) -> dict[str, float]:
         idx = _band(m, min(WINDOW, n), n) if getattr(task.confidence, "supports_index", False) else None
         kw = {"index": idx} if idx is not None else {}
         r = latency_ratio(lambda: task.confidence(x, x_new, params, m, code=code, change=change, d=d, **kw),
-                          lambda: task.mother.conditionals(x), rounds=2, warmup=2, repeats=repeats)
+                          lambda: task.mother.conditionals(x), rounds=3, warmup=10, repeats=repeats)
     return {"mother_call_ms": r["baseline_ms"], "confidence_call_ms": r["method_ms"], "confidence_over_mother": r["ratio"]}
 
 
@@ -191,7 +191,7 @@ def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
         costs.update({f"{name}_{k}_flops_per_sample": v for k, v in flops.items()})
         samplers = _kwargs(task, ev["chosen"], cfg)
         for batch in BATCHES:
-            for k, v in call_costs(task, batch, repeats=3 if quick else 5).items():
+            for k, v in call_costs(task, batch, repeats=20 if quick else 200).items():  # microsecond calls: many repeats
                 costs[f"{name}_b{batch}_{k}"] = v
             with torch.no_grad():
                 rows += measure(task, batch, samplers, flops, peak, repeats=3 if quick else 5,

@@ -34,6 +34,7 @@ from reprozoo.sinet.models import SINet
 GOAL_SPEEDUP = 2.0  # SINet >= 2x LR-ASPP's FPS in ONNX Runtime (deployment path for both)
 GOAL_FPS = 250.0    # SINet >= 250 FPS at 224x224, batch 1, in ONNX Runtime
 PAPER_FPS = 100.6   # the paper's phone figure, for reference
+SETTLE_S = 0.2      # pause before each timed row (idle worker threads of the previous row stop spinning)
 NAMES = ("SINet", "LR-ASPP MobileNetV3")
 
 
@@ -185,6 +186,10 @@ def _run(quick: bool, threads: int, size: int, profile: bool, compile_eager: boo
         cpu: dict[tuple, list[float]] = {k: [] for k in single}
         for _ in range(rounds):  # interleaved, so machine noise hits every row
             for key, fn in fns.items():
+                # the previous row's worker threads (ORT's spinning pool, OpenMP's spin-wait) keep a
+                # core busy for a while after their last call; let them go to sleep first, or they
+                # steal time from this row (seen as a 1-thread row with more CPU time than wall time)
+                time.sleep(SETTLE_S)
                 batch, eager = key[2], key[1].startswith("eager")
                 n = max(3, (3 if quick and eager else repeats) // batch)  # eager is 10-100x slower: fewer calls
                 times[key].append(measure_latency(fn, warmup=1 if quick and eager else warmup, repeats=n)["median_ms"])
