@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run sinet-portrait`)")],
         out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png")],
         threshold: Annotated[float, typer.Option(help="foreground probability threshold")] = 0.5,
-        compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network: about 2.5x faster per image "
+        compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network: about 2x faster per image "
                                               "on CPU after a 20-50 s compile on the first image (needs a C++ compiler)")] = False,
     ) -> None:
         """Portrait masks with a trained SINet: any image size, letterboxed at the model's size (aspect

@@ -198,7 +198,7 @@ class Segmenter:
 
     ``compile=True`` runs the network through ``torch.compile`` with inductor's weight freezing
     (constants folded, PReLU and BN fused into the generated kernels; same outputs to ~1e-10). On 2 CPU
-    threads at 224x224 it took SINet from about 21 to 7-8 ms per image, but the first call of each
+    threads at 224x224 it took SINet from 15-21 to about 8 ms per image, but the first call of each
     input shape compiles for 20-50 s and needs a C++ compiler, so it is off by default; ONNX Runtime
     (``reprozoo export sinet``) is faster still.
     """
