@@ -9,10 +9,14 @@ needs_fortunes = pytest.mark.skipif(not fortunes_available(), reason="the Debian
 
 @pytest.fixture(scope="module")
 def quick_bench():
-    torch.set_num_threads(1)
     import reprozoo.tvqvae.benchmark  # noqa: F401  (registers the benchmark)
 
-    return get_benchmark("tvqvae").run(quick=True, k=3, per_category=12)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return get_benchmark("tvqvae").run(quick=True, k=3, per_category=12)
+    finally:
+        torch.set_num_threads(before)  # the other tests of this worker keep their thread count
 
 
 @needs_fortunes
