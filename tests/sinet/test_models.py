@@ -144,3 +144,19 @@ def test_batchnorm_and_prelu_settings():
     assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
     prelus = [m for m in model.modules() if isinstance(m, nn.PReLU)]
     assert all(torch.all(p.weight == 0.25) and p.weight.numel() > 1 for p in prelus)
+
+
+def test_paired_rounds_report_the_ratio_and_fps_per_round(monkeypatch):
+    from reprozoo.sinet import benchmark as bench
+
+    times = {"sinet": iter([4.0, 5.0, 4.0]), "lraspp": iter([8.0, 6.0, 6.0])}  # ms per round
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    monkeypatch.setattr(bench, "measure_latency", lambda fn, **kw: {"median_ms": next(times[fn()])})
+    fns = {("SINet", "onnxruntime deploy spin", 1, 224): lambda: "sinet",
+           ("LR-ASPP MobileNetV3", "onnxruntime deploy spin", 1, 224): lambda: "lraspp"}
+    out = bench._paired_rounds(fns, 224, rounds=3)
+    # per round LR-ASPP / SINet = 2.0, 1.2, 1.5; SINet FPS = 250, 200, 250
+    assert out["rounds"] == 3 and out["ratio_median"] == 1.5
+    assert (out["ratio_min"], out["ratio_max"]) == (1.2, 2.0)
+    assert (out["sinet_fps_median"], out["sinet_fps_min"], out["sinet_fps_max"]) == (250.0, 200.0, 250.0)
+    assert bench._paired_rounds({}, 224, rounds=3) == {}  # rows not measured: nothing reported
