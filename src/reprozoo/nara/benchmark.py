@@ -24,7 +24,7 @@ from reprozoo.nara.predictors import step_change
 from reprozoo.nara.samplers import draw_noise, sample
 from reprozoo.nara.tasks import Task, build_task, resolve_device
 from reprozoo.runtime.profile import (
-    count_flops,
+    count_call_flops,
     latency_ratio,
     limit_fraction,
     matmul_peak_flops,
@@ -34,15 +34,6 @@ from reprozoo.runtime.registry import register_benchmark
 
 BATCHES = (1, 64)
 WINDOW = 16  # positions C scores after the exact run (the samplers' default ``window``)
-
-
-class _Call(torch.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):
-        return self.fn(*args)
 
 
 def per_sample_flops(task: Task) -> dict[str, float]:
@@ -56,15 +47,16 @@ def per_sample_flops(task: Task) -> dict[str, float]:
         x_new = fam.sample(params, u)
         change, d = step_change(x, x_new)
     code = fam.noise_code(u)
-    conf = _Call(lambda *a: task.confidence(*a, code=code, change=change, d=d))
-    out = {"mother": float(count_flops(_Call(task.mother.conditionals), x)),
-           "confidence": float(count_flops(conf, x, x_new, params, m)),
-           "prior": float(count_flops(_Call(task.prior), x, m))}
-    out["confidence_band"] = out["confidence"]
-    if getattr(task.confidence, "supports_index", False):  # the sampler scores WINDOW positions only
-        idx = _band(m, min(WINDOW, n), n)
-        band = _Call(lambda *a: task.confidence(*a, code=code, change=change, d=d, index=idx))
-        out["confidence_band"] = float(count_flops(band, x, x_new, params, m))
+    with torch.no_grad():
+        out = {"mother": float(count_call_flops(task.mother.conditionals, x)),
+               "confidence": float(count_call_flops(task.confidence, x, x_new, params, m, code=code, change=change,
+                                                    d=d)),
+               "prior": float(count_call_flops(task.prior, x, m))}
+        out["confidence_band"] = out["confidence"]
+        if getattr(task.confidence, "supports_index", False):  # the sampler scores WINDOW positions only
+            idx = _band(m, min(WINDOW, n), n)
+            out["confidence_band"] = float(count_call_flops(task.confidence, x, x_new, params, m, code=code,
+                                                            change=change, d=d, index=idx))
     return out
 
 

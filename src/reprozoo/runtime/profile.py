@@ -24,13 +24,20 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor, by_operator: bool = Fal
     """
     was_training = model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(*inputs)
-    model.train(was_training)
+    try:
+        counter = _counted(model, *inputs)
+    finally:
+        model.train(was_training)
     if by_operator:
         return {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}
     return int(counter.get_total_flops())
+
+
+def _counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FlopCounterMode:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn(*args, **kwargs)
+    return counter
 
 
 def count_call_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
@@ -38,10 +45,7 @@ def count_call_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     proxy score), counted like :func:`count_flops` (convolutions and matrix products, forward and
     backward; elementwise ops and work outside torch, e.g. numpy or gensim, are not counted). The
     call really runs: pass copies of anything it must not change."""
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn(*args, **kwargs)
-    return int(counter.get_total_flops())
+    return int(_counted(fn, *args, **kwargs).get_total_flops())
 
 
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:

@@ -99,17 +99,25 @@ def prelu_rewritable(prelu: nn.PReLU) -> bool:
     return bool((prelu.weight.detach() <= 1.0).all())
 
 
-def rewrite_prelu(model: nn.Module) -> tuple[int, int]:
-    """In place: PReLU -> :class:`MaxPReLU` where valid. Returns (rewritten, kept)."""
-    done = kept = 0
+def replace_children(model: nn.Module, make) -> int:
+    """In place: every submodule ``child`` for which ``make(child)`` returns a module is replaced by
+    that module in its parent (the replacements themselves are not visited). Returns the number
+    replaced."""
+    done = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.PReLU):
-                if prelu_rewritable(child):
-                    setattr(parent, name, MaxPReLU(child.weight))
-                    done += 1
-                else:
-                    kept += 1
+            new = make(child)
+            if new is not None:
+                setattr(parent, name, new)
+                done += 1
+    return done
+
+
+def rewrite_prelu(model: nn.Module) -> tuple[int, int]:
+    """In place: PReLU -> :class:`MaxPReLU` where valid. Returns (rewritten, kept)."""
+    kept = sum(isinstance(m, nn.PReLU) and not prelu_rewritable(m) for m in model.modules())
+    done = replace_children(model, lambda c: MaxPReLU(c.weight)
+                            if isinstance(c, nn.PReLU) and prelu_rewritable(c) else None)
     return done, kept
 
 
@@ -241,17 +249,15 @@ def remove_channel_shuffle(model: nn.Module) -> int:
     """In place (after :func:`fold_batchnorm`): every S2 module loses its channel shuffle."""
     from reprozoo.sinet.blocks import S2Module
 
-    done = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is S2Module and all(isinstance(b.br[0], nn.Identity)
-                                               for b in (child.branch_a, child.branch_b)):
-                perm = shuffle_permutation(child.reduce.out_channels, 2)
-                _absorb_shuffle(child.branch_a, perm)
-                _absorb_shuffle(child.branch_b, perm)
-                setattr(parent, name, _S2ModuleNoShuffle(child))
-                done += 1
-    return done
+    def make(c):
+        if type(c) is not S2Module or not all(isinstance(b.br[0], nn.Identity) for b in (c.branch_a, c.branch_b)):
+            return None
+        perm = shuffle_permutation(c.reduce.out_channels, 2)
+        _absorb_shuffle(c.branch_a, perm)
+        _absorb_shuffle(c.branch_b, perm)
+        return _S2ModuleNoShuffle(c)
+
+    return replace_children(model, make)
 
 
 class ConvPReLU(nn.Module):
@@ -353,14 +359,11 @@ def densify_grouped_convs(model: nn.Module, max_groups: int = 4) -> int:
     (SINet's g=2 reduce convs) becomes a dense block-diagonal one. ONNX Runtime's blocked-layout
     (NCHWc) path takes dense and depthwise convolutions only; a grouped one drops out of it and costs
     a layout reorder on each side. Returns the number replaced."""
-    done = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if (type(child) is nn.Conv2d and 1 < child.groups <= max_groups
-                    and not child.groups == child.in_channels == child.out_channels):
-                setattr(parent, name, dense_from_grouped(child))
-                done += 1
-    return done
+    def make(c):
+        grouped = type(c) is nn.Conv2d and 1 < c.groups <= max_groups
+        return dense_from_grouped(c) if grouped and not c.groups == c.in_channels == c.out_channels else None
+
+    return replace_children(model, make)
 
 
 class ConvSEGate(nn.Module):
@@ -391,13 +394,7 @@ def se_as_conv(model: nn.Module) -> int:
     """In place: every :class:`reprozoo.sinet.blocks.SEGate` becomes a :class:`ConvSEGate`."""
     from reprozoo.sinet.blocks import SEGate
 
-    done = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is SEGate:
-                setattr(parent, name, ConvSEGate(child))
-                done += 1
-    return done
+    return replace_children(model, lambda c: ConvSEGate(c) if type(c) is SEGate else None)
 
 
 class RepeatedGroupConv(nn.Module):
@@ -425,15 +422,8 @@ class RepeatedGroupConv(nn.Module):
 def narrow_convs_plain(model: nn.Module, narrow: int = 4) -> int:
     """In place (last step): every dense convolution with ``2 <= out_channels <= narrow`` becomes a
     :class:`RepeatedGroupConv`. Returns the number replaced."""
-    done = 0
-    for parent in list(model.modules()):
-        if isinstance(parent, RepeatedGroupConv):
-            continue
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Conv2d and child.groups == 1 and 2 <= child.out_channels <= narrow:
-                setattr(parent, name, RepeatedGroupConv(child))
-                done += 1
-    return done
+    return replace_children(model, lambda c: RepeatedGroupConv(c)
+                            if type(c) is nn.Conv2d and c.groups == 1 and 2 <= c.out_channels <= narrow else None)
 
 
 def deploy_model(model: nn.Module, *, fold_bn: bool = True, max_prelu: bool = True,
