@@ -27,6 +27,7 @@ from reprozoo.runtime.profile import (
     measure_latency,
 )
 from reprozoo.runtime.registry import register_benchmark
+from reprozoo.runtime.seeding import generator_scope
 from reprozoo.sinet.baselines import LRASPP
 from reprozoo.sinet.export import deploy_model, deploy_session, export_deploy_onnx, ort_session, profile_onnx
 from reprozoo.sinet.models import SINet
@@ -146,8 +147,8 @@ def _paired_rounds(fns: dict, size: int, rounds: int, repeats: int = 20) -> dict
 
 
 def _run(quick: bool, threads: int, size: int, profile: bool, compile_eager: bool) -> dict[str, Any]:
-    with torch.random.fork_rng(devices=[]):  # fixed random weights; the caller's RNG state is untouched
-        torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    with generator_scope(gen):  # module init draws from the global RNG: a stream from ``gen``, caller untouched
         models = {"SINet": SINet().eval(), "LR-ASPP MobileNetV3": LRASPP().eval()}
     settings = [(1, size), (8, size), (1, 320)]  # (batch, size); the extra two only on the deploy paths
     fns: dict[tuple[str, str, int, int], Any] = {}
@@ -162,7 +163,7 @@ def _run(quick: bool, threads: int, size: int, profile: bool, compile_eager: boo
             tag = name.split()[0].lower()
             deployed, deploy_info[name] = deploy_model(model)
             for batch, s in settings:
-                x = torch.rand(batch, 3, s, s)
+                x = torch.rand(batch, 3, s, s, generator=gen)
                 if batch == 1:  # FLOPs grow linearly with the batch: counted once per size
                     work[(name, 1, s)] = count_flops(model, x[:1])
                 else:
@@ -218,7 +219,7 @@ def _run(quick: bool, threads: int, size: int, profile: bool, compile_eager: boo
                     cpu[key].append(_cpu_ms(fn, repeats))
         paired = _paired_rounds(fns, size, 5 if quick else 10)
     rows, fps = [], {}
-    macs = {name: conv_macs(m, torch.rand(1, 3, size, size)) for name, m in models.items()}
+    macs = {name: conv_macs(m, torch.zeros(1, 3, size, size)) for name, m in models.items()}  # counts: any input
     for (name, engine, batch, s), ts in times.items():
         ms = statistics.median(ts)
         fps[(name, engine, batch, s)] = batch * 1000.0 / ms
