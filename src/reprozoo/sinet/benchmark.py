@@ -110,11 +110,11 @@ def _compiled(model: torch.nn.Module, x: torch.Tensor, fmt) -> tuple[Any, float]
 
     net = copy.deepcopy(model).to(memory_format=fmt).eval()
     run = compiled(net)
-    t0 = time.perf_counter()
     with torch.inference_mode():
-        out = run(x)
+        t0 = time.perf_counter()
+        out = run(x)  # the first call compiles
+        took = time.perf_counter() - t0
         ref = model(x.contiguous())
-    took = time.perf_counter() - t0
     diff = float((out - ref).abs().max())
     if diff > 1e-4:
         raise RuntimeError(f"torch.compile changed the output by {diff:.2e} (> 1e-4)")
