@@ -1,6 +1,6 @@
 import pytest
 
-from reprozoo.errors import UnknownNameError
+from reprozoo.errors import ConfigError, UnknownNameError
 from reprozoo.runtime.registry import create_model, register_model
 
 
@@ -27,3 +27,26 @@ def test_double_registration_is_refused():
     other.__name__ = "_tiny_linear"
     with pytest.raises(ValueError, match="registered twice"):
         register_model(other)
+
+
+@register_model
+def _tiny_with_weights(pretrained: bool = False, checkpoint_path=None, width: int = 2):
+    import torch
+
+    net = torch.nn.Linear(width, 1)
+    net.loaded_from = "bundled" if pretrained else checkpoint_path
+    return net
+
+
+def test_create_model_passes_pretrained_and_checkpoint_path_to_constructors_that_take_them():
+    assert create_model("_tiny_with_weights").loaded_from is None
+    assert create_model("_tiny_with_weights", pretrained=True).loaded_from == "bundled"
+    assert create_model("_tiny_with_weights", checkpoint_path="w.safetensors", width=3).loaded_from == "w.safetensors"
+    assert create_model("_tiny_linear", pretrained=False, checkpoint_path=None).out_features == 3
+
+
+def test_pretrained_of_a_model_without_weights_is_a_config_error():
+    with pytest.raises(ConfigError, match="model '_tiny_linear' has no pretrained weights"):
+        create_model("_tiny_linear", pretrained=True)
+    with pytest.raises(ConfigError, match="has no checkpoint_path"):
+        create_model("_tiny_linear", checkpoint_path="w.pt")

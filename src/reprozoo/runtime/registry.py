@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reprozoo.errors import UnknownNameError
+from reprozoo.errors import ConfigError, UnknownNameError
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 _EXPERIMENTS: dict[str, ExperimentSpec] = {}
@@ -113,13 +113,26 @@ def register_model(fn: Callable[..., Any] | None = None, *, name: str | None = N
     return wrap(fn) if fn is not None else wrap
 
 
-def create_model(name: str, **kwargs: Any):
-    """Build a registered model: ``create_model("rexnet_100", num_classes=10)``."""
+def create_model(name: str, pretrained: bool = False, checkpoint_path: Any = None, **kwargs: Any):
+    """Build a registered model: ``create_model("rexnet_100", num_classes=10)``.
+
+    ``pretrained`` / ``checkpoint_path`` go to constructors that name these parameters; asking them of
+    a model that has no such parameter raises :class:`~reprozoo.errors.ConfigError`."""
+    import inspect
+
     if name not in _MODELS:
         discover()
     if name not in _MODELS:
         raise _unknown("model", name, list(_MODELS))
-    return _MODELS[name](**kwargs)
+    fn = _MODELS[name]
+    accepted = inspect.signature(fn).parameters
+    for key, value in (("pretrained", pretrained), ("checkpoint_path", checkpoint_path)):
+        if key in accepted:
+            kwargs[key] = value
+        elif value:
+            raise ConfigError(f"model '{name}' has no {'pretrained weights' if key == 'pretrained' else key}; "
+                              f"drop {key}=... or pick a model that has them")
+    return fn(**kwargs)
 
 
 def list_models(pattern: str = "*") -> list[str]:

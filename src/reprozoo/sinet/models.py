@@ -38,6 +38,9 @@ class SINetEncoder(nn.Module):
             raise ConfigError(f"config lists {len(config)} S2-modules but p + q = {p + q}")
         if not pooling:  # ablation: same weights, every branch at full resolution
             config = tuple(((k1, 1), (k2, 1)) for (k1, _), (k2, _) in config)
+        if isinstance(chnn, bool) or not isinstance(chnn, int) or chnn < 1:
+            raise ConfigError(f"chnn must be an integer >= 1, got {chnn!r}")
+        # the official widths: level 2 (and level3_0's output) 48 + 4(chnn - 1), level 3 96 + 4(chnn - 1)
         c2, c3 = 48 + 4 * (chnn - 1), 96 + 4 * (chnn - 1)
         self.num_classes = num_classes
         self.level1 = CBR(3, 12, 3, 2)
@@ -45,11 +48,11 @@ class SINetEncoder(nn.Module):
         self.level2 = nn.Sequential(*[S2Module(16 if i == 0 else c2, c2, config[i], residual=i > 0)
                                       for i in range(p)])
         self.br2 = BR(16 + c2)
-        self.level3_0 = SEDSConv(16 + c2, 48, 2, reduction=2)
-        self.level3 = nn.Sequential(*[S2Module(48 if i == 0 else c3, c3, config[p + i], residual=i > 0)
+        self.level3_0 = SEDSConv(16 + c2, c2, 2, reduction=2)
+        self.level3 = nn.Sequential(*[S2Module(c2 if i == 0 else c3, c3, config[p + i], residual=i > 0)
                                       for i in range(q)])
-        self.br3 = BR(48 + c3)
-        self.classifier = nn.Conv2d(48 + c3, num_classes, 1, bias=False)
+        self.br3 = BR(c2 + c3)
+        self.classifier = nn.Conv2d(c2 + c3, num_classes, 1, bias=False)
         self.skip_channels = c2
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
