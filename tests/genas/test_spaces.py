@@ -22,10 +22,13 @@ def test_nb201_string_round_trip_and_index():
     g = NB201Genotype.from_string(BEST)
     assert g.to_string() == BEST and str(g) == BEST
     assert g.codes == (3, 3, 3, 1, 3, 3)
-    assert g.index == ((((3 * 5 + 3) * 5 + 3) * 5 + 1) * 5 + 3) * 5 + 3 == 11_668
+    assert g.position == ((((3 * 5 + 3) * 5 + 3) * 5 + 1) * 5 + 3) * 5 + 3 == 11_668
+    assert NB201Genotype.from_position(g.position) == g
+    assert g.index == 9930  # the benchmark's index (shuffled order), not the generation position
     assert NB201Genotype.from_index(g.index) == g
     assert NB201_SIZE == 15_625
     assert {NB201Genotype.from_index(i).index for i in range(0, NB201_SIZE, 97)} == set(range(0, NB201_SIZE, 97))
+    assert {NB201Genotype.from_position(i).position for i in range(0, NB201_SIZE, 97)} == set(range(0, NB201_SIZE, 97))
     # short names are accepted and printed in the benchmark's spelling
     alias = NB201Genotype.from_string("|conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|conv_1x1~1|none~2|")
     assert alias.to_string() == "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
@@ -48,6 +51,8 @@ def test_malformed_strings_name_the_problem(text, match):
 def test_genotypes_outside_the_space_are_refused():
     with pytest.raises(ArchitectureError, match="outside"):
         NB201Genotype.from_index(NB201_SIZE)
+    with pytest.raises(ArchitectureError, match="outside"):
+        NB201Genotype.from_position(-1)
     with pytest.raises(ArchitectureError, match="outside"):
         NB201Genotype.from_codes([0, 1, 2, 3, 4, 5])
     with pytest.raises(ArchitectureError, match="6 edges"):

@@ -12,6 +12,8 @@ reduction cell; a legal cell gives every intermediate node exactly 2 non-``none`
 
 from __future__ import annotations
 
+import functools
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +28,25 @@ NB201_ALIASES = {"conv_1x1": "nor_conv_1x1", "conv_3x3": "nor_conv_3x3", "skip":
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), the string's order
 NB201_NODES = 4
 NB201_SIZE = len(NB201_OPS) ** len(NB201_EDGES)  # 15,625
+
+
+NB201_SHUFFLE_SEED = 88  # the benchmark's generate_meta_info: random.seed(88); random.shuffle(archs)
+
+
+@functools.cache
+def _nb201_order() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(generation position of each benchmark index, benchmark index of each generation position).
+
+    NAS-Bench-201 enumerates the cells in generation order (base 5, first edge most significant),
+    then shuffles the list once with Python's Mersenne Twister seeded 88; benchmark index i is the
+    cell at position i after the shuffle. The permutation of a list depends only on its length,
+    so shuffling the positions 0..15,624 reproduces it."""
+    order = list(range(NB201_SIZE))
+    random.Random(NB201_SHUFFLE_SEED).shuffle(order)
+    inverse = [0] * NB201_SIZE
+    for i, pos in enumerate(order):
+        inverse[pos] = i
+    return tuple(order), tuple(inverse)
 
 
 class ArchitectureError(ConfigError):
@@ -103,23 +124,38 @@ class NB201Genotype:
         return cls(tuple(NB201_OPS[c] for c in codes))
 
     @property
-    def index(self) -> int:
-        """Position in 0..15,624 (the first edge is the most significant base-5 digit)."""
+    def position(self) -> int:
+        """Generation-order position in 0..15,624: the six op codes as a base-5 number, first
+        edge most significant (the order in which the benchmark code enumerates the cells)."""
         out = 0
         for c in self.codes:
             out = out * len(NB201_OPS) + c
         return out
 
     @classmethod
+    def from_position(cls, position: int) -> NB201Genotype:
+        position = int(position)
+        if not 0 <= position < NB201_SIZE:
+            raise ArchitectureError(f"genotype position {position} outside the NAS-Bench-201 space "
+                                    f"(0..{NB201_SIZE - 1})")
+        codes = []
+        for _ in NB201_EDGES:
+            position, c = divmod(position, len(NB201_OPS))
+            codes.append(c)
+        return cls.from_codes(codes[::-1])
+
+    @property
+    def index(self) -> int:
+        """The NAS-Bench-201 benchmark index (0..15,624) of this cell: the one its API and tables use."""
+        return _nb201_order()[1][self.position]
+
+    @classmethod
     def from_index(cls, index: int) -> NB201Genotype:
+        """The cell at NAS-Bench-201 benchmark index ``index``."""
         index = int(index)
         if not 0 <= index < NB201_SIZE:
             raise ArchitectureError(f"genotype index {index} outside the NAS-Bench-201 space (0..{NB201_SIZE - 1})")
-        codes = []
-        for _ in NB201_EDGES:
-            index, c = divmod(index, len(NB201_OPS))
-            codes.append(c)
-        return cls.from_codes(codes[::-1])
+        return cls.from_position(_nb201_order()[0][index])
 
     # -------------------------------------------------------------- structure
     def live_nodes(self) -> list[bool]:
@@ -137,7 +173,7 @@ class NB201Genotype:
 
 
 def as_nb201(genotype) -> NB201Genotype:
-    """A genotype, its string, its index or its 6 op codes -> :class:`NB201Genotype`."""
+    """A genotype, its string, its benchmark index or its 6 op codes -> :class:`NB201Genotype`."""
     if isinstance(genotype, NB201Genotype):
         return genotype
     if isinstance(genotype, str):
@@ -157,10 +193,10 @@ def sample_nb201(n: int, rng: np.random.Generator, *, replace: bool = False,
     out: list[NB201Genotype] = []
     seen: set[int] = set()
     while len(out) < n:
-        g = NB201Genotype.from_index(int(rng.integers(NB201_SIZE)))
-        if (not replace and g.index in seen) or (connected_only and not g.connected):
+        g = NB201Genotype.from_position(int(rng.integers(NB201_SIZE)))
+        if (not replace and g.position in seen) or (connected_only and not g.connected):
             continue
-        seen.add(g.index)
+        seen.add(g.position)
         out.append(g)
     return out
 
