@@ -15,6 +15,12 @@ shortcut (1x1 conv s + BN when the shape changes) -> ReLU.
 as in the official code), ``layers`` the depth. ``stem="small"`` (3x3 conv, no max-pool) and
 ``planes`` / ``expansion`` build the small networks of the layer-level study (Sec. 3).
 ``features_only=True`` makes ``forward`` return the maps listed in ``feature_info``.
+
+Initialisation (``init``): ``"torch"`` (default) keeps PyTorch's own init of every layer, as the
+official PfLayer ResNets do (they define no init: convs and the classifier draw from
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 1/sqrt(3 fan_in)); ``"kaiming"`` is torchvision's ResNet
+init (Kaiming-normal convs with fan-out, std sqrt(2 / fan_out)). BatchNorms start at weight 1,
+bias 0 and the classifier keeps PyTorch's init under both.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from reprozoo.runtime.evaluation import check_out_indices
 from reprozoo.runtime.registry import register_model
 
 MAX_CLASSES = 1_000_000
+INITS = ("torch", "kaiming")
 R50_LAYERS = (3, 4, 6, 3)
 R50_PLANES = (64, 128, 256, 512)
 
@@ -84,9 +91,12 @@ class PfResNet(nn.Module):
                  planes: Sequence[int] = R50_PLANES, expansion: int = 4, stem: str = "imagenet",
                  stem_chs: int = 64, drop_rate: float = 0.0, zero_init_residual: bool = False,
                  block_ops: Sequence[str] | None = None, features_only: bool = False,
-                 out_indices: Sequence[int] = (0, 1, 2, 3, 4)):
+                 out_indices: Sequence[int] = (0, 1, 2, 3, 4), init: str = "torch"):
         super().__init__()
         check_common(num_classes, in_chans, drop_rate)
+        if init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)} (torch = the official PfLayer code's PyTorch "
+                              f"defaults, kaiming = torchvision's ResNet init), got {init!r}")
         check_spatial_op(spatial_op)
         width_mult = check_width(width_mult)
         layers, planes = [int(v) for v in layers], [int(v) for v in planes]
@@ -138,17 +148,17 @@ class PfResNet(nn.Module):
         if features_only:
             check_out_indices(out_indices, len(self.feature_info))
         self.out_indices = tuple(out_indices)
-        self._init_weights(zero_init_residual)
+        self.init = init
+        self._init_weights(init, zero_init_residual)
 
     @torch.no_grad()
-    def _init_weights(self, zero_init_residual: bool) -> None:
-        """torchvision's ResNet init: Kaiming-normal (fan-out) convs, unit BN, default Linear."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+    def _init_weights(self, init: str, zero_init_residual: bool) -> None:
+        """``torch``: leave every layer as PyTorch built it (the official code); ``kaiming``:
+        torchvision's ResNet init, Kaiming-normal (fan-out) convs. Unit BN, default Linear in both."""
+        if init == "kaiming":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, PfBottleneck):
@@ -203,12 +213,12 @@ def hybrid_ops(layers: Sequence[int]) -> list[str]:
 
 def study_net(spatial_op: str, width_mult: float = 1.0, num_classes: int = 10, in_chans: int = 1,
               planes: Sequence[int] = (8, 16, 32), layers: Sequence[int] = (2, 2, 2), stem_chs: int = 16,
-              expansion: int = 4, stem: str = "small_s2") -> PfResNet:
+              expansion: int = 4, stem: str = "small_s2", init: str = "torch") -> PfResNet:
     """The small bottleneck network of the layer-level study: a 3x3 stem, three stages of two
     bottlenecks (downsampling by the block's own spatial op), global pooling and a linear head;
     networks built with different ``spatial_op`` differ in that op only."""
     return PfResNet(spatial_op, layers=layers, width_mult=width_mult, num_classes=num_classes, in_chans=in_chans,
-                    planes=planes, expansion=expansion, stem=stem, stem_chs=stem_chs)
+                    planes=planes, expansion=expansion, stem=stem, stem_chs=stem_chs, init=init)
 
 
 # ------------------------------------------------------------------ registered constructors
