@@ -8,7 +8,7 @@ from torch import nn
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
-from reprozoo.runtime.verdict import paired_comparison
+from reprozoo.runtime.verdict import superiority
 
 
 class SmallCNN(nn.Module):
@@ -36,7 +36,7 @@ class ToyConfig(ExperimentConfig):
 def run_toy(cfg: ToyConfig, ctx) -> ExperimentResult:
     base = [float(s) for s in cfg.seeds]
     method = [b + cfg.offset for b in base]
-    verdict, evidence = paired_comparison(method, base, name="value")
+    verdict, evidence = superiority(method, base, margin=0.5, name="value")
     import matplotlib.pyplot as plt
 
     from reprozoo.runtime.report import save_figure
@@ -63,7 +63,7 @@ class TrialsToyConfig(ExperimentConfig):
 def run_toy_trials(cfg: TrialsToyConfig, ctx) -> ExperimentResult:
     from reprozoo.errors import ConfigError
     from reprozoo.runtime.trials import Trial
-    from reprozoo.runtime.verdict import beats, claim
+    from reprozoo.runtime.verdict import claim, superiority
     from tests.runtime.trial_fns import scored
 
     if cfg.fail_early:
@@ -72,6 +72,6 @@ def run_toy_trials(cfg: TrialsToyConfig, ctx) -> ExperimentResult:
     results = ctx.run_trials(scored, trials, description="toy trials")
     a = [r["score"] for t, r in zip(trials, results) if t.arm == "a"]
     b = [r["score"] for t, r in zip(trials, results) if t.arm == "b"]
-    verdict, evidence = beats(b, a, margin=cfg.margin, name="score")
+    verdict, evidence = superiority(b, a, margin=cfg.margin, name="score")
     return ExperimentResult(verdict, evidence, {"method/score": sum(b) / len(b), "baseline/score": sum(a) / len(a)},
                             claims=[claim("b beats a", verdict, evidence, headline=True)])

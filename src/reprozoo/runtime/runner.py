@@ -363,6 +363,8 @@ def _metrics(spec, name, preset, cfg, overrides, result: ExperimentResult, runti
         "runtime_s": round(runtime_s, 3),
         "environment": environment(),
     }
+    if result.headline is not None:
+        data["headline"] = result.headline.record()
     if result.claims:
         data["claims"] = [{**c, "headline": bool(c.get("headline", False))} for c in result.claims]
     return data

@@ -1,0 +1,43 @@
+"""runtime.power: the noncentral-t power of the paired one-sided test, seeds for a target power, MDE."""
+
+import math
+
+import pytest
+from scipy import stats
+
+from reprozoo.runtime import power as P
+
+
+def test_power_at_the_bound_is_alpha_and_grows_with_effect_and_n():
+    assert P.power(1.0, 2.0, 5, bound=1.0) == pytest.approx(0.05)
+    assert P.power(2.0, 1.0, 5) < P.power(2.0, 1.0, 10) < P.power(3.0, 1.0, 10)
+
+
+def test_power_matches_a_hand_computed_noncentral_t():
+    n, sd, effect = 6, 2.0, 2.5
+    crit = stats.t.ppf(0.95, n - 1)
+    delta = effect * math.sqrt(n) / sd
+    assert P.power(effect, sd, n) == pytest.approx(stats.nct.sf(crit, n - 1, delta))
+
+
+def test_seeds_for_power_is_the_smallest_n_that_reaches_the_target():
+    n = P.seeds_for_power(1.0, 1.0)
+    assert P.power(1.0, 1.0, n) >= 0.8 > P.power(1.0, 1.0, n - 1)
+    assert n == 8  # textbook value: d = 1, one-sided 5%, 80% power
+    assert P.seeds_for_power(3.0, 1.0, bound=0.5, min_n=3) == 3
+    with pytest.raises(ValueError, match="must exceed"):
+        P.seeds_for_power(0.5, 1.0, bound=0.5)
+
+
+def test_mde_inverts_power():
+    for n in (3, 5, 10, 30):
+        e = P.mde(1.5, n, bound=0.2)
+        assert P.power(e, 1.5, n, bound=0.2) == pytest.approx(0.8, abs=1e-6)
+    assert P.mde(1.0, 10) < P.mde(1.0, 5)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError):
+        P.power(1.0, 1.0, 1)
+    with pytest.raises(ValueError):
+        P.mde(-1.0, 5)
