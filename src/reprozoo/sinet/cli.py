@@ -70,11 +70,12 @@ SYNTHETIC_WARNING = ("warning: this checkpoint was trained on generated portrait
                      "photos (train on real data with `reprozoo run sinet-portrait --preset paper --set data_root=...`)")
 
 
-def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: float = 0.5,
+def segment_images(images: list[Path], checkpoint: Path | None, out: Path, threshold: float = 0.5,
                    warn=None, compile: bool = False) -> tuple[int, list[str]]:
     """Write ``<name>_mask.png`` (0/255, input size) and ``<name>_overlay.png`` for every image;
     returns (number written, problems). A bad file is skipped and reported, the rest still run.
-    Each image is letterboxed at the checkpoint's size (aspect ratio kept, see ``Segmenter``);
+    ``checkpoint=None``: the bundled official SINet (``Segmenter.pretrained``, images resized to
+    224x224 as in the official code); a checkpoint letterboxes at its size (aspect ratio kept);
     ``compile``: ``torch.compile`` the network (the first image compiles it, see ``Segmenter``)."""
     import numpy as np
 
@@ -89,7 +90,10 @@ def segment_images(images: list[Path], checkpoint: Path, out: Path, threshold: f
         if p.is_dir() and p.resolve() == out.resolve():
             raise OutputError(f"--out {out} is also an input folder; the masks would be segmented again on the "
                               "next run: pass another output folder")
-    segmenter = Segmenter.from_checkpoint(checkpoint, compile=compile)  # a bad checkpoint stops before any output
+    if checkpoint is None:
+        segmenter = Segmenter.pretrained(compile=compile)
+    else:  # a bad checkpoint stops before any output
+        segmenter = Segmenter.from_checkpoint(checkpoint, compile=compile)
     if segmenter.synthetic and warn is not None:
         warn(SYNTHETIC_WARNING)
     items = _expand(images)
@@ -123,14 +127,16 @@ def register(app: typer.Typer) -> None:
     @app.command("segment")
     def segment_cmd(
         images: Annotated[list[Path], typer.Argument(help="image files or folders of images")],
-        checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run sinet-portrait`)")],
         out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png")],
+        checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run "
+                                                        "sinet-portrait`); default: the bundled official "
+                                                        "EG1800 weights")] = None,
         threshold: Annotated[float, typer.Option(help="foreground probability threshold")] = 0.5,
         compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network: about 2x faster per image "
                                               "on CPU after a 20-50 s compile on the first image (needs a C++ compiler)")] = False,
     ) -> None:
-        """Portrait masks with a trained SINet: any image size, letterboxed at the model's size (aspect
-        ratio kept, gray padding), mask at the input size. Inputs sharing a name get distinct outputs."""
+        """Portrait masks with SINet (default: the official EG1800 weights): any image size, mask at the
+        input size. Inputs sharing a name get distinct outputs."""
         done, problems = segment_images(list(images), checkpoint, out, threshold,
                                         warn=lambda m: typer.echo(m, err=True), compile=compile)
         typer.echo(f"segmented {done} image(s) -> {out}")
@@ -147,8 +153,9 @@ def register(app: typer.Typer) -> None:
 
     @export_app.command("sinet")
     def export_sinet_cmd(
-        checkpoint: Annotated[Path, typer.Option(help="SINet checkpoint (sinet.pt)")],
         onnx: Annotated[Path, typer.Option(help="output .onnx file")],
+        checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (sinet.pt); default: the bundled "
+                                                        "official EG1800 weights")] = None,
         size: Annotated[int, typer.Option(help="input size (default: the checkpoint's)")] = 0,
         batch: Annotated[int, typer.Option(help="batch size fixed in the graph (0: dynamic batch)")] = 1,
         deploy: Annotated[bool, typer.Option(help="deployment graph (BN folded, PReLU rewritten, no shuffles); "
@@ -164,12 +171,13 @@ def register(app: typer.Typer) -> None:
 
         from reprozoo.sinet.export import deploy_session, export_deploy_onnx, export_onnx
         from reprozoo.sinet.inference import Normalized, load_checkpoint
+        from reprozoo.sinet.official import pretrained_checkpoint
 
         if onnx.is_dir():
             raise OutputError(f"--onnx {onnx} is a folder; pass a file name such as {onnx / 'sinet.onnx'}")
         if batch < 0 or threads < 1:
             raise DataError(f"--batch must be >= 0 (0: dynamic) and --threads >= 1, got {batch} and {threads}")
-        model, ckpt = load_checkpoint(checkpoint)
+        model, ckpt = pretrained_checkpoint() if checkpoint is None else load_checkpoint(checkpoint)
         size = size or ckpt["image_size"]
         if size < 32 or size % 32:
             raise DataError(f"--size must be a multiple of 32, got {size}")

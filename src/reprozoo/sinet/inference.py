@@ -27,6 +27,7 @@ from reprozoo.errors import CheckpointError, DataError, ReproZooError
 from reprozoo.sinet.models import SINet
 
 FORMAT = "reprozoo.sinet/1"
+FITS = ("letterbox", "stretch")
 
 
 def save_checkpoint(path: str | Path, model: SINet, *, mean, std, image_size: int,
@@ -182,7 +183,10 @@ def compiled(net: nn.Module):
 
 
 class Segmenter:
-    """Foreground probability / mask for images of any size (letterboxed at the model's size).
+    """Foreground probability / mask for images of any size (letterboxed at the model's size, or
+    stretched to it with ``fit="stretch"``, the official preprocessing of :meth:`pretrained`).
+
+    >>> seg = Segmenter.pretrained()                       # the official EG1800 weights, bundled
 
     >>> seg = Segmenter.from_checkpoint("sinet.pt")        # doctest: +SKIP
     >>> prob = seg.probability(pil_image)                  # (H, W) float in [0, 1]  # doctest: +SKIP
@@ -204,7 +208,10 @@ class Segmenter:
     """
 
     def __init__(self, model: SINet, mean, std, image_size: int = 224, synthetic: bool | None = None,
-                 deploy: bool = True, compile: bool = False):
+                 deploy: bool = True, compile: bool = False, fit: str = "letterbox"):
+        if fit not in FITS:
+            raise DataError(f"fit must be one of {', '.join(FITS)}, got '{fit}'")
+        self.fit = fit
         if deploy:  # same function, fewer operators: BN folded, no channel shuffles
             from reprozoo.sinet.export import deploy_model
 
@@ -219,14 +226,29 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | Path, compile: bool = False) -> Segmenter:
         model, ckpt = load_checkpoint(path)
-        return cls(model, ckpt["mean"], ckpt["std"], ckpt["image_size"], ckpt.get("synthetic"), compile=compile)
+        return cls(model, ckpt["mean"], ckpt["std"], ckpt["image_size"], ckpt.get("synthetic"), compile=compile,
+                   fit=ckpt.get("fit", "letterbox"))
+
+    @classmethod
+    def pretrained(cls, compile: bool = False, deploy: bool = True) -> Segmenter:
+        """The bundled official SINet (EG1800 portraits) with its own preprocessing: each image is
+        resized to 224x224 without keeping the aspect ratio, as the official code does."""
+        from reprozoo.sinet.official import IMAGE_SIZE, OFFICIAL_MEAN, OFFICIAL_STD, load_pretrained
+
+        return cls(load_pretrained(), OFFICIAL_MEAN, OFFICIAL_STD, IMAGE_SIZE, synthetic=False, deploy=deploy,
+                   compile=compile, fit="stretch")
 
     @torch.no_grad()
     def probability(self, image: Any) -> torch.Tensor:
         """Foreground probability at the input's size: (H, W), or (B, H, W) for a batch."""
         x, batched = as_batch(image)
         h, w = x.shape[-2:]
-        boxed, (top, left, nh, nw) = letterbox(x, self.image_size)
+        if self.fit == "stretch":
+            boxed = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                                  align_corners=False, antialias=True)
+            top, left, nh, nw = 0, 0, self.image_size, self.image_size
+        else:
+            boxed, (top, left, nh, nw) = letterbox(x, self.image_size)
         logits = self.net(boxed)
         prob = torch.sigmoid(logits)[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
         prob = prob[:, None, top:top + nh, left:left + nw]

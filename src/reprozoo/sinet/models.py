@@ -121,9 +121,21 @@ class SINet(nn.Module):
 
 
 @register_model
-def sinet(num_classes: int = 2, **kwargs) -> SINet:
-    """SINet portrait segmenter (p=2, q=8, chnn=1): 86,910 parameters for 2 classes."""
-    return SINet(num_classes=num_classes, **kwargs)
+def sinet(num_classes: int = 2, pretrained: bool = False, checkpoint_path=None, **kwargs) -> SINet:
+    """SINet portrait segmenter (p=2, q=8, chnn=1): 86,910 parameters for 2 classes.
+
+    ``pretrained=True`` loads the bundled official EG1800 weights (eval mode; the model takes RGB
+    normalised as ``model.pretrained_cfg`` says, see :mod:`reprozoo.sinet.official`);
+    ``checkpoint_path`` loads a file in our or the official key layout."""
+    model = SINet(num_classes=num_classes, **kwargs)
+    if pretrained or checkpoint_path:
+        from reprozoo.sinet.official import load_pretrained, load_weights
+
+        if pretrained:
+            load_pretrained(model)
+        if checkpoint_path:
+            load_weights(model, checkpoint_path)
+    return model
 
 
 @register_model

@@ -206,3 +206,23 @@ def convert_official_checkpoint(src: str | Path, dst: str | Path, *, rgb_input: 
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(dst)
     return dst
+
+
+def is_official_layout(state: Mapping[str, Any]) -> bool:
+    return any(k.endswith("level1.conv.weight") for k in unwrap_state_dict(state))
+
+
+def load_weights(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]) -> nn.Module:
+    """Load a checkpoint in our key layout (``.safetensors``, a state dict, a ``sinet.pt``) or in the
+    official one (recognised by its key names; loaded with ``rgb_input=True``), strictly."""
+    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
+    if is_official_layout(state):
+        return load_official(model, state)
+    return load_strict(model, unwrap_state_dict(state), what=type(model).__name__)
+
+
+def pretrained_checkpoint() -> tuple[SINet, dict[str, Any]]:
+    """``(model, checkpoint-like dict)`` of the bundled weights, shaped like ``inference.load_checkpoint``'s."""
+    model = load_pretrained()
+    return model, {"model_kwargs": {"num_classes": 2}, "mean": list(OFFICIAL_MEAN), "std": list(OFFICIAL_STD),
+                   "image_size": IMAGE_SIZE, "synthetic": False, "fit": "stretch"}
