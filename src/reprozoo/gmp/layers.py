@@ -118,9 +118,9 @@ class DualTransformer(nn.Module):
         self.dec1 = DecoderStack(dim, heads, ffn, layers, dropout)
         self.dec2 = DecoderStack(dim, heads, ffn, layers, dropout)
 
-    def generate(self, video, words, word_pad):
+    def generate(self, video, words, word_pad, video_pad=None):
         mem = self.dec2(words, pad=word_pad)
-        return self.dec1(video, mem=mem, mem_pad=word_pad)
+        return self.dec1(video, pad=video_pad, mem=mem, mem_pad=word_pad)
 
     def reconstruct(self, video, words, word_pad, weight):
         mem = self.dec1(video, weight=weight)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 def reconstruction_nll(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor,
                        smoothing: float = 0.1) -> torch.Tensor:
     """logits (..., L, V), targets (..., L), valid (..., L) bool -> (...,) mean over valid positions."""
-    logp = F.log_softmax(logits.float(), -1)
+    logp = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), -1)  # half -> float32
     nll = -logp.gather(-1, targets[..., None]).squeeze(-1)
     smooth = -logp.sum(-1) / logits.shape[-1]
     per_pos = (1 - smoothing) * nll + smoothing * smooth

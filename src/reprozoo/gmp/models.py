@@ -22,13 +22,14 @@ computed in one batched reconstructor pass.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
 from reprozoo.errors import ConfigError
 from reprozoo.gmp import losses as L
+from reprozoo.gmp.config import GrounderConfig
 from reprozoo.gmp.layers import DualTransformer, sinusoidal_positions
 from reprozoo.gmp.proposals import (
     complement_negatives,
@@ -38,68 +39,6 @@ from reprozoo.gmp.proposals import (
     summed_negative,
 )
 from reprozoo.runtime.registry import register_model
-
-
-@dataclass
-class GrounderConfig:
-    """Architecture and loss settings shared by CPL and GMP/PPS (defaults: the paper's Charades-STA)."""
-
-    vocab_size: int = 1111  # words (ids 1..V); id 0 is pad / end of sentence
-    word_dim: int = 300
-    frame_dim: int = 1024
-    d_model: int = 256
-    heads: int = 4
-    layers: int = 3
-    ffn: int = 512
-    dropout: float = 0.1
-    grid: int = 50  # T': proposal grid points (= reconstructor video tokens)
-    mask_kind: str = "gauss"  # gauss | laplace
-    sigma: float = 9.0  # s = w / sigma
-    components: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])  # per proposal (CPL: all 1)
-    share_transformer: bool = False  # CPL: one DualTransformer for both roles; PPS: two
-    # negatives: "learned" (PPS: n_neg learnable Gaussians per proposal) | "complement" (CPL: left/right)
-    negatives: str = "learned"
-    n_neg: int = 3
-    sigma_neg: float = 9.0
-    neg_gamma: float = 0.5  # CPL's complement schedule exponent
-    mask_ratio: float = 1 / 3
-    smoothing: float = 0.1
-    margin_hard: float = 0.1
-    margin_easy: float = 0.15
-    alpha_ivc: float = 3.0
-    alpha_pull: float = 5.0
-    alpha_intra: float = 0.001
-    alpha_inter: float = 1.0
-    lambda_intra: float = 0.15
-    lambda_inter: float = 0.15
-    shrink: float = 0.0  # gamma of the segment rule (0.15 on ActivityNet)
-    legacy_width_indexing: bool = False  # reproduce the official code's batch-dependent width bug
-
-    def validate(self) -> None:
-        ints = {"vocab_size": 1, "word_dim": 1, "frame_dim": 1, "d_model": 1, "heads": 1, "layers": 1,
-                "ffn": 1, "grid": 2, "n_neg": 1}
-        for name, low in ints.items():
-            if getattr(self, name) < low:
-                raise ConfigError(f"model.{name} must be >= {low}, got {getattr(self, name)}")
-        if self.d_model % self.heads:
-            raise ConfigError(f"model.d_model ({self.d_model}) must be divisible by model.heads ({self.heads})")
-        if not self.components or any(k < 1 for k in self.components):
-            raise ConfigError(f"model.components must list >= 1 Gaussian per proposal, got {self.components}")
-        if self.mask_kind not in ("gauss", "laplace"):
-            raise ConfigError(f"model.mask_kind must be 'gauss' or 'laplace', got '{self.mask_kind}'")
-        if self.negatives not in ("learned", "complement"):
-            raise ConfigError(f"model.negatives must be 'learned' or 'complement', got '{self.negatives}'")
-        for name in ("sigma", "sigma_neg"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"model.{name} must be > 0, got {getattr(self, name)}")
-        if not 0 < self.mask_ratio <= 1:
-            raise ConfigError(f"model.mask_ratio must be in (0, 1], got {self.mask_ratio}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.smoothing < 1 or not 0 <= self.shrink < 1:
-            raise ConfigError("model.dropout, model.smoothing and model.shrink must be in [0, 1)")
-        for name in ("margin_hard", "margin_easy", "alpha_ivc", "alpha_pull", "alpha_intra", "alpha_inter",
-                     "lambda_intra", "lambda_inter", "neg_gamma"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"model.{name} must be >= 0, got {getattr(self, name)}")
 
 
 def sample_word_masks(lengths: torch.Tensor, weights: torch.Tensor, seeds: torch.Tensor,
@@ -160,8 +99,9 @@ class MaskedQueryGrounder(nn.Module):
         if v.ndim != 3 or v.shape[-1] != self.config.frame_dim or v.shape[1] < 1:
             raise ConfigError(f"video features must be (B, T>=1, {self.config.frame_dim}), got {tuple(v.shape)}")
 
-    def _word_tokens(self, words, lengths, hidden=None):
-        """[start, w1..wL, PRED] projected, positions added after masking; (B, L+2, d) and its pad mask."""
+    def _word_tokens(self, words, lengths, hidden=None, pad_pred=False):
+        """[start, w1..wL, PRED] projected, positions added after masking; (B, L+2, d), its key pad
+        mask (PRED counted as a pad when ``pad_pred``) and the PRED index L+1."""
         b, n = words.shape
         vec = self.embeddings[words]  # (B, L, word_dim)
         seq = torch.cat([self.start_vec.expand(b, 1, -1), vec, torch.zeros_like(vec[:, :1])], 1)
@@ -172,18 +112,38 @@ class MaskedQueryGrounder(nn.Module):
         if hidden is not None:
             hide = torch.cat([torch.zeros_like(hidden[:, :1]), hidden, torch.zeros_like(hidden[:, :1])], 1)
             tok = torch.where(hide[..., None], self.word_fc(self.mask_vec).to(tok.dtype), tok)
-        tok = tok + sinusoidal_positions(n + 2, tok.shape[-1], tok.device)
-        pad = torch.arange(n + 2, device=words.device)[None] > pred_at[:, None]
+        pos = sinusoidal_positions(n + 2, tok.shape[-1], tok.device).to(tok.dtype)
+        if self.config.choice("zero_start_position"):
+            pos = torch.cat([torch.zeros_like(pos[:1]), pos[1:]])  # the official table's padding_idx=0 row
+        tok = tok + pos
+        last = lengths if pad_pred else pred_at
+        pad = torch.arange(n + 2, device=words.device)[None] > last[:, None]
         return tok, pad, pred_at
 
     def _generator_state(self, batch) -> torch.Tensor:
         video, words, lengths = batch["video"], batch["words"], batch["lengths"]
-        b = video.shape[0]
+        b, t = video.shape[:2]
         v = torch.cat([video, self.pred_vec_v.expand(b, 1, -1).to(video.dtype)], 1)
         vtok = self.frame_fc(self.input_drop(v))
-        wtok, pad, pred_at = self._word_tokens(words, lengths)
-        pad = pad | (torch.arange(pad.shape[1], device=pad.device)[None] == pred_at[:, None])
-        return self.generator.generate(vtok, wtok, pad)[:, -1]
+        wtok, pad, _ = self._word_tokens(words, lengths, pad_pred=True)  # the generator reads no PRED_q
+        video_pad = None
+        if self.config.choice("pad_generator_pred"):
+            video_pad = (torch.arange(t + 1, device=video.device) == t)[None].expand(b, -1)
+        return self.generator.generate(vtok, wtok, pad, video_pad)[:, -1]
+
+    def _hidden_words(self, batch) -> torch.Tensor:
+        """Which words the reconstructor sees as [MASK], (B, L) bool: ``batch["word_mask"]`` when
+        given (e.g. to replay another run's draws), else drawn with :func:`sample_word_masks`."""
+        words, lengths = batch["words"], batch["lengths"]
+        given = batch.get("word_mask")
+        if given is None:
+            return sample_word_masks(lengths, batch["weights"], batch["mask_seed"], self.config.mask_ratio)
+        if given.shape != words.shape:
+            raise ConfigError(f"word_mask must have the shape of words {tuple(words.shape)}, got {tuple(given.shape)}")
+        given = given.to(torch.bool)
+        if (given & (torch.arange(words.shape[1], device=words.device)[None] >= lengths[:, None])).any():
+            raise ConfigError("word_mask hides a position after the end of its sentence")
+        return given
 
     def _recon_inputs(self, batch):
         c = self.config
@@ -191,11 +151,14 @@ class MaskedQueryGrounder(nn.Module):
         t = video.shape[1]
         idx = torch.linspace(0, t - 1, c.grid, device=video.device).long()
         vtok = self.frame_fc(self.input_drop(video[:, idx]))
-        hidden = sample_word_masks(lengths, batch["weights"], batch["mask_seed"], c.mask_ratio)
-        wtok, pad, pred_at = self._word_tokens(words, lengths, hidden)
+        hidden = self._hidden_words(batch)
+        wtok, pad, pred_at = self._word_tokens(words, lengths, hidden, c.choice("pad_reconstructor_pred"))
         n = words.shape[1]
         targets = torch.cat([words, torch.zeros_like(words[:, :2])], 1)  # position j predicts w_{j+1}; EOS = 0
-        valid = torch.arange(n + 2, device=words.device)[None] <= lengths[:, None]
+        pos = torch.arange(n + 2, device=words.device)[None]
+        valid = pos <= lengths[:, None]
+        if c.legacy_eos_cut:  # the official bug: the batch's longest sentences lose their EOS target
+            valid = valid & (pos < lengths.max())
         return vtok, wtok, pad, pred_at, targets, valid
 
     def reconstruct(self, inputs, masks: torch.Tensor, need_loss: bool = True):
