@@ -18,7 +18,7 @@ def test_rm_beating_the_strongest_alternative_is_held():
     rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
     verdict, evidence = decide({"rm": rm, "er": ER, "balanced": BAL, "finetune": FT})
     assert verdict == HELD
-    assert "strongest alternative 'balanced'" in evidence and "lost as required" in evidence
+    assert "strongest alternative 'balanced'" in evidence and "negative control" in evidence and "(passed)" in evidence
 
 
 def test_rm_losing_to_the_strongest_alternative_is_not_held_even_if_it_beats_er():
@@ -27,29 +27,40 @@ def test_rm_losing_to_the_strongest_alternative_is_not_held_even_if_it_beats_er(
     values = {"rm": rm, "er": ER, "balanced": BAL, "gdumb": [50.0] * 5, "finetune": FT}
     verdict, evidence = decide(values)
     assert verdict == NOT_HELD
-    assert "strongest alternative 'balanced'" in evidence and "paired gain -1" in evidence
+    assert "strongest alternative 'balanced'" in evidence and "-1, 90% CI [-1, -1]" in evidence
     assert "comes from the class-balanced quota" in attribution(values)
 
 
-def test_a_gain_inside_the_margin_or_the_noise_is_not_held():
-    tiny = [b + 0.5 for b in BAL]  # consistent, but below the 1-point margin
+def test_a_gain_inside_the_margin_is_not_held_and_noise_is_inconclusive():
+    tiny = [b + 0.5 for b in BAL]  # consistent, but below the 1-point margin: a 1-point gain is excluded
     assert decide({"rm": tiny, "er": ER, "balanced": BAL, "finetune": FT})[0] == NOT_HELD
-    noisy = [b + d for b, d in zip(BAL, [8.0, -4.0, 7.0, -3.0, 6.0])]  # mean +2.8, paired std ~6
-    assert decide({"rm": noisy, "er": ER, "balanced": BAL, "finetune": FT})[0] == NOT_HELD
+    noisy = [b + d for b, d in zip(BAL, [8.0, -4.0, 7.0, -3.0, 6.0])]  # mean +2.8, paired SD 5.805
+    head = decide({"rm": noisy, "er": ER, "balanced": BAL, "finetune": FT})
+    # 2.8 -+ t(0.95, 4) * 5.805 / sqrt(5) = [-2.73, +8.33]: contains the margin -> could not tell
+    assert head.verdict == INCONCLUSIVE and head.test.lower == pytest.approx(-2.73, abs=0.01)
+    assert head.test.upper == pytest.approx(8.33, abs=0.01)
+
+
+def test_rm_vs_er_at_the_recorded_spread_is_held():
+    # +18 points on every seed with a paired SD of 9 over 10 seeds: L = 18 - 1.833 * 9 / sqrt(10) = 12.8 > 1
+    gains = [18 + 9 * z for z in (-1.4, -0.9, -0.5, -0.2, 0.0, 0.0, 0.2, 0.5, 0.9, 1.4)]
+    er = [60.0] * 10
+    head = decide({"rm": [e + g for e, g in zip(er, gains)], "er": er, "finetune": [15.0] * 10})
+    assert head.verdict == HELD and head.test.lower > 12
 
 
 def test_a_control_that_does_not_lose_makes_the_verdict_inconclusive():
     rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
     control = [r + 0.2 for r in rm]  # fine-tune without memory as good as RM: the benchmark is broken
     verdict, evidence = decide({"rm": rm, "er": ER, "balanced": BAL, "finetune": control})
-    assert verdict == INCONCLUSIVE and "DID NOT LOSE" in evidence
+    assert verdict == INCONCLUSIVE and "cannot separate arms" in evidence
 
 
 def test_a_saturated_benchmark_is_inconclusive():
     bal = [98.5, 98.0, 99.0, 98.2, 98.8]
     rm = [min(100.0, b + 1.2) for b in bal]
     verdict, evidence = decide({"rm": rm, "er": ER, "balanced": bal, "finetune": FT})
-    assert verdict == INCONCLUSIVE and "outside [20, 97]%" in evidence
+    assert verdict == INCONCLUSIVE and "not calibrated" in evidence and "NOT inside the band [20, 97]" in evidence
 
 
 def test_fewer_than_three_seeds_is_inconclusive_and_arms_are_required():
