@@ -9,9 +9,12 @@ global torch RNG state. torchvision's v2 transforms (CutMix, AutoAugment, RandAu
 the global RNG, so they run inside :func:`reprozoo.runtime.seeding.generator_scope`, which forks
 the global state, seeds the fork from the caller's generator and restores the state afterwards.
 
-RandAugment note: the official code used the ``randaugment`` PyPI package (two random
-(op, magnitude 1..9) pairs, each applied with p=0.5); we use torchvision's
-``v2.RandAugment(num_ops=2, magnitude=9)``, which always applies both ops at a fixed magnitude.
+Vote perturbations: the default is the official code's ``vr_randaug`` (the ``randaugment`` PyPI
+package's RandAugment: two random (op, magnitude 1..9) pairs, each applied with p=0.5), re-implemented
+op by op in :mod:`reprozoo.rainbow.vote_sets` with the official ``vr``, ``vr_cutout`` and
+``vr_autoaug``. The train-time policy ``randaugment`` (and the vote perturbation of that name) is
+torchvision's ``v2.RandAugment(num_ops=2, magnitude=9)``, which always applies both ops at a fixed
+magnitude: not the official package.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.rainbow.vote_sets import VOTE_SETS, make_vote_set
 from reprozoo.runtime.seeding import generator_scope
 
 POLICIES = ("none", "autoaugment", "randaugment")
-PERTURBATIONS = ("autoaugment", "randaugment", "shift_cutout_noise")
+PERTURBATIONS = ("autoaugment", "randaugment", "shift_cutout_noise", *VOTE_SETS)
+DEFAULT_PERTURBATION = "vr_randaug"  # the official experiment script's vote set
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -91,11 +96,16 @@ class TorchvisionPerturbation:
         return (out.float() / 255.0).to(x.device)
 
 
-def make_perturbation(name: str = "shift_cutout_noise", **kw):
-    """``shift_cutout_noise`` (default, vectorised), ``randaugment`` (torchvision, 2 ops, magnitude 9),
-    ``autoaugment`` (torchvision CIFAR10 policy)."""
+def make_perturbation(name: str = DEFAULT_PERTURBATION, **kw):
+    """A vote perturbation by name. The official code's sets (:mod:`reprozoo.rainbow.vote_sets`):
+    ``vr_randaug`` (default: what the official experiment script runs), ``vr``, ``vr_cutout``,
+    ``vr_autoaug``. Ours: ``shift_cutout_noise`` (vectorised shift + cutout + noise for tiny images),
+    ``randaugment`` (torchvision, 2 ops always applied at magnitude 9), ``autoaugment`` (torchvision
+    CIFAR10 policy), each applied the same way to every copy."""
     from torchvision.transforms import v2
 
+    if name in VOTE_SETS:
+        return make_vote_set(name, **kw)
     if name == "shift_cutout_noise":
         return ShiftCutoutNoise(**kw)
     if name == "randaugment":
@@ -103,13 +113,16 @@ def make_perturbation(name: str = "shift_cutout_noise", **kw):
                                                       magnitude=kw.get("magnitude", 9)))
     if name == "autoaugment":
         return TorchvisionPerturbation(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
-    raise UnknownNameError(f"unknown perturbation '{name}'; choose one of: autoaugment, randaugment, "
-                           "shift_cutout_noise")
+    raise UnknownNameError(f"unknown perturbation '{name}'; choose one of: {', '.join(sorted(PERTURBATIONS))}")
 
 
 def perturbed_copies(x: torch.Tensor, n_copies: int, perturb, generator: torch.Generator | None = None
                      ) -> torch.Tensor:
-    """``(n_copies * N, C, H, W)``: copy ``k`` of sample ``i`` is row ``k * N + i``."""
+    """``(n_copies * N, C, H, W)``: copy ``k`` of sample ``i`` is row ``k * N + i``. A vote set (an object
+    with ``copies``) makes the copies itself (its copy ``k`` may be a different op, as in ``vr``); any
+    other perturbation is a callable ``perturb(batch, generator)`` applied to the repeated batch."""
+    if hasattr(perturb, "copies"):
+        return perturb.copies(x, n_copies, generator)
     return perturb(x.repeat(n_copies, 1, 1, 1), generator)
 
 

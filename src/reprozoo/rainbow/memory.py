@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from reprozoo.errors import ConfigError, UnknownNameError
-from reprozoo.rainbow.augment import make_perturbation, perturbed_copies
+from reprozoo.rainbow.augment import DEFAULT_PERTURBATION, make_perturbation, perturbed_copies
 
 POLICY_NAMES = ("balanced", "herding", "rainbow", "random", "reservoir")
 
@@ -41,10 +41,13 @@ def vote_uncertainty(model: torch.nn.Module, x: torch.Tensor, perturb=None, n_vo
 
     The model runs in eval mode without gradients; all copies of a chunk of samples go through
     one batched forward pass of about ``batch_size`` rows. Returns values in {0, 1/T, ..., (T-1)/T}.
+    ``perturb`` defaults to the official experiment script's vote set ``vr_randaug``.
     """
     if n_votes < 1:
         raise ConfigError(f"n_votes must be >= 1, got {n_votes}")
     perturb = perturb if perturb is not None else make_perturbation()
+    if hasattr(perturb, "check_votes"):
+        perturb.check_votes(n_votes)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -74,22 +77,36 @@ def fill_random(chosen: np.ndarray, n: int, capacity: int, rng: np.random.Genera
     return np.concatenate([chosen, rng.choice(rest, need, replace=False)]).astype(np.int64)
 
 
+def stride_pick(order: Sequence[int], k: int) -> np.ndarray:
+    """The stride rule on one class already sorted certain -> uncertain: all of it if it has at most
+    ``k`` entries, else entries ``0, j, 2j, ...`` with ``j = floor(n / k)``, the first ``k`` of them."""
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) <= k:
+        return order
+    return order[:: len(order) // k][:k]
+
+
 def stride_select(uncertainty: Sequence[float], labels: Sequence[int], capacity: int,
                   classes: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """RM's diversity-aware pick. Per class ``c`` (quota ``k = capacity // len(classes)``): if it has at
-    most ``k`` candidates keep all, else shuffle, stable-sort by uncertainty (certain first), take
-    every ``floor(n_c / k)``-th and keep the first ``k``. Unused slots are filled at random."""
+    """RM's diversity-aware pick. Per class ``c`` (quota ``k = capacity // len(classes)``), in the order
+    of ``classes``: if it has at most ``k`` candidates keep all (in candidate order), else shuffle,
+    stable-sort by uncertainty (certain first) and apply :func:`stride_pick`. Unused slots are
+    filled at random.
+
+    Ties (u takes only T + 1 values, so most candidates tie) are broken uniformly at random by the
+    shuffle, reproducibly from ``rng`` and identically on every platform. The official code sorts
+    with pandas' default (numpy's unstable quicksort), whose order among equal values depends on the
+    numpy version and the CPU's SIMD sort, so it cannot be reproduced; both pick the same multiset
+    of uncertainties per class."""
     u, y = np.asarray(uncertainty, dtype=float), np.asarray(labels)
     k = check_capacity(capacity, len(classes))
     chosen: list[np.ndarray] = []
     for c in classes:
         pos = np.flatnonzero(y == c)
-        if len(pos) <= k:
-            chosen.append(pos)
-            continue
-        pos = rng.permutation(pos)
-        pos = pos[np.argsort(u[pos], kind="stable")]
-        chosen.append(pos[:: len(pos) // k][:k])
+        if len(pos) > k:
+            pos = rng.permutation(pos)
+            pos = pos[np.argsort(u[pos], kind="stable")]
+        chosen.append(stride_pick(pos, k))
     picked = np.concatenate(chosen) if chosen else np.empty(0, np.int64)
     return fill_random(picked, len(y), capacity, rng)
 
@@ -177,10 +194,12 @@ class RainbowPolicy(MemoryPolicy):
     name = "rainbow"
     needs_model = True
 
-    def __init__(self, perturbation: str | Callable = "shift_cutout_noise", n_votes: int = 12,
+    def __init__(self, perturbation: str | Callable = DEFAULT_PERTURBATION, n_votes: int = 12,
                  batch_size: int = 384, **perturb_kw):
         self.perturb = make_perturbation(perturbation, **perturb_kw) if isinstance(perturbation, str) \
             else perturbation
+        if hasattr(self.perturb, "check_votes"):
+            self.perturb.check_votes(n_votes)
         self.n_votes, self.batch_size = n_votes, batch_size
         self.last_uncertainty_: np.ndarray | None = None
 

@@ -27,7 +27,7 @@ from torch import nn
 from reprozoo.errors import ConfigError, UnknownNameError
 from reprozoo.rainbow.augment import PERTURBATIONS, TrainAugment, cutmix
 from reprozoo.rainbow.memory import EpisodicMemory, RainbowPolicy, check_capacity, make_policy
-from reprozoo.rainbow.metrics import summarize
+from reprozoo.rainbow.metrics import class_accuracy, summarize
 from reprozoo.rainbow.scenarios import Scenario
 
 METHODS = ("ewc", "er", "finetune", "gdumb", "rm")
@@ -62,7 +62,7 @@ class CLSettings:
     aug_policy: str = "none"  # none | autoaugment | randaugment (torchvision v2)
     crop_pad: int = 0
     hflip: bool = False
-    perturbation: str = "shift_cutout_noise"  # RM vote perturbation: shift_cutout_noise | randaugment | autoaugment
+    perturbation: str = "vr_randaug"  # RM votes: vr_randaug (official script) | vr | vr_cutout | vr_autoaug | shift_cutout_noise | randaugment | autoaugment
     n_votes: int = 12
     score_batch: int = 384
     ewc_lambda: float = 100.0
@@ -80,7 +80,9 @@ class CLSettings:
             raise ConfigError(f"cl.{bad[0]} must be a finite number, got {getattr(self, bad[0])}")
         if self.perturbation not in PERTURBATIONS:
             raise UnknownNameError(f"unknown perturbation '{self.perturbation}'; choose one of: "
-                                   f"{', '.join(PERTURBATIONS)}")
+                                   f"{', '.join(sorted(PERTURBATIONS))}")
+        if self.perturbation == "vr" and self.n_votes != 12:
+            raise ConfigError(f"perturbation 'vr' is a fixed list of 12 perturbations; set n_votes=12 (got {self.n_votes})")
         if self.policy != "default":
             make_policy(self.policy) if self.policy != "rainbow" else None
         if self.schedule not in SCHEDULES:
@@ -306,11 +308,7 @@ class ContinualLearner:
         model.train(was)
         pred = torch.cat(preds).numpy()
         correct = pred == self.y_test
-        per_class = np.full(self.num_classes, np.nan)
-        for c in range(self.num_classes):
-            m = self.y_test == c
-            if m.any():
-                per_class[c] = correct[m].mean()
+        per_class = class_accuracy(pred, self.y_test, self.num_classes)
         mask = np.isin(self.y_test, classes)
         return float(correct[mask].mean()) if mask.any() else float("nan"), per_class
 

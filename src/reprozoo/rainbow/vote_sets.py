@@ -112,9 +112,9 @@ def to_pil(img: torch.Tensor) -> Image.Image:
 def from_pil(img: Image.Image, channels: int) -> torch.Tensor:
     if channels == 1:
         img = img.convert("L")
-    arr = np.asarray(img.convert("RGB") if channels == 3 else img)
+    arr = np.array(img.convert("RGB") if channels == 3 else img)
     arr = arr[:, :, None] if arr.ndim == 2 else arr
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))  # a fresh, writable copy
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
