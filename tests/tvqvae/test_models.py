@@ -22,10 +22,10 @@ def test_parameter_counts_of_the_released_architecture():
     assert count_params(VQAutoEncoder(384)) == 2_118_484  # MiniLM's 384-d states
     enc = TopicEncoder(300, 20)  # 300-100-100, two K-heads (BN without affine), prior mean + var
     assert count_params(enc) == 300 * 100 + 100 + 100 * 100 + 100 + 2 * (100 * 20 + 20) + 2 * 20 == 44_280
-    model = create_model("tvq_topic_model", n_topics=20, n_words=2000)
-    assert count_params(model) == 44_280 + 20 * 300 + 100 * 2000  # beta + linear alpha (codebook frozen)
-    assert count_params(create_model("tvq_topic_model", n_topics=20, n_words=2000, alpha_hidden=1)) == \
-        44_280 + 6000 + (100 * 100 + 100) * 2 + 100 * 2000 + 2000
+    model = create_model("tvq_topic_model", n_topics=20, n_words=2000)  # released default: alpha_hidden=1 (MLP)
+    assert count_params(model) == 44_280 + 6000 + (100 * 100 + 100) * 2 + 100 * 2000 + 2000 == 272_480
+    linear = create_model("tvq_topic_model", n_topics=20, n_words=2000, alpha_hidden=0)  # paper-time linear alpha
+    assert count_params(linear) == 44_280 + 20 * 300 + 100 * 2000  # beta + linear alpha (codebook frozen)
     assert count_params(create_model("prodlda", n_topics=20, n_words=2000)) == \
         2000 * 100 + 100 + 10100 + 4040 + 40 + 20 * 2000
 

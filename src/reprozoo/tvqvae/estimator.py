@@ -112,9 +112,11 @@ class TVQVAE:
 
     Defaults follow the released code: 300 codes of dimension 100, 5 nearest codes per token
     (summed), VQ autoencoder 500-500-1000 trained with AdamW 5e-4, topic model with AdamW 1e-3,
-    batch 256 documents, loss = word reconstruction + KL (``w_code=0``), linear alpha
-    (``alpha_hidden=0``; 1 or 2 give the MLP variants). The paper trains 1000 VQ epochs and 500
+    batch 256 documents, loss = word reconstruction + KL (``w_code=0``), alpha = the released tanh
+    MLP D-100-100-V (``alpha_hidden=1``, the released default; 2 adds a layer; 0 is the paper-time
+    linear map, which the released code does not have). The paper trains 1000 VQ epochs and 500
     topic epochs; the defaults here are CPU-sized (``vq_epochs=30``, ``topic_epochs=300``).
+    ``TVQVAE.from_official(weights, words)`` wraps a model trained by the released code.
     """
 
     def __init__(self, n_topics: int = 20, *, encoder: str | None = None, max_len: int = 256,
@@ -123,7 +125,7 @@ class TVQVAE:
                  vq_hidden: tuple[int, ...] = (500, 500, 1000), quantize: str = "sum", codebook_init: str = "data",
                  standardize: bool = True, restart_dead: bool = True, vq_epochs: int = 30,
                  vq_lr: float = 5e-4, vq_max_tokens: int = 0, topic_epochs: int = 300, lr: float = 1e-3,
-                 batch_size: int = 256, alpha_hidden: int = 0, w_code: float = 0.0, w_word: float = 1.0,
+                 batch_size: int = 256, alpha_hidden: int = 1, w_code: float = 0.0, w_word: float = 1.0,
                  w_kl: float = 1.0, prior_mean: float | None = None, device: str = "auto",
                  random_state: int = 0, verbose: bool | None = False):
         self.n_topics, self.encoder, self.max_len, self.pooling = n_topics, encoder, max_len, pooling
@@ -299,6 +301,28 @@ class TVQVAE:
         return out
 
     @classmethod
+    def from_official(cls, weights: Any, words: list[str], *, n_neighbors: int = 5, encoder: str | None = None,
+                      **params: Any) -> TVQVAE:
+        """A fitted estimator from a state dict (or file) of the released code and its output
+        vocabulary ``words`` (the gensim dictionary's words in id order). The VQ takes raw token
+        vectors (``standardize=False``); ``encoder`` names the local model folder whose token vectors
+        it was trained on (the released code: bert-base-uncased)."""
+        from reprozoo.tvqvae.official import load_official_weights
+
+        vq, model = load_official_weights(weights, n_neighbors=n_neighbors)
+        n_words = model.decoder.word_bn.num_features
+        if len(words) != n_words:
+            raise CheckpointError(f"the checkpoint has {n_words} output words but {len(words)} words were given")
+        hidden = tuple(m.out_features for m in vq.encoder if isinstance(m, torch.nn.Linear))[:-1]
+        n_alpha = sum(isinstance(m, torch.nn.Linear) for m in model.decoder.alpha.modules()) - 2
+        est = cls(model.encoder.n_topics, encoder=encoder, n_codes=vq.n_codes, code_dim=vq.code_dim,
+                  n_neighbors=n_neighbors, vq_hidden=hidden, codebook_init="uniform", standardize=False,
+                  restart_dead=False, alpha_hidden=n_alpha, **params)
+        est.vq_, est.model_, est.vocab_, est.input_dim_ = vq, model, Vocabulary(list(words)), vq.input_dim
+        est._set_topics()
+        return est
+
+    @classmethod
     def load(cls, path: str | Path) -> TVQVAE:
         from safetensors.torch import load_file
 
@@ -316,9 +340,13 @@ class TVQVAE:
         model = TopicModel(TopicEncoder(est.n_codes, est.n_topics, prior_mean=est.prior_mean),
                            TVQDecoder(est.n_topics, torch.zeros(est.n_codes, est.code_dim), len(vocab), est.alpha_hidden),
                            w_code=est.w_code, w_word=est.w_word, w_kl=est.w_kl)
+        topic_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("topic.")}
+        if model.decoder.topic_bn is not None and "decoder.topic_bn.running_mean" not in topic_sd:
+            # saves made before the topic BatchNorm held running statistics: start them at 0 / 1
+            topic_sd.update({f"decoder.topic_bn.{k}": v for k, v in model.decoder.topic_bn.state_dict().items()})
         try:
             vq.load_state_dict({k[3:]: v for k, v in tensors.items() if k.startswith("vq.")})
-            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("topic.")})
+            model.load_state_dict(topic_sd)
         except RuntimeError as err:
             raise CheckpointError(f"{p}/weights.safetensors does not match its config: {str(err).splitlines()[0]}") from None
         est.vq_, est.model_, est.vocab_, est.input_dim_ = vq.eval(), model.eval(), vocab, meta["input_dim"]

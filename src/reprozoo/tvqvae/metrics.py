@@ -3,7 +3,11 @@
 - NPMI coherence: gensim's ``CoherenceModel(coherence="c_npmi", topn=10)`` with the corpus itself
   as the reference texts (boolean sliding window of 10; a shorter document is one window).
   Reported two ways: the mean over **all** topics (what OCTIS / gensim users report) and the
-  TVQ-VAE paper's protocol, the mean over the **best 50%** of topics.
+  TVQ-VAE paper's protocol, the mean over the **best 50%** of topics. For odd K the released
+  evaluation code (``utils.measurement``) computes ``2 (c_1 + ... + c_m) / K`` with m = K // 2
+  best topics, i.e. (K - 1)/K x the mean of the best m; ours is the plain mean of the best m
+  (``best50="mean"``, the default) and ``best50="released"`` reproduces the released number. Both
+  agree for even K.
 - C_V coherence (gensim ``c_v``), diversity@25 (unique words / (25 x topics)), TQ = NPMI x diversity
   (under each protocol, diversity over the same topics).
 - NMI and purity of document clusters against labels: k-means (k = K) on theta, and argmax theta.
@@ -47,6 +51,18 @@ def coherence_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequenc
     return np.asarray(cm.get_coherence_per_topic(), dtype=np.float64)
 
 
+BEST50_RULES = ("mean", "released")
+
+
+def top_words(topic_word: np.ndarray, words: Sequence[str], topn: int = 25) -> list[list[str]]:
+    """The ``topn`` highest-scoring words of each row of a K x V topic-word matrix, best first."""
+    scores = np.asarray(topic_word)
+    if scores.ndim != 2 or scores.shape[1] != len(words):
+        raise DataError(f"topic_word must be K x {len(words)} (one column per word), got shape {scores.shape}")
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :topn]
+    return [[words[i] for i in row] for row in order]
+
+
 def best_half(scores: np.ndarray) -> np.ndarray:
     """Indices of the best 50% of topics by score (at least one), best first."""
     n = max(1, len(scores) // 2)
@@ -62,17 +78,25 @@ def diversity(topics: Sequence[Sequence[str]], topn: int = 25) -> float:
 
 
 def topic_quality(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], *, npmi_topn: int = 10,
-                  div_topn: int = 25, with_cv: bool = True, dictionary=None) -> dict[str, float | list[float]]:
-    """NPMI (all / best-50%), diversity and TQ under both protocols, and C_V (all topics)."""
+                  div_topn: int = 25, with_cv: bool = True, dictionary=None,
+                  best50: str = "mean") -> dict[str, float | list[float]]:
+    """NPMI (all / best-50%), diversity and TQ under both protocols, and C_V (all topics).
+    ``best50``: ``"mean"`` (the mean NPMI of the best K // 2 topics) or ``"released"`` (the
+    released code's ``2 (c_1 + ... + c_m) / K``; differs for odd K)."""
+    if best50 not in BEST50_RULES:
+        raise DataError(f"best50 must be one of {', '.join(BEST50_RULES)}, got {best50!r}")
+    if best50 == "released" and len(topics) < 2:
+        raise DataError("best50='released' needs at least 2 topics (the released code divides by K // 2)")
     dictionary = dictionary if dictionary is not None else _dictionary(texts)
     npmi = coherence_per_topic(topics, texts, "c_npmi", npmi_topn, dictionary)
     best = best_half(npmi)
+    npmi_best = float(npmi[best].mean()) if best50 == "mean" else float(2.0 * npmi[best].sum() / len(npmi))
     div_all = diversity(topics, div_topn)
     div_best = diversity([topics[i] for i in best], div_topn)
     out: dict[str, float | list[float]] = {
-        "npmi_all": float(npmi.mean()), "npmi_best50": float(npmi[best].mean()),
+        "npmi_all": float(npmi.mean()), "npmi_best50": npmi_best,
         "diversity_all": div_all, "diversity_best50": div_best,
-        "tq_all": float(npmi.mean()) * div_all, "tq_best50": float(npmi[best].mean()) * div_best,
+        "tq_all": float(npmi.mean()) * div_all, "tq_best50": npmi_best * div_best,
         "npmi_per_topic": npmi.tolist(),
     }
     if with_cv:

@@ -10,7 +10,9 @@ Flexible Topic-Guided Document Generation" (AAAI 2024), and the released documen
   logistic-normal prior (the Laplace approximation of Dirichlet(1)).
 - :class:`TVQDecoder`: topic-code matrix ``beta`` (K x N_rho), code decoder
   ``softmax(BN(theta beta))``, topic embeddings ``tau = l2norm(beta l2norm(E))`` and the word
-  decoder ``A = alpha(tau)`` (K x V, standardised over topics), ``p(w) = softmax(BN(theta A))``.
+  decoder ``A = BN_topics(alpha(tau))`` (K x V; a BatchNorm over the K topic rows, as the released
+  code), ``p(w) = softmax(BN(theta A))``. alpha is the released tanh MLP (``alpha_hidden=1``, the
+  default) or the paper-time linear map (``alpha_hidden=0``, not in the released code).
 - :class:`BowDecoder`: the ProdLDA decoder ``softmax(BN(theta beta))`` over words (the baseline).
 - :class:`TopicModel`: encoder + decoder, the ELBO with explicit weights ``w_code``, ``w_word``,
   ``w_kl`` (the released text code uses 0, 1, 1).
@@ -93,9 +95,9 @@ class VQAutoEncoder(nn.Module):
         recon = self.decoder(z_st)
         rec = F.mse_loss(recon, self.standardise(x))
         vq = F.mse_loss(zq, z.detach()) + self.commitment * F.mse_loss(zq.detach(), z)
-        probs = h.mean(0) / self.n_neighbors
+        probs = h.mean(0) / self.n_neighbors  # the released log does not divide by n (it can exceed N)
         usage = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())  # codebook usage ("perplexity" in the code)
-        return {"loss": rec + vq, "recon": rec, "vq": vq, "usage": usage, "h": h}
+        return {"loss": rec + vq, "recon": rec, "vq": vq, "usage": usage, "h": h, "x_bar": recon}
 
 
 # ------------------------------------------------------------------ stage D: topic model
@@ -149,10 +151,11 @@ class BowDecoder(nn.Module):
 
 
 class Alpha(nn.Module):
-    """Word map alpha: topic embedding tau (D) -> word logits (V). ``hidden=0``: one D x V matrix
-    (the paper-time version); ``hidden=1|2``: tanh MLP D-100-100(-100)-V."""
+    """Word map alpha: topic embedding tau (D) -> word logits (V). ``hidden=1|2`` (the released
+    code; 1 is its default): tanh MLP D-100-100(-100)-V. ``hidden=0``: one D x V matrix (the
+    paper-time version; the released code has none and builds the ``hidden=1`` MLP for 0)."""
 
-    def __init__(self, code_dim: int, n_words: int, hidden: int = 0, width: int = 100):
+    def __init__(self, code_dim: int, n_words: int, hidden: int = 1, width: int = 100):
         super().__init__()
         if hidden == 0:
             lin = nn.Linear(code_dim, n_words, bias=False)
@@ -180,7 +183,7 @@ def standardise_over_topics(a: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 class TVQDecoder(nn.Module):
     """Code decoder and word decoder of TVQ-VAE over a frozen codebook ``E`` (N_rho x D)."""
 
-    def __init__(self, n_topics: int, codebook: torch.Tensor, n_words: int, alpha_hidden: int = 0,
+    def __init__(self, n_topics: int, codebook: torch.Tensor, n_words: int, alpha_hidden: int = 1,
                  alpha_bn: bool = True):
         super().__init__()
         n_codes, code_dim = codebook.shape
@@ -189,6 +192,9 @@ class TVQDecoder(nn.Module):
         self.code_bn = nn.BatchNorm1d(n_codes, affine=False)
         self.alpha = Alpha(code_dim, n_words, alpha_hidden)
         self.alpha_bn = alpha_bn
+        # BN of alpha's output over the K topic rows: batch statistics in training (= standardise_over_topics),
+        # running statistics in eval mode, as the released code
+        self.topic_bn = nn.BatchNorm1d(n_words, affine=False) if alpha_bn else None
         self.word_bn = nn.BatchNorm1d(n_words, affine=False)
 
     def tau(self) -> torch.Tensor:
@@ -196,12 +202,16 @@ class TVQDecoder(nn.Module):
         return F.normalize(self.beta @ F.normalize(self.codebook, dim=-1), dim=-1)
 
     def topic_word(self) -> torch.Tensor:
+        """The K x V topic-word scores topics are read from: alpha(tau) standardised over topics
+        (the train-mode statistics the released code ranks, whatever the module's mode)."""
         a = self.alpha(self.tau())
         return standardise_over_topics(a) if self.alpha_bn else a
 
     def forward(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"code_logits": self.code_bn(theta @ self.beta),
-                "word_logits": self.word_bn(theta @ self.topic_word())}
+        a = self.alpha(self.tau())
+        topic_word = self.topic_bn(a) if self.topic_bn is not None else a
+        return {"code_logits": self.code_bn(theta @ self.beta), "topic_word": topic_word,
+                "word_logits": self.word_bn(theta @ topic_word)}
 
     def word_logits_eval(self, theta: torch.Tensor) -> torch.Tensor:
         return theta @ self.topic_word()
@@ -222,7 +232,10 @@ class TopicModel(nn.Module):
         self.w_code, self.w_word, self.w_kl = w_code, w_word, w_kl
         self.theta_dropout = nn.Dropout(theta_dropout)
 
-    def forward(self, x: torch.Tensor, words: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward_full(self, x: torch.Tensor, words: torch.Tensor,
+                     eps: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(losses, tensors)``: the scalar losses and the intermediate tensors (mu, logvar,
+        theta and the decoder's logits) of one forward pass with noise ``eps``."""
         mu, logvar = self.encoder(x)
         if eps is None:
             eps = torch.randn_like(mu)
@@ -236,7 +249,10 @@ class TopicModel(nn.Module):
             rl_code = multinomial_nll(out["code_logits"], x).mean()  # logged even when its weight is 0
             loss = loss + self.w_code * rl_code
             logs["rl_code"] = rl_code
-        return {"loss": loss, **logs}
+        return {"loss": loss, **logs}, {"mu": mu, "logvar": logvar, "theta": theta, **out}
+
+    def forward(self, x: torch.Tensor, words: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.forward_full(x, words, eps)[0]
 
     @torch.no_grad()
     def theta(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,7 +271,7 @@ def tvq_vq_autoencoder(input_dim: int = 768, n_codes: int = 300, code_dim: int =
 
 @register_model
 def tvq_topic_model(n_topics: int = 20, n_words: int = 2000, n_codes: int = 300, code_dim: int = 100,
-                    alpha_hidden: int = 0, codebook: torch.Tensor | None = None, **kw) -> TopicModel:
+                    alpha_hidden: int = 1, codebook: torch.Tensor | None = None, **kw) -> TopicModel:
     """TVQ-VAE's stage-D topic model over a codebook (random U(-1,1) codebook when none is given)."""
     if codebook is None:
         codebook = torch.empty(n_codes, code_dim).uniform_(-1, 1)
