@@ -42,7 +42,8 @@ def load_checkpoint(path: str | Path) -> tuple[MaskedQueryGrounder, Vocabulary, 
         raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reprozoo.gmp checkpoint (format {FORMAT})")
-    config = GrounderConfig(**state["config"])
+    # checkpoints written before the official-code options existed ran reprozoo's former variant
+    config = GrounderConfig(**{"official": False, **state["config"]})
     cls = CPL if state["kind"] == "cpl" else GMP
     model = cls(config)
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
