@@ -3,10 +3,11 @@ import shutil
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from reprozoo.errors import ConfigError, DataError, UnknownNameError
 from reprozoo.runtime.runner import run_experiment
-from reprozoo.tvqvae.experiment import NMI_MARGIN, TQ_MARGIN, TVQConfig, decide
+from reprozoo.tvqvae.experiment import NMI_MARGIN, TQ_MARGIN, TQ_PLAN, TVQConfig, decide
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,10 @@ def smoke_run(tmp_path_factory):
 def test_smoke_preset_writes_the_contract(smoke_run):
     out, data = smoke_run
     assert data["verdict"] == "inconclusive" and "fewer than 3 seeds" in data["evidence"]
+    head = data["headline"]  # the headline test, its negative control and its plan, as data
+    assert head["verdict"] == "inconclusive" and head["test"]["kind"] == "superiority" and head["test"]["n"] == 1
+    assert head["test"]["margin"] == TQ_MARGIN and head["negative_control"][0]["kind"] == "superiority"
+    assert head["plan"]["sesoi"] == TQ_PLAN.sesoi and head["plan"]["planned_n"] == TQ_PLAN.planned_n
     m = data["metrics"]
     assert m["corpus/n_docs"] == 160 and m["corpus/skipped_docs"] == 0
     for group in ("method", "baseline_prodlda", "baseline_lda", "baseline_cluster", "control"):
@@ -62,19 +67,35 @@ def _vals(tvq, best, control, nmi=(0.5, 0.5, 0.5)):
 def test_rule_outcomes_on_crafted_numbers():
     assert TQ_MARGIN == 0.01 and NMI_MARGIN == 0.01
     base = ["prodlda", "lda"]
-    # beats the strongest alternative (LDA) clearly, control loses -> held
-    c = decide(_vals([0.20, 0.21, 0.20], [0.10, 0.11, 0.10], [-0.05, -0.04, -0.05]), base)
-    assert c[0]["verdict"] == "held" and "strongest alternative 'lda'" in c[0]["evidence"]
+    lda, ctrl = np.array([0.10, 0.11, 0.10]), [-0.05, -0.04, -0.05]
+    # beats the strongest alternative (LDA) with a gain of 0.11 +- 0.01: the interval clears the margin
+    head, c = decide(_vals(lda + [0.10, 0.12, 0.11], lda, ctrl), base)
+    assert head.verdict == c[0]["verdict"] == "held" and "strongest alternative 'lda'" in c[0]["evidence"]
+    assert head.test.lower == pytest.approx(0.11 - stats.t.ppf(0.95, 2) * 0.01 / np.sqrt(3))  # 0.0931 > 0.01
+    assert head.test.lower == pytest.approx(0.0931, abs=1e-4)
+    assert head.gates["negative_control"][0].verdict == "held"
     assert c[2]["verdict"] == "held" and c[3]["verdict"] == "held"
-    # beats ProdLDA but loses to the strongest alternative -> not held
-    c = decide(_vals([0.08, 0.09, 0.08], [0.10, 0.11, 0.10], [-0.05, -0.04, -0.05]), base)
-    assert c[0]["verdict"] == "not held" and c[3]["verdict"] == "held"
+    assert c[0]["test"]["plan"]["planned_n"] == TQ_PLAN.planned_n
+    # beats ProdLDA but loses to the strongest alternative by 0.02 on every seed: a gain of the margin is excluded
+    head, c = decide(_vals([0.08, 0.09, 0.08], lda, ctrl), base)
+    assert head.verdict == "not held" and head.test.upper < TQ_MARGIN and c[3]["verdict"] == "held"
     # the control does not lose (it scores as high as the method) -> inconclusive
-    c = decide(_vals([0.20, 0.21, 0.20], [0.10, 0.11, 0.10], [0.20, 0.22, 0.21]), base)
-    assert c[0]["verdict"] == "inconclusive" and "DID NOT LOSE" in c[0]["evidence"]
-    # a gain inside the margin is not enough
-    c = decide(_vals([0.105, 0.115, 0.105], [0.10, 0.11, 0.10], [-0.05, -0.04, -0.05]), base)
-    assert c[0]["verdict"] == "not held"
+    head, c = decide(_vals([0.20, 0.21, 0.20], lda, [0.20, 0.22, 0.21]), base)
+    assert c[0]["verdict"] == "inconclusive" and "cannot separate arms" in c[0]["evidence"]
+    # a gain inside the margin on every seed is excluded from reaching it
+    head, c = decide(_vals([0.105, 0.115, 0.105], lda, ctrl), base)
+    assert head.verdict == "not held"
+    # noisy gains of +0.03, -0.01, +0.05: the interval [-0.028, +0.075] contains the margin -> inconclusive,
+    # and the run's MDE exceeds the plan's SESOI (underpowered), no "not held"
+    head, c = decide(_vals(lda + [0.03, -0.01, 0.05], lda, ctrl), base)
+    d = np.array([0.03, -0.01, 0.05])
+    half = stats.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert (head.test.lower, head.test.upper) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert head.test.lower == pytest.approx(-0.0282, abs=1e-4) and head.test.upper == pytest.approx(0.0749, abs=1e-4)
+    assert head.verdict == "inconclusive" and "underpowered" in head.evidence
+    # two seeds are fewer than the rule's three
+    two = {a: {m: v[:2] for m, v in arms.items()} for a, arms in _vals(lda + 0.2, lda, ctrl).items()}
+    assert decide(two, base)[0].verdict == "inconclusive"
 
 
 def test_config_checks_happen_before_any_work(tmp_path):
