@@ -1,9 +1,21 @@
+import math
+
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from reprozoo.errors import ConfigError
-from reprozoo.rexnet.channels_experiment import ALTERNATIVES, ARM_SETTINGS, ChannelsConfig, arms, decide
+from reprozoo.rexnet.channels_experiment import (
+    ACC_MARGIN,
+    ALTERNATIVES,
+    ARM_SETTINGS,
+    PLAN,
+    ChannelsConfig,
+    arms,
+    decide,
+    factor_claims,
+)
 from reprozoo.rexnet.schedule import STAGEWISE_BASE
 from reprozoo.rexnet.study import Arm, arm_macs, build_study_model, equal_mac_arms
 from reprozoo.runtime.profile import count_macs
@@ -58,21 +70,51 @@ def _accs(method, strongest, control):
 
 
 def test_rule_is_not_held_when_rexnet_loses_to_the_strongest_alternative():
-    # rexnet clearly beats mbv2 and stagewise_silu, but linear_relu6 is better than rexnet
-    v, e = decide(_accs([0.88, 0.89, 0.885], [0.90, 0.905, 0.90], [0.70, 0.71, 0.70]))
-    assert v == NOT_HELD and "strongest alternative 'linear_relu6'" in e and "lost as required" in e
+    # rexnet clearly beats mbv2 and stagewise_silu, but linear_relu6 is better than rexnet: the upper
+    # bound of the paired gain (-0.017 + t * sd / sqrt(3) ~ -0.012) is below the margin
+    head = decide(_accs([0.88, 0.89, 0.885], [0.90, 0.905, 0.90], [0.70, 0.71, 0.70]))
+    v, e = head
+    assert v == NOT_HELD and "strongest alternative 'linear_relu6'" in e and head.test.upper < ACC_MARGIN
+    assert "negative control" in e and "(passed)" in e
 
 
 def test_rule_is_inconclusive_when_the_control_does_not_lose():
     v, e = decide(_accs([0.90, 0.91, 0.905], [0.85, 0.86, 0.85], [0.90, 0.905, 0.905]))
-    assert v == INCONCLUSIVE and "DID NOT LOSE" in e
+    assert v == INCONCLUSIVE and "cannot separate arms" in e and "(FAILED)" in e
 
 
 def test_rule_holds_on_a_clear_paired_gain_and_respects_the_margin():
-    assert decide(_accs([0.88, 0.89, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == HELD
-    # +0.8 points on every seed: below the 1-point margin
+    assert decide(_accs([0.88, 0.89, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == HELD  # +0.03 every seed
+    # +0.8 points on every seed: the interval excludes the 1-point margin
     assert decide(_accs([0.858, 0.868, 0.863], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == NOT_HELD
     assert set(ALTERNATIVES) | {"rexnet", "control"} == set(ARM_SETTINGS)
+
+
+def test_rule_is_the_one_sided_t_interval_by_hand():
+    # paired gains +0.03 / +0.04 / +0.015: mean 0.02833, sd 0.01258, t_{0.95,2} = 2.920
+    # -> L = 0.02833 - 2.920 * 0.01258 / sqrt(3) = 0.0071 < 0.01 < U = 0.0495: inconclusive
+    # (the old 2-SD bar called this "held": 0.0283 > 2 x 0.0126)
+    head = decide(_accs([0.88, 0.90, 0.87], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))
+    sd = float(torch.tensor([0.03, 0.04, 0.015], dtype=torch.float64).std())
+    half = stats.t.ppf(0.95, 2) * sd / math.sqrt(3)
+    assert sd == pytest.approx(0.01258, abs=1e-5) and half == pytest.approx(0.02121, abs=1e-5)
+    assert head.test.lower == pytest.approx(0.085 / 3 - half) and head.test.upper == pytest.approx(0.085 / 3 + half)
+    assert head.verdict == INCONCLUSIVE
+    rec = head.record()
+    assert rec["plan"]["sesoi"] == PLAN.sesoi == 0.023 and rec["plan"]["margin"] == ACC_MARGIN
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 30 and rec["negative_control"][0]["verdict"] == HELD
+    assert rec["test"]["mde"] > PLAN.sesoi  # 3 seeds at this SD cannot detect the SESOI: "underpowered"
+    assert any("underpowered" in r for r in head.reasons)
+
+
+def test_factor_claims_use_the_same_interval_test():
+    accs = _accs([0.88, 0.90, 0.87], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70])
+    got = {c["claim"]: c for c in factor_claims(accs)}
+    assert got["ReXNet (linear + SiLU) beats the MobileNetV2 configuration (stage-wise + ReLU6)"]["verdict"] == HELD
+    silu = got["SiLU beats ReLU6 after the expansion layers (linear schedule)"]
+    assert silu["verdict"] == INCONCLUSIVE and silu["test"]["kind"] == "superiority"
+    # stage-wise: SiLU +0.02 / +0.02 / +0.02 over ReLU6 -> L = 0.02 > 0.01
+    assert got["SiLU beats ReLU6 after the expansion layers (stage-wise schedule)"]["verdict"] == HELD
 
 
 def test_config_errors_come_before_any_work():
@@ -88,7 +130,9 @@ def test_config_errors_come_before_any_work():
 
 def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
     out, data = run_experiment("rexnet-channels", "smoke", out_dir=tmp_path / "run")
-    assert data["verdict"] == INCONCLUSIVE and "only 1 seed(s)" in data["evidence"]
+    assert data["verdict"] == INCONCLUSIVE and "fewer than 3 seeds" in data["evidence"]
+    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 30
+    assert data["headline"]["test"]["kind"] == "superiority" and data["headline"]["test"]["n"] == 1
     assert sorted(p.stem for p in (out / "trials").glob("*.json")) == sorted(f"{a}__seed0" for a in ARM_SETTINGS)
     m = data["metrics"]
     assert m["method/rexnet_macs"] == 6_306_180 and m["baseline/mbv2_macs"] == 6_318_696
