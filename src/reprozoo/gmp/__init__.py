@@ -13,6 +13,8 @@ from reprozoo.gmp.models import (
     pps_activitynet,
     pps_charades,
 )
+from reprozoo.gmp.official import load_official_checkpoint, official_config
 
 __all__ = ["CPL", "GMP", "GrounderConfig", "MaskedQueryGrounder", "activitynet_config", "build_grounder",
-           "charades_config", "cpl_charades", "pps_activitynet", "pps_charades"]
+           "charades_config", "cpl_charades", "load_official_checkpoint", "official_config", "pps_activitynet",
+           "pps_charades"]

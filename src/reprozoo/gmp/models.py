@@ -13,11 +13,15 @@ better). Batches are ``dict``s (see :func:`reprozoo.gmp.data.collate`)::
     video (B, T, D) float   words (B, L) long, 0 = pad   lengths (B,)   weights (B, L) masking prior
     mask_seed (B,) long     the per-sample seed of the word masking (evaluation is deterministic)
 
-Fixes over the official PPS code, each covered by a test: one width per (sample, mixture)
-(``legacy_width_indexing=True`` restores the batch-dependent indexing), a learnable vector as
-the reconstructor's prediction token (the official code wrote one scalar of a parameter into the
-slot), no dead negative generator, no device hard-coding; the K mixtures' importances are
-computed in one batched reconstructor pass.
+With ``GrounderConfig(official=True)`` (the default) the forward follows the official PPS code
+(github.com/sunoh-kim/pps); :mod:`reprozoo.gmp.official` loads its checkpoints. Fixes over the
+official code, each covered by a test: one width per (sample, mixture)
+(``legacy_width_indexing=True`` restores the batch-dependent indexing), every sentence keeps its
+end-of-sentence target (``legacy_eos_cut=True`` restores the batch-dependent cut), a learnable
+vector as the reconstructor's prediction token (the official code wrote one scalar of a parameter
+into the slot), no dead negative generator, no device hard-coding; the K mixtures' importances
+are computed in one batched reconstructor pass. ``batch["word_mask"]`` (B, L) bool, when given,
+fixes which words are hidden (e.g. to replay another run's draws).
 """
 
 from __future__ import annotations
