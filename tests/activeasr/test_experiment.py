@@ -4,16 +4,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from scipy import stats
 
-from reprozoo.activeasr.experiment import ARMS, ActiveASRConfig, decide
+from reprozoo.activeasr.experiment import ARMS, MARGIN_CER, MIN_PSEUDO_SHARE, PLAN, ActiveASRConfig, decide
 from reprozoo.errors import ConfigError, UnknownNameError
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
 
-def _results(cers: dict[str, list[list[float]]]) -> dict:
-    """arm -> per seed -> CER per round (labelled 40, 80, 120)."""
-    return {arm: [{"points": [{"cer": c, "labelled": 40 * (r + 1)} for r, c in enumerate(seed)]} for seed in rows]
+def _results(cers: dict[str, list[list[float]]], kept: float | None = None) -> dict:
+    """arm -> per seed -> CER per round (labelled 40, 80, 120); ``kept`` = the logged pseudo-labelled
+    share of the unlabelled batch (only the CR / PL arms have one)."""
+    def point(arm, r, c):
+        out = {"cer": c, "labelled": 40 * (r + 1)}
+        if kept is not None:
+            out["kept"] = kept if arm in ("random_cr", "al_cr", "al_pl") and r > 0 else 0.0
+        return out
+
+    return {arm: [{"points": [point(arm, r, c) for r, c in enumerate(seed)]} for seed in rows]
             for arm, rows in cers.items()}
 
 
@@ -29,30 +37,58 @@ BASE = {
 
 
 def test_rule_held_on_a_clear_gain():
-    verdict, evidence, claims = decide(_results(BASE))
-    assert verdict == HELD
-    assert "strongest alternative 'al_sup'" in evidence and "lost as required" in evidence
+    head, claims = decide(_results(BASE))
+    assert head.verdict == claims[0]["verdict"] == HELD
+    assert "strongest alternative 'al_sup'" in head.evidence and "(passed)" in head.evidence
+    assert "at 80 labelled" in head.evidence and "at 120 labelled" in head.evidence  # every budget point
+    assert set(head.gates) == {"negative_control", "calibration"}  # no pseudo-label log: no mechanism gate
+    assert claims[0]["test"]["plan"]["planned_n"] == PLAN.planned_n
     subs = {c["claim"]: c["verdict"] for c in claims}
     assert subs["augmented CR beats plain pseudo-labelling without augmentation (AL selection)"] == HELD
 
 
 def test_rule_not_held_when_the_method_loses_to_the_strongest_alternative_at_one_budget():
     cers = dict(BASE, al_cr=[[45, 30, 29], [46, 31, 29], [45, 29, 29]])  # final point: no better than al_sup
-    verdict, evidence, _ = decide(_results(cers))
-    assert verdict == NOT_HELD
+    head, _ = decide(_results(cers))
+    assert head.verdict == NOT_HELD and "at 120 labelled" in head.test.evidence  # the deciding part
+    # CER reductions vs al_sup [28, 29, 28]: -1, 0, -1 -> mean -2/3, sd 1/sqrt(3): U = -2/3 + t * (1/3) < 1
+    d = np.array([-1.0, 0.0, -1.0])
+    assert head.test.upper == pytest.approx(d.mean() + stats.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3))
+    assert head.test.upper == pytest.approx(0.3066, abs=1e-4) and head.test.upper < MARGIN_CER
+
+
+def test_rule_inconclusive_when_a_budget_point_cannot_tell():
+    # at 120 labelled the reductions 2, 9, 0.5 give an interval around the margin
+    cers = dict(BASE, al_cr=[[45, 30, 26], [46, 31, 20], [45, 29, 27.5]])
+    head, _ = decide(_results(cers))
+    assert head.verdict == INCONCLUSIVE and head.test.lower < MARGIN_CER < head.test.upper
 
 
 def test_rule_inconclusive_when_the_control_does_not_lose():
     cers = dict(BASE, control=[[50, 30, 20], [52, 31, 21], [51, 29, 20]])  # as good as the random arms
-    verdict, evidence, claims = decide(_results(cers))
-    assert verdict == INCONCLUSIVE and "DID NOT LOSE" in evidence
+    head, claims = decide(_results(cers))
+    assert head.verdict == INCONCLUSIVE and "cannot separate arms" in head.evidence
     assert claims[-1]["verdict"] != HELD
 
 
 def test_rule_inconclusive_when_the_baseline_is_not_calibrated():
     cers = {k: [[min(100.0, c + 70) for c in seed] for seed in v] for k, v in BASE.items()}
-    verdict, evidence, _ = decide(_results(cers))
-    assert verdict == INCONCLUSIVE and "calibration" in evidence
+    head, _ = decide(_results(cers))
+    assert head.verdict == INCONCLUSIVE and "not calibrated" in head.evidence
+    assert head.gates["calibration"][0].verdict == NOT_HELD
+
+
+def test_mechanism_gate_on_the_pseudo_labelled_share():
+    assert MIN_PSEUDO_SHARE == 0.10
+    head, _ = decide(_results(BASE, kept=0.03))  # CR nearly off: a clear gain is not credited to it
+    assert head.verdict == INCONCLUSIVE and "mechanism inactive" in head.evidence
+    assert head.gates["mechanism"][0].estimate == pytest.approx(0.03)
+    assert decide(_results(BASE, kept=0.4))[0].verdict == HELD
+
+
+def test_fewer_than_three_seeds_is_inconclusive():
+    two = {k: v[:2] for k, v in BASE.items()}
+    assert decide(_results(two))[0].verdict == INCONCLUSIVE
 
 
 def test_config_checks_happen_before_any_work():
@@ -72,7 +108,9 @@ def test_smoke_run_and_transcribe_command(tmp_path, capsys):
     torch.set_num_threads(1)
     out, data = run_experiment("active-asr", "smoke", out_dir=tmp_path / "run", progress=False)
     m = data["metrics"]
-    assert data["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(data["claims"]) == 6
+    assert data["verdict"] == INCONCLUSIVE and len(data["claims"]) == 6  # one seed: the rule needs three
+    assert data["headline"]["plan"]["planned_n"] == PLAN.planned_n and "mechanism" in data["headline"]
+    assert m["method/pseudo_share_round1"] == data["headline"]["mechanism"][0]["estimate"]
     assert m["baseline/labelled_round0"] == 8 and m["baseline/labelled_round1"] == 16
     assert m["method/labelled_round1"] == 16 and m["control/labelled_round1"] == 8 and m["upper/labelled_round0"] == 32
     for arm in ("baseline", "method", "al_pl", "upper", "control"):
