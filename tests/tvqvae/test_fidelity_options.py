@@ -1,6 +1,7 @@
 """Defaults that follow the released code, and the deliberate differences behind named options:
 ``alpha_hidden`` (1 = the released MLP, 0 = the paper-time linear map), ``best50`` ("mean" or the
-released odd-K formula), the released-weights loader and its errors."""
+released odd-K formula), the VQ options ``codebook_init`` / ``standardize`` / ``restart_dead``,
+the released-weights loader and its errors."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from reprozoo.tvqvae import TVQVAE
 from reprozoo.tvqvae.embeddings import TokenEncoder
 from reprozoo.tvqvae.estimator import prepare_corpus
 from reprozoo.tvqvae.metrics import top_words, topic_quality
-from reprozoo.tvqvae.models import TVQDecoder, standardise_over_topics
+from reprozoo.tvqvae.models import TVQDecoder, VQAutoEncoder, standardise_over_topics
 from reprozoo.tvqvae.official import load_official_weights
+from reprozoo.tvqvae.training import train_vq
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tvqvae"
 SMALL = {"n_codes": 16, "code_dim": 8, "n_neighbors": 2, "vq_hidden": (16,), "vq_epochs": 2, "topic_epochs": 5,
@@ -138,3 +140,34 @@ def test_from_official_estimator_and_old_saves_without_topic_bn_statistics(tmp_p
     old = TVQVAE.load(tmp_path / "m")
     assert np.array_equal(old.topics_, est.topics_)
     assert torch.equal(old.model_.decoder.topic_bn.running_var, torch.ones(60))
+
+
+def _train_vq_frozen(**options):
+    """One VQ stage with a vanishing learning rate, so only the options move the codebook."""
+    torch.manual_seed(0)
+    vectors = torch.randn(200, 12) * 3 + 1
+    doc = np.repeat(np.arange(20), 10)
+    vq = VQAutoEncoder(12, (16,), code_dim=4, n_codes=20, n_neighbors=2)
+    init = vq.codebook.detach().clone()
+    hist = train_vq(vq, vectors, doc, epochs=2, lr=1e-12, batch_docs=8, gen=torch.Generator().manual_seed(0),
+                    device=torch.device("cpu"), **options)
+    return vq, init, vectors, hist
+
+
+def test_released_vq_options_leave_the_uniform_codebook_and_raw_inputs():
+    vq, init, _, hist = _train_vq_frozen(init="uniform", standardize=False, restart_dead=False)
+    assert torch.allclose(vq.codebook, init, atol=1e-9)  # released: U(-1, 1), no restarts
+    assert torch.equal(vq.in_mean, torch.zeros(12)) and torch.equal(vq.in_std, torch.ones(12))
+    assert hist[0]["dead_codes"] > 0  # long uniform codes: many never chosen
+
+
+def test_our_vq_options_data_init_standardisation_and_restarts():
+    vq, init, vectors, _ = _train_vq_frozen(init="data", standardize=True, restart_dead=True)
+    assert torch.allclose(vq.in_mean, vectors.mean(0)) and torch.allclose(vq.in_std, vectors.std(0))
+    # every code is a unit-norm encoding divided by n = 2 (data init, then restarts onto encodings)
+    assert torch.allclose(vq.codebook.norm(dim=1), torch.full((20,), 0.5), atol=5e-3)
+    assert (init.norm(dim=1) - 0.5).abs().max() > 0.2
+    restarted, init_u, _, hist = _train_vq_frozen(init="uniform", standardize=False, restart_dead=True)
+    moved = (restarted.codebook - init_u).abs().amax(1) > 1e-6
+    assert int(moved.sum()) == hist[0]["dead_codes"] > 0  # exactly the codes unused in epoch 1
+    assert torch.allclose(restarted.codebook[moved].norm(dim=1), torch.full((int(moved.sum()),), 0.5), atol=1e-5)
