@@ -87,7 +87,8 @@ def stride_pick(order: Sequence[int], k: int) -> np.ndarray:
 
 
 def stride_select(uncertainty: Sequence[float], labels: Sequence[int], capacity: int,
-                  classes: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+                  classes: Sequence[int], rng: np.random.Generator, order: Sequence[int] | None = None
+                  ) -> np.ndarray:
     """RM's diversity-aware pick. Per class ``c`` (quota ``k = capacity // len(classes)``), in the order
     of ``classes``: if it has at most ``k`` candidates keep all (in candidate order), else shuffle,
     stable-sort by uncertainty (certain first) and apply :func:`stride_pick`. Unused slots are
@@ -97,13 +98,23 @@ def stride_select(uncertainty: Sequence[float], labels: Sequence[int], capacity:
     shuffle, reproducibly from ``rng`` and identically on every platform. The official code sorts
     with pandas' default (numpy's unstable quicksort), whose order among equal values depends on the
     numpy version and the CPU's SIMD sort, so it cannot be reproduced; both pick the same multiset
-    of uncertainties per class."""
+    of uncertainties per class. ``order``: a given certain-to-uncertain order of all candidates (e.g.
+    a recorded official one) used instead of sorting ``uncertainty``."""
     u, y = np.asarray(uncertainty, dtype=float), np.asarray(labels)
     k = check_capacity(capacity, len(classes))
+    rank = None
+    if order is not None:
+        order = np.asarray(order, dtype=np.int64)
+        if sorted(order.tolist()) != list(range(len(y))):
+            raise ConfigError(f"order must list every candidate position 0..{len(y) - 1} once")
+        rank = np.empty(len(y), dtype=np.int64)
+        rank[order] = np.arange(len(y))
     chosen: list[np.ndarray] = []
     for c in classes:
         pos = np.flatnonzero(y == c)
-        if len(pos) > k:
+        if len(pos) > k and rank is not None:
+            pos = pos[np.argsort(rank[pos])]
+        elif len(pos) > k:
             pos = rng.permutation(pos)
             pos = pos[np.argsort(u[pos], kind="stable")]
         chosen.append(stride_pick(pos, k))
