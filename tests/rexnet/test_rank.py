@@ -80,6 +80,34 @@ def test_ordering_claim_is_inconclusive_when_criteria_disagree():
     assert claim_silu_beats_relu6(recs)["verdict"] == HELD
 
 
+def test_ordering_is_a_paired_t_test_not_a_win_count():
+    from reprozoo.rexnet.rank import RankRecord
+
+    recs = []
+    for draw, silu in enumerate((0.31, 0.50, 0.29)):  # paired gains +0.01 / +0.20 / -0.01 (uncentred)
+        recs.append(RankRecord("conv1x1", "relu6", 0.2, 10, 50, draw, 1.0, 0.30, 0.50))
+        recs.append(RankRecord("conv1x1", "silu", 0.2, 10, 50, draw, 1.0, silu, 0.70))
+        recs.append(RankRecord("conv1x1", "elu", 0.2, 10, 50, draw, 1.0, 0.60, 0.70))
+    # mean +0.0667, sd 0.1159, t_{0.95,2} = 2.920: L = 0.0667 - 2.920 * 0.1159 / sqrt(3) = -0.129 < 0 < U:
+    # inconclusive, although SiLU has the higher mean and wins 2 of 3 (the old rule's "held")
+    res = claim_silu_beats_relu6(recs)
+    assert res["verdict"] == INCONCLUSIVE and "[-0.1287, +0.2621]" in res["evidence"]
+
+
+def test_ordering_pairs_draws_of_the_same_seed():
+    from reprozoo.rexnet.rank import RankRecord
+
+    recs = []
+    for seed_relu6, seed_gain in ((0.3, 0.2), (0.6, 0.1)):  # records come seed by seed, as run_rank builds them
+        for draw in range(2):
+            for act, gain in (("relu6", 0.0), ("silu", seed_gain), ("elu", seed_gain)):
+                recs.append(RankRecord("conv1x1", act, 0.2, 10, 50, draw, 1.0, seed_relu6 + gain, seed_relu6 + gain))
+    # pairs within a seed: gains 0.2, 0.2, 0.1, 0.1 -> L = 0.15 - 2.353 * 0.0577 / 2 = 0.082 > 0
+    # (pairing seed 0's SiLU with seed 1's ReLU6 would give -0.1, -0.1, +0.1, +0.1)
+    res = claim_silu_beats_relu6(recs)
+    assert res["verdict"] == HELD and "n=4" in res["evidence"]
+
+
 def test_config_validation():
     with pytest.raises(ConfigError, match="kinds"):
         RankConfig.from_preset("smoke", ["kinds=[conv9x9]"])

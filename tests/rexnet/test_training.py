@@ -6,6 +6,7 @@ import torch
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.rexnet.training import (
     ImageNetConfig,
+    anchor_test,
     build_data,
     build_model,
     path_check,
@@ -93,9 +94,24 @@ def test_path_check_can_fail():
     assert path_check([down[:1]])[0] == INCONCLUSIVE
 
 
+def test_anchor_rule_is_a_noninferiority_interval_over_seeds():
+    # top-1 - 0.779 = -0.004 / -0.007 / -0.001: mean -0.004, sd 0.003, t_{0.95,2} = 2.920
+    # -> L = -0.004 - 2.920 * 0.003 / sqrt(3) = -0.00906 > -0.012: held
+    held = anchor_test([0.775, 0.772, 0.778], 0.779, 0.012)
+    assert held.verdict == HELD and held.lower == pytest.approx(-0.004 - 2.919986 * 0.003 / math.sqrt(3), abs=1e-6)
+    # -0.019 / -0.014 / -0.017: U = -0.01667 + 2.920 * 0.00252 / sqrt(3) = -0.0124 < -0.012: not held
+    assert anchor_test([0.760, 0.765, 0.762], 0.779, 0.012).verdict == NOT_HELD
+    assert anchor_test([0.780, 0.750, 0.770], 0.779, 0.012).verdict == INCONCLUSIVE  # seeds too spread to tell
+    # one seed: one number against the bar 0.767, no interval
+    assert anchor_test([0.770], 0.779, 0.012).verdict == HELD
+    single = anchor_test([0.760], 0.779, 0.012)
+    assert single.verdict == NOT_HELD and "one seed: no interval" in single.evidence
+
+
 def test_smoke_trains_two_steps_on_a_generated_imagefolder(tmp_path):
     out, data = run_experiment("rexnet-imagenet", "smoke", out_dir=tmp_path / "run", overrides=["width_mult=0.5"])
     assert data["verdict"] == INCONCLUSIVE and "training-path check on proxy data" in data["evidence"]
+    assert "headline" not in data  # no ImageNet claim is tested on proxy data
     assert [c["headline"] for c in data["claims"]] == [True, False]
     assert data["claims"][1]["verdict"] == INCONCLUSIVE  # one epoch: no loss trend to read
     assert (out / "tiny_imagefolder" / "train" / "class_1" / "0.png").is_file()
@@ -107,3 +123,14 @@ def test_smoke_trains_two_steps_on_a_generated_imagefolder(tmp_path):
     assert data["metrics"]["method/epochs"] == 1.0 and "baseline/target_top1" not in data["metrics"]
     # 12 val images (6 per class): top-1 is a multiple of 1/12
     assert data["metrics"]["method/val_top1"] * 12 == pytest.approx(round(data["metrics"]["method/val_top1"] * 12))
+
+
+def test_folder_run_records_the_anchor_headline(tmp_path):
+    write_tiny_imagefolder(tmp_path / "data", classes=2, per_class=2)
+    _, data = run_experiment("rexnet-imagenet", "smoke", out_dir=tmp_path / "run",
+                             overrides=["dataset=folder", f"data_root={tmp_path / 'data'}", "epochs=2",
+                                        "width_mult=0.5"])
+    # one seed of a 2-step toy run: a single number far below the 0.767 bar
+    assert data["verdict"] == NOT_HELD and "one seed: no interval" in data["evidence"]
+    assert data["headline"]["verdict"] == NOT_HELD and data["headline"]["test"]["kind"] == "threshold"
+    assert data["claims"][0]["test"]["verdict"] == NOT_HELD and data["metrics"]["baseline/target_top1"] == 0.779
