@@ -40,7 +40,7 @@ def test_run_writes_the_contract_and_refuses_to_clobber(capsys, tmp_path):
     assert data["paper"] == "Nobody et al. (test only)"
     assert data["verdict"] == "held"
     assert data["metrics"] == {"method/value": 3.5, "baseline/value": 1.0}
-    assert "paired wins 3/3" in data["evidence"]
+    assert "wins 3/3" in data["evidence"]
     assert "offset: 2.5" in (out / "config.yaml").read_text()
     assert (out / "figures" / "curve.png").stat().st_size > 1000
     report = (out / "report.md").read_text()

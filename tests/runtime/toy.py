@@ -8,7 +8,7 @@ from torch import nn
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
-from reprozoo.runtime.verdict import superiority
+from reprozoo.runtime.verdict import Plan, decide, superiority
 
 
 class SmallCNN(nn.Module):
@@ -36,7 +36,8 @@ class ToyConfig(ExperimentConfig):
 def run_toy(cfg: ToyConfig, ctx) -> ExperimentResult:
     base = [float(s) for s in cfg.seeds]
     method = [b + cfg.offset for b in base]
-    verdict, evidence = superiority(method, base, margin=0.5, name="value")
+    head = decide(superiority(method, base, margin=0.5, name="value"),
+                  plan=Plan(2.0, "test only", 0.5, 1.0, "test only"))
     import matplotlib.pyplot as plt
 
     from reprozoo.runtime.report import save_figure
@@ -44,8 +45,8 @@ def run_toy(cfg: ToyConfig, ctx) -> ExperimentResult:
     fig, ax = plt.subplots()
     ax.plot(base, method)
     save_figure(fig, ctx.out_dir, "curve")
-    return ExperimentResult(verdict, evidence, {"method/value": sum(method) / len(method),
-                                                "baseline/value": sum(base) / len(base)})
+    return ExperimentResult.from_headline(head, {"method/value": sum(method) / len(method),
+                                                 "baseline/value": sum(base) / len(base)})
 
 
 @dataclass

@@ -1,0 +1,89 @@
+"""Runs of record as data (results/<experiment>/<preset>.json) and the README/docs text made from them."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tests.runtime.toy  # noqa: F401  (registers the `_toy` experiment)
+from reprozoo.cli import main
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime import records as R
+from reprozoo.runtime.runner import run_experiment
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _repo_like(root: Path, package: str = "toy") -> None:
+    (root / "docs").mkdir(parents=True)
+    (root / "README.md").write_text(f"# x\n\n{R.BEGIN}\nold table\n{R.END}\n\nrest\n")
+    (root / "docs" / f"{package}.md").write_text(f"# toy\n\nprose\n\n{R.BEGIN}\n{R.END}\n")
+
+
+def test_a_run_records_provenance_and_its_headline(tmp_path):
+    out, data = run_experiment("_toy", "quick", out_dir=tmp_path / "run", progress=False)
+    prov = data["provenance"]
+    assert set(prov) >= {"commit", "date", "machine", "threads", "load_avg_start", "wall_s", "cpu_s"}
+    assert prov["wall_s"] >= 0 and prov["cpu_s"] >= 0 and prov["threads"] >= 1
+    head = data["headline"]
+    # seeds 0, 1, 2 and offset 1: every paired difference is 1, so the interval is [1, 1] > margin 0.5
+    assert head["verdict"] == data["verdict"] == "held" and head["test"]["interval"] == [1.0, 1.0]
+    assert head["plan"]["planned_n"] == 5 and head["test"]["n"] == 3
+    assert "Headline test" in (out / "report.md").read_text()
+
+
+def test_record_then_write_and_check_docs(tmp_path):
+    out, _ = run_experiment("_toy", "quick", out_dir=tmp_path / "run", progress=False)
+    path = R.record_run(out, tmp_path / "results")
+    assert path == tmp_path / "results" / "_toy" / "quick.json"
+    records = R.load_records(tmp_path / "results")
+    assert records["_toy"]["quick"]["verdict"] == "held"
+    root = tmp_path / "repo"
+    _repo_like(root)
+    packages = {"_toy": "toy"}
+    assert R.stale_docs(root, records, packages) == [root / "README.md", root / "docs" / "toy.md"]
+    assert len(R.write_docs(root, records, packages)) == 2
+    assert R.stale_docs(root, records, packages) == []
+    readme = (root / "README.md").read_text()
+    assert "| _toy | quick | **held** | 1 [+1, +1] | 0.5 |" in readme and "old table" not in readme
+    assert readme.endswith("\n\nrest\n")
+    assert "#### `_toy`" in (root / "docs" / "toy.md").read_text()
+    # a number edited by hand in the generated block is caught
+    (root / "README.md").write_text(readme.replace("**held**", "**not held**"))
+    assert R.stale_docs(root, records, packages) == [root / "README.md"]
+
+
+def test_bad_records_say_what_is_wrong(tmp_path):
+    with pytest.raises(DataError, match="no metrics.json"):
+        R.record_run(tmp_path)
+    bad = tmp_path / "results" / "a" / "quick.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(json.dumps({"experiment": "b", "preset": "quick"}))
+    with pytest.raises(DataError, match="do not match"):
+        R.load_records(tmp_path / "results")
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "README.md").write_text("no markers\n")
+    with pytest.raises(ConfigError, match="markers"):
+        R.generated_docs(root, {}, {})
+
+
+def test_results_cli_records_and_checks(tmp_path, capsys):
+    from reprozoo.runtime.registry import get_experiment
+
+    out, _ = run_experiment("_toy", "smoke", out_dir=tmp_path / "run", progress=False)
+    root = tmp_path / "repo"
+    _repo_like(root, get_experiment("_toy").package)
+    res = str(tmp_path / "results")
+    assert main(["results", "--record", str(out), "--results", res, "--root", str(root), "--check"]) == 1
+    assert main(["results", "--results", res, "--root", str(root), "--write-docs", "--check"]) == 0
+    assert "agree with results/" in capsys.readouterr().out
+
+
+def test_the_repository_docs_agree_with_its_results():
+    """README.md and docs/*.md carry exactly the text generated from results/."""
+    from reprozoo.runtime.registry import list_experiments
+
+    records = R.load_records(REPO / "results")
+    packages = {s.name: s.package for s in list_experiments()}
+    assert R.stale_docs(REPO, records, packages) == []
