@@ -134,6 +134,8 @@ def results_cmd(
     write_docs: Annotated[bool, typer.Option("--write-docs", help="regenerate the results text of README.md "
                                              "and docs/<package>.md from results/")] = False,
     check: Annotated[bool, typer.Option("--check", help="exit 1 when README/docs disagree with results/")] = False,
+    label: Annotated[str | None, typer.Option(help="with --record: keep the run as an earlier run under this "
+                                              "label (results/<experiment>/history/)")] = None,
     results_dir: Annotated[Path, typer.Option("--results", help="folder of runs of record")] = Path("results"),
     root: Annotated[Path, typer.Option(help="repository root holding README.md and docs/")] = Path("."),
 ) -> None:
@@ -142,14 +144,14 @@ def results_cmd(
     from reprozoo.runtime.registry import list_experiments
 
     for run in record or []:
-        typer.echo(f"recorded {run} -> {R.record_run(run, results_dir)}")
-    data = R.load_records(results_dir)
+        typer.echo(f"recorded {run} -> {R.record_run(run, results_dir, label)}")
+    data, history = R.load_records(results_dir), R.load_history(results_dir)
     packages = {s.name: s.package for s in list_experiments()}
     if write_docs:
-        changed = R.write_docs(root, data, packages)
+        changed = R.write_docs(root, data, packages, history)
         typer.echo(f"{len(changed)} file(s) regenerated" + (": " + ", ".join(map(str, changed)) if changed else ""))
     if check:
-        stale = R.stale_docs(root, data, packages)
+        stale = R.stale_docs(root, data, packages, history)
         if stale:
             typer.echo("out of date with results/: " + ", ".join(map(str, stale))
                        + " (run `reprozoo results --write-docs`)", err=True)

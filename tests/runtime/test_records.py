@@ -48,9 +48,19 @@ def test_record_then_write_and_check_docs(tmp_path):
     assert "| _toy | quick | **held** | 1 [+1, +1] | 0.5 |" in readme and "old table" not in readme
     assert readme.endswith("\n\nrest\n")
     assert "#### `_toy`" in (root / "docs" / "toy.md").read_text()
+    # an earlier run kept under a label is rendered beside the run of record
+    old = R.record_run(out, tmp_path / "results", label="before-fix")
+    assert old.name == "quick--before-fix.json" and old.parent.name == "history"
+    hist = R.load_history(tmp_path / "results")
+    assert hist["_toy"][0]["label"] == "before-fix" and R.load_records(tmp_path / "results") == records
+    R.write_docs(root, records, packages, hist)
+    assert "Earlier runs of record" in (root / "docs" / "toy.md").read_text()
+    with pytest.raises(ConfigError, match="label"):
+        R.record_run(out, tmp_path / "results", label="a b")
+    readme = (root / "README.md").read_text()
     # a number edited by hand in the generated block is caught
     (root / "README.md").write_text(readme.replace("**held**", "**not held**"))
-    assert R.stale_docs(root, records, packages) == [root / "README.md"]
+    assert R.stale_docs(root, records, packages, hist) == [root / "README.md"]
 
 
 def test_bad_records_say_what_is_wrong(tmp_path):
@@ -84,6 +94,14 @@ def test_the_repository_docs_agree_with_its_results():
     """README.md and docs/*.md carry exactly the text generated from results/."""
     from reprozoo.runtime.registry import list_experiments
 
-    records = R.load_records(REPO / "results")
+    records, history = R.load_records(REPO / "results"), R.load_history(REPO / "results")
     packages = {s.name: s.package for s in list_experiments()}
-    assert R.stale_docs(REPO, records, packages) == []
+    assert R.stale_docs(REPO, records, packages, history) == []
+
+
+def test_every_experiment_has_a_quick_run_of_record():
+    from reprozoo.runtime.registry import list_experiments
+
+    records = R.load_records(REPO / "results")
+    missing = [s.name for s in list_experiments() if not s.name.startswith("_") and "quick" not in records.get(s.name, {})]
+    assert missing == []

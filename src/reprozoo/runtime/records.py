@@ -72,8 +72,12 @@ def record_path(results_dir: str | Path, experiment: str, preset: str) -> Path:
     return Path(results_dir) / experiment / f"{preset}.json"
 
 
-def record_run(run_dir: str | Path, results_dir: str | Path = "results") -> Path:
-    """Make the run in ``run_dir`` the run of record of its experiment and preset."""
+def record_run(run_dir: str | Path, results_dir: str | Path = "results", label: str | None = None) -> Path:
+    """Make the run in ``run_dir`` the run of record of its experiment and preset; with ``label``, keep
+    it instead as an earlier run (``results/<experiment>/history/<preset>--<label>.json``: a setting
+    or rule that was changed later, kept with its numbers)."""
+    if label is not None and (not label or not all(c.isalnum() or c in "-_." for c in label)):
+        raise ConfigError(f"a record label uses letters, digits, '-', '_' and '.', got {label!r}")
     src = Path(run_dir) / "metrics.json"
     if not src.is_file():
         raise DataError(f"{run_dir} holds no metrics.json (is it a finished run folder?)")
@@ -85,6 +89,9 @@ def record_run(run_dir: str | Path, results_dir: str | Path = "results") -> Path
     if "provenance" not in data:
         raise DataError(f"{src} has no provenance (made before runs recorded it); run the experiment again")
     path = record_path(results_dir, data["experiment"], data["preset"])
+    if label is not None:
+        data["label"] = label
+        path = path.parent / "history" / f"{data['preset']}--{label}.json"
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
 
@@ -101,6 +108,17 @@ def load_records(results_dir: str | Path = "results") -> dict[str, dict[str, dic
             raise DataError(f"{path}: its experiment/preset ({data.get('experiment')}/{data.get('preset')}) "
                             "do not match its place in results/")
         out.setdefault(path.parent.name, {})[path.stem] = data
+    return out
+
+
+def load_history(results_dir: str | Path = "results") -> dict[str, list[dict[str, Any]]]:
+    """``{experiment: [earlier record, ...]}`` from ``results/<experiment>/history/*.json``, oldest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(results_dir).glob("*/history/*.json")):
+        data = json.loads(path.read_text())
+        out.setdefault(path.parent.parent.name, []).append(data)
+    for items in out.values():
+        items.sort(key=lambda d: d.get("provenance", {}).get("date", ""))
     return out
 
 
@@ -140,7 +158,8 @@ def results_table(records: dict[str, dict[str, dict[str, Any]]], experiments: li
     return "\n".join(rows)
 
 
-def experiment_section(name: str, records: dict[str, dict[str, Any]]) -> str:
+def experiment_section(name: str, records: dict[str, dict[str, Any]],
+                       history: list[dict[str, Any]] | None = None) -> str:
     """The generated results section of one experiment: per preset, verdict, evidence, the headline
     test with its gates and plan, and every sub-claim."""
     from reprozoo.runtime.report import _md_table, headline_rows
@@ -156,6 +175,11 @@ def experiment_section(name: str, records: dict[str, dict[str, Any]]) -> str:
         if subs:
             parts += [_md_table([{"sub-claim": c["claim"], "verdict": c["verdict"], "evidence": c["evidence"]}
                                  for c in subs]), ""]
+    if history:
+        parts += ["Earlier runs of record (kept with their numbers when a rule or setting changed later):", "",
+                  _md_table([{"run": f"{d['preset']} — {d.get('label', '')}", "when": _when(d),
+                              "verdict": d["verdict"], "headline estimate [90% CI]": _headline_cells(d)[0],
+                              "evidence": d["evidence"]} for d in history]), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -168,10 +192,12 @@ def _replace_block(text: str, block: str, where: str) -> str:
 
 
 def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]]],
-                   packages: dict[str, str]) -> dict[Path, str]:
+                   packages: dict[str, str], history: dict[str, list[dict[str, Any]]] | None = None
+                   ) -> dict[Path, str]:
     """The new text of README.md and of every docs/<package>.md that has records (``packages`` maps
-    experiment -> package)."""
+    experiment -> package; ``history`` the earlier runs per experiment)."""
     root = Path(root)
+    history = history or {}
     out: dict[Path, str] = {}
     readme = root / "README.md"
     out[readme] = _replace_block(readme.read_text(), results_table(records), "README.md")
@@ -182,20 +208,20 @@ def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]
         doc = root / "docs" / f"{pkg}.md"
         if not pkg or not doc.is_file():
             raise ConfigError(f"no docs/{pkg}.md for the records of {', '.join(names)}")
-        block = "\n".join(experiment_section(n, records[n]) for n in names)
+        block = "\n".join(experiment_section(n, records[n], history.get(n)) for n in names)
         out[doc] = _replace_block(doc.read_text(), block, str(doc.relative_to(root)))
     return out
 
 
-def write_docs(root: str | Path, records, packages) -> list[Path]:
+def write_docs(root: str | Path, records, packages, history=None) -> list[Path]:
     changed = []
-    for path, text in generated_docs(root, records, packages).items():
+    for path, text in generated_docs(root, records, packages, history).items():
         if path.read_text() != text:
             atomic_write_text(path, text)
             changed.append(path)
     return changed
 
 
-def stale_docs(root: str | Path, records, packages) -> list[Path]:
+def stale_docs(root: str | Path, records, packages, history=None) -> list[Path]:
     """Files whose generated results text differs from what the records give."""
-    return [p for p, text in generated_docs(root, records, packages).items() if p.read_text() != text]
+    return [p for p, text in generated_docs(root, records, packages, history).items() if p.read_text() != text]
