@@ -6,10 +6,12 @@ A checkpoint is a ``torch.save`` dict loadable with ``weights_only=True``::
      "mean": [r, g, b], "std": [r, g, b], "image_size": 224, "synthetic": True}
 
 ``mean``/``std`` are on the [0, 1] RGB scale; ``synthetic`` says the model saw only generated
-portraits (``reprozoo segment`` warns about the domain gap). :class:`Segmenter` *letterboxes* any
-input: it resizes the image so its longer side is ``image_size`` (aspect ratio kept), pads the
-rest with gray 0.5 (the training augmentation's padding colour), runs the model, cuts the padding
-off the foreground probability and resizes it back to the input size.
+portraits (``reprozoo segment`` warns about the domain gap); an optional ``fit`` is ``"letterbox"``
+(default) or ``"stretch"``. :class:`Segmenter` *letterboxes* any input: it resizes the image so its
+longer side is ``image_size`` (aspect ratio kept), pads the rest with gray 0.5 (the training
+augmentation's padding colour), runs the model, cuts the padding off the foreground probability and
+resizes it back to the input size. ``fit="stretch"`` resizes to ``image_size`` squared instead, as
+the official code does; :meth:`Segmenter.pretrained` (the bundled official weights) uses it.
 """
 
 from __future__ import annotations
