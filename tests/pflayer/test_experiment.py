@@ -1,9 +1,11 @@
 import json
+import math
 
 import pytest
+from scipy import stats
 
 from reprozoo.errors import ConfigError
-from reprozoo.pflayer.experiment import ACC_MARGIN, OpsConfig, decide, ordering_claims, sweep_claim
+from reprozoo.pflayer.experiment import ACC_MARGIN, PLAN, OpsConfig, decide, ordering_claims, sweep_claim
 from reprozoo.runtime.runner import run_experiment
 
 PARAMS = {"maxpool": 32_602, "depthwise": 33_834, "avgpool": 32_602, "identity": 32_602}
@@ -20,13 +22,21 @@ def test_margin_is_fixed_in_code():
 
 
 def test_rule_held_when_close_to_depthwise_with_fewer_params_and_faster():
-    verdict, evidence = decide(_accs((0.795, 0.80, 0.785)), PARAMS, FAST)
+    head = decide(_accs((0.795, 0.80, 0.785)), PARAMS, FAST)
+    verdict, evidence = head
     assert verdict == "held", evidence
-    assert "strongest cheap alternative 'depthwise'" in evidence and "lost as required" in evidence
+    assert "strongest cheap alternative 'depthwise'" in evidence and "negative control" in evidence
+    # by hand: paired differences -0.005 / -0.01 / -0.005, mean -0.00667, sd 0.002887, t_{0.95,2} = 2.920
+    # -> L = -0.00667 - 2.920 * 0.002887 / sqrt(3) = -0.0115 > -0.02
+    lower = -0.02 / 3 - stats.t.ppf(0.95, 2) * 0.0028868 / math.sqrt(3)
+    assert head.test.lower == pytest.approx(lower, abs=1e-6) and head.test.lower == pytest.approx(-0.0115, abs=1e-4)
+    rec = head.record()
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 24 and rec["test"]["kind"] == "noninferiority"
+    assert rec["negative_control"][0]["verdict"] == "held"
 
 
 def test_rule_not_held_when_max_pool_loses_to_the_strongest_alternative():
-    # avg-pool is the strongest cheap alternative here, and max-pool trails it by ~5 points
+    # avg-pool is the strongest cheap alternative here, and max-pool trails it by 5 points on every seed
     accs = _accs((0.75, 0.76, 0.74), depthwise=(0.70, 0.71, 0.69), avgpool=(0.80, 0.81, 0.79))
     verdict, evidence = decide(accs, PARAMS, FAST)
     assert verdict == "not held" and "'avgpool'" in evidence
@@ -34,27 +44,37 @@ def test_rule_not_held_when_max_pool_loses_to_the_strongest_alternative():
 
 def test_rule_not_held_when_not_faster():
     slow = {"maxpool": {1: 1.0, 64: 15.0}, "depthwise": {1: 1.5, 64: 14.0}}
-    verdict, evidence = decide(_accs((0.80, 0.81, 0.79)), PARAMS, slow)
-    assert verdict == "not held" and "NOT faster" in evidence
+    head = decide(_accs((0.80, 0.81, 0.79)), PARAMS, slow)
+    assert head.verdict == "not held" and "NOT faster" in head.evidence
+    assert head.test.lower > -ACC_MARGIN  # the accuracy part alone is held; the speed part is not
 
 
 def test_rule_inconclusive_when_identity_control_does_not_lose():
     accs = _accs((0.80, 0.81, 0.79), identity=(0.79, 0.80, 0.80))
     verdict, evidence = decide(accs, PARAMS, FAST)
-    assert verdict == "inconclusive" and "DID NOT LOSE" in evidence
+    assert verdict == "inconclusive" and "cannot separate arms" in evidence and "(FAILED)" in evidence
 
 
 def test_ordering_and_sweep_claims():
     accs = {"conv3x3": [0.9, 0.91, 0.9], "hybrid": [0.85, 0.86, 0.85], "depthwise": [0.8, 0.8, 0.81],
             **{k: v for k, v in _accs((0.80, 0.805, 0.80)).items() if k != "depthwise"}}
-    got = {c["claim"]: c["verdict"] for c in ordering_claims(accs)}
-    assert got["3x3 conv >= hybrid (within the margin)"] == "held"
-    assert got["depthwise ~ max-pool (each within the margin of the other)"] == "held"
-    assert got["max-pool > avg-pool (by more than the margin)"] == "held"
-    assert got["max-pool within the margin of the regular 3x3 conv"] == "not held"
+    got = {c["claim"]: c for c in ordering_claims(accs)}
+    assert got["3x3 conv >= hybrid (within the margin)"]["verdict"] == "held"
+    same = got["depthwise ~ max-pool (each within the margin of the other)"]
+    assert same["verdict"] == "held" and same["test"]["kind"] == "equivalence"  # [-0.0146, +0.0112] inside ±0.02
+    assert got["max-pool > avg-pool (by more than the margin)"]["verdict"] == "held"
+    assert got["max-pool within the margin of the regular 3x3 conv"]["verdict"] == "not held"
     sweep = sweep_claim({0.5: _accs((0.6, 0.61, 0.6), depthwise=(0.7, 0.7, 0.71)), 1.0: _accs((0.8, 0.8, 0.8))})
     assert sweep["verdict"] == "not held"
     assert sweep_claim({1.0: _accs((0.8, 0.8, 0.8))}) is None
+
+
+def test_equivalence_is_inconclusive_when_the_interval_straddles_the_margin():
+    # max-pool - depthwise = -0.02 / +0.02 / +0.01: [-0.0318, +0.0385] is neither inside ±0.02 nor beyond it
+    # (the old pair of 2-SE non-inferiority tests called this "not held")
+    accs = {**_accs((0.78, 0.83, 0.80)), "depthwise": [0.80, 0.81, 0.79]}
+    got = {c["claim"]: c["verdict"] for c in ordering_claims(accs)}
+    assert got["depthwise ~ max-pool (each within the margin of the other)"] == "inconclusive"
 
 
 @pytest.mark.parametrize("override, msg", [
@@ -90,3 +110,5 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
                                                               "width_sweep.png"}
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["verdict"] == data["verdict"]
+    assert stored["headline"]["verdict"] == "inconclusive" and stored["headline"]["plan"]["planned_n"] == 24
+    assert stored["headline"]["test"]["n"] == 1 and stored["claims"][0]["test"]["test"]["kind"] == "noninferiority"
