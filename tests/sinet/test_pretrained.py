@@ -185,3 +185,13 @@ def test_onnx_deployment_export_of_the_pretrained_model_matches_pytorch(tmp_path
     assert diff <= 1e-4 * float(ref.abs().max())  # measured 8.1e-6 (logits up to ~10)
     flipped = out.argmax(1) != ref.argmax(1).numpy()
     assert not (flipped & (np.abs(ref[:, 1] - ref[:, 0]).numpy() >= 1e-3)).any()
+
+
+def test_export_cli_without_checkpoint_uses_the_bundled_weights(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "sinet.onnx"
+    assert main(["export", "sinet", "--onnx", str(out), "--size", "64", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "input 'image' 1x3x64x64 RGB in [0,1]" in text
+    diff = float(text.rsplit("=", 1)[1])
+    assert diff <= 1e-4
