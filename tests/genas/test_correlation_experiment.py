@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from reprozoo.errors import ConfigError
 from reprozoo.genas.correlation import (
@@ -12,7 +13,7 @@ from reprozoo.genas.correlation import (
     spearman,
     top_k_agreement,
 )
-from reprozoo.genas.experiment import PROXIES, TARGETS, CorrelationConfig, decide
+from reprozoo.genas.experiment import PROXIES, TARGETS, TAU_MARGIN, TAU_PLAN, CorrelationConfig, decide
 from reprozoo.runtime.runner import run_experiment
 
 
@@ -40,25 +41,49 @@ CI_OK = {t: (-0.1, 0.1) for t in TARGETS}
 
 
 def test_rule_held_when_flatness_beats_both():
-    v, e, claims = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]), CI_OK)
-    assert v == "held" and [c["verdict"] for c in claims] == ["held", "held"]
+    head, claims = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]), CI_OK)
+    assert head.verdict == "held" and [c["verdict"] for c in claims] == ["held", "held"]
+    # the gains over val_loss are 0.20, 0.23, 0.25: L = 0.2267 - t(0.95, 2) * 0.0252 / sqrt(3) = 0.184 > 0.05
+    d = np.array([0.2, 0.23, 0.25])
+    assert head.test.verdict == "held"
+    low = d.mean() - stats.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert low == pytest.approx(0.1842, abs=1e-4) and low > TAU_MARGIN
+    assert head.gates["negative_control"][0].verdict == "held" and head.plan == TAU_PLAN
 
 
 def test_rule_not_held_when_the_loss_term_explains_the_gain():
-    v, e, claims = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.5, 0.56, 0.6]), CI_OK)
-    assert v == "not held" and "explained by the loss" in e
+    head, claims = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.5, 0.56, 0.6]), CI_OK)
+    assert head.verdict == "not held" and "explained by the loss" in head.evidence
     assert [c["verdict"] for c in claims] == ["held", "not held"]
+    # the deciding part: gains over val_loss 0, -0.01, 0 -> U = -0.0033 + t * 0.00577 / sqrt(3) = 0.0064 < 0.05
+    assert head.test.upper == pytest.approx(-0.01 / 3 + stats.t.ppf(0.95, 2) * np.std([0, -0.01, 0], ddof=1) / np.sqrt(3))
+    assert head.test.upper < TAU_MARGIN
 
 
 def test_rule_not_held_when_flatness_loses_to_the_strongest_alternative():
-    v, e, _ = decide(_taus([0.2, 0.25, 0.3], [0.1, 0.15, 0.2], [0.5, 0.55, 0.6]), CI_OK)
-    assert v == "not held"
+    head, _ = decide(_taus([0.2, 0.25, 0.3], [0.1, 0.15, 0.2], [0.5, 0.55, 0.6]), CI_OK)
+    assert head.verdict == "not held"
+
+
+def test_rule_inconclusive_when_the_intervals_cannot_tell():
+    # gains over val_acc of 0.10, 0.02, 0.18: the interval [-0.035, +0.235] contains the margin
+    head, claims = decide(_taus([0.5, 0.42, 0.68], [0.4, 0.4, 0.5], [0.1, 0.1, 0.1]), CI_OK)
+    assert head.verdict == "inconclusive" and claims[0]["verdict"] == "inconclusive"
+    assert (head.test.lower, head.test.upper) == pytest.approx((-0.0349, 0.2349), abs=1e-4)
+    assert "underpowered" in head.evidence  # the run's MDE is far above the plan's SESOI
 
 
 def test_rule_inconclusive_when_the_random_control_correlates():
-    v, e, _ = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]),
+    head, _ = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]),
                      {"test": (0.05, 0.3), "shift": (-0.1, 0.1)})
-    assert v == "inconclusive" and "DID NOT LOSE" in e
+    assert head.verdict == "inconclusive" and "cannot separate arms" in head.evidence
+    assert [g.verdict for g in head.gates["negative_control"]] == ["not held", "held"]
+
+
+def test_fewer_than_three_seeds_is_inconclusive():
+    taus = {t: {p: v[:2] for p, v in d.items()} for t, d in _taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2],
+                                                                 [0.3, 0.32, 0.35]).items()}
+    assert decide(taus, CI_OK)[0].verdict == "inconclusive"
 
 
 def test_config_checks_before_any_work():
@@ -74,6 +99,8 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
                                overrides=["executor.kind=serial"], progress=False)
     m = data["metrics"]
     assert data["verdict"] == "inconclusive"  # one seed: the rule needs three
+    assert data["headline"]["plan"]["planned_n"] == TAU_PLAN.planned_n
+    assert len(data["headline"]["negative_control"]) == 2  # the random score, test and shifted test
     assert m["data/n_architectures"] == 6
     assert all(-1 <= m[f"{g}/{p}_tau_test"] <= 1 for p in PROXIES
                for g in ("method", "baseline", "control") if f"{g}/{p}_tau_test" in m)

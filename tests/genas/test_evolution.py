@@ -105,7 +105,27 @@ def test_search_smoke_preset(tmp_path):
                              progress=False)
     m = data["metrics"]
     assert data["verdict"] == "inconclusive"  # one seed
+    assert data["headline"]["negative_control"][0]["kind"] == "superiority" and "plan" in data["headline"]
     assert set(m) == {f"{g}/{p}_winner_{t}_acc" for g, p in (("method", "flatness"), ("baseline", "val_acc"),
                                                              ("baseline", "val_loss"), ("control", "random"))
                       for t in ("test", "shift")}
     assert all(0 <= v <= 1 for v in m.values())
+
+
+def test_search_rule_on_crafted_winners():
+    from reprozoo.genas.search_experiment import ACC_MARGIN, ACC_PLAN, decide
+
+    def per(flat, acc, loss, rand):
+        return {t: {"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand)}
+                for t in ("test", "shift")}
+
+    base = [0.90, 0.91, 0.92]
+    head, claims = decide(per(np.add(base, [0.03, 0.04, 0.035]), base, np.add(base, -0.01), np.add(base, -0.02)))
+    # gains over val_acc 0.03, 0.04, 0.035: L = 0.035 - t(0.95, 2) * 0.005 / sqrt(3) = 0.0266 > 0.01
+    assert head.verdict == "held" and [c["verdict"] for c in claims] == ["held", "held", "held"]
+    assert head.test.lower == pytest.approx(0.035 - 2.919986 * 0.005 / np.sqrt(3), abs=1e-6)
+    assert ACC_PLAN.planned_n is None and ACC_PLAN.sesoi < ACC_MARGIN  # the paper's gain is below the margin here
+    head, _ = decide(per(np.add(base, 0.03), base, np.add(base, 0.03), np.add(base, -0.02)))
+    assert head.verdict == "not held" and "the gain is the loss term's" in head.evidence
+    head, _ = decide(per(np.add(base, 0.03), base, np.add(base, -0.01), np.add(base, 0.03)))
+    assert head.verdict == "inconclusive" and "cannot separate arms" in head.evidence  # random search does as well
