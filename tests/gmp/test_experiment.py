@@ -2,10 +2,18 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from reprozoo.errors import ConfigError
 from reprozoo.gmp.data import make_split, make_world
-from reprozoo.gmp.experiment import GmpConfig, decide
+from reprozoo.gmp.experiment import (
+    SINGLE_MARGIN,
+    SINGLE_PLAN,
+    TWO_PART_MARGIN,
+    TWO_PART_PLAN,
+    GmpConfig,
+    decide,
+)
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
@@ -19,28 +27,43 @@ def _scores(pps, cpl, pps1g, whole, single=(0.6, 0.62, 0.61), cpl_single=(0.6, 0
 
 
 def test_rule_holds_when_pps_beats_the_strongest_alternative_and_ties_on_single():
-    v, e, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)))
-    assert v == HELD and "strongest alternative PPS-1G" in e
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)))
+    assert head.verdict == HELD and "strongest alternative PPS-1G" in head.evidence
     assert [c["verdict"] for c in claims] == [HELD, HELD, HELD, HELD, NOT_HELD]
+    assert head.plan == TWO_PART_PLAN and claims[1]["test"]["plan"]["sesoi"] == SINGLE_PLAN.sesoi
+    # single-block: differences 0, +0.01, +0.01 -> L = 0.0067 - t(0.95, 2) * 0.0058 / sqrt(3) = -0.0031 > -0.03
+    single = claims[1]["test"]["test"]
+    assert single["kind"] == "noninferiority" and single["interval"][0] == pytest.approx(-0.0031, abs=1e-4)
 
 
 def test_rule_is_not_held_when_pps_loses_to_the_strongest_alternative():
     # PPS beats CPL clearly but not PPS-1G: the gain comes from the scheme, not the mixture
-    v, e, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.61, 0.63, 0.62), (0.2, 0.2, 0.21)))
-    assert v == NOT_HELD and claims[0]["verdict"] == NOT_HELD
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.61, 0.63, 0.62), (0.2, 0.2, 0.21)))
+    assert head.verdict == NOT_HELD and claims[0]["verdict"] == NOT_HELD
+    # gains over PPS-1G -0.01, -0.01, +0.02: mean 0, SD 0.01 sqrt(3), so U = t(0.95, 2) x 0.01 = 0.0292 < 0.03
+    assert head.test.upper == pytest.approx(stats.t.ppf(0.95, 2) * 0.01) and head.test.upper < TWO_PART_MARGIN
     vs = {c["claim"].split(" on two-part")[0]: c["verdict"] for c in claims if not c["headline"]}
     assert vs["PPS beats CPL"] == HELD and vs["PPS beats PPS-1G"] == NOT_HELD
 
 
+def test_rule_is_inconclusive_when_the_interval_cannot_tell():
+    # gains over PPS-1G of +0.02, +0.20, +0.05: the interval contains the margin; underpowered
+    head, claims = decide(_scores((0.47, 0.67, 0.51), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)))
+    assert head.verdict == INCONCLUSIVE and head.test.lower < TWO_PART_MARGIN < head.test.upper
+    assert "underpowered" in head.evidence
+
+
 def test_rule_is_inconclusive_when_the_whole_video_control_does_not_lose():
-    v, e, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.45, 0.46, 0.47)))
-    assert claims[0]["verdict"] == INCONCLUSIVE and v == INCONCLUSIVE and "DID NOT LOSE" in e
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.45, 0.46, 0.47)))
+    assert claims[0]["verdict"] == INCONCLUSIVE and head.verdict == INCONCLUSIVE
+    assert "cannot separate arms" in head.evidence
 
 
 def test_rule_fails_when_single_block_events_get_worse():
-    v, _, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21),
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21),
                                   single=(0.50, 0.52, 0.51)))
-    assert claims[0]["verdict"] == HELD and claims[1]["verdict"] == NOT_HELD and v == NOT_HELD
+    assert claims[0]["verdict"] == HELD and claims[1]["verdict"] == NOT_HELD and head.verdict == NOT_HELD
+    assert head.test.kind == "noninferiority" and head.test.upper < -SINGLE_MARGIN  # the deciding part
 
 
 def test_bad_settings_are_refused_before_any_work(tmp_path):
@@ -56,6 +79,8 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
 def test_smoke_preset_runs_the_whole_path(tmp_path):
     out, m = run_experiment("gmp-grounding", "smoke", out_dir=tmp_path / "run", progress=False)
     assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 5
+    assert m["headline"]["verdict"] == m["verdict"] and len(m["headline"]["negative_control"]) == 2
+    assert m["headline"]["plan"]["sesoi"] in (TWO_PART_PLAN.sesoi, SINGLE_PLAN.sesoi)
     met = m["metrics"]
     for arm in ("pps", "cpl", "pps1g", "whole"):
         group = {"pps": "method", "whole": "control"}.get(arm, "baseline")
