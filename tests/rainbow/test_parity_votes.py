@@ -160,9 +160,14 @@ def test_vr_slots_do_what_the_official_list_does():
     assert torch.equal(out[10], torch.where(img[0] >= 64, 255 - img[0], img[0]))  # Solarize 64
 
 
-def test_official_loader_rejects_foreign_state_dicts():
+def test_official_loader_rejects_foreign_state_dicts(tmp_path):
     state = load_file(str(FIX / "model.safetensors"))
     assert "blocks.1.shortcut.0.weight" in convert_official_resnet(state)
+    torch.save({"state_dict": state}, tmp_path / "official.pt")
+    a, b = load_official_resnet(tmp_path / "official.pt"), load_official_resnet(state)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
     with pytest.raises(CheckpointError, match="unexpected key"):
         convert_official_resnet({**state, "extra.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="official Rainbow Memory"):
