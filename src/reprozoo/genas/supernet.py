@@ -35,6 +35,10 @@ class SupernetConfig:
     weight_decay: float = 5e-4
     batch_size: int = 64
     grad_clip: float = 5.0
+    # train on uniformly random labels (RLNAS's option in the GeNAS code, `--random_label`): the GeNAS
+    # README trains with `--random_label 0` (ground truth), the argument's default is 1
+    random_labels: bool = False
+    label_seed: int | None = None  # None: the training seed (the official code uses its --seed)
 
     def validate(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
@@ -74,6 +78,28 @@ class SPOSStep:
         return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean().item()}
 
 
+def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """``n`` labels uniform in ``0..num_classes-1``, as the official random-label datasets draw
+    them: numpy's legacy generator seeded with ``seed``, then ``randint(0, num_classes, n)``."""
+    if n < 0 or num_classes < 1:
+        raise ConfigError(f"random labels need n >= 0 and num_classes >= 1, got {n} and {num_classes}")
+    return torch.as_tensor(np.random.RandomState(int(seed)).randint(0, num_classes, n), dtype=torch.long)
+
+
+class RandomLabelDataset:
+    """``dataset`` with its labels replaced by :func:`random_labels` (fixed for the whole training)."""
+
+    def __init__(self, dataset, num_classes: int, seed: int):
+        self.dataset, self.labels = dataset, random_labels(len(dataset), num_classes, seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = self.dataset[i]
+        return (item[0], self.labels[i], *item[2:])
+
+
 def sgd_cosine(model: nn.Module, cfg: SupernetConfig, epochs: int):
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                           weight_decay=cfg.weight_decay)
@@ -85,8 +111,15 @@ def train_supernet(model: nn.Module, train_data, cfg: SupernetConfig, *, seed: i
                    out_dir: str | Path | None = None, resume: bool = False,
                    sampler: Callable[[], Any] | None = None, progress: bool | None = False,
                    device: str = "cpu") -> dict[str, torch.Tensor]:
-    """Train ``model`` in place with SPOS; returns theta_init (a state-dict copy from before the first step)."""
+    """Train ``model`` in place with SPOS; returns theta_init (a state-dict copy from before the first step).
+
+    ``cfg.random_labels`` trains on random labels (seeded by ``cfg.label_seed``, else ``seed``)."""
     cfg.validate()
+    if cfg.random_labels:
+        num_classes = getattr(model, "num_classes", None)
+        if not num_classes:
+            raise ConfigError("random-label training needs a model with a num_classes attribute")
+        train_data = RandomLabelDataset(train_data, num_classes, seed if cfg.label_seed is None else cfg.label_seed)
     theta_init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt, sched = sgd_cosine(model, cfg, cfg.epochs)
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip, seed=seed,
