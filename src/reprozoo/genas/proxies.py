@@ -1,9 +1,12 @@
 """Proxies that rank sub-networks of a trained supernet, behind one interface:
 ``proxy.score(supernet, genotype, data) -> float`` (larger is better).
 
-Every proxy except the random control first sets the genotype's path and recalibrates
-BatchNorm on training batches; the supernet's parameters and buffers are restored exactly
-afterwards, so scoring never changes the supernet.
+Every proxy except the angle and the random control first sets the genotype's path and
+recalibrates BatchNorm on training batches; the supernet's parameters and buffers are restored
+exactly afterwards, so scoring never changes the supernet. The default recalibration is the
+official GeNAS one (``get_cand_acc`` / ``get_cand_wlm``): running statistics reset to 0 / 1, then
+train-mode forwards with momentum 0.1 (:func:`proxy_data` adds the official 14 fresh shuffled
+batches of 64 per candidate); SPOS's exact average is ``recal_mode="cumulative"``.
 
 - :class:`Flatness` — GeNAS (Jeong et al., IJCAI 2023): add Gaussian noise of growing std to the
   weights, measure the held-out loss at each level, ``F = 1 / (S + 1e-5)`` with
