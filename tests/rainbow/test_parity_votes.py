@@ -141,6 +141,10 @@ def test_vote_sets_are_seeded_and_vr_needs_twelve_votes():
         assert torch.equal(torch.get_rng_state(), state), name
         assert a.shape == (36, 1, 32, 32) and torch.equal(a, vs.copies(x, 12, torch.Generator().manual_seed(1)))
         assert not torch.equal(a, vs.copies(x, 12, torch.Generator().manual_seed(2))), name
+    one = make_vote_set("vr_randaug")(x, torch.Generator().manual_seed(1))  # one copy per image
+    assert one.shape == x.shape and torch.equal(one, make_vote_set("vr_randaug").copies(x, 1, torch.Generator().manual_seed(1)))
+    with pytest.raises(ConfigError, match="copies"):
+        make_vote_set("vr")(x)
     with pytest.raises(ConfigError, match="n_votes=12"):
         RainbowPolicy("vr", n_votes=8)
     with pytest.raises(ConfigError, match="n_votes=12"):

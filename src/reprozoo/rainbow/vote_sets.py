@@ -148,6 +148,13 @@ class VoteSet:
         out = [from_pil(self.apply_one(p, k, i, params), c) for k in range(n_votes) for i, p in enumerate(pils)]
         return (torch.stack(out).float() / 255.0).to(x.device)
 
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One perturbed copy of every image (the callable interface of the other perturbations)."""
+        if self.fixed_votes is not None:
+            raise ConfigError(f"the '{self.name}' vote set gives each vote its own perturbation; use "
+                              f".copies(x, {self.fixed_votes}, generator)")
+        return self.copies(x, 1, generator)
+
     def copies(self, x: torch.Tensor, n_votes: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.check_votes(n_votes)
         params = self.draw(len(x), n_votes, x.shape[-2], x.shape[-1], generator)
