@@ -1,7 +1,18 @@
+import numpy as np
 import pytest
+from scipy import stats
 
 from reprozoo.errors import ConfigError
-from reprozoo.nara.experiment import CONTROL, NaraConfig, claim_text, decide, quality_verdict
+from reprozoo.nara.experiment import (
+    CALL_MARGIN,
+    CALL_PLAN,
+    CONTROL,
+    TIME_PLAN,
+    NaraConfig,
+    claim_text,
+    decide,
+    quality_verdict,
+)
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
@@ -31,27 +42,42 @@ def _head(claims):
 
 
 def test_headline_held_when_nara_beats_the_strongest_alternative_and_the_control_loses():
-    claims, metrics = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5)})
+    head, claims, metrics = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5)})
     (h,) = _head(claims)
-    assert h["verdict"] == HELD
+    assert h["verdict"] == head.verdict == HELD
     assert "strongest alternative 'jacobi+prior'" in h["evidence"]  # 4.6 calls beats exact Jacobi's 6
     assert metrics["method/digits_calls_best_alternative_over_nara"] == pytest.approx(4.6 / 3.0)
     assert metrics["method/digits_nara_speedup"] == pytest.approx(64 / 3.0)
+    # the plan is declared relative to the alternative's mean and recorded in calls
+    assert head.plan.margin == pytest.approx(CALL_MARGIN * 4.6) and head.plan.sesoi == pytest.approx(0.10 * 4.6)
+    assert head.plan.planned_n == CALL_PLAN.planned_n
+
+
+def test_headline_inconclusive_when_the_saving_is_noisy():
+    evs = _seeds(nara=3.0, jp=4.6, control=6.5)
+    for ev, saving in zip(evs, (0.5, 0.05, 0.4)):  # calls saved against Jacobi from Q, per seed
+        ev["test"]["nara"]["calls"] = ev["test"]["jacobi+prior"]["calls"] - saving
+    head, claims, _ = decide({"digits": evs})
+    # mean 0.3167, SD 0.2363: L = 0.3167 - t(0.95, 2) * 0.2363 / sqrt(3) = -0.082 < 0.23 (5% of 4.6) < U
+    d = np.array([0.5, 0.05, 0.4])
+    assert head.test.lower == pytest.approx(d.mean() - stats.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3))
+    assert head.test.lower == pytest.approx(-0.0816, abs=1e-4) and head.test.upper > CALL_MARGIN * 4.6
+    assert head.verdict == INCONCLUSIVE and "underpowered" in head.evidence
 
 
 def test_headline_not_held_when_nara_loses_to_the_strongest_alternative():
     # NARA (5.0) beats exact Jacobi (6.0) but not Jacobi from the prior (4.6); the control loses
-    claims, _ = decide({"digits": _seeds(nara=5.0, jp=4.6, control=8.0)})
+    head, claims, _ = decide({"digits": _seeds(nara=5.0, jp=4.6, control=8.0)})
     (h,) = _head(claims)
-    assert h["verdict"] == NOT_HELD
+    assert h["verdict"] == head.verdict == NOT_HELD
     # the sub-claim against sequential still holds: 64 / 5 = 12.8x fewer calls
     assert claims[1]["verdict"] == HELD
 
 
 def test_headline_inconclusive_when_the_control_does_not_lose():
-    claims, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=3.0)})
+    head, claims, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=3.0)})
     (h,) = _head(claims)
-    assert h["verdict"] == INCONCLUSIVE and "DID NOT LOSE" in h["evidence"]
+    assert h["verdict"] == INCONCLUSIVE and "cannot separate arms" in h["evidence"]
 
 
 def test_fewer_calls_but_more_wall_clock_is_not_held():
@@ -59,21 +85,31 @@ def test_fewer_calls_but_more_wall_clock_is_not_held():
     for ev in evs:  # NARA's iterations cost twice as much (a slow confidence predictor)
         ev["test"]["nara"]["wall_ms"] = 2.5 * ev["test"]["jacobi+prior"]["wall_ms"]
         ev["test"][CONTROL]["wall_ms"] = 4.0 * ev["test"]["jacobi+prior"]["wall_ms"]  # the control still loses
-    (h,) = _head(decide({"digits": evs})[0])
+    head, claims, _ = decide({"digits": evs})
+    (h,) = _head(claims)
     assert h["verdict"] == NOT_HELD and "wall-clock" in h["evidence"]
+    assert head.test.name == "wall-clock ms per batch" and head.plan.pilot_sd == pytest.approx(
+        TIME_PLAN.pilot_sd * head.plan.margin / TIME_PLAN.margin)  # the deciding part and its plan
 
 
 def test_quality_rule_nll_and_mmd():
     assert quality_verdict(_seeds(3.0, 4.6, 6.5, gap=0.009), "nara")[0] == HELD
     assert quality_verdict(_seeds(3.0, 4.6, 6.5, gap=0.011), "nara")[0] == NOT_HELD  # NLL gap > 1%
     assert quality_verdict(_seeds(3.0, 4.6, 6.5, mmd_gap=0.02), "nara")[0] == NOT_HELD  # > sequential spread
-    (h,) = _head(decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5, gap=0.02)})[0])
+    (h,) = _head(decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5, gap=0.02)})[1])
     assert h["verdict"] == NOT_HELD  # fast but not of equal quality
 
 
 def test_fewer_than_three_seeds_is_inconclusive():
-    (h,) = _head(decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5)[:2]})[0])
+    (h,) = _head(decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5)[:2]})[1])
     assert h["verdict"] == INCONCLUSIVE
+
+
+def test_every_task_must_hold():
+    head, claims, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5),
+                              "sine": _seeds(nara=5.0, jp=4.6, control=8.0)})
+    assert [c["verdict"] for c in _head(claims)] == [HELD, NOT_HELD] and head.verdict == NOT_HELD
+    assert "digits (held)" in head.evidence and "sine (not held)" in head.evidence
 
 
 def test_config_validation_and_locked_rule_keys():
@@ -100,6 +136,7 @@ def test_smoke_preset_runs_end_to_end(tmp_path):
     out, data = run_experiment("nara", "smoke", out_dir=tmp_path / "run",
                                overrides=["executor.kind=serial", "tasks=[digits,sine]"])
     assert len(data["claims"]) == 6 and sum(c["headline"] for c in data["claims"]) == 2
+    assert data["headline"]["verdict"] == data["verdict"] and "test" in data["headline"]
     m = data["metrics"]
     assert m["baseline/digits_sequential_calls"] == 64.0 and m["baseline/sine_sequential_calls"] == 16.0
     assert 1.0 <= m["baseline/digits_jacobi_calls"] <= 64.0
