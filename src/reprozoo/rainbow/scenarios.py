@@ -6,8 +6,11 @@ samples of its major classes, then moves a random ``blur`` fraction of every tas
 other tasks (past and future) in equal chunks. Every sample lands in exactly one task.
 
 ``share="exact"`` (default) sends the moved part to the T-1 other tasks, so each task's foreign
-share is ``blur`` (exact for equal-size pools); ``share="legacy"`` splits it into T chunks of which
-one stays at home, giving the paper's shipped files' foreign share ``blur*(T-1)/T``.
+share is ``blur`` (exact for equal-size pools, as the paper defines BlurryM); ``share="legacy"`` splits
+it into T chunks of which one stays at home, giving the official split files' foreign share
+``blur*(T-1)/T``. Legacy matches the per-task label statistics of the official Blurry10 files (every
+dataset and seed) and Blurry30 seed 1, not Blurry30 seeds 2-3 (made another way); the exact files
+depend on pandas' RNG: replay them with :func:`reprozoo.rainbow.official_splits.read_official_split`.
 ``blur=0`` is the disjoint (Blurry0) class-incremental split.
 """
 
