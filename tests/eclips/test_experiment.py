@@ -1,10 +1,12 @@
 import json
+import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from reprozoo.eclips.data import lodo_split
-from reprozoo.eclips.experiment import ECLIPSConfig, decide
+from reprozoo.eclips.experiment import PLAN, V_REL_MARGIN, ECLIPSConfig, decide
 from reprozoo.errors import ConfigError
 from reprozoo.runtime.runner import run_experiment
 
@@ -26,33 +28,56 @@ def _numbers(**over):
 
 
 def test_rule_held_when_eclips_wins():
-    verdict, evidence, claims = decide(*_numbers(), ARMS)
-    assert verdict == "held" and "strongest alternative by Variance: 'ensemble_mean'" in evidence
-    by = {c["claim"][:3]: c["verdict"] for c in claims}
-    assert by["(a)"] == "held" and by["(b)"] == "held" and by["(c)"] == "held"
-    assert by["(d)"] == "not held"  # equal HTER: the sampler did not help
+    head, claims = decide(*_numbers(v__wide=[0.0101, 0.0110, 0.0119]), ARMS)
+    assert head.verdict == "held" and "strongest alternative by Variance: 'ensemble_mean'" in head.evidence
+    # by hand: Variance drop vs ensemble_mean 0.0030 / 0.0031 / 0.0033, mean 0.0031333, sd 0.00015275,
+    # t_{0.95,2} = 2.920 -> L = 0.0031333 - 2.920 * 0.00015275 / sqrt(3) = 0.002876 > 0.1 x 0.0062333
+    assert head.test.lower == pytest.approx(0.0094 / 3 - stats.t.ppf(0.95, 2) * 0.00015275 / math.sqrt(3), rel=1e-4)
+    assert head.test.margin == pytest.approx(V_REL_MARGIN * 0.0187 / 3)
+    rec = head.record()
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 12 and len(rec["negative_control"]) == 2
+    assert rec["calibration"][0]["verdict"] == "held"
+    by = {c["claim"][:3]: c for c in claims}
+    # (a) wide - single = +0.0001 / 0 / -0.0001: [-0.00017, +0.00017] inside +-0.0011 (10% of single's Variance)
+    assert by["(a)"]["verdict"] == "held" and by["(a)"]["test"]["kind"] == "equivalence"
+    assert by["(b)"]["verdict"] == "held" and by["(c)"]["verdict"] == "held"
+    assert by["(d)"]["verdict"] == "not held"  # equal HTER: a gain of 0.02 is excluded
+
+
+def test_scaling_claim_needs_equivalence_not_a_failed_superiority_test():
+    # wide - single = 0 / +0.001 / -0.001: wide does not beat single, but [-0.0017, +0.0017] is wider than
+    # +-0.0011, so "no reduction" is not shown either: inconclusive (the old flipped test said "held")
+    _, claims = decide(*_numbers(), ARMS)
+    assert next(c for c in claims if c["claim"].startswith("(a)"))["verdict"] == "inconclusive"
 
 
 def test_rule_not_held_when_the_strongest_alternative_wins():
     # the plain deep ensemble has lower Variance than ECLIPS: not held, although ECLIPS beats the single backbone
-    verdict, evidence, claims = decide(*_numbers(v__ensemble_mean=[0.0025, 0.0026, 0.0027]), ARMS)
-    assert verdict == "not held"
+    head, claims = decide(*_numbers(v__ensemble_mean=[0.0025, 0.0026, 0.0027]), ARMS)
+    assert head.verdict == "not held"
     by = {c["claim"][:3]: c["verdict"] for c in claims}
     assert by["(b)"] == "held" and by["(c)"] == "not held"
-    # lower Variance but a higher HTER than the alternative is not held either
-    assert decide(*_numbers(h__eclips=[0.30, 0.31, 0.29]), ARMS)[0] == "not held"
+    # lower Variance but a higher HTER than the alternative is not held either (both parts must hold)
+    head, _ = decide(*_numbers(h__eclips=[0.30, 0.31, 0.29]), ARMS)
+    assert head.verdict == "not held" and head.test.lower > head.test.margin  # the Variance part alone held
 
 
 def test_rule_inconclusive_when_the_control_does_not_lose():
-    verdict, evidence, _ = decide(*_numbers(auc__control=[0.80, 0.82, 0.81]), ARMS)
-    assert verdict == "inconclusive" and "NOT at chance" in evidence and "DID NOT LOSE" in evidence
+    head, _ = decide(*_numbers(auc__control=[0.80, 0.82, 0.81]), ARMS)
+    assert head.verdict == "inconclusive" and "cannot separate arms" in head.evidence
+    assert "NOT inside the band [0.4, 0.6]" in head.evidence
     # and when the baseline is not calibrated (single backbone at chance)
-    verdict, evidence, _ = decide(*_numbers(auc__single=[0.52, 0.5, 0.55]), ARMS)
-    assert verdict == "inconclusive" and "calibration band" in evidence
+    head, _ = decide(*_numbers(auc__single=[0.52, 0.5, 0.55]), ARMS)
+    assert head.verdict == "inconclusive" and "not calibrated" in head.evidence
+    # no control arm at all: inconclusive, said so
+    head, _ = decide(*_numbers(), [a for a in ARMS if a != "control"])
+    assert head.verdict == "inconclusive" and "no negative control was run" in head.evidence
+    assert decide(*_numbers(), ["eclips", "control"])[0] is None  # no alternative arm
 
 
 def test_rule_scaling_reduces_variance_is_reported():
-    _, _, claims = decide(*_numbers(v__wide=[0.005, 0.0052, 0.0051]), ARMS)
+    _, claims = decide(*_numbers(v__wide=[0.005, 0.0052, 0.0051]), ARMS)
+    # single - wide = 0.005 / 0.0058 / 0.0069: the lower bound 0.0043 is beyond the 0.0011 margin
     assert next(c for c in claims if c["claim"].startswith("(a)"))["verdict"] == "not held"
 
 
@@ -85,6 +110,7 @@ def test_bad_override_writes_nothing(tmp_path):
 def test_smoke_preset_end_to_end(tmp_path):
     out, data = run_experiment("eclips-fas", "smoke", out_dir=tmp_path / "run", progress=False)
     assert data["verdict"] == "inconclusive"  # one seed: the rules need three
+    assert "fewer than 3 seeds" in data["evidence"] and data["headline"]["plan"]["planned_n"] == 12
     m = data["metrics"]
     for arm in ARMS:
         group = "method" if arm == "eclips" else ("control" if arm == "control" else "baseline")
