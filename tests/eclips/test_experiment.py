@@ -59,7 +59,9 @@ def test_rule_not_held_when_the_strongest_alternative_wins():
     assert by["(b)"] == "held" and by["(c)"] == "not held"
     # lower Variance but a higher HTER than the alternative is not held either (both parts must hold)
     head, _ = decide(*_numbers(h__eclips=[0.30, 0.31, 0.29]), ARMS)
-    assert head.verdict == "not held" and head.test.lower > head.test.margin  # the Variance part alone held
+    variance, hter = head.parts
+    assert head.verdict == "not held" and variance.lower > variance.margin  # the Variance part alone held
+    assert hter.verdict == "not held" and head.test is hter  # the part that decides the verdict
 
 
 def test_rule_inconclusive_when_the_control_does_not_lose():

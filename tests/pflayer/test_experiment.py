@@ -46,7 +46,9 @@ def test_rule_not_held_when_not_faster():
     slow = {"maxpool": {1: 1.0, 64: 15.0}, "depthwise": {1: 1.5, 64: 14.0}}
     head = decide(_accs((0.80, 0.81, 0.79)), PARAMS, slow)
     assert head.verdict == "not held" and "NOT faster" in head.evidence
-    assert head.test.lower > -ACC_MARGIN  # the accuracy part alone is held; the speed part is not
+    acc, params, latency = head.parts
+    assert acc.lower > -ACC_MARGIN and acc.verdict == "held"  # the accuracy part alone is held
+    assert params.verdict == "held" and latency.verdict == "not held" and head.test is latency  # the deciding part
 
 
 def test_rule_inconclusive_when_identity_control_does_not_lose():
@@ -111,4 +113,4 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["verdict"] == data["verdict"]
     assert stored["headline"]["verdict"] == "inconclusive" and stored["headline"]["plan"]["planned_n"] == 24
-    assert stored["headline"]["test"]["n"] == 1 and stored["claims"][0]["test"]["test"]["kind"] == "noninferiority"
+    assert stored["headline"]["parts"][0]["n"] == 1 and stored["claims"][0]["test"]["parts"][0]["kind"] == "noninferiority"

@@ -157,3 +157,22 @@ def test_noninferiority_false_held_rate_at_minus_margin():
     held = sum(V.noninferiority(rng.normal(-margin, 1.0, n), np.zeros(n), margin=margin).verdict == "held"
                for _ in range(draws))
     assert held / draws <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws)
+
+
+def test_every_part_needs_every_part_held_and_keeps_them_all():
+    method, alt = _arms(5.0)
+    good = V.superiority(method, alt, margin=1.0, name="a")
+    bad = V.superiority(alt, method, margin=1.0, name="b")
+    both = V.every_part([good, V.threshold(3.0, at_least=1.0, name="c")], negative_control=good)
+    assert both.verdict == "held" and both.test is good and len(both.record()["parts"]) == 2
+    unsure = V.superiority(method, alt, margin=4.0, name="u")  # L = 3.62 < 4 < U = 4.61
+    part_unsure = V.every_part([good, unsure])
+    assert part_unsure.verdict == "inconclusive" and part_unsure.test is unsure  # the deciding part
+    mixed = V.every_part([good, bad], labels=["first", "second"])
+    assert mixed.verdict == "not held" and mixed.test is bad and "first: " in mixed.evidence
+    gated = V.every_part([good, good], mechanism=V.threshold(0.0, at_least=1.0))
+    assert gated.verdict == "inconclusive" and "mechanism inactive" in gated.evidence
+    heads = V.every_part([V.decide(good), V.decide(bad, negative_control=bad)])
+    assert heads.verdict == "inconclusive"  # the second part's failed gate
+    with pytest.raises(ValueError):
+        V.every_part([V.decide(good)], mechanism=good)

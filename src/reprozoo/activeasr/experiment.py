@@ -29,7 +29,7 @@ least ``MIN_PSEUDO_SHARE``). The design (SESOI, pilot SD, planned seeds) is ``PL
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,15 +50,14 @@ from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import (
     Headline,
     Plan,
-    Test,
     calibration,
     claim,
     combine,
+    every_part,
     strongest,
     superiority,
     threshold,
 )
-from reprozoo.runtime.verdict import decide as gate
 
 MARGIN_CER = 1.0  # CER points the method must gain (absolute): the margin of the interval test
 CALIBRATION_CER = (5.0, 90.0)  # the interval of the baseline's final CER must fall inside this range
@@ -222,14 +221,6 @@ def pseudo_share(results: dict[str, list[dict]], arm: str, rounds: list[int]) ->
     return float(np.mean(got)) if got else None
 
 
-def _every_point(tests: list[Test], **gates) -> Headline:
-    """A headline whose parts must all hold: the verdict of :func:`combine` over ``tests``, gated once;
-    it records the part that decides it (the first with the combined verdict) and the evidence of all."""
-    verdict = combine(tests)
-    deciding = next((t for t in tests if t.verdict == verdict), tests[0])
-    head = gate(deciding, **gates)
-    return replace(head, evidence=head.evidence.replace(deciding.evidence, " | ".join(t.evidence for t in tests), 1))
-
 
 def decide(results: dict[str, list[dict]], *, margin: float = MARGIN_CER) -> tuple[Headline, list[dict]]:
     """The rule of this experiment on per-arm lists (aligned by seed) of run_one results: the headline
@@ -253,7 +244,7 @@ def decide(results: dict[str, list[dict]], *, margin: float = MARGIN_CER) -> tup
     share = pseudo_share(results, METHOD, points)
     mech = None if share is None else threshold(share, at_least=MIN_PSEUDO_SHARE,
                                                 name=f"{METHOD} pseudo-labelled share of the unlabelled batch")
-    head = _every_point(tests, negative_control=ctrl, calibration=cal, mechanism=mech, plan=PLAN)
+    head = every_part(tests, negative_control=ctrl, calibration=cal, mechanism=mech, plan=PLAN)
     claims: list[dict] = [claim(CLAIM, head, headline=True)]
     subs = [("al_sup", "random_sup", "least-confidence AL beats random selection (supervised only)"),
             ("al_cr", "random_cr", "least-confidence AL beats random selection (with CR)"),

@@ -65,13 +65,12 @@ from reprozoo.runtime.verdict import (
     Test,
     calibration,
     claim,
-    combine,
     equivalence,
+    every_part,
     noninferiority,
     strongest,
     superiority,
 )
-from reprozoo.runtime.verdict import decide as gate
 
 ARMS = ("single", "wide", "ensemble_mean", "eclips_nosampler", "eclips", "control")
 ALTERNATIVES = ("single", "wide", "ensemble_mean")
@@ -263,18 +262,14 @@ def decide(v: dict[str, list[float]], hter: dict[str, list[float]], auc: dict[st
         return noninferiority(hter[a], hter[b], margin=HTER_MARGIN, higher_is_better=False, min_seeds=MIN_SEEDS,
                               name="video HTER (val threshold)", other_name=b)
 
-    def both(a: str, b: str) -> Test:
-        """Lower Variance *and* HTER no worse: the Variance test carrying the verdict of both parts."""
-        r1, r2 = lower_v(a, b), keeps_hter(a, b)
-        return replace(r1, verdict=combine([r1, r2]),
-                       evidence=f"{r1.evidence} -> {r1.verdict}; {r2.evidence} -> {r2.verdict}")
+    def both(a: str, b: str, **gates) -> Headline:
+        """Lower Variance *and* HTER no worse: both parts must be held."""
+        return every_part([lower_v(a, b), keeps_hter(a, b)], **gates)
 
     alts = {a: v[a] for a in ALTERNATIVES if a in arms}
     if not alts:
         return None, claims
     best = strongest(alts, higher_is_better=False)
-    test = both(METHOD, best)
-    test = replace(test, evidence=f"strongest alternative by Variance: '{best}'; {test.evidence}")
     if "control" in arms:
         lo, hi = 0.5 - CONTROL_AUC_BAND, 0.5 + CONTROL_AUC_BAND
         negative = [superiority(auc[METHOD], auc["control"], margin=AUC_MARGIN, min_seeds=MIN_SEEDS, name="video AUC",
@@ -285,7 +280,8 @@ def decide(v: dict[str, list[float]], hter: dict[str, list[float]], auc: dict[st
     calib = None
     if "single" in arms:
         calib = calibration(auc["single"], CALIBRATION_AUC, name="single-backbone video AUC")
-    head = gate(test, negative_control=negative, calibration=calib, plan=PLAN)
+    head = both(METHOD, best, negative_control=negative, calibration=calib, plan=PLAN)
+    head = replace(head, evidence=f"strongest alternative by Variance: '{best}'; {head.evidence}")
     claims.append(claim(CLAIM, head, headline=True))
     if {"single", "wide"} <= set(arms):
         margin = V_REL_MARGIN * float(np.mean(v["single"]))

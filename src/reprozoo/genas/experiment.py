@@ -60,9 +60,9 @@ from reprozoo.runtime.verdict import (
     Test,
     claim,
     combine,
+    every_part,
     superiority,
 )
-from reprozoo.runtime.verdict import decide as gate
 
 PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
 CLAIM = ("Ranking sub-networks of a one-shot supernet by GeNAS flatness correlates better with stand-alone "
@@ -207,14 +207,6 @@ def _figures(ctx, per_seed, taus, out: list[str]) -> None:
     out.append(save_figure(fig, ctx.out_dir, "kendall_tau_per_proxy"))
 
 
-def _every_part(tests: list[Test], **gates) -> Headline:
-    """A headline whose parts must all hold: the verdict of :func:`combine` over ``tests``, gated once;
-    it records the part that decides it (the first with the combined verdict) and the evidence of all."""
-    verdict = combine(tests)
-    deciding = next((t for t in tests if t.verdict == verdict), tests[0])
-    head = gate(deciding, **gates)
-    return replace(head, evidence=head.evidence.replace(deciding.evidence, " | ".join(t.evidence for t in tests), 1))
-
 
 def random_control(taus: dict[str, dict[str, list[float]]], control_ci: dict[str, tuple[float, float]]) -> list[Test]:
     """The negative control, one :class:`Test` per target: the random score's 95% bootstrap CI of the
@@ -240,7 +232,7 @@ def decide(taus: dict[str, dict[str, list[float]]], control_ci: dict[str, tuple[
         parts[label] = [superiority(taus[target]["flatness"], taus[target][alt], margin=margin, min_seeds=MIN_SEEDS,
                                     name=f"tau with {target} acc", other_name=alt) for target in TARGETS]
     a, b = combine(parts["a"]), combine(parts["b"])
-    head = _every_part(parts["a"] + parts["b"], negative_control=random_control(taus, control_ci), plan=TAU_PLAN)
+    head = every_part(parts["a"] + parts["b"], negative_control=random_control(taus, control_ci), plan=TAU_PLAN)
     if a == HELD and b == HELD:
         why = "flatness beats both validation accuracy and validation loss"
     elif a == HELD and b == NOT_HELD:

@@ -44,8 +44,16 @@ from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import HELD, NOT_HELD, Headline, Plan, Test, claim, combine, superiority
-from reprozoo.runtime.verdict import decide as gate
+from reprozoo.runtime.verdict import (
+    HELD,
+    NOT_HELD,
+    Headline,
+    Plan,
+    claim,
+    combine,
+    every_part,
+    superiority,
+)
 
 PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
 CLAIM = ("Evolutionary search with GeNAS flatness finds cells that generalise better (test and shifted test) "
@@ -178,14 +186,6 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     return {"test": evaluate(net, batches_of(data.test, 512))[1], "shift": evaluate(net, batches_of(data.shifted, 512))[1]}
 
 
-def _every_part(tests: list[Test], **gates) -> Headline:
-    """A headline whose parts must all hold: the verdict of :func:`combine` over ``tests``, gated once;
-    it records the part that decides it (the first with the combined verdict) and the evidence of all."""
-    verdict = combine(tests)
-    deciding = next((t for t in tests if t.verdict == verdict), tests[0])
-    head = gate(deciding, **gates)
-    return replace(head, evidence=head.evidence.replace(deciding.evidence, " | ".join(t.evidence for t in tests), 1))
-
 
 def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]]:
     """The rule on the winners' accuracies ``per[target][proxy]`` (one value per supernet seed):
@@ -195,7 +195,7 @@ def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]
              for alt in ("val_acc", "val_loss")}
     control = superiority(per["test"]["flatness"], per["test"]["random"], margin=ACC_MARGIN, min_seeds=MIN_SEEDS,
                           name="winner test acc", other_name="random search")
-    head = _every_part(parts["val_acc"] + parts["val_loss"], negative_control=control, plan=ACC_PLAN)
+    head = every_part(parts["val_acc"] + parts["val_loss"], negative_control=control, plan=ACC_PLAN)
     va, vl = combine(parts["val_acc"]), combine(parts["val_loss"])
     if va == HELD and vl == NOT_HELD:
         why = "flatness beats the accuracy-searched winner but not the loss-searched one (the gain is the loss term's)"

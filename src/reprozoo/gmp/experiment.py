@@ -27,7 +27,7 @@ t-interval [L, U] of the mean paired difference over >= ``MIN_SEEDS`` seeds agai
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,7 +44,15 @@ from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import Headline, Plan, claim, combine, noninferiority, strongest, superiority
+from reprozoo.runtime.verdict import (
+    Headline,
+    Plan,
+    claim,
+    every_part,
+    noninferiority,
+    strongest,
+    superiority,
+)
 from reprozoo.runtime.verdict import decide as gate
 
 TWO_PART_MARGIN = 0.03  # R@1 IoU 0.5 (fraction of queries)
@@ -225,14 +233,6 @@ def whole_video_control(cfg: GmpConfig, seed: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ decision
-def _every_part(parts: list[Headline]) -> Headline:
-    """A headline whose parts (each already gated and planned) must all hold: the verdict of
-    :func:`combine`; it records the part that decides it (the first with that verdict) and the
-    evidence of every part."""
-    verdict = combine([p.verdict for p in parts])
-    deciding = next((p for p in parts if p.verdict == verdict), parts[0])
-    return replace(deciding, evidence=" || ".join(p.evidence for p in parts))
-
 
 def decide(scores: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]]:
     """``scores[arm][event_type]`` = per-seed R@1 IoU 0.5 (paired seeds). Returns the headline
@@ -264,7 +264,7 @@ def decide(scores: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[di
         t = superiority(scores["pps"]["ramp"], scores["cpl"]["ramp"], margin=TWO_PART_MARGIN, min_seeds=MIN_SEEDS,
                         name="ramp R@1 IoU0.5", other_name="CPL")
         claims.append(claim("PPS beats CPL on ramp events (a smaller gain is expected)", t))
-    return _every_part(parts), claims
+    return every_part(parts), claims
 
 
 # ------------------------------------------------------------------ figures

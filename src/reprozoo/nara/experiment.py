@@ -54,6 +54,7 @@ from reprozoo.runtime.verdict import (
     Test,
     claim,
     combine,
+    every_part,
     headline,
     superiority,
     threshold,
@@ -356,15 +357,6 @@ def _headline_on(evs: list[dict], key: str, rel_margin: float, unit: str, plan: 
     return head, best
 
 
-def _every_part(parts: list[Headline], labels: list[str] | None = None) -> Headline:
-    """A headline whose parts (each already gated and planned) must all hold: the verdict of
-    :func:`combine`; it records the part that decides it (the first with that verdict) and the
-    evidence of every part (prefixed by ``labels`` when given)."""
-    verdict = combine([p.verdict for p in parts])
-    deciding = next((p for p in parts if p.verdict == verdict), parts[0])
-    texts = [p.evidence for p in parts] if labels is None else [f"{k}: {p.evidence}" for k, p in zip(labels, parts)]
-    return replace(deciding, evidence=" || ".join(texts))
-
 
 def decide(per_task: dict[str, list[dict]]) -> tuple[Headline, list[dict], dict[str, float]]:
     """Apply the rules to the trial results of every task (lists aligned over seeds): the headline
@@ -376,7 +368,7 @@ def decide(per_task: dict[str, list[dict]]) -> tuple[Headline, list[dict], dict[
         quality = gate(Test("threshold", vq, eq, f"{name} NARA test quality"))
         calls, best_c = _headline_on(evs, "calls", CALL_MARGIN, "AR calls per sample", CALL_PLAN)
         wall, best_t = _headline_on(evs, "wall_ms", TIME_MARGIN, "wall-clock ms per batch", TIME_PLAN)
-        heads[name] = _every_part([calls, wall, quality])
+        heads[name] = every_part([calls, wall, quality])
         taus = ", ".join(ev["chosen"]["nara"] for ev in evs)
         claims.append(claim(f"{name}: at equal quality NARA needs fewer AR calls and less wall-clock time than the "
                             f"best training-free parallel sampler", heads[name],
@@ -410,7 +402,7 @@ def decide(per_task: dict[str, list[dict]]) -> tuple[Headline, list[dict], dict[
         metrics[f"method/{name}_time_best_alternative_over_nara"] = \
             float(np.mean(_col(evs, best_t, "wall_ms"))) / float(np.mean(_col(evs, "nara", "wall_ms"))) if best_t else 0.0
         metrics[f"baseline/{name}_mmd_spread"] = float(np.mean([ev["spread"]["mmd"] for ev in evs]))
-    head = _every_part(list(heads.values()), [f"{name} ({h.verdict})" for name, h in heads.items()])
+    head = every_part(list(heads.values()), [f"{name} ({h.verdict})" for name, h in heads.items()])
     return head, claims, metrics
 
 

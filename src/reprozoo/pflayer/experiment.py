@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,14 +45,15 @@ from reprozoo.runtime.verdict import (
     NOT_HELD,
     Headline,
     Plan,
+    Test,
     claim,
     combine,
     equivalence,
+    every_part,
     noninferiority,
     strongest,
     superiority,
 )
-from reprozoo.runtime.verdict import decide as gate
 
 PAPER = "Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR 2022"
 CLAIM = ("A parameter-free 3x3 max-pool can replace the trainable spatial op of a bottleneck: the max-pool network "
@@ -242,13 +243,13 @@ def decide(accs: dict[str, list[float]], params: dict[str, int], latency: dict[s
     faster = all(latency["maxpool"][b] < latency["depthwise"][b] for b in latency["maxpool"])
     lat = ", ".join(f"batch {b}: {latency['maxpool'][b]:.3g} vs {latency['depthwise'][b]:.3g} ms"
                     for b in latency["maxpool"])
-    evidence = (f"{acc.evidence} -> {acc.verdict}; params {params['maxpool']:,} vs depthwise "
-                f"{params['depthwise']:,} ({'fewer' if fewer else 'NOT fewer'}); latency max-pool vs depthwise "
-                f"{lat} ({'faster' if faster else 'NOT faster'})")
-    parts = combine([acc.verdict, HELD if fewer else NOT_HELD, HELD if faster else NOT_HELD])
+    fewer_t = Test("threshold", HELD if fewer else NOT_HELD, f"params {params['maxpool']:,} vs depthwise "
+                   f"{params['depthwise']:,} ({'fewer' if fewer else 'NOT fewer'})", "parameters")
+    faster_t = Test("threshold", HELD if faster else NOT_HELD, f"latency max-pool vs depthwise {lat} "
+                    f"({'faster' if faster else 'NOT faster'})", "latency")
     control = superiority(accs["maxpool"], accs["identity"], margin=margin, min_seeds=MIN_SEEDS,
                           name="test accuracy", other_name="'identity'")
-    return gate(replace(acc, verdict=parts, evidence=evidence), negative_control=control, plan=PLAN)
+    return every_part([acc, fewer_t, faster_t], negative_control=control, plan=PLAN)
 
 
 def ordering_claims(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> list[dict]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -268,6 +268,7 @@ class Headline:
     gates: dict[str, list[Test]] = field(default_factory=dict)
     plan: Plan | None = None
     reasons: tuple[str, ...] = ()
+    parts: tuple[Test | Headline, ...] = ()  # every part of a several-part headline (see every_part)
 
     def __iter__(self) -> Iterator[str]:
         return iter((self.verdict, self.evidence))
@@ -282,6 +283,8 @@ class Headline:
             out[role] = [{**t.record(), "evidence": t.evidence} for t in tests]
         if self.plan is not None:
             out["plan"] = self.plan.record(self.test.n)
+        if self.parts:
+            out["parts"] = [{**p.record(), "evidence": p.evidence} for p in self.parts]
         return out
 
 
@@ -298,32 +301,60 @@ def decide(test: Test, *, negative_control: Test | Sequence[Test] | None = None,
     detected known effect, a mechanism as active, a calibration band as met), or the headline is
     inconclusive and says which gate failed. An inconclusive test whose MDE exceeds the plan's SESOI
     says "underpowered"."""
-    gates = {role: _as_list(g) for role, g in (("negative_control", negative_control),
-                                                 ("positive_control", positive_control),
-                                                 ("mechanism", mechanism), ("calibration", calibration)) if g}
-    verdict, parts, reasons = test.verdict, [test.evidence], []
+    return _gated(test.verdict, test, test.evidence, dict(negative_control=negative_control,
+                  positive_control=positive_control, mechanism=mechanism, calibration=calibration), plan)
+
+
+def _gated(verdict: str, test: Test, evidence: str, gate_args: dict[str, Any], plan: Plan | None,
+           parts: tuple[Test | Headline, ...] = ()) -> Headline:
+    unknown = set(gate_args) - set(GATE_REASONS)
+    if unknown:
+        raise TypeError(f"unknown gate(s): {sorted(unknown)}")
+    gates = {role: _as_list(g) for role, g in gate_args.items() if g}
+    base, parts_text, reasons = verdict, [evidence], []
     for role, tests in gates.items():
         ok = all(t.verdict == HELD for t in tests)
         label = role.replace("_", " ")
-        parts.append(f"{label}: " + "; ".join(t.evidence for t in tests) + (" (passed)" if ok else " (FAILED)"))
+        parts_text.append(f"{label}: " + "; ".join(t.evidence for t in tests) + (" (passed)" if ok else " (FAILED)"))
         if not ok:
             reasons.append(GATE_REASONS[role])
     if reasons:
         verdict = INCONCLUSIVE
     mde = test.mde()
     if mde is not None:
-        parts.append(f"MDE {mde:.3g} at n={test.n}" + (f" vs SESOI {plan.sesoi:g} (planned n={plan.planned_n})"
-                                                      if plan is not None else ""))
-    if test.verdict == INCONCLUSIVE:
+        parts_text.append(f"MDE {mde:.3g} at n={test.n}" + (f" vs SESOI {plan.sesoi:g} (planned n={plan.planned_n})"
+                                                           if plan is not None else ""))
+    if base == INCONCLUSIVE:
         if plan is not None and mde is not None and mde > plan.sesoi:
             reasons.append(f"underpowered (MDE {mde:.3g} > SESOI {plan.sesoi:g})")
-        elif test.n >= 2 and math.isfinite(test.lower):
+        elif test.verdict == INCONCLUSIVE and test.n >= 2 and math.isfinite(test.lower):
             reasons.append(f"the interval [{test.lower:+.3g}, {test.upper:+.3g}] contains the rule's bound")
-        else:
+        elif test.verdict == INCONCLUSIVE:
             reasons.append("too few seeds or non-finite values")
+        else:
+            reasons.append("a part of the claim is inconclusive")
     if verdict == INCONCLUSIVE and reasons:
-        parts.insert(0, "inconclusive: " + "; ".join(reasons))
-    return Headline(verdict, " | ".join(parts), test, gates, plan, tuple(reasons))
+        parts_text.insert(0, "inconclusive: " + "; ".join(reasons))
+    return Headline(verdict, " | ".join(parts_text), test, gates, plan, tuple(reasons), parts)
+
+
+def every_part(parts: Sequence[Test | Headline], labels: Sequence[str] | None = None, **gates: Any) -> Headline:
+    """A headline with several parts, held when every part is held (:func:`combine`). Its ``test`` is
+    the part that decides the verdict (the first part whose verdict equals the combined one); the
+    record keeps every part. ``parts`` are tests, gated here once with ``gates`` (the keyword
+    arguments of :func:`decide`), or headlines that are already gated (then pass no gates)."""
+    if not parts:
+        raise ValueError("every_part needs at least one part")
+    verdict = combine([p.verdict for p in parts])
+    deciding = next(p for p in parts if p.verdict == verdict)  # combine's verdict is always some part's
+    texts = [p.evidence for p in parts] if labels is None else [f"{k}: {p.evidence}" for k, p in zip(labels, parts)]
+    joined = " || ".join(texts) if len(parts) > 1 else texts[0]
+    if isinstance(deciding, Headline):
+        if gates:
+            raise ValueError("parts that are headlines carry their own gates; pass gates with tests only")
+        return replace(deciding, evidence=joined, parts=tuple(parts))
+    plan = gates.pop("plan", None)
+    return _gated(verdict, deciding, joined, gates, plan, tuple(parts))
 
 
 def headline(method: Sequence[float], alternatives: dict[str, Sequence[float]],
