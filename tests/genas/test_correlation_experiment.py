@@ -87,7 +87,7 @@ def test_fewer_than_three_seeds_is_inconclusive():
 
 
 def test_config_checks_before_any_work():
-    for bad, match in ((["n_genotypes=2"], "n_genotypes"), (["recal_mode=ema"], "recal_mode"),
+    for bad, match in ((["n_genotypes=2"], "n_genotypes"), (["recal_protocol=ema"], "recal_protocol"),
                        (["sigmas=[0.003,0.001]"], "increasing"), (["n_train=5"], "n_train"),
                        (["top_k=100"], "top_k"), (["supernet.lr=-1"], "lr")):
         with pytest.raises(ConfigError, match=match):

@@ -33,9 +33,9 @@ from reprozoo.genas.data import digits_splits
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
     DEFAULT_SIGMAS,
+    RECAL_PROTOCOLS,
     Angle,
     Flatness,
-    ProxyData,
     RandomScore,
     ValAccuracy,
     ValLoss,
@@ -43,10 +43,11 @@ from reprozoo.genas.proxies import (
     angle_flatness,
     check_sigmas,
     evaluate,
+    proxy_data,
     score_all,
 )
 from reprozoo.genas.spaces import NB201Genotype, sample_nb201
-from reprozoo.genas.supernet import RECAL_MODES, SupernetConfig, batches_of, fit_in_memory, train_supernet
+from reprozoo.genas.supernet import SupernetConfig, batches_of, fit_in_memory, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.figures import pyplot
 from reprozoo.runtime.registry import register_experiment
@@ -97,8 +98,9 @@ class CorrelationConfig(ExperimentConfig):
     gt_runs: int = 2  # stand-alone trainings per genotype (ground truth = their mean)
     supernet: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=60))
     standalone: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=40))
-    recal_mode: str = "cumulative"  # momentum (official) | cumulative
-    recal_images: int = 250
+    recal_protocol: str = "official"  # official (14 shuffled batches, momentum 0.1 after reset) | spos
+    recal_images: int = 850  # official: 850 images = 14 batches of 64 per candidate
+    val_batch_size: int = 64  # official held-out batch size
     sigmas: list[float] = field(default_factory=lambda: list(DEFAULT_SIGMAS))
     pure_scale: float = 10.0
     pure_draws: int = 3
@@ -125,8 +127,10 @@ class CorrelationConfig(ExperimentConfig):
             raise ConfigError(f"gt_runs must be >= 1, got {self.gt_runs}")
         if self.width < 1:
             raise ConfigError(f"width must be >= 1, got {self.width}")
-        if self.recal_mode not in RECAL_MODES:
-            raise ConfigError(f"recal_mode must be one of {', '.join(RECAL_MODES)}, got '{self.recal_mode}'")
+        if self.recal_protocol not in RECAL_PROTOCOLS:
+            raise ConfigError(f"recal_protocol must be one of {', '.join(RECAL_PROTOCOLS)}, got '{self.recal_protocol}'")
+        if self.val_batch_size < 1:
+            raise ConfigError(f"val_batch_size must be >= 1, got {self.val_batch_size}")
         if self.recal_images < 1:
             raise ConfigError(f"recal_images must be >= 1, got {self.recal_images}")
         check_sigmas(self.sigmas)
@@ -163,8 +167,8 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     if trial.arm == "supernet":
         net = _net(cfg)
         theta_init = train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu")
-        pdata = ProxyData(batches_of(data.train, 64, cfg.recal_images), batches_of(data.val, 300),
-                          recal_mode=cfg.recal_mode)
+        pdata = proxy_data(data.train, data.val, protocol=cfg.recal_protocol, recal_images=cfg.recal_images,
+                           val_batch_size=cfg.val_batch_size, seed=trial.seed)
         proxies = build_proxies(cfg, theta_init, trial.seed)
         pool = genotype_pool(cfg, trial.seed)
         rows = [score_all(proxies, net, g, pdata) for g in pool]
@@ -320,7 +324,7 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
     _figures(ctx, per_seed, taus, figures)
     notes = (f"{cfg.n_genotypes} genotypes per seed, ground truth = mean of {cfg.gt_runs} stand-alone runs of "
              f"{cfg.standalone.epochs} epochs; supernet {cfg.supernet.epochs} epochs; BN recalibration "
-             f"'{cfg.recal_mode}' on {cfg.recal_images} training images; flatness sigmas {list(cfg.sigmas)} with the "
+             f"protocol '{cfg.recal_protocol}' ({cfg.recal_images} training images per candidate); flatness sigmas {list(cfg.sigmas)} with the "
              f"official L_0 = 0 depth term, cumulative noise, one draw, noise on every parameter. Ground-truth test "
              f"accuracy over the {len(gt)} architectures: mean {all_test.mean():.3f}, range "
              f"[{all_test.min():.3f}, {all_test.max():.3f}]; shifted test mean {all_shift.mean():.3f}.")

@@ -30,16 +30,17 @@ from reprozoo.genas.evolution import DartsSpace, EvolutionConfig, NB201Space, ev
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
     DEFAULT_SIGMAS,
+    RECAL_PROTOCOLS,
     Flatness,
-    ProxyData,
     RandomScore,
     ValAccuracy,
     ValLoss,
     check_sigmas,
     evaluate,
+    proxy_data,
 )
 from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, sample_darts
-from reprozoo.genas.supernet import RECAL_MODES, SupernetConfig, batches_of, fit_in_memory, train_supernet
+from reprozoo.genas.supernet import SupernetConfig, batches_of, fit_in_memory, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
@@ -95,8 +96,9 @@ class SearchConfig(ExperimentConfig):
     standalone: SupernetConfig = field(default_factory=lambda: SupernetConfig(epochs=40))
     evolution: EvolutionConfig = field(default_factory=lambda: EvolutionConfig(
         population=50, top_k=10, n_mutation=25, n_crossover=25, generations=20))
-    recal_mode: str = "cumulative"
-    recal_images: int = 250
+    recal_protocol: str = "official"  # official (14 shuffled batches, momentum 0.1 after reset) | spos
+    recal_images: int = 850  # official: 850 images = 14 batches of 64 per candidate
+    val_batch_size: int = 64  # official held-out batch size
     sigmas: list[float] = field(default_factory=lambda: list(DEFAULT_SIGMAS))
     retrain_runs: int = 3
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -115,8 +117,10 @@ class SearchConfig(ExperimentConfig):
             raise ConfigError("seeds must list at least one integer, e.g. seeds=[0,1,2]")
         if self.retrain_runs < 1 or self.width < 1 or self.recal_images < 1:
             raise ConfigError("retrain_runs, width and recal_images must be >= 1")
-        if self.recal_mode not in RECAL_MODES:
-            raise ConfigError(f"recal_mode must be one of {', '.join(RECAL_MODES)}, got '{self.recal_mode}'")
+        if self.recal_protocol not in RECAL_PROTOCOLS:
+            raise ConfigError(f"recal_protocol must be one of {', '.join(RECAL_PROTOCOLS)}, got '{self.recal_protocol}'")
+        if self.val_batch_size < 1:
+            raise ConfigError(f"val_batch_size must be >= 1, got {self.val_batch_size}")
         if self.space not in SPACES:
             raise ConfigError(f"space must be one of {', '.join(SPACES)}, got '{self.space}'")
         for name in ("darts_supernet_C", "retrain_C"):
@@ -169,8 +173,8 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
             rng = np.random.default_rng(trial.seed)
             sampler = lambda: sample_darts(rng)  # noqa: E731  (repaired uniform genes, as in the GeNAS code)
         train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu", sampler=sampler)
-        pdata = ProxyData(batches_of(data.train, 64, cfg.recal_images), batches_of(data.val, 300),
-                          recal_mode=cfg.recal_mode)
+        pdata = proxy_data(data.train, data.val, protocol=cfg.recal_protocol, recal_images=cfg.recal_images,
+                           val_batch_size=cfg.val_batch_size, seed=trial.seed)
         proxies = {"flatness": Flatness(cfg.sigmas, seed=trial.seed), "val_acc": ValAccuracy(),
                    "val_loss": ValLoss(), "random": RandomScore(trial.seed)}
         out = {}

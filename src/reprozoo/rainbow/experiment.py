@@ -116,7 +116,7 @@ class RainbowConfig(ExperimentConfig):
                   "memory_sizes": [200, 500, 1000], "share": "legacy", "joint_epochs": 256,
                   "context_variants": ["rm_da", "ewc"], "threads": 0,
                   "cl": {"epochs": 256, "schedule": "warm_restarts", "crop_pad": 4, "hflip": True,
-                         "perturbation": "randaugment", "score_batch": 1536}},
+                         "perturbation": "vr_randaug", "score_batch": 1536}},
     }
 
     def validate(self) -> None:

@@ -87,7 +87,7 @@ class TVQConfig(ExperimentConfig):
     topic_epochs: int = 200
     lr: float = 1e-3
     batch_size: int = 256
-    alpha_hidden: int = 0
+    alpha_hidden: int = 1  # the released default: an MLP topic map (0 = the linear variant)
     w_code: float = 0.0
     lda_passes: int = 10
     with_cv: bool = True
