@@ -23,14 +23,6 @@ from reprozoo.genas.supernet import SupernetConfig, fit_in_memory, train_superne
 from reprozoo.runtime.profile import count_params
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_darts_v2_parameter_count_matches_the_published_3_3m():
     net = darts_cifar()  # DARTS-V2, C=36, 20 layers, auxiliary head
     n = count_darts_params(net)  # DARTS reports the size without the auxiliary head

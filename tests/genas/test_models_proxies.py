@@ -26,14 +26,6 @@ from reprozoo.genas.supernet import recalibrate_bn
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n_val=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n_val, 1, 8, 8, generator=g)

@@ -28,14 +28,6 @@ ANGLES = json.loads((FIX / "official_angles.json").read_text())
 CANDS = RES["candidates"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def golden():
     d = load_file(str(FIX / "official_data.safetensors"))
