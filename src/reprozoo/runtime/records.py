@@ -133,7 +133,9 @@ def _headline_cells(data: dict[str, Any]) -> tuple[str, str, str]:
         return "", "", ""
     t = head["test"]
     plan = head.get("plan") or {}
-    sesoi = f"{_num(plan.get('sesoi'))} (n={plan.get('planned_n')})" if plan else ""
+    planned = plan.get("planned_n") if plan else None
+    sesoi = (f"{_num(plan.get('sesoi'))} (n={planned})" if planned is not None
+             else f"{_num(plan.get('sesoi'))} (no n: SESOI within the margin)") if plan else ""
     return (f"{_num(t.get('estimate'))} {_fmt_interval(t)}", _num(t.get("margin")),
             f"{_num(t.get('mde'))}" + (f" / {sesoi}" if sesoi else ""))
 

@@ -135,8 +135,8 @@ def _md_table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         keys += [k for k in row if k not in keys]
 
-    def fmt(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    def fmt(v: Any) -> str:  # a "|" inside a cell (evidence lines use them) would split the row
+        return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|")
 
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
