@@ -128,6 +128,39 @@ def report_cmd(runs_dir: Annotated[Path, typer.Argument(help="folder of runs")] 
     typer.echo(f"{len(latest_runs(runs_dir))} experiment(s) -> {path}")
 
 
+@app.command("results")
+def results_cmd(
+    record: Annotated[list[Path] | None, typer.Option(help="run folder to make the run of record (repeatable)")] = None,
+    write_docs: Annotated[bool, typer.Option("--write-docs", help="regenerate the results text of README.md "
+                                             "and docs/<package>.md from results/")] = False,
+    check: Annotated[bool, typer.Option("--check", help="exit 1 when README/docs disagree with results/")] = False,
+    label: Annotated[str | None, typer.Option(help="with --record: keep the run as an earlier run under this "
+                                              "label (results/<experiment>/history/)")] = None,
+    results_dir: Annotated[Path, typer.Option("--results", help="folder of runs of record")] = Path("results"),
+    root: Annotated[Path, typer.Option(help="repository root holding README.md and docs/")] = Path("."),
+) -> None:
+    """Runs of record (results/<experiment>/<preset>.json) and the README/docs text made from them."""
+    from reprozoo.runtime import records as R
+    from reprozoo.runtime.registry import list_experiments
+
+    for run in record or []:
+        typer.echo(f"recorded {run} -> {R.record_run(run, results_dir, label)}")
+    data, history = R.load_records(results_dir), R.load_history(results_dir)
+    packages = {s.name: s.package for s in list_experiments()}
+    if write_docs:
+        changed = R.write_docs(root, data, packages, history)
+        typer.echo(f"{len(changed)} file(s) regenerated" + (": " + ", ".join(map(str, changed)) if changed else ""))
+    if check:
+        stale = R.stale_docs(root, data, packages, history)
+        if stale:
+            typer.echo("out of date with results/: " + ", ".join(map(str, stale))
+                       + " (run `reprozoo results --write-docs`)", err=True)
+            raise typer.Exit(1)
+        typer.echo("README and docs agree with results/")
+    if not (record or write_docs or check):
+        typer.echo(R.results_table(data))
+
+
 @app.command("bench")
 def bench_cmd(
     name: Annotated[str, typer.Argument(help="benchmark name or 'all'")] = "all",
@@ -250,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread
         previous = None
     try:
-        app(args=argv, standalone_mode=False, prog_name="reprozoo")
+        rc = app(args=argv, standalone_mode=False, prog_name="reprozoo")
         _end_distributed()
+        if isinstance(rc, int) and rc:  # click returns (not raises) an Exit's code without standalone mode
+            return rc
     except ReproZooError as err:
         typer.echo(f"error: {_one_line(str(err))}", err=True)
         return 2

@@ -4,6 +4,7 @@ claim decided by the rules below (fixed before the numbers of a run exist)."""
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
@@ -18,7 +19,7 @@ from reprozoo.runtime.figures import save_figure
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, claim, combine
+from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, claim, combine, superiority
 
 ALL_ACTS = ["identity", "relu", "relu6", "leaky_relu", "elu", "silu", "gelu", "hardswish", "softplus"]
 VARIANTS = {"relative": "relative, uncentred", "relative_centred": "relative, centred"}
@@ -34,6 +35,7 @@ TREND_MARGIN = 0.05  # rank-ratio rise from the lowest to the highest DR that co
 TREND_SHARE = 1.0  # share of nonlinearities that must show the trend: the claim is about all of them
 IB_TOLERANCE = 0.02  # |ratio - min((t+1) d_in, d_out) / d_out|
 LOW_DR = 0.5  # "low-to-mid DR" cells for the SiLU/ELU vs ReLU6 comparison
+ORDER_MARGIN = 0.0  # "a higher rank ratio": the paired mean gain over ReLU6 must be > 0 (one-sided 95% bound)
 
 
 @dataclass
@@ -181,26 +183,37 @@ def claim_ib_cap(records: list[RankRecord], expansion: int) -> dict:
 
 
 def _variant_ordering(records: list[RankRecord], field_name: str) -> tuple[bool | None, str]:
+    """SiLU and ELU vs ReLU6 under one criterion: a superiority test of the paired rank ratios (same
+    ratio, draw and seed, hence the same shapes and inputs) at DR <= LOW_DR, margin ``ORDER_MARGIN``.
+    True when both are held, False when both are not held, None otherwise."""
     cells = [r for r in records if r.kind == "conv1x1" and r.ratio <= LOW_DR]
-    base = {(r.ratio, r.draw): getattr(r, field_name) for r in cells if r.act == "relu6"}
-    parts, flags = [], []
+    # records come seed by seed, so the k-th record of a (ratio, draw) cell is seed k's for every act
+    base: dict[tuple[float, int], list[float]] = defaultdict(list)
+    for r in cells:
+        if r.act == "relu6":
+            base[(r.ratio, r.draw)].append(getattr(r, field_name))
+    parts, verdicts = [], []
     for act in ("silu", "elu"):
-        pairs = [(getattr(r, field_name), base[(r.ratio, r.draw)]) for r in cells
-                 if r.act == act and (r.ratio, r.draw) in base]
+        mine: dict[tuple[float, int], list[float]] = defaultdict(list)
+        for r in cells:
+            if r.act == act and (r.ratio, r.draw) in base:
+                mine[(r.ratio, r.draw)].append(getattr(r, field_name))
+        pairs = [(m, b) for key, ms in mine.items() for m, b in zip(ms, base[key])]
         if not pairs:
             return None, f"{VARIANTS[field_name]}: needs relu6, silu and elu conv1x1 cells at DR <= {LOW_DR}"
         m, b = np.array(pairs).T
-        wins = int((m > b).sum())
-        ok = m.mean() > b.mean() and wins > 0.5 * len(m)
-        flags.append(ok)
-        parts.append(f"{act} {m.mean():.3f} vs relu6 {b.mean():.3f} (wins {wins}/{len(m)})")
-    return all(flags), f"{VARIANTS[field_name]}: " + ", ".join(parts)
+        test = superiority(m, b, margin=ORDER_MARGIN, name=f"{act} vs relu6 rank ratio", other_name="relu6")
+        verdicts.append(test.verdict)
+        parts.append(f"{act}: {test.evidence} -> {test.verdict}")
+    verdict = combine(verdicts)
+    flag = True if verdict == HELD else False if verdict == NOT_HELD else None
+    return flag, f"{VARIANTS[field_name]}: " + "; ".join(parts)
 
 
 def claim_silu_beats_relu6(records: list[RankRecord]) -> dict:
     text = (f"SiLU and ELU after a 1x1 expansion layer give a higher rank ratio than ReLU6 at DR <= {LOW_DR} "
-            "(relative criterion; held only if it holds with and without centring, inconclusive if the "
-            "criteria disagree).")
+            "(relative criterion, paired draws, one-sided 95% t-interval of the mean gain above 0; held only "
+            "if it holds with and without centring, inconclusive if the criteria disagree).")
     parts = [_variant_ordering(records, v) for v in VARIANTS]
     return {"claim": text, "verdict": _by_variants(parts), "evidence": "; ".join(p[1] for p in parts)}
 

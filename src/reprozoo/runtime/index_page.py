@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reprozoo.runtime.report import metrics_rows
+from reprozoo.runtime.report import headline_rows, metrics_rows
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;padding:1.5em 2em;max-width:1180px;
@@ -42,7 +42,8 @@ def _verdict(v: str) -> str:
 
 def _decider(evidence: str, limit: int = 220) -> str:
     """The part of an evidence line that decided the headline (before the control and other tasks)."""
-    head = evidence.split("; negative control")[0].split(" | ")[0]
+    parts = evidence.split("; negative control")[0].split(" | ")
+    head = " — ".join(parts[:2]) if parts[0].startswith("inconclusive:") and len(parts) > 1 else parts[0]
     return head if len(head) <= limit else head[:limit].rsplit(" ", 1)[0] + " …"
 
 
@@ -87,6 +88,8 @@ def _section(name: str, run: Path, data: dict[str, Any], paper: str, runs_dir: P
         out.append(f"<p><b>Paper:</b> {html.escape(paper)}</p>")
     out.append(f'<p class="claim"><b>Claim:</b> {html.escape(data["claim"])}<br><b>Verdict:</b> '
                f'{_verdict(data["verdict"])} &nbsp; {html.escape(data["evidence"])}</p>')
+    if data.get("headline"):
+        out.append("<h3>Headline test, controls and gates</h3>" + _table(headline_rows(data["headline"])))
     claims = data.get("claims") or []
     if claims:
         rows = "".join(

@@ -37,6 +37,12 @@ class ExperimentResult:
     table: list[dict[str, Any]] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)  # paths relative to the run folder
     notes: str = ""
+    headline: Any = None  # a verdict.Headline: its test, interval, plan (SESOI, power, MDE) and gates
+
+    @classmethod
+    def from_headline(cls, head: Any, metrics: dict[str, float], **kwargs: Any) -> ExperimentResult:
+        """The result whose verdict and evidence are those of ``head`` (a :class:`verdict.Headline`)."""
+        return cls(head.verdict, head.evidence, metrics, headline=head, **kwargs)
 
 
 def environment() -> dict[str, Any]:
@@ -72,6 +78,9 @@ def validate_metrics(data: dict[str, Any]) -> None:
     for key in ("claim", "evidence", "experiment", "preset"):
         if not isinstance(data[key], str) or not data[key]:
             raise ValueError(f"{key} must be a non-empty string")
+    head = data.get("headline")
+    if head is not None and head.get("verdict") != data["verdict"]:
+        raise ValueError(f"the headline test says {head.get('verdict')!r} but the verdict is {data['verdict']!r}")
 
 
 def _json_safe(obj: Any) -> Any:
@@ -154,8 +163,12 @@ def write_report(out_dir: str | Path, data: dict[str, Any], result: ExperimentRe
         parts += [f"**Paper:** {paper}", ""]
     parts += [f"**Claim:** {data['claim']}", "", f"**Verdict:** {data['verdict']}", "",
               f"**Evidence:** {data['evidence']}", ""]
+    head = data.get("headline")
+    if head:
+        parts += ["## Headline test", "", _md_table(headline_rows(head)), ""]
     if result is not None and result.claims:
-        parts += ["## Sub-claims", "", _md_table(result.claims), ""]
+        rows = [{k: v for k, v in c.items() if k != "test"} for c in result.claims]
+        parts += ["## Sub-claims", "", _md_table(rows), ""]
     parts += ["## Metrics", "", _md_table(metrics_rows(data["metrics"])), ""]
     if result is not None and result.table:
         parts += ["## Details", "", _md_table(result.table), ""]
@@ -170,6 +183,38 @@ def write_report(out_dir: str | Path, data: dict[str, Any], result: ExperimentRe
     path = out / "report.md"
     atomic_write_text(path, "\n".join(parts) + "\n")
     return path
+
+
+def _fmt_interval(rec: dict[str, Any]) -> str:
+    lo, hi = rec.get("interval", [None, None])
+    if lo is None or hi is None:
+        return ""
+    return f"[{lo:+.4g}, {hi:+.4g}]"
+
+
+def headline_rows(head: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for a headline's test, its gates and its plan (used by report.md and the results page)."""
+    t = head["test"]
+    rows = [{"role": "headline test", "verdict": t["verdict"], "estimate": t.get("estimate"),
+             "90% CI": _fmt_interval(t), "margin": t.get("margin"), "n": t.get("n"),
+             "MDE (80%)": t.get("mde", "")}]
+    for role in ("negative_control", "positive_control", "mechanism", "calibration"):
+        for g in head.get(role, []):
+            rows.append({"role": role.replace("_", " "), "verdict": g["verdict"], "estimate": g.get("estimate"),
+                         "90% CI": _fmt_interval(g) if g.get("kind") != "threshold" else "",
+                         "margin": g.get("margin"), "n": g.get("n"), "MDE (80%)": g.get("mde", ""),
+                         "what": g.get("evidence", "")})
+    plan = head.get("plan")
+    if plan:
+        rows.append({"role": "plan", "verdict": "", "estimate": plan["sesoi"], "90% CI": "",
+                     "margin": plan["margin"], "n": plan["planned_n"], "MDE (80%)": "",
+                     "what": f"SESOI {plan['sesoi']:g} ({plan['sesoi_source']}); pilot SD {plan['pilot_sd']:g} "
+                             f"({plan['pilot_source']}); {plan['planned_n']} seeds for "
+                             f"{plan['planned_power']:.0%} power; power at this run's n "
+                             f"{plan.get('power_at_run_n', float('nan')):.0%}"})
+    if head.get("reasons"):
+        rows.append({"role": "why inconclusive", "verdict": "", "what": "; ".join(head["reasons"])})
+    return rows
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:

@@ -24,6 +24,7 @@ import torch
 
 from reprozoo.errors import ConfigError, OutputError, OutputExistsError, RunInterrupted
 from reprozoo.runtime.config import check_common, to_plain_dict, to_yaml
+from reprozoo.runtime.records import finish_provenance, start_provenance
 from reprozoo.runtime.registry import ExperimentSpec, get_experiment
 from reprozoo.runtime.report import (
     ExperimentResult,
@@ -322,6 +323,7 @@ def run_experiment(
                    command=resume_command(name, preset, list(cfg.seeds), overrides, out).rsplit(" --resume", 1)[0])
     threads_before = torch.get_num_threads()
     start = time.perf_counter()
+    prov = start_provenance()
     try:
         atomic_write_text(out / "config.yaml", to_yaml(cfg))
         folder.own("config.yaml")
@@ -330,6 +332,9 @@ def run_experiment(
         ctx = RunContext(out, preset, resume, progress, cfg, folder)
         result: ExperimentResult = spec.run(cfg, ctx)
         data = _metrics(spec, name, preset, cfg, overrides, result, time.perf_counter() - start)
+        data["provenance"] = finish_provenance(prov, torch.get_num_threads())
+        if resume:
+            data["provenance"]["resumed"] = True  # wall and CPU seconds cover this process only
         write_metrics(out, data)
         write_report(out, data, result, paper=spec.paper)
     except KeyboardInterrupt:
@@ -363,6 +368,8 @@ def _metrics(spec, name, preset, cfg, overrides, result: ExperimentResult, runti
         "runtime_s": round(runtime_s, 3),
         "environment": environment(),
     }
+    if result.headline is not None:
+        data["headline"] = result.headline.record()
     if result.claims:
         data["claims"] = [{**c, "headline": bool(c.get("headline", False))} for c in result.claims]
     return data

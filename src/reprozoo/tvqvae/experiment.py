@@ -2,10 +2,12 @@
 fortunes corpus (11 topical categories), K in {10, 20}, 3 seeds, one shared vocabulary.
 
 The rule, fixed in code before any number existed: per seed, average the paper's topic quality
-(TQ = NPMI x diversity over the best 50% of topics) over the K values; TVQ-VAE must beat the
-strongest of the three baselines (by mean) by more than ``TQ_MARGIN`` and by more than twice the
-std of the paired differences, winning on most seeds; the random-word control must lose to
-TVQ-VAE, or the verdict is "inconclusive". Sub-claims: the same rule on NMI against the categories
+(TQ = NPMI x diversity over the best 50% of topics) over the K values; over >= ``MIN_SEEDS`` paired
+seeds, the one-sided 95% t-interval of TVQ-VAE's mean paired gain over the strongest of the three
+baselines (by mean) must lie above ``TQ_MARGIN`` ("held"); "not held" when its upper bound is below
+the margin, "inconclusive" otherwise (:func:`reprozoo.runtime.verdict.headline`). The random-word
+control must lose to TVQ-VAE by the same rule, or the verdict is "inconclusive". The design (SESOI,
+pilot SD, planned seeds) is ``TQ_PLAN``. Sub-claims: the same rule on NMI against the categories
 (k-means on theta), TVQ-VAE vs ProdLDA (the codebook's own contribution), and the all-topic TQ.
 """
 
@@ -24,7 +26,7 @@ from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import beats, claim, headline
+from reprozoo.runtime.verdict import Headline, Plan, claim, headline, superiority
 from reprozoo.tvqvae import baselines
 from reprozoo.tvqvae.embeddings import POOLINGS, TokenEncoder
 from reprozoo.tvqvae.estimator import TVQVAE, PreparedCorpus, prepare_corpus
@@ -37,6 +39,19 @@ CORPORA = ("fortunes", "procedural", "file")
 # margins of the rules, fixed before the first quick run
 TQ_MARGIN = 0.01  # absolute TQ (NPMI x diversity)
 NMI_MARGIN = 0.01  # absolute NMI
+MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
+# the headline's design, fixed beside its margin
+TQ_PLAN = Plan(
+    sesoi=0.02,
+    sesoi_source=("practical threshold: Yoo & Choi (AAAI 2024) publish TVQ-VAE's own best-50% TQ (0.157 on 20NG, "
+                  "mean over K = 10..50, official README table) and describe it as on par with the baselines, so "
+                  "there is no reported gap to scale; 0.02 TQ (about 1/8 of that TQ level, twice the margin) is the "
+                  "smallest gain we would call a better topic model"),
+    margin=TQ_MARGIN,
+    pilot_sd=0.026,
+    pilot_source=("quick run recorded in docs/tvqvae.md (3 seeds, TVQ-VAE vs clustering, TQ best-50% mean over K): "
+                  "the old rule's bar 0.052 = 2 x the SD of the paired differences"),
+)
 
 CLAIM = ("TVQ-VAE's topics (a ProdLDA-style model over a VQ codebook of language-model token embeddings) "
          "have higher topic quality (NPMI x diversity, best-50% protocol) than the strongest of ProdLDA, LDA "
@@ -202,28 +217,27 @@ def _per_seed(results: list[dict], arm: str, metric: str, ks: list[int]) -> np.n
     return np.asarray([np.mean([r["by_k"][str(k)][metric] for k in ks]) for r in rows])
 
 
-def decide(vals: dict[str, dict[str, np.ndarray]], base: list[str]) -> list[dict[str, object]]:
+def decide(vals: dict[str, dict[str, np.ndarray]], base: list[str]) -> tuple[Headline, list[dict[str, object]]]:
     """The rules, fixed in code: ``vals[arm][metric]`` holds one number per seed (paired by seed).
-    The first entry is the headline."""
-    verdict, evidence = headline(vals["tvq"]["tq_best50"], {a: vals[a]["tq_best50"] for a in base},
-                                 vals[CONTROL]["tq_best50"], margin=TQ_MARGIN, name="TQ best-50% (mean over K)",
-                                 control_name="random words")
-    claims = [claim(CLAIM, verdict, evidence, headline=True)]
-    v, e = headline(vals["tvq"]["tq_all"], {a: vals[a]["tq_all"] for a in base}, vals[CONTROL]["tq_all"],
-                    margin=TQ_MARGIN, name="TQ all topics (mean over K)", control_name="random words")
-    claims.append(claim("the same comparison with NPMI and diversity over all topics (the OCTIS/gensim protocol)",
-                        v, e))
+    Returns the headline and the claims (the first entry is the headline)."""
+    head = headline(vals["tvq"]["tq_best50"], {a: vals[a]["tq_best50"] for a in base}, vals[CONTROL]["tq_best50"],
+                    margin=TQ_MARGIN, min_seeds=MIN_SEEDS, plan=TQ_PLAN, name="TQ best-50% (mean over K)",
+                    control_name="random words")
+    claims = [claim(CLAIM, head, headline=True)]
+    sub = headline(vals["tvq"]["tq_all"], {a: vals[a]["tq_all"] for a in base}, vals[CONTROL]["tq_all"],
+                   margin=TQ_MARGIN, min_seeds=MIN_SEEDS, name="TQ all topics (mean over K)", control_name="random words")
+    claims.append(claim("the same comparison with NPMI and diversity over all topics (the OCTIS/gensim protocol)", sub))
     if "nmi_kmeans" in vals["tvq"]:
-        v, e = headline(vals["tvq"]["nmi_kmeans"], {a: vals[a]["nmi_kmeans"] for a in base},
-                        vals[CONTROL]["nmi_kmeans"], margin=NMI_MARGIN, name="NMI (k-means on theta) vs categories",
-                        control_name="random mixtures")
+        sub = headline(vals["tvq"]["nmi_kmeans"], {a: vals[a]["nmi_kmeans"] for a in base},
+                       vals[CONTROL]["nmi_kmeans"], margin=NMI_MARGIN, min_seeds=MIN_SEEDS,
+                       name="NMI (k-means on theta) vs categories", control_name="random mixtures")
         claims.append(claim("TVQ-VAE's document mixtures cluster the labelled categories better than the strongest "
-                            "baseline (NMI)", v, e))
+                            "baseline (NMI)", sub))
     if "prodlda" in vals:
-        v, e = beats(vals["tvq"]["tq_best50"], vals["prodlda"]["tq_best50"], margin=TQ_MARGIN,
-                     name="TQ best-50%", other_name="ProdLDA (same networks on word counts)")
-        claims.append(claim("the codebook helps: TVQ-VAE beats ProdLDA fed word counts (TQ best-50%)", v, e))
-    return claims
+        t = superiority(vals["tvq"]["tq_best50"], vals["prodlda"]["tq_best50"], margin=TQ_MARGIN, min_seeds=MIN_SEEDS,
+                        name="TQ best-50%", other_name="ProdLDA (same networks on word counts)")
+        claims.append(claim("the codebook helps: TVQ-VAE beats ProdLDA fed word counts (TQ best-50%)", t))
+    return head, claims
 
 
 @register_experiment("tvq-vae", paper=PAPER, claim=CLAIM, config=TVQConfig)
@@ -236,8 +250,7 @@ def run(cfg: TVQConfig, ctx) -> ExperimentResult:
     base = [a for a in BASELINES if a in cfg.arms]
     vals = {a: {m: _per_seed(results, a, m, ks) for m in ("tq_best50", "tq_all", "nmi_kmeans")
                 if m != "nmi_kmeans" or labelled} for a in cfg.arms}
-    claims = decide(vals, base)
-    verdict, evidence = claims[0]["verdict"], claims[0]["evidence"]
+    head, claims = decide(vals, base)
 
     metrics: dict[str, float] = {}
     table = []
@@ -272,7 +285,7 @@ def run(cfg: TVQConfig, ctx) -> ExperimentResult:
              f"VQ: {cfg.n_codes} codes x {cfg.code_dim}, {cfg.n_neighbors} nearest summed, hidden {cfg.vq_hidden}, "
              f"{cfg.vq_epochs} epochs x {cfg.vq_max_tokens or 'all'} tokens, codebook init {cfg.codebook_init}; "
              f"topic stage {cfg.topic_epochs} epochs; LDA {cfg.lda_passes} passes.")
-    return ExperimentResult(verdict, evidence, metrics, claims=claims, table=table, figures=figures, notes=notes)
+    return ExperimentResult.from_headline(head, metrics, claims=claims, table=table, figures=figures, notes=notes)
 
 
 def _figures(cfg: TVQConfig, results: list[dict], ks: list[int], ctx) -> list[str]:
@@ -310,4 +323,4 @@ def _figures(cfg: TVQConfig, results: list[dict], ks: list[int], ctx) -> list[st
     return paths
 
 
-__all__ = ["TVQConfig", "run", "run_one", "prepare", "ARMS", "TQ_MARGIN", "NMI_MARGIN"]
+__all__ = ["TVQConfig", "run", "run_one", "prepare", "decide", "ARMS", "TQ_MARGIN", "NMI_MARGIN", "TQ_PLAN"]
