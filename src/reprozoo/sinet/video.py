@@ -1,0 +1,352 @@
+"""Portrait segmentation of video: background replacement frame by frame (the library twin of
+``reprozoo segment clip.mp4 --out out.mp4``).
+
+:func:`segment_frames` takes any iterable of RGB frames (uint8 ``(H, W, 3)``) and yields the
+composited frames, in small batches through an *engine* (``engine.probabilities(frames uint8
+(N, H, W, 3)) -> float32 (N, h, w)``: the foreground probability at the model's resolution, covering
+the whole frame). Each probability map is optionally smoothed over time (an exponential moving
+average, ``smooth`` = weight of the past), upsampled bilinearly to the frame and feathered by a small
+Gaussian blur (sigma about 1 px per 480 lines), so edges are soft, not blocky; the result is the alpha
+of the person over the new background: ``blur`` (the frame itself, strongly blurred), ``color:#RRGGBB``
+or ``image:PATH`` (scaled to cover the frame, centre-cropped). ``mask_only`` yields the alpha as a
+gray frame instead. :func:`segment_video` runs it file to file through :mod:`reprozoo.sinet.video_io`
+(streaming; frame rate, size and audio kept) and reports the frames per second end to end.
+
+    >>> from reprozoo.sinet.video import segment_frames
+    >>> frames = (np.zeros((48, 64, 3), np.uint8) for _ in range(3))
+    >>> out = list(segment_frames(frames, background="color:#00ff00"))
+    >>> len(out), out[0].shape
+    (3, (48, 64, 3))
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reprozoo.errors import DataError, OutputError, OutputExistsError, ReproZooError
+
+_COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
+
+
+class EagerEngine:
+    """The eager :class:`~reprozoo.sinet.inference.Segmenter` behind the engine interface:
+    ``probabilities(frames uint8 (N, H, W, 3)) -> float32 (N, h, w)`` at the model's resolution
+    (``fit="stretch"``: the whole square output; letterbox: the part of the square that holds the
+    frame)."""
+
+    def __init__(self, segmenter):
+        self.segmenter = segmenter
+
+    @torch.no_grad()
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        from reprozoo.sinet.inference import letterbox
+
+        seg = self.segmenter
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
+        size = seg.image_size
+        if seg.fit == "stretch":
+            boxed = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            top, left, nh, nw = 0, 0, size, size
+        else:
+            boxed, (top, left, nh, nw) = letterbox(x, size)
+        logits = seg.net(boxed)
+        prob = torch.sigmoid(logits)[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
+        return prob[:, top:top + nh, left:left + nw].contiguous().numpy().astype(np.float32, copy=False)
+
+
+def default_engine(checkpoint: str | Path | None = None, compile: bool = False):
+    """The pretrained SINet (or ``checkpoint``) behind the fastest engine available: the throughput
+    engine of :mod:`reprozoo.sinet.throughput` when it is installed, else :class:`EagerEngine`."""
+    from reprozoo.sinet.inference import Segmenter
+
+    seg = Segmenter.pretrained(compile=compile) if checkpoint is None else \
+        Segmenter.from_checkpoint(checkpoint, compile=compile)
+    try:
+        from reprozoo.sinet.throughput import FrameEngine
+    except ImportError:
+        return EagerEngine(seg)
+    if compile:
+        return EagerEngine(seg)
+    return FrameEngine(seg)
+
+
+@dataclass(frozen=True)
+class Background:
+    """``kind`` is ``blur``, ``color`` (``color`` holds R, G, B) or ``image`` (``image``: uint8 RGB)."""
+
+    kind: str
+    color: tuple[int, int, int] = (0, 0, 0)
+    image: np.ndarray | None = None
+
+
+def parse_background(spec: str | Background | None) -> Background:
+    """``blur`` | ``color:#RRGGBB`` | ``image:PATH`` (``None``: blur). Raises :class:`DataError`."""
+    if isinstance(spec, Background):
+        return spec
+    if spec is None or spec == "blur":
+        return Background("blur")
+    kind, _, value = spec.partition(":")
+    if kind == "color":
+        m = _COLOR.fullmatch(value.strip())
+        if not m:
+            raise DataError(f"--background {spec}: a colour is color:#RRGGBB (six hex digits), e.g. color:#00ff00")
+        h = m.group(1)
+        return Background("color", color=(int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)))
+    if kind == "image" and value:
+        from reprozoo.data.segfolders import read_image
+
+        path = Path(value)
+        if not path.is_file():
+            raise DataError(f"--background {spec}: no such image file {path}")
+        return Background("image", image=read_image(path).permute(1, 2, 0).numpy())
+    raise DataError(f"--background {spec!r}: use blur, color:#RRGGBB or image:PATH")
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(2.5 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x / sigma) ** 2 / 2)
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with reflected borders."""
+    if sigma <= 0:
+        return x
+    k = _gaussian_kernel(sigma)
+    r, c = len(k) // 2, x.shape[1]
+    if r >= min(x.shape[-2:]):
+        return x
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def upsample_alpha(prob: np.ndarray | torch.Tensor, height: int, width: int, feather: float = 1.0) -> torch.Tensor:
+    """(N, h, w) probabilities -> (N, 1, H, W) alpha: bilinear to the frame size, then a Gaussian of
+    sigma ``feather`` px per 480 frame lines (1 px at 640x480; 0 turns it off)."""
+    p = torch.as_tensor(prob, dtype=torch.float32)[:, None]
+    alpha = F.interpolate(p, size=(height, width), mode="bilinear", align_corners=False)
+    return gaussian_blur(alpha, feather * min(height, width) / 480).clamp_(0, 1)
+
+
+class Compositor:
+    """Alpha-blend frames over a background; the background is prepared once per frame size."""
+
+    def __init__(self, background: str | Background | None = "blur", feather: float = 1.0):
+        self.background = parse_background(background)
+        self.feather = feather
+        self._fixed: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _static(self, h: int, w: int) -> torch.Tensor:
+        if (h, w) not in self._fixed:
+            bg = self.background
+            if bg.kind == "color":
+                plate = torch.tensor(bg.color, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, h, w)
+            else:  # image: scale to cover the frame, centre-crop
+                img = torch.from_numpy(bg.image).permute(2, 0, 1)[None].float()
+                ih, iw = img.shape[-2:]
+                s = max(h / ih, w / iw)
+                nh, nw = max(h, round(ih * s)), max(w, round(iw * s))
+                img = F.interpolate(img, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+                top, left = (nh - h) // 2, (nw - w) // 2
+                plate = img[:, :, top:top + h, left:left + w]
+            self._fixed[(h, w)] = plate.contiguous()
+        return self._fixed[(h, w)]
+
+    def backgrounds(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float frames -> their backgrounds."""
+        h, w = x.shape[-2:]
+        if self.background.kind != "blur":
+            return self._static(h, w)
+        f = max(1, min(h, w) // 60)  # blur at 1/f of the size: sigma 2 there = 2f px at full size
+        small = F.avg_pool2d(x, f, ceil_mode=True) if f > 1 else x
+        small = gaussian_blur(small, 2.0)
+        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+    def __call__(self, frames: np.ndarray, prob: np.ndarray, mask_only: bool = False) -> np.ndarray:
+        """frames uint8 (N, H, W, 3), prob float (N, h, w) -> composited uint8 (N, H, W, 3)."""
+        n, h, w, _ = frames.shape
+        alpha = upsample_alpha(prob, h, w, self.feather)
+        if mask_only:
+            gray = alpha.mul(255).round_().to(torch.uint8)
+            return gray.expand(n, 3, h, w).permute(0, 2, 3, 1).contiguous().numpy()
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        bg = self.backgrounds(x)
+        out = torch.lerp(bg.expand_as(x), x, alpha)  # bg + alpha * (frame - bg)
+        return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+@dataclass
+class StageTimes:
+    """Seconds per stage: ``decode`` (waiting for the next input frame: decoding and audio remux),
+    ``inference`` (resizing to the model and the model, plus smoothing), ``composite`` (upsampling,
+    feathering, blending) and ``encode`` (encoding and muxing the output)."""
+
+    decode: float = 0.0
+    inference: float = 0.0
+    composite: float = 0.0
+    encode: float = 0.0
+    frames: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"decode": self.decode, "inference": self.inference, "composite": self.composite,
+                "encode": self.encode}
+
+
+def _batches(frames: Iterable[np.ndarray], size: int, times: StageTimes) -> Iterator[np.ndarray]:
+    it, batch = iter(frames), []
+    while True:
+        t = time.perf_counter()
+        frame = next(it, None)
+        times.decode += time.perf_counter() - t
+        if frame is not None:
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+                raise DataError(f"frames must be uint8 (H, W, 3) RGB arrays, got {frame.dtype} {frame.shape}")
+            if batch and frame.shape != batch[0].shape:
+                raise DataError(f"frame size changed from {batch[0].shape[:2]} to {frame.shape[:2]} mid-stream")
+            batch.append(frame)
+        if batch and (frame is None or len(batch) == size):
+            yield np.stack(batch)
+            batch = []
+        if frame is None:
+            return
+
+
+def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background: str | Background | None = "blur",
+                   *, smooth: float = 0.0, mask_only: bool = False, feather: float = 1.0, batch_size: int = 8,
+                   times: StageTimes | None = None) -> Iterator[np.ndarray]:
+    """Yield each frame with its background replaced (or, ``mask_only``, its alpha as gray).
+
+    ``engine``: anything with ``probabilities(uint8 (N, H, W, 3)) -> (N, h, w)`` (default:
+    :func:`default_engine`, the pretrained SINet); ``smooth`` in [0, 1): weight of the previous
+    (smoothed) probability map, 0 = off; ``batch_size`` frames go through the engine at once (they
+    are held in memory together, nothing more); ``times`` collects the seconds per stage."""
+    if not 0.0 <= smooth < 1.0:
+        raise DataError(f"--smooth must be in [0, 1) (0: off; 0.3-0.6 is light), got {smooth}")
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    compositor = Compositor(background, feather)
+    engine = default_engine() if engine is None else engine
+    times = StageTimes() if times is None else times
+    state = None
+    for batch in _batches(frames, batch_size, times):
+        t0 = time.perf_counter()
+        prob = np.asarray(engine.probabilities(batch), dtype=np.float32)
+        if smooth > 0:
+            prob = prob.copy()
+            for i in range(len(prob)):
+                if state is not None and state.shape == prob[i].shape:
+                    prob[i] = smooth * state + (1 - smooth) * prob[i]
+                state = prob[i]
+        t1 = time.perf_counter()
+        out = compositor(batch, prob, mask_only)
+        t2 = time.perf_counter()
+        times.inference += t1 - t0
+        times.composite += t2 - t1
+        times.frames += len(out)
+        yield from out
+
+
+@dataclass
+class VideoResult:
+    """What :func:`segment_video` did: frames written, wall seconds, frames per second end to end,
+    the input's description and the seconds per stage."""
+
+    path: Path
+    frames: int
+    seconds: float
+    info: Any
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def check_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse an output that is the input, a folder, an existing file without ``overwrite``, an
+    unknown video type or a place that cannot be written (before anything is created)."""
+    from reprozoo.sinet.video_io import VIDEO_SUFFIXES, is_video_path
+
+    if dst.is_dir():
+        raise OutputError(f"--out {dst} is a folder; pass a video file name such as {dst / 'out.mp4'}")
+    if not is_video_path(dst):
+        raise OutputError(f"--out {dst}: a video input needs a video output ({', '.join(VIDEO_SUFFIXES)})")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputError(f"--out {dst} is the input video; pass another file name")
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"--out {dst} exists; pass --overwrite to replace it")
+    parent = dst.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {dst}: {parent} is not a folder")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {dst}: {parent} is not writable")
+
+
+def segment_video(src: str | Path, dst: str | Path, engine: Any = None, background: str | Background | None = "blur",
+                  *, smooth: float = 0.0, mask_video: bool = False, overwrite: bool = False,
+                  batch_size: int = 8, feather: float = 1.0, on_frame=None) -> VideoResult:
+    """Segment the video ``src`` into ``dst`` (streaming; frame rate, size and audio kept).
+    Inputs are checked before anything is written; the output is written under a temporary name in
+    its folder and renamed at the end, so a failure leaves no partial file and an existing ``dst``
+    (with ``overwrite``) untouched until the new one is complete. ``on_frame(done, fps)`` is called
+    after every written frame (progress bars). ``engine=None``: :func:`default_engine`."""
+    from reprozoo.sinet.video_io import VideoReader, VideoWriter, probe_video, temp_path
+
+    src, dst = Path(src), Path(dst)
+    info = probe_video(src)
+    check_output(src, dst, overwrite)
+    background = parse_background(background)
+    if not 0.0 <= smooth < 1.0:
+        raise DataError(f"--smooth must be in [0, 1) (0: off; 0.3-0.6 is light), got {smooth}")
+    engine = default_engine() if engine is None else engine
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the folder of {dst}: {err.strerror or err}") from None
+    tmp = temp_path(dst)
+    times = StageTimes()
+    start = time.perf_counter()
+    writer = None
+    try:
+        with VideoReader(src) as reader:
+            writer = VideoWriter(tmp, info, audio_from=reader.audio)
+            reader.audio_sink = writer.write_audio
+            frames = segment_frames(reader.frames(), engine, background, smooth=smooth, mask_only=mask_video,
+                                    feather=feather, batch_size=batch_size, times=times)
+            for frame in frames:
+                t = time.perf_counter()
+                writer.write(frame)
+                times.encode += time.perf_counter() - t
+                if on_frame is not None:
+                    on_frame(writer.count, writer.count / (time.perf_counter() - start))
+            t = time.perf_counter()
+            writer.close()
+            times.encode += time.perf_counter() - t
+            writer = None
+        tmp.replace(dst)
+    except BaseException as err:
+        if writer is not None:
+            writer.abort()
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, ReproZooError):
+            raise OutputError(f"cannot write {dst}: {err.strerror or err}") from None
+        raise
+    seconds = time.perf_counter() - start
+    return VideoResult(dst, times.frames, seconds, info, times.as_dict())
