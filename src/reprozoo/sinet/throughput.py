@@ -40,11 +40,17 @@ from reprozoo.errors import ConfigError, DataError
 KINDS = ("auto", "eager", "ort")
 MODES = ("batch", "sessions")
 
-# Measured on this machine (2 vCPUs, Sapphire Rapids class VM, ONNX Runtime 1.32), pretrained SINet,
-# 224x224, model only, see ``DEFAULTS_MEASURED`` below; the faster setting is the default.
+# Defaults measured on this machine (2 vCPUs, Sapphire Rapids class VM, ONNX Runtime 1.32), model only,
+# 224x224, 48 frames per call, median of 5 interleaved rounds (load average 1.4-1.6, so the medians are
+# low and the maxima closer to idle), FPS: one single-thread session per core at batch 1 was the fastest
+# for every model:
+#                        batch b=1  b=2  b=4  b=8 | sessions b=1  b=2  b=4  b=8
+#   SINet (untrained)          226  228  225  214 |          296  283  246  232  (max 522 vs 321 batch)
+#   SINet (pretrained)         152  170  193  220 |          298  280  276  264
+#   LR-ASPP MobileNetV3        153  172  177  211 |          257  245  240  232
+# CPU time per frame followed the same order (SINet 3.9 ms in sessions b=1 vs 5.0-5.4 in batch mode).
 DEFAULT_MODE = "sessions"
-DEFAULT_BATCH = 4
-DEFAULTS_MEASURED = "filled in below"
+DEFAULT_BATCH = 1
 
 
 def cores() -> int:
