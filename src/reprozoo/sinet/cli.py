@@ -123,21 +123,86 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
     return done, problems
 
 
+VIDEO_ONLY = ("--background", "--mask-video", "--smooth", "--overwrite")
+
+
+def segment_video_file(src: Path, out: Path, checkpoint: Path | None, *, background: str | None = None,
+                       mask_video: bool = False, smooth: float = 0.0, overwrite: bool = False,
+                       compile: bool = False, warn=None, echo=print) -> None:
+    """``reprozoo segment clip.mp4 --out out.mp4``: check the input and the output, load the model,
+    stream the video through :func:`reprozoo.sinet.video.segment_video` with a progress bar (frames
+    per second), then print what was written and the end-to-end frames per second."""
+    from reprozoo.runtime.progress import progress_bar
+    from reprozoo.sinet.inference import Segmenter
+    from reprozoo.sinet.video import check_output, engine_for, parse_background, segment_video
+    from reprozoo.sinet.video_io import probe_video
+
+    if not 0.0 <= smooth < 1.0:
+        raise DataError(f"--smooth must be in [0, 1) (0: off; 0.3-0.6 is light), got {smooth}")
+    info = probe_video(src)  # bad input: nothing is loaded or written
+    check_output(src, out, overwrite)
+    bg = parse_background(background)
+    seg = Segmenter.pretrained(compile=compile) if checkpoint is None else \
+        Segmenter.from_checkpoint(checkpoint, compile=compile)
+    if seg.synthetic and warn is not None:
+        warn(SYNTHETIC_WARNING)
+    engine = engine_for(seg, compile)
+    with progress_bar(info.frames or None, "segment") as bar:
+        result = segment_video(src, out, engine, bg, smooth=smooth, mask_video=mask_video, overwrite=overwrite,
+                               on_frame=lambda done, fps: bar.update(description=f"segment {fps:.0f} FPS"))
+    total = sum(result.stages.values()) or 1.0
+    split = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in result.stages.items())
+    audio = f"audio {info.audio}" if info.audio else "no audio"
+    what = "mask" if mask_video else f"background {background or 'blur'}"
+    echo(f"segmented {result.frames} frames ({info.width}x{info.height}, {float(info.fps):.4g} fps, {audio}; "
+         f"{what}) -> {out}")
+    echo(f"end to end: {result.fps:.1f} frames per second ({result.seconds:.2f} s; {split})")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("segment")
     def segment_cmd(
-        images: Annotated[list[Path], typer.Argument(help="image files or folders of images")],
-        out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png")],
+        images: Annotated[list[Path], typer.Argument(help="image files or folders of images, or one video "
+                                                      "(.mp4 .m4v .mov .mkv .webm .avi)")],
+        out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png; "
+                                          "for a video: the output video file")],
         checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run "
                                                         "sinet-portrait`); default: the bundled official "
                                                         "EG1800 weights")] = None,
-        threshold: Annotated[float, typer.Option(help="foreground probability threshold")] = 0.5,
+        threshold: Annotated[float | None, typer.Option(help="foreground probability threshold (images; "
+                                                        "default 0.5)")] = None,
         compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network: about 2x faster per image "
                                               "on CPU after a 20-50 s compile on the first image (needs a C++ compiler)")] = False,
+        background: Annotated[str | None, typer.Option(help="video: blur | color:#RRGGBB | image:PATH "
+                                                       "(default: blur)")] = None,
+        mask_video: Annotated[bool, typer.Option("--mask-video", help="video: write the person's alpha "
+                                                 "(white on black) instead of the composite")] = False,
+        smooth: Annotated[float | None, typer.Option(help="video: temporal smoothing in [0, 1), the weight of "
+                                                     "the previous frame's probabilities (default 0: off)")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="video: replace an existing output "
+                                                "file")] = False,
     ) -> None:
         """Portrait masks with SINet (default: the official EG1800 weights): any image size, mask at the
-        input size. Inputs sharing a name get distinct outputs."""
-        done, problems = segment_images(list(images), checkpoint, out, threshold,
+        input size. Inputs sharing a name get distinct outputs. A video input (one file) is streamed
+        to a video with its background replaced, frame rate, size and audio kept."""
+        from reprozoo.sinet.video_io import VIDEO_SUFFIXES, is_video_path
+
+        if any(is_video_path(p) for p in images):
+            if len(images) != 1:
+                raise DataError(f"segment one video at a time (got {len(images)} inputs); images and "
+                                "videos cannot be mixed")
+            if threshold is not None:
+                raise DataError("--threshold applies to images; a video gets a soft alpha (see --mask-video)")
+            segment_video_file(images[0], out, checkpoint, background=background, mask_video=mask_video,
+                               smooth=smooth or 0.0, overwrite=overwrite, compile=compile,
+                               warn=lambda m: typer.echo(m, err=True), echo=typer.echo)
+            return
+        given = [name for name, value in zip(VIDEO_ONLY, (background, mask_video, smooth, overwrite))
+                 if value not in (None, False)]
+        if given:
+            raise DataError(f"{', '.join(given)} apply to video inputs only "
+                            f"({', '.join(VIDEO_SUFFIXES)})")
+        done, problems = segment_images(list(images), checkpoint, out, 0.5 if threshold is None else threshold,
                                         warn=lambda m: typer.echo(m, err=True), compile=compile)
         typer.echo(f"segmented {done} image(s) -> {out}")
         if problems:

@@ -104,7 +104,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     container = _open_input(path)
     try:
         if not container.streams.video:
-            raise DataError(f"{path} holds no video stream")
+            raise DataError(f"{path} holds no video stream (or no frames)")
         stream = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         first = None
