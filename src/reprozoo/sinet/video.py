@@ -191,15 +191,21 @@ class Compositor:
             self._fixed[(h, w)] = plate
         return self._fixed[(h, w)]
 
-    def background_of(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) float frame -> its background (broadcastable to it)."""
-        h, w = x.shape[-2:]
+    def background_of(self, frame: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, 3) frame -> its float background, broadcastable to (3, H, W). ``blur``: the
+        frame shrunk by f = min(H, W) // 60 (antialiased), blurred (sigma 2 there: about 2f px of
+        the frame), enlarged back; resizing runs on uint8 channels-last, torch's vectorised path (0.2 +
+        0.7 ms at 640x480 here vs 1 + 3 ms in float)."""
+        h, w = frame.shape[:2]
         if self.background.kind != "blur":
             return self._static(h, w)
-        f = max(1, min(h, w) // 60)  # blur at 1/f of the size: sigma 2 there = 2f px at full size
-        small = F.avg_pool2d(x[None], f, ceil_mode=True) if f > 1 else x[None]
-        small = gaussian_blur(small, 2.0)
-        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0]
+        f = max(1, min(h, w) // 60)
+        x = torch.from_numpy(frame).permute(2, 0, 1)[None]  # channels-last view, no copy
+        small = F.interpolate(x, size=(math.ceil(h / f), math.ceil(w / f)), mode="bilinear", antialias=True,
+                              align_corners=False) if f > 1 else x
+        small = gaussian_blur(small.float(), 2.0).round_().clamp_(0, 255).to(torch.uint8)
+        small = small.contiguous(memory_format=torch.channels_last)
+        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0].float()
 
     def __call__(self, frames: np.ndarray, prob: np.ndarray, mask_only: bool = False) -> np.ndarray:
         """frames uint8 (N, H, W, 3), prob float (N, h, w) -> composited uint8 (N, H, W, 3)."""
@@ -214,7 +220,7 @@ class Compositor:
                     torch.from_numpy(out[i]).copy_(gray.permute(1, 2, 0).expand(h, w, 3))
                     continue
                 x = torch.from_numpy(frames[i]).permute(2, 0, 1).float()
-                bg = self.background_of(x)
+                bg = self.background_of(frames[i])
                 blended = (x - bg).mul_(alpha.clamp_(0, 1)).add_(bg).add_(0.5)  # bg + alpha * (x - bg)
                 torch.from_numpy(out[i]).copy_(blended.permute(1, 2, 0))  # truncation after +0.5 rounds
         return out
