@@ -147,9 +147,13 @@ def segment_video_file(src: Path, out: Path, checkpoint: Path | None, *, backgro
     if seg.synthetic and warn is not None:
         warn(SYNTHETIC_WARNING)
     engine = engine_for(seg, compile)
-    with progress_bar(info.frames or None, "segment") as bar:
-        result = segment_video(src, out, engine, bg, smooth=smooth, mask_video=mask_video, overwrite=overwrite,
-                               on_frame=lambda done, fps: bar.update(description=f"segment {fps:.0f} FPS"))
+    try:
+        with progress_bar(info.frames or None, "segment") as bar:
+            result = segment_video(src, out, engine, bg, smooth=smooth, mask_video=mask_video, overwrite=overwrite,
+                                   on_frame=lambda done, fps: bar.update(description=f"segment {fps:.0f} FPS"))
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()
     total = sum(result.stages.values()) or 1.0
     split = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in result.stages.items())
     audio = f"audio {info.audio}" if info.audio else "no audio"
