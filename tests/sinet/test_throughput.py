@@ -9,7 +9,7 @@ import torch
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.sinet.inference import Segmenter
 from reprozoo.sinet.models import SINet
-from reprozoo.sinet.throughput import FrameEngine, flush_denormals
+from reprozoo.sinet.throughput import FrameEngine, flush_denormals, mirror_steep_prelus
 
 pytest.importorskip("onnxruntime")
 
@@ -114,6 +114,26 @@ def test_denormal_weights_are_flushed_without_changing_the_model(seg):
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(net(x), seg.net.model(x), atol=1e-6)
+
+
+def test_steep_prelu_slopes_are_mirrored_exactly():
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Identity(), torch.nn.PReLU(4))
+    with torch.no_grad():
+        seq[2].weight.copy_(torch.tensor([1.3, 0.25, -0.1, 2.0]))  # two slopes > 1, one negative
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        ref = seq(x)
+        assert mirror_steep_prelus(seq) == 1
+        assert bool((seq[2].weight <= 1).all()) and len(seq) == 4
+        assert torch.allclose(seq(x), ref, atol=1e-6)
+
+
+def test_the_pretrained_engine_fuses_every_prelu_and_leaves_the_callers_thread_alone(engines):
+    engine = engines["sessions"]
+    assert engine.prelus_mirrored == 1 and engine.deploy_info["prelu_kept"] == 0
+    engine.probabilities(_random_frames(n=2))  # its threads flush denormals; this one must not
+    assert torch.tensor([1e-40]).item() != 0.0
 
 
 @pytest.mark.parametrize("bad, words", [
