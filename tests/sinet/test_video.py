@@ -211,6 +211,21 @@ def test_cli_overwrite_and_images_only_options(small, tmp_path, capsys):
     assert "one video at a time" in capsys.readouterr().err
 
 
+def test_segment_video_library_twin_reports_its_stages(small, tmp_path):
+    from reprozoo.sinet.video import segment_video
+
+    clip, frames, _ = small
+    seen = []
+    result = segment_video(clip, tmp_path / "a.mov", ConstantEngine([0.25] * 20), mask_video=True,
+                           on_frame=lambda done, fps: seen.append(done))
+    assert result.frames == 20 and seen == list(range(1, 21)) and result.info.fps == 10
+    assert set(result.stages) == {"decode", "preprocess", "inference", "composite", "encode"}
+    assert 0 < sum(result.stages.values()) <= result.seconds and result.fps > 0
+    got = read_video(tmp_path / "a.mov")
+    assert np.abs(got["frames"].astype(int) - 64).max() <= 2  # alpha 0.25 -> gray 64 (codec: +-2)
+    assert got["audio"]["codec"] == "aac"
+
+
 def _zero_frame_video(path):
     import av
 

@@ -221,26 +221,38 @@ class Compositor:
                     continue
                 x = torch.from_numpy(frames[i]).permute(2, 0, 1).float()
                 bg = self.background_of(frames[i])
-                blended = (x - bg).mul_(alpha.clamp_(0, 1)).add_(bg).add_(0.5)  # bg + alpha * (x - bg)
-                torch.from_numpy(out[i]).copy_(blended.permute(1, 2, 0))  # truncation after +0.5 rounds
+                # bg + alpha * (x - bg), + 0.5 so that the truncation to uint8 rounds
+                blended = torch.addcmul(bg + 0.5, x.sub_(bg), alpha.clamp_(0, 1))
+                torch.from_numpy(out[i]).copy_(blended.permute(1, 2, 0))
         return out
 
 
 @dataclass
 class StageTimes:
     """Seconds per stage: ``decode`` (waiting for the next input frame: decoding and audio remux),
-    ``inference`` (resizing to the model and the model, plus smoothing), ``composite`` (upsampling,
-    feathering, blending) and ``encode`` (encoding and muxing the output)."""
+    ``preprocess`` (resizing and normalising for the model, when the engine reports it apart),
+    ``inference`` (the model, plus smoothing; with the preprocessing when the engine does not split
+    it), ``composite`` (feathering, upsampling, blending) and ``encode`` (encoding and muxing)."""
 
     decode: float = 0.0
+    preprocess: float = 0.0
     inference: float = 0.0
     composite: float = 0.0
     encode: float = 0.0
     frames: int = 0
+    _pending: float = 0.0
+
+    def add_preprocess(self, seconds: float) -> None:
+        self.preprocess += seconds
+        self._pending += seconds
+
+    def pop_preprocess(self) -> float:
+        pending, self._pending = self._pending, 0.0
+        return pending
 
     def as_dict(self) -> dict[str, float]:
-        return {"decode": self.decode, "inference": self.inference, "composite": self.composite,
-                "encode": self.encode}
+        return {"decode": self.decode, "preprocess": self.preprocess, "inference": self.inference,
+                "composite": self.composite, "encode": self.encode}
 
 
 def _batches(frames: Iterable[np.ndarray], size: int, times: StageTimes) -> Iterator[np.ndarray]:
@@ -263,6 +275,22 @@ def _batches(frames: Iterable[np.ndarray], size: int, times: StageTimes) -> Iter
             return
 
 
+def _probabilities(engine: Any, batch: np.ndarray, times: StageTimes) -> np.ndarray:
+    """``engine.probabilities(batch)``; an engine that splits it into ``preprocess`` / ``infer`` /
+    ``box`` (:class:`~reprozoo.sinet.throughput.FrameEngine`) is called in its two steps so that the
+    preprocessing time is reported on its own."""
+    if not all(hasattr(engine, k) for k in ("preprocess", "infer", "box")):
+        return engine.probabilities(batch)
+    t = time.perf_counter()
+    x = engine.preprocess(batch)
+    times.add_preprocess(time.perf_counter() - t)
+    prob = engine.infer(x)
+    top, left, nh, nw = engine.box(*batch.shape[1:3])
+    if (nh, nw) != prob.shape[1:]:
+        prob = prob[:, top:top + nh, left:left + nw]
+    return prob
+
+
 def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background: str | Background | None = "blur",
                    *, smooth: float = 0.0, mask_only: bool = False, feather: float = 1.0, batch_size: int = 8,
                    times: StageTimes | None = None) -> Iterator[np.ndarray]:
@@ -282,7 +310,7 @@ def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background:
     state = None
     for batch in _batches(frames, batch_size, times):
         t0 = time.perf_counter()
-        prob = np.asarray(engine.probabilities(batch), dtype=np.float32)
+        prob = np.asarray(_probabilities(engine, batch, times), dtype=np.float32)
         if smooth > 0:
             prob = prob.copy()
             for i in range(len(prob)):
@@ -292,7 +320,7 @@ def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background:
         t1 = time.perf_counter()
         out = compositor(batch, prob, mask_only)
         t2 = time.perf_counter()
-        times.inference += t1 - t0
+        times.inference += t1 - t0 - times.pop_preprocess()
         times.composite += t2 - t1
         times.frames += len(out)
         yield from out
