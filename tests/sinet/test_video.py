@@ -226,6 +226,31 @@ def test_segment_video_library_twin_reports_its_stages(small, tmp_path):
     assert got["audio"]["codec"] == "aac"
 
 
+def test_cli_checkpoint_odd_size_and_ntsc_rate(tmp_path, capsys):
+    """A letterboxing checkpoint (a random 64 px SINet), a 161x121 video at 30000/1001 fps without
+    audio: size, rate and frame count kept; the generated-data warning goes to stderr."""
+    import torch
+
+    from reprozoo.sinet import SINet
+    from reprozoo.sinet.inference import save_checkpoint
+    from reprozoo.sinet.video_io import VideoInfo, VideoWriter
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "sinet.pt", SINet().eval(), mean=[0.5] * 3, std=[0.25] * 3, image_size=64,
+                           synthetic=True)
+    rate = Fraction(30000, 1001)
+    writer = VideoWriter(tmp_path / "odd.mp4", VideoInfo(tmp_path / "odd.mp4", 161, 121, rate, 0, None))
+    frames = np.random.default_rng(0).integers(0, 256, (7, 121, 161, 3), dtype=np.uint8)
+    for f in frames:
+        writer.write(f)
+    writer.close()
+    out = tmp_path / "out.mp4"
+    assert main(["segment", str(tmp_path / "odd.mp4"), "--out", str(out), "--checkpoint", str(ckpt)]) == 0
+    assert "trained on generated portraits only" in capsys.readouterr().err
+    got = read_video(out)
+    assert got["frames"].shape == (7, 121, 161, 3) and got["fps"] == rate and got["audio"] is None
+
+
 def _zero_frame_video(path):
     import av
 
