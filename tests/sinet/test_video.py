@@ -191,6 +191,18 @@ def test_cli_small_video_keeps_frames_fps_audio_and_replaces_the_background(smal
     assert person < 15  # bound: 3x the measured 4.8; a green person would differ by ~150
 
 
+def test_a_late_video_start_stays_in_sync_with_the_audio(tmp_path, capsys):
+    frames, _ = portrait_frames(64, 48, 10)
+    clip = write_video(tmp_path / "late.mp4", frames, fps=10, audio=True, video_start=5)  # video at 0.5 s
+    assert read_video(clip)["video_start"] == pytest.approx(0.5)
+    assert main(["segment", str(clip), "--out", str(tmp_path / "out.mkv"), "--background", "color:#000000"]) == 0
+    got = read_video(tmp_path / "out.mkv")
+    # 0.523 measured: Matroska shifts every stream by the AAC encoder delay (1024 samples = 23 ms) that
+    # the MP4 input hid in an edit list; without the fix the video would start at 0.023. Bound: half a frame.
+    assert got["video_start"] == pytest.approx(0.5, abs=0.05) and len(got["frames"]) == 10
+    assert got["audio"]["seconds"] == pytest.approx(1.0, abs=0.05)
+
+
 def test_cli_overwrite_and_images_only_options(small, tmp_path, capsys):
     clip, _, _ = small
     out = tmp_path / "out.mkv"

@@ -44,9 +44,9 @@ def portrait_frames(width: int, height: int, n: int, seed: int = 0, index: int =
 
 
 def write_video(path: Path, frames: np.ndarray, fps: int = 25, audio: bool = False,
-                audio_rate: int = 44_100, codec: str = "libx264") -> Path:
+                audio_rate: int = 44_100, codec: str = "libx264", video_start: int = 0) -> Path:
     """Encode ``frames`` (nearly lossless: crf 12) with an optional 440 Hz mono AAC tone as long as
-    the video."""
+    the video; ``video_start``: frames of delay before the first video frame (the audio starts at 0)."""
     import av
 
     with av.open(str(path), "w") as out:
@@ -60,7 +60,7 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25, audio: bool = Fal
             sound.layout = "mono"
         for i, frame in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, fps)
+            vf.pts, vf.time_base = video_start + i, Fraction(1, fps)
             out.mux(stream.encode(vf))
         out.mux(stream.encode(None))
         if sound is not None:
@@ -77,13 +77,15 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25, audio: bool = Fal
 
 
 def read_video(path: Path) -> dict:
-    """Everything the tests check: frames (n, H, W, 3) uint8, fps, audio stream codec/duration."""
+    """Everything the tests check: frames (n, H, W, 3) uint8, fps, the first frame's time (s), the
+    audio stream's codec, rate and duration."""
     import av
 
     with av.open(str(path)) as inp:
         v = inp.streams.video[0]
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in inp.decode(v)])
-        fps = v.average_rate
+        decoded = [(f.time, f.to_ndarray(format="rgb24")) for f in inp.decode(v)]
+        frames = np.stack([f for _, f in decoded])
+        fps, start = v.average_rate, decoded[0][0] or 0.0
     audio = None
     with av.open(str(path)) as inp:
         if inp.streams.audio:
@@ -91,4 +93,4 @@ def read_video(path: Path) -> dict:
             samples = sum(f.samples for f in inp.decode(a))
             audio = {"codec": a.codec_context.name, "rate": a.codec_context.sample_rate,
                      "seconds": samples / a.codec_context.sample_rate}
-    return {"frames": frames, "fps": Fraction(fps), "audio": audio}
+    return {"frames": frames, "fps": Fraction(fps), "audio": audio, "video_start": start}

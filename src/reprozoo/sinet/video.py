@@ -399,6 +399,8 @@ def segment_video(src: str | Path, dst: str | Path, engine: Any = None, backgrou
                                     feather=feather, batch_size=batch_size, times=times)
             for frame in frames:
                 t = time.perf_counter()
+                if writer.count == 0 and reader.first_time:  # a video that starts late stays in sync
+                    writer.start = max(0, round(reader.first_time * info.fps))
                 writer.write(frame)
                 times.encode += time.perf_counter() - t
                 if on_frame is not None:

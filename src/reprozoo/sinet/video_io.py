@@ -143,6 +143,7 @@ class VideoReader:
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
         self.video.thread_type = "AUTO"  # frame threads: decode overlaps the caller's work
         self.audio_sink: Callable[[Any], None] | None = None
+        self.first_time: float | None = None  # seconds of the first video frame on the file's clock
 
     def frames(self) -> Iterator[np.ndarray]:
         """RGB uint8 ``(H, W, 3)`` frames in display order."""
@@ -155,6 +156,8 @@ class VideoReader:
                         self.audio_sink(packet)
                     continue
                 for frame in packet.decode():
+                    if self.first_time is None:
+                        self.first_time = frame.time or 0.0
                     yield frame.to_ndarray(format="rgb24")
         except _ffmpeg_errors(av) as err:
             raise DataError(f"{self.path}: cannot decode its video ({_reason(err)})") from None
@@ -176,8 +179,10 @@ def temp_path(path: Path) -> Path:
 
 
 class VideoWriter:
-    """Encode RGB frames into ``path`` at ``info``'s size and frame rate, with ``info``'s audio when
-    ``audio_from`` (the input's audio stream, a PyAV stream) is given. Closing flushes the encoders.
+    """Encode RGB frames into ``path`` at ``info``'s size and a constant ``info.fps`` (a variable
+    frame rate input is retimed to its average rate), with the input's audio when ``audio_from`` (its
+    audio stream, a PyAV stream) is given; ``start`` delays the first frame by that many frame
+    periods (the input's video start, so that audio stays in sync). Closing flushes the encoders.
     The file is written as is; :func:`reprozoo.sinet.video.segment_video` writes to :func:`temp_path`
     and renames."""
 
@@ -211,14 +216,14 @@ class VideoWriter:
                 self.audio = self.container.add_stream(name, rate=rate)
                 self.audio.layout = audio_from.codec_context.layout.name if audio_from.codec_context.layout else "stereo"
                 self._transcode = True
-        self._decoder = audio_from.codec_context if self._transcode else None
         self.count = 0
+        self.start = 0  # frames of delay before the first one (to keep a late video start in sync)
 
     def write(self, frame: np.ndarray) -> None:
         """Encode one RGB uint8 ``(H, W, 3)`` frame."""
         av = require_av()
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        vf.pts = self.count
+        vf.pts = self.start + self.count
         vf.time_base = self.video.codec_context.time_base
         self.count += 1
         self.container.mux(self.video.encode(vf))
