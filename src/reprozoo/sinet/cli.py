@@ -134,8 +134,8 @@ def segment_video_file(src: Path, out: Path, checkpoint: Path | None, *, backgro
     per second), then print what was written and the end-to-end frames per second."""
     from reprozoo.runtime.progress import progress_bar
     from reprozoo.sinet.inference import Segmenter
-    from reprozoo.sinet.video import check_output, engine_for, parse_background, segment_video
-    from reprozoo.sinet.video_io import probe_video
+    from reprozoo.sinet.video import engine_for, parse_background, segment_video
+    from reprozoo.sinet.video_io import check_output, probe_video
 
     if not 0.0 <= smooth < 1.0:
         raise DataError(f"--smooth must be in [0, 1) (0: off; 0.3-0.6 is light), got {smooth}")

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reprozoo.errors import DataError, OutputError, OutputExistsError, ReproZooError
+from reprozoo.errors import DataError, OutputError, ReproZooError
 
 _COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
 
@@ -342,30 +342,6 @@ class VideoResult:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
-def check_output(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse an output that is the input, a folder, an existing file without ``overwrite``, an
-    unknown video type or a place that cannot be written (before anything is created)."""
-    from reprozoo.sinet.video_io import VIDEO_SUFFIXES, is_video_path
-
-    if dst.is_dir():
-        raise OutputError(f"--out {dst} is a folder; pass a video file name such as {dst / 'out.mp4'}")
-    if not is_video_path(dst):
-        raise OutputError(f"--out {dst}: a video input needs a video output ({', '.join(VIDEO_SUFFIXES)})")
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise OutputError(f"--out {dst} is the input video; pass another file name")
-    if dst.exists() and not overwrite:
-        raise OutputExistsError(f"--out {dst} exists; pass --overwrite to replace it")
-    parent = dst.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {dst}: {parent} is not a folder")
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {dst}: {parent} is not writable")
-
-
 def segment_video(src: str | Path, dst: str | Path, engine: Any = None, background: str | Background | None = "blur",
                   *, smooth: float = 0.0, mask_video: bool = False, overwrite: bool = False,
                   batch_size: int = 8, feather: float = 1.0, on_frame=None) -> VideoResult:
@@ -374,7 +350,7 @@ def segment_video(src: str | Path, dst: str | Path, engine: Any = None, backgrou
     its folder and renamed at the end, so a failure leaves no partial file and an existing ``dst``
     (with ``overwrite``) untouched until the new one is complete. ``on_frame(done, fps)`` is called
     after every written frame (progress bars). ``engine=None``: :func:`default_engine`."""
-    from reprozoo.sinet.video_io import VideoReader, VideoWriter, probe_video, temp_path
+    from reprozoo.sinet.video_io import VideoReader, VideoWriter, check_output, probe_video, temp_path
 
     src, dst = Path(src), Path(dst)
     info = probe_video(src)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from reprozoo.errors import DataError, MissingDependencyError, OutputError
+from reprozoo.errors import DataError, MissingDependencyError, OutputError, OutputExistsError
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 INSTALL = "pip install 'reprozoo[video]'"
@@ -170,6 +170,26 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse an output that is the input, a folder, an existing file without ``overwrite``, an
+    unknown video type or a place that cannot be written (before anything is created)."""
+    if dst.is_dir():
+        raise OutputError(f"--out {dst} is a folder; pass a video file name such as {dst / 'out.mp4'}")
+    if not is_video_path(dst):
+        raise OutputError(f"--out {dst}: a video input needs a video output ({', '.join(VIDEO_SUFFIXES)})")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputError(f"--out {dst} is the input video; pass another file name")
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"--out {dst} exists; pass --overwrite to replace it")
+    parent = dst.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {dst}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {dst}: {parent} is not writable")
 
 
 def temp_path(path: Path) -> Path:
