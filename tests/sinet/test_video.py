@@ -263,6 +263,19 @@ def test_cli_checkpoint_odd_size_and_ntsc_rate(tmp_path, capsys):
     assert got["frames"].shape == (7, 121, 161, 3) and got["fps"] == rate and got["audio"] is None
 
 
+@pytest.mark.parametrize("suffix, codec", [(".webm", "opus"), (".avi", "mp3float"), (".mov", "aac")])
+def test_audio_is_transcoded_when_the_container_needs_it(small, tmp_path, suffix, codec):
+    """AAC cannot go into WebM (-> Opus) or AVI here (-> MP3); MOV takes it as it is."""
+    from reprozoo.sinet.video import segment_video
+
+    clip, _, _ = small
+    segment_video(clip, tmp_path / f"out{suffix}", ConstantEngine([1.0] * 20), "color:#000000")
+    got, src = read_video(tmp_path / f"out{suffix}"), read_video(clip)
+    assert got["frames"].shape == (20, 120, 160, 3) and got["fps"] == 10
+    assert got["audio"]["codec"] == codec  # mp3float: FFmpeg's MP3 decoder
+    assert got["audio"]["seconds"] == pytest.approx(src["audio"]["seconds"], abs=0.06)
+
+
 def _zero_frame_video(path):
     import av
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from reprozoo.errors import DataError, MissingDependencyError, OutputError, OutputExistsError
+from reprozoo.errors import DataError, MissingDependencyError, OutputError, OutputExistsError, ReproZooError
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 INSTALL = "pip install 'reprozoo[video]'"
@@ -153,12 +153,17 @@ class VideoReader:
             for packet in self.container.demux(streams):
                 if packet.stream.type == "audio":
                     if self.audio_sink is not None and packet.dts is not None:
-                        self.audio_sink(packet)
+                        try:
+                            self.audio_sink(packet)
+                        except _ffmpeg_errors(av) as err:  # the writer's fault, not the input's
+                            raise OutputError(f"cannot write the audio: {_reason(err)}") from None
                     continue
                 for frame in packet.decode():
                     if self.first_time is None:
                         self.first_time = frame.time or 0.0
                     yield frame.to_ndarray(format="rgb24")
+        except ReproZooError:
+            raise
         except _ffmpeg_errors(av) as err:
             raise DataError(f"{self.path}: cannot decode its video ({_reason(err)})") from None
 
