@@ -20,11 +20,15 @@ def _fps(sinet: float, lraspp: float, pretrained: float, size: int = 224) -> dic
 
 def test_throughput_goal_met_at_2x_and_300_fps():
     ratios = {}
-    out = benchmark._throughput_goal(_fps(420.0, 200.0, 300.0), 224, 2, ratios)
+    cpu = {(NAMES[0], "throughput sessions", 48, 224): 4.0, (NAMES[0], "throughput batch", 48, 224): 5.0,
+           (NAMES[1], "throughput sessions", 48, 224): 9.0, (NAMES[1], "throughput batch", 48, 224): 8.4}
+    out = benchmark._throughput_goal(_fps(420.0, 200.0, 300.0), 224, 2, ratios, cpu)
     assert out["goals"] == {"throughput_speedup_2x": True, "throughput_fps_300": True}
     assert ratios["sinet_vs_lraspp_throughput"] == pytest.approx(2.1)
     assert ratios["sinet_pretrained_vs_lraspp_throughput"] == pytest.approx(1.5)
     assert ratios["sinet_throughput_vs_batch1_deploy"] == pytest.approx(420 / 250)
+    assert ratios["sinet_vs_lraspp_throughput_cpu_time"] == pytest.approx(8.4 / 4.0)  # each at its cheaper mode
+    assert "by CPU time 2.10x" in out["goal"]
     assert "2.10x: met" in out["goal"] and "420.0 FPS: met" in out["goal"] and "throughput sessions" in out["goal"]
 
 
