@@ -150,6 +150,13 @@ def test_bad_frames_raise_one_line_errors(engines, bad, words):
         assert words in str(err.value) and "\n" not in str(err.value)
 
 
+def test_infer_takes_only_preprocessed_input(engines):
+    with pytest.raises(DataError, match="float32"):
+        engines["sessions"].infer(np.zeros((1, 3, 64, 64), np.float32))
+    x = engines["sessions"].preprocess(_random_frames(n=2))
+    assert np.array_equal(engines["sessions"].infer(x), engines["sessions"].probabilities(_random_frames(n=2)))
+
+
 @pytest.mark.parametrize("kw, words", [
     ({"kind": "tensorrt"}, "kind must be"), ({"mode": "threads"}, "mode must be"),
     ({"batch_size": 0}, "batch_size"), ({"threads": 0}, "threads"), ({"fit": "crop"}, "fit must be"),

@@ -321,6 +321,11 @@ class FrameEngine:
     # -- inference ------------------------------------------------------------------------------
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, S, S) -> probabilities float32 (N, S, S) (model only)."""
+        s = self.image_size
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape[1:] != (3, s, s):
+            raise DataError(f"infer takes preprocessed float32 (N, 3, {s}, {s}) arrays (see preprocess), got "
+                            f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+        x = np.ascontiguousarray(x)
         n = x.shape[0]
         out = np.empty((n, self.image_size, self.image_size), dtype=np.float32)
         if n == 0:
