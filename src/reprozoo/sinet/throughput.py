@@ -19,7 +19,14 @@ Two back ends compute the same function:
 ``kind="auto"`` (default) takes ONNX Runtime when it is installed. Both back ends share one
 preprocessing (:meth:`FrameEngine.preprocess`): the uint8 frames are resized to the model's input
 size in uint8 (antialiased bilinear, torch's vectorised channels-last path, the same filter as
-:class:`reprozoo.sinet.inference.Segmenter`), then converted to float and normalised in one pass.
+:class:`reprozoo.sinet.inference.Segmenter`), then converted to float and normalised in one pass
+(about 0.3 ms per 640x480 frame here).
+
+Two things made the bundled pretrained SINet as fast as the untrained architecture (it was 1.7-5x
+slower): its subnormal weights are set to zero (:func:`flush_denormals`) and ONNX Runtime runs on
+threads that flush subnormal activations to zero (:func:`ort_session_ftz`); its first layer's two
+PReLU slopes above 1 are mirrored (:func:`mirror_steep_prelus`) so that every PReLU fuses into its
+convolution.
 """
 
 from __future__ import annotations
@@ -41,14 +48,15 @@ KINDS = ("auto", "eager", "ort")
 MODES = ("batch", "sessions")
 
 # Defaults measured on this machine (2 vCPUs, Sapphire Rapids class VM, ONNX Runtime 1.32), model only,
-# 224x224, 48 frames per call, median of 5 interleaved rounds (load average 1.4-1.6, so the medians are
-# low and the maxima closer to idle), FPS: one single-thread session per core at batch 1 was the fastest
-# for every model:
-#                        batch b=1  b=2  b=4  b=8 | sessions b=1  b=2  b=4  b=8
-#   SINet (untrained)          226  228  225  214 |          296  283  246  232  (max 522 vs 321 batch)
-#   SINet (pretrained)         152  170  193  220 |          298  280  276  264
-#   LR-ASPP MobileNetV3        153  172  177  211 |          257  245  240  232
-# CPU time per frame followed the same order (SINet 3.9 ms in sessions b=1 vs 5.0-5.4 in batch mode).
+# 224x224, 48 frames per call, 5 interleaved rounds while another session kept the machine busy (load
+# average 2.5-3.0, so FPS medians are low and noisy; the best round is closer to idle, and CPU time per
+# frame is least affected by the load). Best-round FPS / CPU-ms per frame:
+#                         batch b=1    b=4      b=8      | sessions b=1  b=2      b=4      b=8
+#   SINet (untrained)     232/6.5   299/6.1  330/5.5   |     567/3.9   517/4.3  435/4.8  339/5.3
+#   SINet (pretrained)    245/5.9   255/5.7  309/6.1   |     512/3.9   453/4.5  400/5.2  321/5.9
+#   LR-ASPP MobileNetV3   161/10.0  221/9.6  225/10.4  |     262/8.0   231/8.3  230/8.5  203/9.1
+# One single-thread session per core at batch 1 was the fastest and the cheapest for every model, so
+# it is the default (an earlier round at load 1.4-1.6 gave the same order).
 DEFAULT_MODE = "sessions"
 DEFAULT_BATCH = 1
 
