@@ -4,7 +4,7 @@ Nothing here holds more than the frame being decoded or encoded: :class:`VideoRe
 input packet by packet and yields RGB frames (uint8 ``(H, W, 3)``); audio packets met on the way go
 straight to the :class:`VideoWriter`, which remuxes them unchanged when the output container can hold
 their codec and transcodes them otherwise (AAC for MP4/MOV/MKV, Opus for WebM, MP3 for AVI). Video is
-encoded with H.264 (``libx264``, ``yuv420p``; ``yuv444p`` for odd sizes) into MP4/MOV/MKV, VP9 into
+encoded with H.264 (``libx264`` ultrafast, ``yuv420p``; ``yuv444p`` for odd sizes) into MP4/MOV/MKV, VP9 into
 WebM and MPEG-4 part 2 into AVI, at the input's frame rate and size.
 
     >>> info = probe_video("clip.mp4")                                    # doctest: +SKIP
@@ -38,7 +38,9 @@ _REMUX_AUDIO: dict[str, set[str] | None] = {
     ".mp4": _MP4_AUDIO, ".m4v": _MP4_AUDIO, ".mov": _MP4_AUDIO | {"pcm_s16le", "pcm_s24le", "pcm_f32le"},
     ".mkv": None, ".webm": {"opus", "vorbis"}, ".avi": {"mp3", "ac3", "pcm_s16le"}}  # None: any codec
 _AUDIO_ENCODER = {".webm": "libopus", ".avi": "libmp3lame"}  # default: aac
-_ENCODER_OPTIONS = {"libx264": {"preset": "veryfast", "crf": "20"},
+# H.264 "ultrafast": 2.0 ms per 640x480 frame here vs 5.5 for "veryfast" (a third of a 60 FPS budget),
+# for files about twice as large at the same CRF (845 vs 405 kbit/s on the generated test clip)
+_ENCODER_OPTIONS = {"libx264": {"preset": "ultrafast", "crf": "20"},
                     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"},
                     "mpeg4": {"qscale": "3"}}
 
