@@ -5,10 +5,11 @@
 composited frames, in small batches through an *engine* (``engine.probabilities(frames uint8
 (N, H, W, 3)) -> float32 (N, h, w)``: the foreground probability at the model's resolution, covering
 the whole frame). Each probability map is optionally smoothed over time (an exponential moving
-average, ``smooth`` = weight of the past), upsampled bilinearly to the frame and feathered by a small
-Gaussian blur (sigma 1 px at the model's resolution, about 2 px of a 480-line frame), so edges are soft, not blocky; the result is the alpha
-of the person over the new background: ``blur`` (the frame itself, strongly blurred), ``color:#RRGGBB``
-or ``image:PATH`` (scaled to cover the frame, centre-cropped). ``mask_only`` yields the alpha as a
+average, ``smooth`` = weight of the past), feathered by a small Gaussian blur (sigma 1 px at the
+model's resolution, about 2 px of a 480-line frame) and upsampled bilinearly to the frame, so edges
+are soft, not blocky; the result is the alpha of the person over the new background: ``blur`` (the
+frame itself, strongly blurred), ``color:#RRGGBB`` or ``image:PATH`` (scaled to cover the frame,
+centre-cropped). ``mask_only`` yields the alpha as a
 gray frame instead. :func:`segment_video` runs it file to file through :mod:`reprozoo.sinet.video_io`
 (streaming; frame rate, size and audio kept) and reports the frames per second end to end.
 
