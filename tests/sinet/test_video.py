@@ -102,6 +102,17 @@ def test_compositor_blends_exactly_and_covers_the_frame_with_an_image(tmp_path):
     assert (mask == 64).all()
 
 
+@pytest.mark.parametrize("spec", ["blur", "color:#102030"])
+def test_compositor_workers_give_the_same_frames(spec):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
+    prob = rng.random((5, 12, 12), dtype=np.float32)
+    one, two = Compositor(spec, workers=1), Compositor(spec, workers=2)
+    assert np.array_equal(one(frames, prob), two(frames, prob))
+    assert np.array_equal(one(frames, prob, True), two(frames, prob, True))
+    two.close()
+
+
 def test_alpha_is_upsampled_smoothly_not_blocky():
     prob = np.zeros((1, 8, 8), np.float32)
     prob[:, :, 4:] = 1  # a hard vertical edge at the model's resolution

@@ -26,6 +26,7 @@ import math
 import re
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from reprozoo.errors import DataError, OutputError, ReproZooError
+from reprozoo.sinet.throughput import cores
 
 _COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
 
@@ -67,15 +69,11 @@ class EagerEngine:
 
 
 def engine_for(segmenter, compile: bool = False):
-    """The fastest engine for ``segmenter``: the throughput engine of :mod:`reprozoo.sinet.throughput`
-    when it is there (and ``compile`` is off), else :class:`EagerEngine`."""
-    if compile:
-        return EagerEngine(segmenter)
-    try:
-        from reprozoo.sinet.throughput import FrameEngine
-    except ImportError:
-        return EagerEngine(segmenter)
-    return FrameEngine(segmenter)
+    """The throughput engine (:class:`reprozoo.sinet.throughput.FrameEngine`: ONNX Runtime when it is
+    installed, else eager) for ``segmenter``; with ``compile``, :class:`EagerEngine` (torch.compile)."""
+    from reprozoo.sinet.throughput import FrameEngine
+
+    return EagerEngine(segmenter) if compile else FrameEngine(segmenter)
 
 
 def default_engine(checkpoint: str | Path | None = None, compile: bool = False):
@@ -169,12 +167,16 @@ def _threads(n: int):
 
 class Compositor:
     """Alpha-blend frames over a background, frame by frame (one frame of float work at a time stays
-    in cache); a fixed background is prepared once per frame size."""
+    in cache), on ``workers`` threads (default: 2 when the process has 2 cores or more); a fixed
+    background is prepared once per frame size."""
 
-    def __init__(self, background: str | Background | None = "blur", feather: float = 1.0):
+    def __init__(self, background: str | Background | None = "blur", feather: float = 1.0,
+                 workers: int | None = None):
         self.background = parse_background(background)
         self.feather = feather
+        self.workers = workers or min(2, cores())
         self._fixed: dict[tuple[int, int], torch.Tensor] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def _static(self, h: int, w: int) -> torch.Tensor:
         if (h, w) not in self._fixed:
@@ -208,24 +210,40 @@ class Compositor:
         small = small.contiguous(memory_format=torch.channels_last)
         return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0].float()
 
+    def _one(self, frame: np.ndarray, p: torch.Tensor, out: np.ndarray, mask_only: bool) -> None:
+        h, w = frame.shape[:2]
+        alpha = F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)[0].clamp_(0, 1)
+        if mask_only:
+            gray = alpha.mul_(255).add_(0.5).to(torch.uint8)
+            torch.from_numpy(out).copy_(gray.permute(1, 2, 0).expand(h, w, 3))
+            return
+        x = torch.from_numpy(frame).permute(2, 0, 1).float()
+        bg = self.background_of(frame)
+        # bg + alpha * (x - bg), + 0.5 so that the truncation to uint8 rounds
+        torch.from_numpy(out).copy_(torch.addcmul(bg + 0.5, x.sub_(bg), alpha).permute(1, 2, 0))
+
     def __call__(self, frames: np.ndarray, prob: np.ndarray, mask_only: bool = False) -> np.ndarray:
-        """frames uint8 (N, H, W, 3), prob float (N, h, w) -> composited uint8 (N, H, W, 3)."""
+        """frames uint8 (N, H, W, 3), prob float (N, h, w) -> composited uint8 (N, H, W, 3). The frames
+        are shared among ``workers`` Python threads, each running its tensor ops on one thread."""
         n, h, w, _ = frames.shape
         out = np.empty_like(frames)
         with _threads(1):
             p = feather_probability(prob, self.feather)
-            for i in range(n):
-                alpha = F.interpolate(p[i:i + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
-                if mask_only:
-                    gray = alpha.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
-                    torch.from_numpy(out[i]).copy_(gray.permute(1, 2, 0).expand(h, w, 3))
-                    continue
-                x = torch.from_numpy(frames[i]).permute(2, 0, 1).float()
-                bg = self.background_of(frames[i])
-                # bg + alpha * (x - bg), + 0.5 so that the truncation to uint8 rounds
-                blended = torch.addcmul(bg + 0.5, x.sub_(bg), alpha.clamp_(0, 1))
-                torch.from_numpy(out[i]).copy_(blended.permute(1, 2, 0))
+            if self.background.kind != "blur":
+                self._static(h, w)  # built once, before the workers share it
+            if self.workers > 1 and n > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sinet-composite")
+                list(self._pool.map(lambda i: self._one(frames[i], p[i], out[i], mask_only), range(n)))
+            else:
+                for i in range(n):
+                    self._one(frames[i], p[i], out[i], mask_only)
         return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 @dataclass
@@ -241,15 +259,6 @@ class StageTimes:
     composite: float = 0.0
     encode: float = 0.0
     frames: int = 0
-    _pending: float = 0.0
-
-    def add_preprocess(self, seconds: float) -> None:
-        self.preprocess += seconds
-        self._pending += seconds
-
-    def pop_preprocess(self) -> float:
-        pending, self._pending = self._pending, 0.0
-        return pending
 
     def as_dict(self) -> dict[str, float]:
         return {"decode": self.decode, "preprocess": self.preprocess, "inference": self.inference,
@@ -276,20 +285,20 @@ def _batches(frames: Iterable[np.ndarray], size: int, times: StageTimes) -> Iter
             return
 
 
-def _probabilities(engine: Any, batch: np.ndarray, times: StageTimes) -> np.ndarray:
-    """``engine.probabilities(batch)``; an engine that splits it into ``preprocess`` / ``infer`` /
-    ``box`` (:class:`~reprozoo.sinet.throughput.FrameEngine`) is called in its two steps so that the
-    preprocessing time is reported on its own."""
+def _probabilities(engine: Any, batch: np.ndarray) -> tuple[np.ndarray, float]:
+    """(``engine.probabilities(batch)``, seconds of preprocessing): an engine that splits it into
+    ``preprocess`` / ``infer`` / ``box`` (:class:`~reprozoo.sinet.throughput.FrameEngine`) is called
+    in its two steps so that the preprocessing time is reported on its own (else 0)."""
     if not all(hasattr(engine, k) for k in ("preprocess", "infer", "box")):
-        return engine.probabilities(batch)
+        return engine.probabilities(batch), 0.0
     t = time.perf_counter()
     x = engine.preprocess(batch)
-    times.add_preprocess(time.perf_counter() - t)
+    pre = time.perf_counter() - t
     prob = engine.infer(x)
     top, left, nh, nw = engine.box(*batch.shape[1:3])
     if (nh, nw) != prob.shape[1:]:
         prob = prob[:, top:top + nh, left:left + nw]
-    return prob
+    return prob, pre
 
 
 def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background: str | Background | None = "blur",
@@ -308,10 +317,18 @@ def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background:
     compositor = Compositor(background, feather)
     engine = default_engine() if engine is None else engine
     times = StageTimes() if times is None else times
+    try:
+        yield from _segment(frames, engine, compositor, smooth, mask_only, batch_size, times)
+    finally:
+        compositor.close()
+
+
+def _segment(frames, engine, compositor, smooth, mask_only, batch_size, times) -> Iterator[np.ndarray]:
     state = None
     for batch in _batches(frames, batch_size, times):
         t0 = time.perf_counter()
-        prob = np.asarray(_probabilities(engine, batch, times), dtype=np.float32)
+        prob, pre = _probabilities(engine, batch)
+        prob = np.asarray(prob, dtype=np.float32)
         if smooth > 0:
             prob = prob.copy()
             for i in range(len(prob)):
@@ -321,7 +338,8 @@ def segment_frames(frames: Iterable[np.ndarray], engine: Any = None, background:
         t1 = time.perf_counter()
         out = compositor(batch, prob, mask_only)
         t2 = time.perf_counter()
-        times.inference += t1 - t0 - times.pop_preprocess()
+        times.preprocess += pre
+        times.inference += t1 - t0 - pre
         times.composite += t2 - t1
         times.frames += len(out)
         yield from out
