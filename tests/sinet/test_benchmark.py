@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from reprozoo.sinet import benchmark
+from reprozoo.sinet import benchmark, benchmark_video
 from reprozoo.sinet.benchmark import NAMES, PRETRAINED
 
 
@@ -68,7 +68,7 @@ def test_end_to_end_row_splits_the_time_by_stage(monkeypatch, tmp_path, seconds,
 
     monkeypatch.setattr(video, "segment_video", fake_segment_video)
     monkeypatch.setattr(throughput, "FrameEngine", _FakeEngine)
-    monkeypatch.setattr(benchmark, "synthetic_clip", lambda path: path)
+    monkeypatch.setattr(benchmark_video, "synthetic_clip", lambda path: path)
     out = benchmark.end_to_end(tmp_path, threads=2, runs=2)
     assert len(calls) == 3 and out["warmup_fps"] == pytest.approx(75 / (2 * seconds), abs=0.1)
     assert out["row"]["fps"] == pytest.approx(75 / seconds, abs=0.1)
