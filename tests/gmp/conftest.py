@@ -5,11 +5,8 @@ from reprozoo.gmp.models import GrounderConfig
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test of this package runs on one torch thread (the shared fixture of tests/conftest.py)."""
 
 
 def tiny_config(**kw) -> GrounderConfig:

@@ -128,7 +128,7 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-def _md_table(rows: list[dict[str, Any]]) -> str:
+def md_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     keys: list[str] = []
@@ -165,13 +165,13 @@ def write_report(out_dir: str | Path, data: dict[str, Any], result: ExperimentRe
               f"**Evidence:** {data['evidence']}", ""]
     head = data.get("headline")
     if head:
-        parts += ["## Headline test", "", _md_table(headline_rows(head)), ""]
+        parts += ["## Headline test", "", md_table(headline_rows(head)), ""]
     if result is not None and result.claims:
         rows = [{k: v for k, v in c.items() if k != "test"} for c in result.claims]
-        parts += ["## Sub-claims", "", _md_table(rows), ""]
-    parts += ["## Metrics", "", _md_table(metrics_rows(data["metrics"])), ""]
+        parts += ["## Sub-claims", "", md_table(rows), ""]
+    parts += ["## Metrics", "", md_table(metrics_rows(data["metrics"])), ""]
     if result is not None and result.table:
-        parts += ["## Details", "", _md_table(result.table), ""]
+        parts += ["## Details", "", md_table(result.table), ""]
     if result is not None and result.notes:
         parts += ["## Notes", "", result.notes, ""]
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
@@ -185,7 +185,7 @@ def write_report(out_dir: str | Path, data: dict[str, Any], result: ExperimentRe
     return path
 
 
-def _fmt_interval(rec: dict[str, Any]) -> str:
+def fmt_interval(rec: dict[str, Any]) -> str:
     lo, hi = rec.get("interval", [None, None])
     if lo is None or hi is None:
         return ""
@@ -196,12 +196,12 @@ def headline_rows(head: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for a headline's test, its gates and its plan (used by report.md and the results page)."""
     t = head["test"]
     rows = [{"role": "headline test", "verdict": t["verdict"], "estimate": t.get("estimate"),
-             "90% CI": _fmt_interval(t), "margin": t.get("margin"), "n": t.get("n"),
+             "90% CI": fmt_interval(t), "margin": t.get("margin"), "n": t.get("n"),
              "MDE (80%)": t.get("mde", "")}]
     for role in ("negative_control", "positive_control", "mechanism", "calibration"):
         for g in head.get(role, []):
             rows.append({"role": role.replace("_", " "), "verdict": g["verdict"], "estimate": g.get("estimate"),
-                         "90% CI": _fmt_interval(g) if g.get("kind") != "threshold" else "",
+                         "90% CI": fmt_interval(g) if g.get("kind") != "threshold" else "",
                          "margin": g.get("margin"), "n": g.get("n"), "MDE (80%)": g.get("mde", ""),
                          "what": g.get("evidence", "")})
     plan = head.get("plan")
