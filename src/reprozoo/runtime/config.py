@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -35,7 +36,7 @@ class ExperimentConfig:
 
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...; Accelerate picks under `accelerate launch`
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    threads: int = 0  # torch CPU threads per trial (0 = 1 per trial; the main process keeps torch's default)
     data_root: str = ""  # where the `paper` preset finds real datasets
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # how independent trials run
 
@@ -252,7 +253,10 @@ def check_common(cfg: Any, preset: str) -> None:
         executor.validate()
     threads = getattr(cfg, "threads", 0)
     if not isinstance(threads, int) or threads < 0:
-        raise ConfigError(f"threads must be an integer >= 0 (0 = torch's default), got {threads}")
+        raise ConfigError(f"threads must be an integer >= 0 (0 = one per trial), got {threads}")
+    most = 4 * (os.cpu_count() or 1)
+    if threads > most:
+        raise ConfigError(f"threads must be at most {most} (4 x this machine's {os.cpu_count()} CPUs), got {threads}")
     root = str(getattr(cfg, "data_root", "") or "")
     if root and not Path(root).expanduser().exists():
         raise ConfigError(f"data_root {root} does not exist; give the folder that holds the dataset")

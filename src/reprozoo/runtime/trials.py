@@ -15,8 +15,11 @@ runs them with one of three executors and hands the results back in the order of
 
 Every finished trial is written at once, atomically, to ``<run>/trials/<key>.json``; a resumed
 run loads those and runs only the missing ones. Before a trial runs, Python, NumPy and torch are
-seeded from the trial's key, so a trial's result depends on its spec alone, never on the
-executor, the worker it landed on or the completion order.
+seeded from the trial's seed and settings, *not its arm*: the arms of one seed draw common random
+numbers (the same dropout masks, shuffles and initial draws wherever their code consumes the streams
+alike), so paired differences measure the arms, not the noise. Every trial runs with the same number
+of torch CPU threads under every executor (``config.threads``, default 1), so a trial's result
+depends on its spec alone, never on the executor, the worker it landed on or the completion order.
 """
 
 from __future__ import annotations
@@ -129,6 +132,18 @@ def trial_seed(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
+def stream_key(trial: Trial) -> str:
+    """The part of a trial's key its random streams are seeded from: seed and settings, no arm,
+    so the arms of one seed share their streams (common random numbers)."""
+    return "__".join([f"seed{trial.seed}"] + [f"{k}{_short(v)}" for k, v in trial.params])
+
+
+def trial_threads(config: Any) -> int:
+    """Torch CPU threads of every trial, the same under every executor: ``config.threads``, or 1.
+    (Float sums split over a different number of threads round differently.)"""
+    return int(getattr(config, "threads", 0) or 0) or 1
+
+
 def plain(obj: Any) -> Any:
     """numpy / torch scalars and arrays -> JSON-ready Python values."""
     if isinstance(obj, dict):
@@ -149,8 +164,20 @@ def _seed_all(seed: int) -> None:
 
 
 def _call(fn: Callable, trial: Trial, ctx: TrialContext) -> Any:
-    _seed_all(trial_seed(trial.key))
+    _seed_all(trial_seed(stream_key(trial)))
     return plain(fn(trial, ctx))
+
+
+def _call_here(fn: Callable, trial: Trial, ctx: TrialContext, threads: int) -> Any:
+    """Run one trial in this process with ``threads`` torch threads, restoring the count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _call(fn, trial, ctx)
+    finally:
+        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------------------ storage
@@ -249,8 +276,7 @@ def plan_workers(n_trials: int, executor: ExecutorConfig, config: Any) -> tuple[
     gpus = _uses_gpu(config)
     workers = executor.workers or (gpus if gpus else cpus)
     workers = max(1, min(workers, n_trials))
-    threads = int(getattr(config, "threads", 0) or 0) or max(1, cpus // workers)
-    return workers, threads
+    return workers, trial_threads(config)
 
 
 def _run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
@@ -318,7 +344,7 @@ def _run_ray(fn, todo, trials, config, run_dir, resume, executor, on_done, on_er
             kw["num_cpus"] = _cpu_count()
         ray.init(**kw)
         started = True
-    threads = int(getattr(config, "threads", 0) or 0) or max(1, int(executor.cpus_per_trial) or 1)
+    threads = trial_threads(config)
 
     def remote(trial: Trial):
         import torch
@@ -400,7 +426,7 @@ def run_trials(
                 for i in todo:
                     ctx = TrialContext(config, run_dir, trials[i].key, resume)
                     try:
-                        result = _call(fn, trials[i], ctx)
+                        result = _call_here(fn, trials[i], ctx, trial_threads(config))
                     except (KeyboardInterrupt, ReproZooError):
                         raise
                     except Exception as err:
