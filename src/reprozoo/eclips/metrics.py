@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.checks import finite, finite_array, integer
 
 THRESHOLD_SOURCES = ("val_eer", "test_eer", "fixed")
 BIAS_MODES = ("prob", "hard")
@@ -105,7 +106,8 @@ def _check_lengths(**arrays: np.ndarray) -> int:
 def far_frr(scores: Any, y: Any, threshold: float) -> tuple[float, float]:
     """``(FAR, FRR)`` at ``threshold`` for live-probability ``scores`` and targets ``y`` (1 = live);
     a rate over an empty class is 1.0."""
-    s, y = np.asarray(scores, np.float64), np.asarray(y)
+    s, y = finite_array("scores", scores), np.asarray(y)
+    threshold = finite("threshold", threshold)
     live, spoof = s[y == 1], s[y == 0]
     far = float((spoof >= threshold).mean()) if spoof.size else 1.0
     frr = float((live < threshold).mean()) if live.size else 1.0
@@ -121,10 +123,11 @@ def eer(scores: Any, y: Any, grid_density: int = GRID_DENSITY) -> tuple[float, f
     """``(EER, threshold)`` on the grid ``{0, 1/d, ..., 1} + {1.1}``; ties -> the largest threshold.
 
     Needs both classes (raises DataError otherwise: the EER is undefined)."""
-    s, y = np.asarray(scores, np.float64), np.asarray(y)
+    s, y = finite_array("scores", scores), np.asarray(y)
     live, spoof = np.sort(s[y == 1]), np.sort(s[y == 0])
     if live.size == 0 or spoof.size == 0:
         raise DataError(f"the EER needs live and spoof samples; got {live.size} live and {spoof.size} spoof")
+    grid_density = integer("grid_density", grid_density, lo=1)
     grid = np.append(np.arange(grid_density + 1) / grid_density, 1.1)
     n_l, n_s = live.size, spoof.size
     acc_spoof = n_s - np.searchsorted(spoof, grid, side="left")  # spoof with s >= t
@@ -142,19 +145,20 @@ def auc(scores: Any, y: Any) -> float:
     y = np.asarray(y)
     if y.min() == y.max():
         raise DataError("the AUC needs live and spoof samples; only one class is present")
-    return float(roc_auc_score(y, np.asarray(scores, np.float64)))
+    return float(roc_auc_score(y, finite_array("scores", scores)))
 
 
 def roc(scores: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(fpr, tpr)`` of the full ROC curve (live positive), every threshold kept."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(np.asarray(y), np.asarray(scores, np.float64), drop_intermediate=False)
+    fpr, tpr, _ = roc_curve(np.asarray(y), finite_array("scores", scores), drop_intermediate=False)
     return fpr, tpr
 
 
 def tpr_at_fpr(scores: Any, y: Any, fpr: float = 0.01) -> float:
     """The last TPR on the ROC curve whose FPR <= ``fpr`` (0 if none)."""
+    fpr = finite("fpr", fpr, lo=0.0, hi=1.0)
     y = np.asarray(y)
     if y.min() == y.max():
         raise DataError("TPR@FPR needs live and spoof samples; only one class is present")
@@ -166,7 +170,7 @@ def tpr_at_fpr(scores: Any, y: Any, fpr: float = 0.01) -> float:
 def acer(scores: Any, y: Any, threshold: float = 0.5, attack_types: Any = None) -> dict[str, float]:
     """OULU-style ACER = (APCER + BPCER) / 2 at a fixed threshold (0.5). With ``attack_types``
     (one entry per sample, ignored for live samples) APCER is the worst attack type's."""
-    s, y = np.asarray(scores, np.float64), np.asarray(y)
+    s, y = finite_array("scores", scores), np.asarray(y)
     far, frr = far_frr(s, y, threshold)
     apcer = far
     if attack_types is not None:
@@ -231,6 +235,7 @@ def bias_variance(scores: Any, labels: Any, video_ids: Any, *, bias_mode: str = 
 def _bias_variance(v: VideoScores, bias_mode: str, threshold: float) -> dict[str, float]:
     if bias_mode not in BIAS_MODES:
         raise DataError(f"bias_mode must be one of {', '.join(BIAS_MODES)}, got '{bias_mode}'")
+    threshold = finite("threshold", threshold)
     yhat = v.score if bias_mode == "prob" else (v.score >= threshold).astype(np.float64)
     b = (v.y - yhat) ** 2
     out = {"bias": float(b.mean()), "variance": float(v.var.mean())}
@@ -346,11 +351,11 @@ def evaluate(scores: Any, labels: Any, video_ids: Any = None, *, level: str = "v
                 raise DataError("threshold_source='val_eer' needs val=(scores, labels, video_ids) or threshold=")
             t = eer_threshold(*val, level=level, live_label=live_label, grid_density=grid_density)
         else:
-            t = float(threshold)
+            t = finite("threshold", threshold)
     else:
         if threshold is None:
             raise DataError("threshold_source='fixed' needs threshold=, e.g. threshold=0.5")
-        t = float(threshold)
+        t = finite("threshold", threshold)
     far, frr = far_frr(s, y, t)
     if v is not None:
         bv = _bias_variance(v, bias_mode, t)

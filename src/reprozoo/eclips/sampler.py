@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite, finite_array, integer
 
 MODES = ("sample", "loss_weight")
 
@@ -36,8 +37,8 @@ class UncertaintySampler:
             raise ConfigError(f"n_per_bucket must be >= 1, got {n_per_bucket}")
         if not 0.0 <= eta <= 1.0:
             raise ConfigError(f"eta must be in [0, 1], got {eta}")
-        if gamma < 0 or eps <= 0 or cap < 1 or subset < 1:
-            raise ConfigError("need gamma >= 0, eps > 0, cap >= 1 and subset >= 1")
+        gamma, cap = finite("gamma", gamma, lo=0.0), finite("cap", cap, lo=1.0)
+        eps, subset = finite("eps", eps, lo=0.0, lo_open=True), integer("subset", subset, lo=1)
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
         self.n_per_bucket, self.eta, self.gamma, self.eps, self.cap = n_per_bucket, eta, gamma, eps, cap
@@ -105,7 +106,11 @@ class UncertaintySampler:
 
 def bucket_weights(u, eta: float = 0.5, gamma: float = 1.0, eps: float = 1e-4, cap: float = 10.0) -> np.ndarray:
     """The mixed uniform/uncertainty sampling distribution of one bucket, capped at ``cap / n``."""
-    u = np.asarray(u, dtype=np.float64)
+    u = finite_array("uncertainties", u, ndim=1, allow_empty=False)
+    if (u < 0).any():
+        raise DataError(f"uncertainties must be >= 0; index {int(np.argmin(u))} is {float(u.min())}")
+    eta, gamma = finite("eta", eta, lo=0.0, hi=1.0), finite("gamma", gamma, lo=0.0)
+    eps, cap = finite("eps", eps, lo=0.0, lo_open=True), finite("cap", cap, lo=1.0)
     n = u.size
     s = (u + eps) ** gamma
     pi = (1 - eta) / n + eta * s / s.sum()
