@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from reprozoo.errors import ConfigError, DataError, ReproZooError
-from reprozoo.nara.protocol import ParallelAR
+from reprozoo.nara.protocol import Bernoulli, Categorical, ParallelAR
+from reprozoo.runtime.checks import finite_tensor
 
 
 class CausalityError(ReproZooError, ValueError):
@@ -92,3 +93,33 @@ def _perturb(fam, x: torch.Tensor) -> torch.Tensor:
     if fam.discrete:
         return (x + 1) % _levels(fam)
     return x + 1.0
+
+
+def check_noise(noise: torch.Tensor, family) -> torch.Tensor:
+    """Shared noise given by the caller: finite, and in [0, 1] for the uniform-noise families
+    (Bernoulli, Categorical), whose inverse CDF is undefined outside it."""
+    finite_tensor("noise", noise)
+    if isinstance(family, (Bernoulli, Categorical)) and noise.numel():
+        lo, hi = float(noise.min()), float(noise.max())
+        if lo < 0 or hi > 1:
+            raise DataError(f"noise of the {family.name} family must be uniform draws in [0, 1], got values in "
+                            f"[{lo:.4g}, {hi:.4g}]; draw it with reprozoo.nara.draw_noise")
+    return noise
+
+
+def check_context_values(context: torch.Tensor | None) -> None:
+    if context is not None:
+        finite_tensor("context", context)
+
+
+def check_outputs(bad_params: torch.Tensor, x: torch.Tensor) -> None:
+    """After sampling: ``bad_params`` (a 0-d bool tensor accumulated on the device, so the loop
+    needs no extra host sync) says some call of ``model.conditionals`` returned NaN/inf; ``x``
+    holds the samples. Either is a DataError: a discrete family would otherwise turn NaN logits
+    into silent zeros, a Gaussian into NaN samples."""
+    if bool(bad_params):
+        raise DataError("model.conditionals returned non-finite parameters (NaN or inf); "
+                        "check the model's weights and inputs")
+    if not bool(torch.isfinite(x).all()):
+        raise DataError("sampling produced non-finite values (NaN or inf) from finite parameters; "
+                        "the model's scales overflow")

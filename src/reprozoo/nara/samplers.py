@@ -22,9 +22,18 @@ import torch
 from torch import nn
 
 from reprozoo.errors import ConfigError
-from reprozoo.nara.checks import check_causality, check_context, check_model, check_threshold
+from reprozoo.nara.checks import (
+    check_causality,
+    check_context,
+    check_context_values,
+    check_model,
+    check_noise,
+    check_outputs,
+    check_threshold,
+)
 from reprozoo.nara.predictors import PriorPredictor, step_change
 from reprozoo.nara.protocol import ParallelAR
+from reprozoo.runtime.checks import finite, integer
 
 METHODS = ("sequential", "jacobi", "tolerance", "nara")
 
@@ -81,10 +90,13 @@ def _setup(model, batch, context, noise, generator, device):
     if batch is None and noise is not None and context is None:
         batch = noise.shape[0]
     b, p0 = check_context(context, batch, n)
+    check_context_values(context)
     if noise is None:
         noise = draw_noise(model, b, generator, device)
     elif tuple(noise.shape) != (b, n):
         raise ConfigError(f"noise must have shape ({b}, {n}), got {tuple(noise.shape)}")
+    else:
+        check_noise(noise, model.family)
     noise = noise.to(device)
     x = torch.zeros(b, n, device=device, dtype=noise.dtype)
     if p0:
@@ -99,11 +111,14 @@ def sample_sequential(model: ParallelAR, *, batch: int | None = None, context: t
     """Plain AR sampling: one parallel call per generated position."""
     n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
     fam = model.family
+    bad = torch.zeros((), dtype=torch.bool, device=x.device)
     for t in range(p0, n):
         params = model.conditionals(x)
+        bad |= ~torch.isfinite(params[:, t]).all()  # on the device: no extra host sync per call
         # the whole canvas goes through the same elementwise kernel as in the parallel samplers,
         # which keeps the result bit-identical to theirs
         x[:, t] = fam.sample(params, noise)[:, t]
+    check_outputs(bad, x)
     calls = torch.full((b,), n - p0, dtype=torch.long)
     return SampleResult(x, calls, n - p0, start=p0, method="sequential")
 
@@ -146,15 +161,14 @@ def sample_parallel(
     are then bit-identical to ``sequential`` on any backend; compacted, up to the rounding of
     kernels that depend on the batch size).
     """
-    if tol < 0:
-        raise ConfigError(f"tol must be >= 0, got {tol}")
+    tol = finite("tol", tol, lo=0.0)
     if confidence is not None:
         threshold = check_threshold(threshold)
     if rejected not in ("warm", "reprior"):
         raise ConfigError(f"rejected must be 'warm' or 'reprior', got '{rejected}'")
     if rejected == "reprior" and prior is None:
         raise ConfigError("rejected='reprior' needs a prior predictor")
-    window = int(window)
+    window = integer("window", window)
     if window < 0:
         raise ConfigError(f"window must be >= 0 (0 = score every position), got {window}")
     n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
@@ -162,8 +176,9 @@ def sample_parallel(
     if p0 >= n:
         return SampleResult(x, torch.zeros(b, dtype=torch.long), 0, start=p0, method=name)
     with torch.inference_mode():
-        x, calls, iters, q_calls, c_calls = _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold,
-                                                           rejected, compact, min(window, n))
+        x, calls, iters, q_calls, c_calls, bad = _parallel_loop(model, x, noise, p0, tol, prior, confidence,
+                                                                threshold, rejected, compact, min(window, n))
+        check_outputs(bad, x)
     # plain tensors again (inference tensors cannot enter autograd later, e.g. as training states)
     return SampleResult(x.clone(), calls.cpu().clone(), iters, q_calls, c_calls, start=p0, method=name)
 
@@ -194,10 +209,15 @@ def _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold, rejec
     rows = torch.arange(b, device=dev)  # rows of the full batch still being sampled
     active = b
     xa, ma, ua, ca = x, m, noise, code
+    bad = torch.zeros((), dtype=torch.bool, device=dev)  # some call returned NaN/inf parameters
     while True:
-        if iters >= n - p0:  # cannot happen: every call confirms >= 1 position per sample
-            raise RuntimeError("parallel sampler failed to make progress")
+        if iters >= n - p0:
+            # with finite parameters every call confirms >= 1 position per sample (the change in
+            # front of the boundary is exactly 0 <= tol); NaN parameters compare false and stall
+            check_outputs(bad, xa)
+            raise RuntimeError("parallel sampler failed to make progress with finite model outputs (a bug)")
         params = model.conditionals(xa)
+        bad |= ~torch.isfinite(params).all()
         iters += 1
         x_new = torch.where(pos >= ma[:, None], fam.sample(params, ua), xa)
         change, d = step_change(xa, x_new)
@@ -240,7 +260,7 @@ def _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold, rejec
             if not bool((j < n).any()):  # the one host sync per iteration
                 x = xa
                 break
-    return x, calls, iters, q_calls, c_calls
+    return x, calls, iters, q_calls, c_calls, bad
 
 
 def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None = None,
