@@ -75,3 +75,21 @@ def test_settings_checked_and_finite_models_still_agree():
     seq = nara.sample(model, "sequential", noise=noise)
     jac = nara.sample(model, "jacobi", noise=noise, compact=False)
     assert torch.isfinite(seq.x).all() and torch.equal(seq.x, jac.x)
+
+
+def test_sample_metrics_refuse_non_finite_samples():
+    from reprozoo.nara.metrics import abs_error, hamming, lag1_autocorrelation, mmd_rbf
+
+    a, b = torch.zeros(2, 4), torch.ones(2, 4)
+    b[1, 2] = math.inf
+    with pytest.raises(DataError, match=r"^b must be finite; index \(1, 2\) is inf"):
+        abs_error(a, b)
+    with pytest.raises(DataError, match=r"^start must be in 0..3, got 7$"):
+        hamming(a, a, start=7)
+    with pytest.raises(DataError, match=r"^y must be finite"):
+        mmd_rbf(a, b)
+    with pytest.raises(ConfigError, match=r"^bandwidth must be > 0.0, got 0.0$"):
+        mmd_rbf(a, a, bandwidth=0)
+    with pytest.raises(DataError, match=r"^x must be finite"):
+        lag1_autocorrelation(b.T.contiguous().T * math.nan)
+    assert mmd_rbf(a, a) == pytest.approx(0.0) and abs_error(a, torch.ones(2, 4)) == (1.0, 1.0)
