@@ -1,19 +1,20 @@
 """Running a registered experiment: resolve and check the config, prepare the run folder under its
-manifest, call the experiment, write config.yaml / metrics.json / report.md. Used by the CLI and
-by tests.
+lock and manifest, call the experiment, write config.yaml / metrics.json / report.md. Used by the
+CLI and by tests.
 
-A run folder is a contract. ``run.json`` (the manifest) is written first and names the experiment,
-preset, seeds, overrides, resolved config, code version, status and every top-level entry the run
-wrote. ``--resume`` continues only an unfinished run with the same experiment, preset, seeds and
-config (and says what differs otherwise); ``--overwrite`` removes only what the manifest lists and
-refuses a folder that holds anything else; an error found before the first trial finished leaves
-nothing behind; a later one leaves a resumable run.
+A run folder is a contract (see :mod:`reprozoo.runtime.run_folder`). One process at a time owns it
+(an advisory lock on ``<run>/.lock``; a second run on the same folder is refused with the first
+one's PID and changes nothing). ``run.json`` (the manifest) is written first and names the
+experiment, preset, seeds, overrides, resolved config, code version, status and every top-level
+entry the run created, recorded as it is created. ``--resume`` continues only an unfinished run
+with the same experiment, preset, seeds and config (and says what differs otherwise);
+``--overwrite`` removes only what the manifest lists and refuses a folder that holds anything
+else; the two together are refused; an error found before the first trial finished leaves nothing
+behind; a later one leaves a resumable run.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from reprozoo.errors import ConfigError, OutputError, OutputExistsError, RunInterrupted
+from reprozoo.errors import ConfigError, RunInterrupted
 from reprozoo.runtime.config import check_common, to_plain_dict, to_yaml
 from reprozoo.runtime.records import finish_provenance, start_provenance
 from reprozoo.runtime.registry import ExperimentSpec, get_experiment
@@ -33,8 +34,8 @@ from reprozoo.runtime.report import (
     write_metrics,
     write_report,
 )
+from reprozoo.runtime.run_folder import MANIFEST, RunFolder, differences  # noqa: F401  (re-exported)
 
-MANIFEST = "run.json"
 MAX_SEED = 2**31 - 1
 # config groups that say how a run executes, not what it computes (may differ on --resume)
 _EXECUTION_KEYS = ("executor", "threads", "device")
@@ -110,182 +111,6 @@ def _manifest_identity(name: str, preset: str, cfg: Any) -> dict[str, Any]:
     return {"experiment": name, "preset": preset, "seeds": [int(s) for s in cfg.seeds], "config": config}
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    for key in ("experiment", "preset", "seeds"):
-        if old.get(key) != new[key]:
-            out.append(f"{key} {old.get(key)!r} -> {new[key]!r}")
-    oc, nc = _flatten(old.get("config", {})), _flatten(new["config"])
-    for key in sorted(set(oc) | set(nc)):
-        if key != "seeds" and oc.get(key) != nc.get(key):
-            out.append(f"{key} {oc.get(key)!r} -> {nc.get(key)!r}")
-    return out
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[prefix + k] = v
-    return flat
-
-
-class RunFolder:
-    """The output folder of one run and its manifest."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.manifest: dict[str, Any] = {}
-        self.created: list[Path] = []  # folders this run created (removed again on an early error)
-
-    # -- reading
-    def read_manifest(self) -> dict[str, Any] | None:
-        path = self.path / MANIFEST
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise OutputError(f"{path} is not a readable run manifest ({err}); choose another --out") from None
-        if not isinstance(data, dict) or "experiment" not in data:
-            raise OutputError(f"{path} is not a run manifest; choose another --out")
-        return data
-
-    def foreign_entries(self, manifest: dict[str, Any] | None) -> list[str]:
-        owned = set(manifest.get("files", [])) | {MANIFEST} if manifest else set()
-        return sorted(p.name for p in self.path.iterdir() if p.name not in owned) if self.path.is_dir() else []
-
-    # -- preparing
-    def prepare(self, identity: dict[str, Any], *, resume: bool, overwrite: bool, command: str) -> None:
-        """Check everything about the folder, then create it and write the manifest."""
-        path = self.path
-        if path.exists() and not path.is_dir():
-            raise OutputError(f"--out {path} is a file, not a folder; choose a folder path")
-        manifest = self.read_manifest() if path.is_dir() else None
-        if resume:
-            self._check_resume(manifest, identity)
-        elif path.is_dir() and any(path.iterdir()):
-            if manifest is None:
-                legacy = (path / "metrics.json").exists() or (path / "config.yaml").exists()
-                what = "a run without a manifest" if legacy else "files that are not a reprozoo run"
-                raise OutputExistsError(f"{path} holds {what} ({', '.join(self.foreign_entries(None)[:3])}...); "
-                                        "choose an empty or new --out")
-            if not overwrite:
-                raise OutputExistsError(
-                    f"{path} already holds a {manifest.get('status', 'previous')} run of {manifest['experiment']}; pass "
-                    "--overwrite to replace it, --resume to continue it, or choose another --out")
-            foreign = self.foreign_entries(manifest)
-            if foreign:
-                raise OutputExistsError(f"--overwrite refused: {path} also holds {', '.join(foreign[:5])}, which "
-                                        "the run did not write; move them away or choose another --out")
-        self._make_dirs()
-        self._probe_writable()
-        if manifest is not None and not resume:
-            for name in manifest.get("files", []):
-                target = path / name
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                elif target.exists() or target.is_symlink():
-                    target.unlink()
-        if resume and manifest is not None:
-            self.manifest = dict(manifest)
-            self.manifest.update(status="running", resumed=int(manifest.get("resumed", 0)) + 1)
-        else:
-            from reprozoo import __version__
-
-            self.manifest = {**identity, "command": command, "code_version": __version__,
-                             "created": datetime.now().isoformat(timespec="seconds"), "status": "running",
-                             "files": [MANIFEST]}
-        self.write_manifest()
-
-    def _check_resume(self, manifest: dict[str, Any] | None, identity: dict[str, Any]) -> None:
-        if manifest is None:
-            raise OutputError(f"--resume: {self.path} holds no run to continue (no {MANIFEST}); "
-                              "drop --resume to start a new run there")
-        diff = _differences(manifest, identity)
-        if diff:
-            raise OutputError(f"--resume: {self.path} holds a different run ({'; '.join(diff[:4])}); "
-                              "resume with the same settings, or choose another --out")
-        if manifest.get("status") == "finished":
-            raise OutputError(f"--resume: {self.path} holds a finished run; nothing to resume "
-                              "(pass --overwrite to run it again)")
-
-    def _make_dirs(self) -> None:
-        missing = []
-        p = self.path
-        while not p.exists():
-            missing.append(p)
-            p = p.parent
-        if not p.is_dir():
-            raise OutputError(f"cannot create --out {self.path}: {p} is a file")
-        for d in reversed(missing):
-            try:
-                d.mkdir()
-            except OSError as err:
-                self.remove_created()
-                raise OutputError(f"cannot create {d}: {err.strerror}") from None
-            self.created.append(d)
-
-    def _probe_writable(self) -> None:
-        probe = self.path / f".reprozoo-write-test-{time.monotonic_ns()}"
-        try:
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            self.remove_created()
-            raise OutputError(f"cannot write into {self.path}: {err.strerror}") from None
-
-    # -- bookkeeping
-    def own(self, name: str) -> None:
-        if name and name not in self.manifest.get("files", []):
-            self.manifest.setdefault("files", []).append(name)
-            self.write_manifest()
-
-    def record_entries(self) -> None:
-        names = set(self.manifest.get("files", []))
-        names |= {p.name for p in self.path.iterdir() if not p.name.startswith(".reprozoo-write-test")}
-        self.manifest["files"] = sorted(names)
-
-    def write_manifest(self) -> None:
-        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2, default=str) + "\n")
-
-    def finish(self, status: str) -> None:
-        self.record_entries()
-        self.manifest["status"] = status
-        self.manifest["updated"] = datetime.now().isoformat(timespec="seconds")
-        self.write_manifest()
-
-    def has_finished_trials(self) -> bool:
-        trials = self.path / "trials"
-        return trials.is_dir() and any(trials.glob("*.json"))
-
-    def remove_tmp_files(self) -> None:
-        for tmp in self.path.rglob("*.tmp"):
-            if tmp.is_file():
-                tmp.unlink()
-
-    def remove_run_files(self) -> None:
-        """Remove what this run wrote (it had not produced a finished trial)."""
-        self.record_entries()
-        for name in self.manifest.get("files", []):
-            target = self.path / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target, ignore_errors=True)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-        self.remove_created()
-
-    def remove_created(self) -> None:
-        for d in reversed(self.created):
-            try:
-                d.rmdir()
-            except OSError:
-                break
-        self.created = []
-
-
 def resume_command(name: str, preset: str, seeds: list[int], overrides: list[str], out: Path) -> str:
     import shlex
 
@@ -312,6 +137,9 @@ def run_experiment(
 
     Everything that can be checked is checked before the output folder is touched.
     """
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite cannot be combined: --resume continues the run in --out, "
+                          "--overwrite replaces it; pass one of them")
     spec = get_experiment(name)
     overrides = list(overrides or [])
     cfg = resolve_config(spec, preset, seeds, overrides)
@@ -325,8 +153,8 @@ def run_experiment(
     start = time.perf_counter()
     prov = start_provenance()
     try:
-        atomic_write_text(out / "config.yaml", to_yaml(cfg))
         folder.own("config.yaml")
+        atomic_write_text(out / "config.yaml", to_yaml(cfg))
         if getattr(cfg, "threads", 0):
             torch.set_num_threads(cfg.threads)
         ctx = RunContext(out, preset, resume, progress, cfg, folder)
@@ -335,8 +163,11 @@ def run_experiment(
         data["provenance"] = finish_provenance(prov, torch.get_num_threads())
         if resume:
             data["provenance"]["resumed"] = True  # wall and CPU seconds cover this process only
+        folder.own("metrics.json")
         write_metrics(out, data)
+        folder.own("report.md")
         write_report(out, data, result, paper=spec.paper)
+        folder.finish("finished")
     except KeyboardInterrupt:
         folder.remove_tmp_files()
         folder.finish("interrupted")
@@ -350,7 +181,7 @@ def run_experiment(
         raise
     finally:
         torch.set_num_threads(threads_before)
-    folder.finish("finished")
+        folder.close()  # the lock is released last, after the final manifest
     return out, data
 
 
