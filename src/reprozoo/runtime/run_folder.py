@@ -94,6 +94,14 @@ def unwatch(folder: Path) -> None:
     _ACTIVE.pop(os.path.abspath(folder), None)
 
 
+def note_created(folder: Path | str, name: str) -> None:
+    """Record ``name`` as created in ``folder`` by the run watching it (e.g. by one of its worker
+    processes); nothing happens when no run in this process watches the folder."""
+    record = _ACTIVE.get(os.path.abspath(folder))
+    if record is not None and owned_name(name):
+        record(name)
+
+
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     for key in ("experiment", "preset", "seeds"):

@@ -8,7 +8,7 @@ runs them with one of three executors and hands the results back in the order of
     results = ctx.run_trials(run_one, trials)          # list aligned with ``trials``
 
 - ``serial``: in this process, one after the other;
-- ``local``: worker processes (``spawn``), each limited to its share of the CPU threads, each
+- ``local``: worker processes (``spawn``), each running trials with ``config.threads`` torch threads, each
   killed with its parent (no orphans), one GPU per worker when GPUs are used;
 - ``ray``: tasks on a Ray cluster (``executor.address=auto`` or ``host:port``; a local one
   otherwise), with ``executor.cpus_per_trial`` / ``executor.gpus_per_trial``.
@@ -20,6 +20,9 @@ numbers (the same dropout masks, shuffles and initial draws wherever their code 
 alike), so paired differences measure the arms, not the noise. Every trial runs with the same number
 of torch CPU threads under every executor (``config.threads``, default 1), so a trial's result
 depends on its spec alone, never on the executor, the worker it landed on or the completion order.
+When no progress bar is shown (stdout is not a terminal), every finished trial prints one line on
+stderr, ``[12/40] rm seed3 done in 4.1 s`` (see :mod:`reprozoo.runtime.progress`).
+The executors themselves live in :mod:`reprozoo.runtime.executors`.
 """
 
 from __future__ import annotations
@@ -27,10 +30,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import queue
 import re
-import signal
-import sys
+import time
 import traceback
 import zlib
 from collections.abc import Callable, Sequence
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprozoo.errors import ConfigError, MissingDependencyError, ReproZooError
+from reprozoo.errors import ConfigError, ReproZooError
 
 EXECUTORS = ("serial", "local", "ray")
 
@@ -92,6 +93,10 @@ class Trial:
         """A stable, file-name-safe identifier, e.g. ``rm__seed0__k20``."""
         parts = [self.arm, f"seed{self.seed}"] + [f"{k}{_short(v)}" for k, v in self.params]
         return re.sub(r"[^A-Za-z0-9_.=+-]", "-", "__".join(parts))
+
+    def label(self) -> str:
+        """Short human form for log lines: ``rm seed3 k=20``."""
+        return " ".join([self.arm, f"seed{self.seed}"] + [f"{k}={_short(v)}" for k, v in self.params])
 
     def describe(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params)
@@ -163,7 +168,8 @@ def _seed_all(seed: int) -> None:
     seed_everything(seed)
 
 
-def _call(fn: Callable, trial: Trial, ctx: TrialContext) -> Any:
+def call_trial(fn: Callable, trial: Trial, ctx: TrialContext) -> Any:
+    """Seed the random streams from the trial's seed and settings, run it, return plain data."""
     _seed_all(trial_seed(stream_key(trial)))
     return plain(fn(trial, ctx))
 
@@ -175,7 +181,7 @@ def _call_here(fn: Callable, trial: Trial, ctx: TrialContext, threads: int) -> A
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _call(fn, trial, ctx)
+        return call_trial(fn, trial, ctx)
     finally:
         torch.set_num_threads(before)
 
@@ -210,169 +216,6 @@ def load_finished(run_dir: Path, trials: Sequence[Trial]) -> dict[int, Any]:
     return done
 
 
-# ------------------------------------------------------------------------------------------ workers
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel sends SIGKILL to this process when its parent exits."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:  # pragma: no cover
-            pass
-
-
-def _worker_main(tasks, results, fn, config, run_dir, resume, threads, gpu, parent) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates us
-    _die_with_parent()
-    if os.getppid() != parent:  # the parent died while this worker was starting
-        os._exit(1)
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    os.environ["REPROZOO_PROGRESS"] = "0"
-    import torch
-
-    torch.set_num_threads(threads)
-    while True:
-        try:
-            item = tasks.get(timeout=2.0)
-        except queue.Empty:
-            if os.getppid() != parent:
-                os._exit(1)
-            continue
-        if item is None:
-            return
-        index, trial = item
-        ctx = TrialContext(config, Path(run_dir), trial.key, resume)
-        try:
-            results.put((index, "ok", _call(fn, trial, ctx)))
-        except BaseException as err:  # report, then keep serving (the parent stops the run)
-            results.put((index, "error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-
-
-def _uses_gpu(config: Any) -> int:
-    """How many GPUs the run may use (0 when the config asks for the CPU or none is there)."""
-    device = str(getattr(config, "device", "auto"))
-    if device == "cpu":
-        return 0
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # pragma: no cover
-        return 0
-
-
-def plan_workers(n_trials: int, executor: ExecutorConfig, config: Any) -> tuple[int, int]:
-    """(workers, torch threads per worker) for the local executor."""
-    cpus = _cpu_count()
-    gpus = _uses_gpu(config)
-    workers = executor.workers or (gpus if gpus else cpus)
-    workers = max(1, min(workers, n_trials))
-    return workers, trial_threads(config)
-
-
-def _run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    workers, threads = plan_workers(len(todo), executor, config)
-    gpus = _uses_gpu(config)
-    tasks, results = ctx.Queue(), ctx.Queue()
-    procs = []
-    for w in range(workers):
-        gpu = (w % gpus) if gpus and workers > 1 else None
-        p = ctx.Process(target=_worker_main, daemon=True,
-                        args=(tasks, results, fn, config, str(run_dir), resume, threads, gpu, os.getpid()))
-        p.start()
-        procs.append(p)
-    try:
-        for i in todo:
-            tasks.put((i, trials[i]))
-        for _ in procs:
-            tasks.put(None)
-        pending = set(todo)
-        while pending:
-            try:
-                index, status, payload = results.get(timeout=0.5)
-            except queue.Empty:
-                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-                if dead:
-                    raise TrialError(
-                        f"a worker process died (exit code {dead[0].exitcode}, e.g. killed or out of memory) "
-                        f"while {len(pending)} trial(s) were unfinished; finished trials are kept, rerun with --resume"
-                    ) from None
-                continue
-            pending.discard(index)
-            if status == "ok":
-                on_done(index, payload)
-            else:
-                on_error(index, payload)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():  # pragma: no cover - terminate ignored
-                p.kill()
-                p.join()
-        tasks.close()
-        results.close()
-
-
-def _run_ray(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError(
-            "the ray executor needs Ray: pip install 'reprozoo[ray]' (or pip install 'ray>=2.9')") from None
-    started = False
-    if not ray.is_initialized():
-        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "ignore_reinit_error": True}
-        if executor.address:
-            kw["address"] = executor.address
-        else:
-            kw["num_cpus"] = _cpu_count()
-        ray.init(**kw)
-        started = True
-    threads = trial_threads(config)
-
-    def remote(trial: Trial):
-        import torch
-
-        torch.set_num_threads(threads)
-        os.environ["REPROZOO_PROGRESS"] = "0"
-        ctx = TrialContext(config, Path(run_dir), trial.key, resume)
-        try:
-            return "ok", _call(fn, trial, ctx)
-        except Exception as err:
-            return "error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
-
-    task = ray.remote(num_cpus=executor.cpus_per_trial, num_gpus=executor.gpus_per_trial)(remote)
-    refs = {task.remote(trials[i]): i for i in todo}
-    try:
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
-            for ref in ready:
-                index = refs.pop(ref)
-                status, payload = ray.get(ref)
-                (on_done if status == "ok" else on_error)(index, payload)
-    finally:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
-
-
 # ------------------------------------------------------------------------------------------ the API
 def run_trials(
     fn: Callable[[Trial, TrialContext], Any],
@@ -387,7 +230,7 @@ def run_trials(
 ) -> list[Any]:
     """Run every trial (skipping those stored in ``run_dir`` when ``resume``) and return their
     results in the order of ``trials``. ``fn`` must be a module-level function (it is pickled)."""
-    from reprozoo.runtime.progress import progress_bar
+    from reprozoo.runtime.progress import fmt_seconds, lines_enabled, log_line, progress_bar
 
     trials = list(trials)
     keys = [t.key for t in trials]
@@ -406,13 +249,18 @@ def run_trials(
     todo = [i for i in range(len(trials)) if i not in done]
     errors: list[tuple[int, str]] = []
 
+    lines = lines_enabled(progress)
+    if lines and done:
+        log_line(f"[{len(done)}/{len(trials)}] {description}: {len(done)} finished before, resumed")
     with progress_bar(len(trials), description, progress) as bar:
         bar.update(len(done))
 
-        def on_done(index: int, result: Any) -> None:
+        def on_done(index: int, result: Any, seconds: float) -> None:
             _store(run_dir, trials[index], result)
             done[index] = result
             bar.update(1)
+            if lines:
+                log_line(f"[{len(done)}/{len(trials)}] {trials[index].label()} done in {fmt_seconds(seconds)}")
 
         def on_error(index: int, message: str) -> None:
             errors.append((index, message))
@@ -425,15 +273,18 @@ def run_trials(
                                                and not executor.workers):
                 for i in todo:
                     ctx = TrialContext(config, run_dir, trials[i].key, resume)
+                    start = time.perf_counter()
                     try:
                         result = _call_here(fn, trials[i], ctx, trial_threads(config))
                     except (KeyboardInterrupt, ReproZooError):
                         raise
                     except Exception as err:
                         on_error(i, f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
-                    on_done(i, result)
+                    on_done(i, result, time.perf_counter() - start)
             else:
-                runner = _run_local if executor.kind == "local" else _run_ray
+                from reprozoo.runtime.executors import run_local, run_ray
+
+                runner = run_local if executor.kind == "local" else run_ray
                 runner(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error)
         except _StopRun:
             pass
