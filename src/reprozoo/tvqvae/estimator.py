@@ -19,6 +19,7 @@ import torch
 
 from reprozoo.data.textcorpora import TextCorpus
 from reprozoo.errors import CheckpointError, ConfigError, DataError, ReproZooError
+from reprozoo.runtime.checks import finite_array, integer
 from reprozoo.tvqvae.embeddings import POOLINGS, EncodedCorpus, TokenEncoder
 from reprozoo.tvqvae.models import TopicEncoder, TopicModel, TVQDecoder, VQAutoEncoder
 from reprozoo.tvqvae.preprocess import Vocabulary, tokenize
@@ -272,10 +273,13 @@ class TVQVAE:
         """Sample ``n_words`` words from ``softmax(theta A)`` for a topic mixture (length K, or a
         topic index for a one-hot mixture)."""
         check_is_fitted(self)
-        if isinstance(topic_mixture, (int, np.integer)):
+        n_words = integer("n_words", n_words, lo=1)
+        if isinstance(topic_mixture, (int, np.integer)) and not isinstance(topic_mixture, bool):
+            if not 0 <= topic_mixture < self.n_topics:
+                raise DataError(f"topic {topic_mixture} does not exist; this model has topics 0..{self.n_topics - 1}")
             theta = np.eye(self.n_topics)[int(topic_mixture)]
         else:
-            theta = np.asarray(topic_mixture, dtype=np.float64)
+            theta = finite_array("topic_mixture", topic_mixture)
         if theta.shape != (self.n_topics,) or (theta < 0).any() or not np.isclose(theta.sum(), 1.0):
             raise DataError(f"topic_mixture must be {self.n_topics} non-negative weights summing to 1 (or a topic index)")
         logits = theta @ self.topics_.astype(np.float64)
@@ -329,12 +333,25 @@ class TVQVAE:
         p = Path(path)
         if not (p / "config.json").is_file() or not (p / "weights.safetensors").is_file():
             raise CheckpointError(f"{p} is not a saved TVQVAE (needs config.json and weights.safetensors)")
-        meta = json.loads((p / "config.json").read_text())
-        if meta.get("class") != "TVQVAE" or meta.get("format") != FORMAT_VERSION:
+        try:
+            meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"cannot read {p}/config.json: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+        if (not isinstance(meta, dict) or meta.get("class") != "TVQVAE" or meta.get("format") != FORMAT_VERSION
+                or not isinstance(meta.get("params"), dict) or not isinstance(meta.get("vocabulary"), list)
+                or not isinstance(meta.get("input_dim"), int)):
             raise CheckpointError(f"{p}/config.json is not a TVQVAE save of format {FORMAT_VERSION}")
-        est = cls(**meta["params"])
+        try:
+            est = cls(**meta["params"])
+            est._validate()
+        except (TypeError, ReproZooError) as err:
+            raise CheckpointError(f"{p}/config.json has invalid parameters: {str(err).splitlines()[0]}") from None
         vocab = Vocabulary(meta["vocabulary"])
-        tensors = load_file(str(p / "weights.safetensors"))
+        try:
+            tensors = load_file(str(p / "weights.safetensors"))
+        except Exception as err:  # noqa: BLE001  (safetensors raises its own SafetensorError)
+            raise CheckpointError(f"cannot read {p}/weights.safetensors: {type(err).__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else 'corrupt file'}") from None
         vq = VQAutoEncoder(meta["input_dim"], tuple(est.vq_hidden), est.code_dim, est.n_codes, est.n_neighbors,
                            quantize=est.quantize)
         model = TopicModel(TopicEncoder(est.n_codes, est.n_topics, prior_mean=est.prior_mean),

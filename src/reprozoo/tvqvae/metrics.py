@@ -23,6 +23,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.checks import finite_array, integer
 
 
 def _dictionary(texts: Sequence[Sequence[str]]):
@@ -59,14 +60,17 @@ def top_words(topic_word: np.ndarray, words: Sequence[str], topn: int = 25) -> l
     scores = np.asarray(topic_word)
     if scores.ndim != 2 or scores.shape[1] != len(words):
         raise DataError(f"topic_word must be K x {len(words)} (one column per word), got shape {scores.shape}")
+    scores = finite_array("topic_word", scores)
+    topn = integer("topn", topn, lo=1)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :topn]
     return [[words[i] for i in row] for row in order]
 
 
 def best_half(scores: np.ndarray) -> np.ndarray:
     """Indices of the best 50% of topics by score (at least one), best first."""
+    scores = finite_array("scores", scores, ndim=1, allow_empty=False)
     n = max(1, len(scores) // 2)
-    return np.argsort(-np.asarray(scores), kind="stable")[:n]
+    return np.argsort(-scores, kind="stable")[:n]
 
 
 def diversity(topics: Sequence[Sequence[str]], topn: int = 25) -> float:
@@ -104,18 +108,34 @@ def topic_quality(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]
     return out
 
 
+def _labels(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1 or arr.size == 0:
+        raise DataError(f"{name} must be a non-empty 1-D sequence (one per document), got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{name} must not hold NaN or inf; index {int(np.flatnonzero(~np.isfinite(arr))[0])} does")
+    if arr.dtype == object and any(v is None for v in arr):
+        raise DataError(f"{name} must not hold None")
+    return arr
+
+
 def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
-    """Share of documents whose cluster's majority label is their own label."""
-    labels, clusters = np.asarray(labels), np.asarray(clusters)
-    total = 0
-    for c in np.unique(clusters):
-        total += np.bincount(labels[clusters == c]).max()
-    return total / float(len(labels))
+    """Share of documents whose cluster's majority label is their own label (labels and clusters
+    of any hashable kind: ints, strings, ...)."""
+    from sklearn.metrics.cluster import contingency_matrix
+
+    labels, clusters = _labels(labels, "labels"), _labels(clusters, "clusters")
+    if len(labels) != len(clusters):
+        raise DataError(f"{len(labels)} labels but {len(clusters)} cluster assignments")
+    table = contingency_matrix(labels, clusters)  # classes x clusters
+    return float(table.max(axis=0).sum() / len(labels))
 
 
 def clustering_scores(theta: np.ndarray, labels: np.ndarray, n_clusters: int, seed: int = 0) -> dict[str, float]:
     """NMI and purity of k-means(theta) (k = ``n_clusters``) and of argmax theta against labels."""
-    theta = np.asarray(theta, dtype=np.float64)
+    theta = finite_array("theta", theta, ndim=2, allow_empty=False)
+    labels = _labels(labels, "labels")
+    n_clusters = integer("n_clusters", n_clusters, lo=1)
     if len(theta) != len(labels):
         raise DataError(f"{len(theta)} documents but {len(labels)} labels")
     km = KMeans(n_clusters=min(n_clusters, len(np.unique(theta, axis=0))), n_init=10,
