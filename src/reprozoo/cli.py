@@ -1,7 +1,10 @@
-"""The ``reprozoo`` command: thin parsing over the library. User errors print one line, exit 2.
+"""The ``reprozoo`` command: thin parsing over the library. User errors print one line, exit 2;
+Ctrl-C or SIGTERM in any command prints ``interrupted`` and exits 130.
 
 Method packages may add commands by defining ``reprozoo/<method>/cli.py`` with
-``register(app: typer.Typer)``.
+``register(app: typer.Typer)``. Those commands are listed from the static registry index and their
+package is imported only when one of them runs (:mod:`reprozoo.cli_commands`), so ``--help``,
+``list`` and an unknown name answer without importing torch.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Annotated
 
 import typer
 
-from reprozoo.errors import ConfigError, ReproZooError, RunInterrupted
+from reprozoo.cli_commands import LazyGroup
+from reprozoo.errors import ConfigError, OutputExistsError, ReproZooError, RunInterrupted
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=LazyGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="reprozoo: ten research papers as tested PyTorch software.")
 
 
@@ -38,16 +42,16 @@ def _parse_seeds(text: str | None) -> list[int] | None:
 @app.command("list")
 def list_cmd() -> None:
     """List experiments (paper, claim, presets), models and benchmarks."""
-    from reprozoo.runtime.registry import list_benchmarks, list_experiments, list_models
+    from reprozoo.runtime.registry import experiment_infos, index_names
 
-    exps = list_experiments()
+    exps = experiment_infos()
     typer.echo("experiments:" if exps else "experiments: (none registered yet)")
     for e in exps:
-        typer.echo(f"  {e.name}  [{', '.join(e.presets)}]\n    paper: {e.paper}\n    claim: {e.claim}")
-    models = list_models()
+        typer.echo(f"  {e['name']}  [{', '.join(e['presets'])}]\n    paper: {e['paper']}\n    claim: {e['claim']}")
+    models = index_names("model")
     typer.echo(f"models ({len(models)}): " + (", ".join(models) if models else "(none)"))
-    benches = list_benchmarks()
-    typer.echo("benchmarks: " + (", ".join(b.name for b in benches) if benches else "(none)"))
+    benches = index_names("benchmark")
+    typer.echo("benchmarks: " + (", ".join(benches) if benches else "(none)"))
 
 
 @app.command("run")
@@ -66,6 +70,9 @@ def run_cmd(
     import time
 
     from reprozoo.runtime.registry import get_experiment, list_experiments
+
+    if name != "all":
+        get_experiment(name)  # an unknown name answers before the runner is imported
     from reprozoo.runtime.report import build_index
     from reprozoo.runtime.runner import resolve_config, run_experiment
 
@@ -105,7 +112,6 @@ def run_cmd(
         if failed:
             raise ExperimentsFailed(f"{len(failed)} experiment(s) failed: {', '.join(failed)} (see messages above)")
         return
-    get_experiment(name)
     out_dir, data = run_experiment(name, preset, seeds=seed_list, overrides=overrides, out_dir=out,
                                    resume=resume, overwrite=overwrite)
     typer.echo(f"{name} ({preset}): {data['verdict']}\n  claim: {data['claim']}\n  evidence: {data['evidence']}")
@@ -115,12 +121,12 @@ def run_cmd(
 @app.command("report")
 def report_cmd(runs_dir: Annotated[Path, typer.Argument(help="folder of runs")] = Path("runs")) -> None:
     """Build RUNS_DIR/index.html from every run's metrics.json (latest run per experiment)."""
-    from reprozoo.runtime.registry import list_experiments
+    from reprozoo.runtime.registry import experiment_infos
     from reprozoo.runtime.report import build_index, latest_runs
 
     if not runs_dir.is_dir():
         raise ConfigError(f"{runs_dir} is not a folder of runs" + (" (it is a file)" if runs_dir.exists() else ""))
-    papers = {s.name: s.paper for s in list_experiments()}
+    papers = {e["name"]: e["paper"] for e in experiment_infos()}
     skipped: list[str] = []
     path = build_index(runs_dir, papers, skipped=skipped)
     for item in skipped:
@@ -141,12 +147,12 @@ def results_cmd(
 ) -> None:
     """Runs of record (results/<experiment>/<preset>.json) and the README/docs text made from them."""
     from reprozoo.runtime import records as R
-    from reprozoo.runtime.registry import list_experiments
+    from reprozoo.runtime.registry import experiment_infos
 
     for run in record or []:
         typer.echo(f"recorded {run} -> {R.record_run(run, results_dir, label)}")
     data, history = R.load_records(results_dir), R.load_history(results_dir)
-    packages = {s.name: s.package for s in list_experiments()}
+    packages = {e["name"]: e["package"] for e in experiment_infos()}
     if write_docs:
         changed = R.write_docs(root, data, packages, history)
         typer.echo(f"{len(changed)} file(s) regenerated" + (": " + ", ".join(map(str, changed)) if changed else ""))
@@ -165,15 +171,18 @@ def results_cmd(
 def bench_cmd(
     name: Annotated[str, typer.Argument(help="benchmark name or 'all'")] = "all",
     quick: Annotated[bool, typer.Option(help="fewer repeats")] = False,
-    out: Annotated[Path, typer.Option(help="folder for <name>.json results")] = Path("benchmarks/results"),
+    out: Annotated[Path | None, typer.Option(help="folder for <name>.json results (default: a new "
+                                             "runs/bench-<time>; the results of record: benchmarks/results)")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="benchmark keyword key=value")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace <name>.json files already in --out")] = False,
 ) -> None:
     """Speed/memory comparisons, printed as ratios against a baseline measured in the same run."""
     from reprozoo.runtime.registry import get_benchmark, list_benchmarks
-    from reprozoo.runtime.report import atomic_write_text
 
     specs = list_benchmarks() if name == "all" else [get_benchmark(name)]
+    from reprozoo.runtime.report import atomic_write_text
     options = _parse_options(option or [])
+    out = out or _fresh_folder(Path("runs"), "bench")
     _check_writable_folder(out, "--out")
     for spec in specs:  # check options before measuring anything
         try:
@@ -181,6 +190,9 @@ def bench_cmd(
         except TypeError:
             params = [p for p in inspect.signature(spec.run).parameters if p != "quick"]
             raise ConfigError(f"benchmark '{spec.name}' takes options {params}, got {sorted(options)}") from None
+    taken = [str(out / f"{s.name}.json") for s in specs if (out / f"{s.name}.json").exists()]
+    if taken and not overwrite:
+        raise OutputExistsError(f"{', '.join(taken)} already exist(s); pass --overwrite to replace, or another --out")
     if not specs:
         typer.echo("no benchmarks are registered yet")
     for spec in specs:
@@ -197,6 +209,17 @@ def bench_cmd(
         if "goal" in result:
             typer.echo(f"   goal: {result['goal']} -> {'met' if result.get('met') else 'NOT met'}")
         atomic_write_text(out / f"{spec.name}.json", json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _fresh_folder(root: Path, prefix: str) -> Path:
+    """``root/<prefix>-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``, ... while the name is taken."""
+    import time
+
+    base = root / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = base, 2
+    while path.exists() or path.is_symlink():
+        path, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return path
 
 
 def _clock(seconds: float) -> str:
@@ -233,10 +256,12 @@ def _check_writable_folder(path: Path, what: str) -> None:
         raise OutputError(f"{what} {path}: {p} is not writable")
 
 
-def _register_method_commands() -> None:
+def _register_method_commands(packages: list[str] | None = None) -> None:
+    """Register the commands of ``packages`` (default: every method package) on ``app`` now (those the
+    registry index lists are otherwise built when the command line names them)."""
     from reprozoo.runtime.registry import import_or_warn, method_packages
 
-    for name in method_packages():
+    for name in method_packages() if packages is None else packages:
         mod = import_or_warn(f"reprozoo.{name}.cli")
         if mod:
             mod.register(app)
@@ -245,6 +270,8 @@ def _register_method_commands() -> None:
 def _end_distributed() -> None:
     """Under `accelerate launch`/`torchrun`, tear the process group down before exit: a gloo/NCCL group
     left to interpreter shutdown can abort a rank."""
+    if "torch.distributed" not in sys.modules:  # never started one (and --help stays torch-free)
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -276,7 +303,9 @@ def _sigterm_as_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: kee
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register_method_commands()
+    from reprozoo.runtime.registry import unindexed_packages
+
+    _register_method_commands(unindexed_packages())
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -285,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="reprozoo")
         _end_distributed()
+        if rc == 130:  # typer turns a KeyboardInterrupt inside any command into Exit(130)
+            typer.echo("interrupted", err=True)
         if isinstance(rc, int) and rc:  # click returns (not raises) an Exit's code without standalone mode
             return rc
     except ReproZooError as err:
@@ -307,9 +338,13 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         if name == "Exit":
             return int(getattr(err, "exit_code", 0) or 0)
+        if name == "NoArgsIsHelpError":  # `reprozoo`, `reprozoo export`: help (rich has printed it), exit 2
+            if err.format_message().strip():
+                typer.echo(err.format_message())
+            return 2
         # click's (or typer's vendored click's) usage errors: bad option, missing argument
         if hasattr(err, "format_message") and hasattr(err, "exit_code"):
-            typer.echo(f"error: {err.format_message()}", err=True)
+            typer.echo(f"error: {_one_line(err.format_message())}", err=True)
             return 2
         raise
     finally:

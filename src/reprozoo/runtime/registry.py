@@ -2,7 +2,9 @@
 
 Method packages register themselves on import. :func:`discover` imports every method
 package's ``models``/``experiment``/``benchmark`` modules without naming any paper, so the
-runtime never imports a method package by name.
+runtime never imports a method package by name. Looking up one name imports only the module that
+:mod:`reprozoo.runtime.registry_index` lists for it (a generated table, checked by a test), so an
+unknown name or ``reprozoo list`` answers without importing any method package.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def import_optional(module: str):
         return None
 
 
+def _import_package(name: str) -> None:
+    for module in (f"reprozoo.{name}", f"reprozoo.{name}.experiment", f"reprozoo.{name}.benchmark"):
+        if import_or_warn(module) is False:
+            break
+
+
 def discover() -> None:
     """Import every method subpackage of ``reprozoo`` so its registrations run (idempotent)."""
     global _DISCOVERED
@@ -76,9 +84,43 @@ def discover() -> None:
         return
     _DISCOVERED = True
     for name in method_packages():
-        for module in (f"reprozoo.{name}", f"reprozoo.{name}.experiment", f"reprozoo.{name}.benchmark"):
-            if import_or_warn(module) is False:
-                break
+        _import_package(name)
+
+
+def unindexed_packages() -> list[str]:
+    """Method packages the static index does not cover (a package added since it was generated)."""
+    from reprozoo.runtime.registry_index import PACKAGES
+
+    return [p for p in method_packages() if p not in PACKAGES]
+
+
+def _load(kind: str, name: str, table: dict[str, Any], module: str | None) -> None:
+    """Import what registers ``name``: its indexed module, or else every unindexed package.
+    A module listed for ``name`` that fails to import is a one-line error, not "unknown name"."""
+    if module is None:
+        _import_unindexed()
+        return
+    if import_or_warn(module) is False and name not in table:
+        from reprozoo.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"{kind} '{name}' is unavailable: {module} failed to import "
+                                     f"({BROKEN[module]})")
+
+
+def _import_unindexed() -> None:
+    for package in unindexed_packages():
+        _import_package(package)
+
+
+def index_names(kind: str) -> list[str]:
+    """Names of one kind (experiment | benchmark | model): the static index's and those registered in
+    this process (packages the index does not cover are imported)."""
+    from reprozoo.runtime import registry_index as index
+
+    _import_unindexed()
+    table = {"experiment": (index.EXPERIMENTS, _EXPERIMENTS), "benchmark": (index.BENCHMARKS, _BENCHMARKS),
+             "model": (index.MODELS, _MODELS)}[kind]
+    return sorted(set(table[0]) | set(table[1]))
 
 
 BROKEN: dict[str, str] = {}  # module -> the import error that made it unavailable
@@ -121,9 +163,11 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: Any = Non
     import inspect
 
     if name not in _MODELS:
-        discover()
+        from reprozoo.runtime.registry_index import MODELS
+
+        _load("model", name, _MODELS, MODELS.get(name))
     if name not in _MODELS:
-        raise _unknown("model", name, list(_MODELS))
+        raise _unknown("model", name, index_names("model"))
     fn = _MODELS[name]
     accepted = inspect.signature(fn).parameters
     for key, value in (("pretrained", pretrained), ("checkpoint_path", checkpoint_path)):
@@ -157,10 +201,26 @@ def register_experiment(name: str, *, paper: str, claim: str, config: type):
 
 
 def get_experiment(name: str) -> ExperimentSpec:
-    discover()
     if name not in _EXPERIMENTS:
-        raise _unknown("experiment", name, list(_EXPERIMENTS))
+        from reprozoo.runtime.registry_index import EXPERIMENTS
+
+        _load("experiment", name, _EXPERIMENTS, EXPERIMENTS.get(name, {}).get("module"))
+    if name not in _EXPERIMENTS:
+        raise _unknown("experiment", name, index_names("experiment"))
     return _EXPERIMENTS[name]
+
+
+def experiment_infos() -> list[dict[str, Any]]:
+    """name, paper, claim, presets, package and module of every experiment, from the static index
+    (and this process's registrations) without importing the indexed packages."""
+    from reprozoo.runtime.registry_index import EXPERIMENTS
+
+    _import_unindexed()
+    infos = {k: {"name": k, **v} for k, v in EXPERIMENTS.items()}
+    for k, s in _EXPERIMENTS.items():
+        infos[k] = {"name": k, "module": s.run.__module__, "package": s.package, "paper": s.paper,
+                    "claim": s.claim, "presets": s.presets}
+    return [infos[k] for k in sorted(infos)]
 
 
 def list_experiments() -> list[ExperimentSpec]:
@@ -180,12 +240,31 @@ def register_benchmark(name: str, *, description: str):
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:
-    discover()
     if name not in _BENCHMARKS:
-        raise _unknown("benchmark", name, list(_BENCHMARKS))
+        from reprozoo.runtime.registry_index import BENCHMARKS
+
+        _load("benchmark", name, _BENCHMARKS, BENCHMARKS.get(name, {}).get("module"))
+    if name not in _BENCHMARKS:
+        raise _unknown("benchmark", name, index_names("benchmark"))
     return _BENCHMARKS[name]
 
 
 def list_benchmarks() -> list[BenchmarkSpec]:
     discover()
     return [_BENCHMARKS[k] for k in sorted(_BENCHMARKS)]
+
+
+# ---------------------------------------------------------------- the static index
+def scan() -> dict[str, Any]:
+    """What importing every method package registers, in the shape of :mod:`registry_index`
+    (without the commands, which the CLI adds)."""
+    discover()
+    ours = lambda fn: fn.__module__.startswith("reprozoo.")  # noqa: E731  (not test registrations)
+    return {
+        "PACKAGES": sorted(method_packages()),
+        "EXPERIMENTS": {k: {"module": s.run.__module__, "package": s.package, "paper": s.paper, "claim": s.claim,
+                            "presets": s.presets} for k, s in sorted(_EXPERIMENTS.items()) if ours(s.run)},
+        "BENCHMARKS": {k: {"module": s.run.__module__, "package": s.package, "description": s.description}
+                       for k, s in sorted(_BENCHMARKS.items()) if ours(s.run)},
+        "MODELS": {k: f.__module__ for k, f in sorted(_MODELS.items()) if ours(f)},
+    }
