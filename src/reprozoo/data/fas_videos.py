@@ -19,6 +19,7 @@ with PyAV installed) through imageio. Every problem names the offending item.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,12 +152,21 @@ def read_manifest(csv_path: str | Path, live_label: int = 1, default_domain: str
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist")
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
+    raw = csv_path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{csv_path}: not UTF-8 text (byte {err.object[err.start]:#04x} on line "
+                        f"{err.object[:err.start].count(10) + 1}); save the manifest as UTF-8") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         cols = [c.strip() for c in (reader.fieldnames or [])]
         if "path" not in cols or "label" not in cols:
             raise DataError(f"{csv_path}: needs columns path,label (optional domain, video_id); got {cols}")
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+                for row in reader]
+    except csv.Error as err:
+        raise DataError(f"{csv_path}: not a readable CSV file ({err})") from None
     if not rows:
         raise DataError(f"{csv_path}: the manifest lists no videos")
     items: dict[str, VideoItem] = {}

@@ -14,12 +14,14 @@ resampled with ``scipy.signal.resample_poly``. Problems name the file:
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.checks import finite_array, integer
 
 SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -27,8 +29,10 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
     """Polyphase resampling (``scipy.signal.resample_poly``) of a 1-D float signal."""
-    if orig_sr <= 0 or target_sr <= 0:
+    if not (orig_sr > 0 and target_sr > 0):  # NaN fails this too
         raise DataError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+    orig_sr, target_sr = integer("orig_sr", orig_sr), integer("target_sr", target_sr)
+    wave = finite_array("wave", wave, ndim=1)
     if orig_sr == target_sr:
         return np.asarray(wave, np.float32)
     from scipy.signal import resample_poly
@@ -102,7 +106,12 @@ def read_manifest(path: str | Path, *, missing: str = "error") -> tuple[list[dic
     if not path.is_file():
         raise DataError(f"{path}: no such manifest")
     items, skipped = [], 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} on line "
+                        f"{err.object[:err.start].count(10) + 1}); save the manifest as UTF-8") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -111,6 +120,8 @@ def read_manifest(path: str | Path, *, missing: str = "error") -> tuple[list[dic
             raise DataError(f"{path}:{n}: not valid JSON ({err.msg})") from None
         if not isinstance(rec, dict) or "audio" not in rec or "text" not in rec:
             raise DataError(f"{path}:{n}: each line needs 'audio' and 'text' keys")
+        if not isinstance(rec["audio"], str) or not rec["audio"] or not isinstance(rec["text"], str):
+            raise DataError(f"{path}:{n}: 'audio' must be a non-empty path string and 'text' a string")
         audio = Path(rec["audio"])
         audio = audio if audio.is_absolute() else path.parent / audio
         if not audio.is_file():
@@ -119,6 +130,9 @@ def read_manifest(path: str | Path, *, missing: str = "error") -> tuple[list[dic
                 continue
             raise DataError(f"{path}:{n}: audio file {audio} does not exist (pass missing='skip' to skip such lines)")
         duration = rec.get("duration")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                     or not math.isfinite(duration) or duration <= 0):
+            raise DataError(f"{path}:{n}: 'duration' must be a positive number of seconds, got {duration!r}")
         items.append({**rec, "id": str(rec.get("id", audio.stem)), "audio": str(audio), "text": str(rec["text"]),
                       "duration": float(duration) if duration is not None else audio_duration(audio)})
     return items, skipped
