@@ -71,8 +71,9 @@ def run_cmd(
 
     from reprozoo.runtime.registry import get_experiment, list_experiments
 
-    if name != "all":
-        get_experiment(name)  # an unknown name answers before the runner is imported
+    for spec in list_experiments() if name == "all" else [get_experiment(name)]:  # before the runner is imported
+        if preset not in spec.presets:
+            raise ConfigError(f"unknown preset '{preset}' for {spec.name}; choose one of: {', '.join(spec.presets)}")
     from reprozoo.runtime.report import build_index
     from reprozoo.runtime.runner import resolve_config, run_experiment
 

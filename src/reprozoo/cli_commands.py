@@ -91,3 +91,53 @@ def write_registry_index(path: Path | None = None) -> Path:
             '    print(f"wrote {write_registry_index()}")\n')
     path.write_text(f'"""{registry_index.__doc__.strip()}\n"""\n\n# fmt: off\n{body}\n\n{main}')
     return path
+
+
+# ---------------------------------------------------------------- output checks shared by the commands
+def check_new_file(path: Path, flag: str, overwrite: bool = False) -> None:
+    """Before any work: ``path`` can be written as a file. An existing file is replaced only with
+    ``--overwrite``; a folder, a dangling symbolic link or an unwritable place is a one-line error."""
+    import os
+
+    from reprozoo.errors import OutputError, OutputExistsError
+
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{flag} {path} is a dangling symbolic link (to {os.readlink(path)}); remove it or "
+                          "pass another path")
+    if path.is_dir():
+        raise OutputError(f"{flag} {path} is a folder; pass a file name")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{flag} {path} already exists; pass --overwrite to replace it")
+    check_writable_place(path, flag)
+
+
+def check_writable_place(path: Path, flag: str) -> None:
+    """The nearest existing folder above ``path`` is a folder we may write into."""
+    import os
+
+    from reprozoo.errors import OutputError
+
+    p = path.parent
+    while not p.exists() and p != p.parent:
+        if p.is_symlink():
+            raise OutputError(f"{flag} {path}: {p} is a dangling symbolic link")
+        p = p.parent
+    if not p.is_dir():
+        raise OutputError(f"{flag} {path}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {path}: {p} is not writable")
+
+
+def check_output_folder(path: Path, flag: str) -> None:
+    """``path`` is a folder or can be created as one (not a file, not a dangling symbolic link)."""
+    import os
+
+    from reprozoo.errors import OutputError
+
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{flag} {path} is a dangling symbolic link (to {os.readlink(path)}); remove it or "
+                          "pass another folder")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path} is a file; pass a folder")
+    if not path.exists():
+        check_writable_place(path, flag)

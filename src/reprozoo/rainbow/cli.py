@@ -19,8 +19,15 @@ def register(app: typer.Typer) -> None:
         share: Annotated[str, typer.Option(help="exact (foreign share M) | legacy (M*(T-1)/T)")] = "exact",
         seed: Annotated[int, typer.Option(help="seed of the class order and the split")] = 0,
         out: Annotated[Path, typer.Option(help="output JSON file")] = Path("blurry_split.json"),
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
     ) -> None:
         """Partition a dataset's training set into BlurryM tasks and save the indices per task."""
+        from reprozoo.cli_commands import check_new_file
+        from reprozoo.errors import ConfigError
+
+        if not 0 <= seed < 2**32:
+            raise ConfigError(f"--seed must be in [0, 2**32), got {seed}")
+        check_new_file(out, "--out", overwrite)
         from reprozoo.rainbow.data import load_data
         from reprozoo.rainbow.scenarios import blurry_split, check_partition
         from reprozoo.runtime.report import atomic_write_text

@@ -22,6 +22,24 @@ def _rexnet(model: str, **kwargs):
     return net
 
 
+def _save_safetensors(tensors: dict, dst: Path) -> None:
+    """Write through a temporary file beside ``dst``; any failure is one OutputError, nothing left."""
+    from safetensors.torch import save_file
+
+    from reprozoo.errors import OutputError
+
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp))
+        tmp.replace(dst)
+    except Exception as err:  # OSError, or safetensors' own error type for the same I/O failures
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        why = getattr(err, "strerror", None) or " ".join(str(err).split())
+        raise OutputError(f"cannot write {dst}: {why}") from None
+
+
 def register(app: typer.Typer) -> None:
     if any(getattr(c, "name", None) == "rexnet-info" for c in app.registered_commands):
         return
@@ -46,16 +64,20 @@ def register(app: typer.Typer) -> None:
     def convert_cmd(model: Annotated[str, typer.Argument(help="registered model the weights belong to")],
                     src: Annotated[Path, typer.Argument(help="official / timm / our checkpoint (.pth, .safetensors)")],
                     dst: Annotated[Path, typer.Argument(help="output .safetensors file")],
-                    num_classes: Annotated[int, typer.Option(help="classes of the checkpoint")] = 1000) -> None:
+                    num_classes: Annotated[int, typer.Option(help="classes of the checkpoint")] = 1000,
+                    overwrite: Annotated[bool, typer.Option(help="replace an existing DST file")] = False) -> None:
         """Convert a checkpoint to our key layout (strict: refuses missing/unexpected keys)."""
-        from safetensors.torch import save_file
-
+        from reprozoo.cli_commands import check_new_file
         from reprozoo.errors import ConfigError
         from reprozoo.rexnet.checkpoint import load_pretrained
 
         if dst.suffix != ".safetensors":
             raise ConfigError(f"the output must end in .safetensors, got {dst.name}")
+        if src.resolve() == dst.resolve():
+            raise ConfigError(f"DST {dst} is the input checkpoint; write the converted weights elsewhere")
+        check_new_file(dst, "DST", overwrite)
+        if num_classes < 1:
+            raise ConfigError(f"--num-classes must be >= 1, got {num_classes}")
         net = load_pretrained(_rexnet(model, num_classes=num_classes), src)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(dst))
+        _save_safetensors({k: v.contiguous() for k, v in net.state_dict().items()}, dst)
         typer.echo(f"wrote {dst} ({len(net.state_dict())} tensors, our layout)")

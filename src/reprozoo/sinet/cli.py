@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reprozoo.errors import DataError, ReproZooError
-
-try:
-    from reprozoo.errors import OutputError
-except ImportError:  # pragma: no cover - older reprozoo.errors
-    OutputError = DataError  # type: ignore[misc,assignment]
+from reprozoo.errors import DataError, OutputError, OutputExistsError, ReproZooError
 
 
 def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
@@ -22,15 +17,53 @@ def _expand(inputs: list[Path]) -> list[tuple[Path, str | None]]:
     items: list[tuple[Path, str | None]] = []
     for p in inputs:
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            named = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            files = [f for f in named if f.is_file()]
             if not files:
                 items.append((p, f"folder holds no images ({', '.join(IMAGE_SUFFIXES)})"))
-            items += [(f, None) for f in files]
+            items += [(f, None if f.is_file() else _not_a_file(f)) for f in named if f.is_file() or f.is_symlink()]
         elif not p.exists():
-            items.append((p, "no such file"))
+            items.append((p, _not_a_file(p)))
         else:
             items.append((p, None))
     return items
+
+
+def _not_a_file(p: Path) -> str:
+    if p.is_symlink() and not p.exists():
+        import os
+
+        return f"dangling symbolic link (to {os.readlink(p)})"
+    return "no such file" if not p.exists() else "not a file"
+
+
+def _check_outputs(items: list[tuple[Path, str | None]], names: list[str], out: Path, overwrite: bool) -> None:
+    """Before the model loads: no output is one of the inputs (never, even with --overwrite), and no
+    existing file is replaced without --overwrite."""
+    inputs = {path.resolve() for path, _ in items}
+    targets = [out / f"{stem}{suffix}" for (_, problem), stem in zip(items, names) if problem is None
+               for suffix in ("_mask.png", "_overlay.png")]
+    clash = [str(t) for t in targets if t.resolve() in inputs]
+    if clash:
+        raise OutputError(f"{clash[0]} would be written over one of the inputs" + (f" (and {len(clash) - 1} more)"
+                          if len(clash) > 1 else "") + "; pass another --out folder")
+    taken = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if taken and not overwrite:
+        raise OutputExistsError(f"{taken[0]} already exists" + (f" (and {len(taken) - 1} more outputs)"
+                                if len(taken) > 1 else "") + "; pass --overwrite to replace, or another --out")
+
+
+def _read(path: Path):
+    """An image as a tensor, or a DataError: unreadable files and decompression bombs (an image
+    with more pixels than PIL's limit) are skipped and listed, the batch goes on."""
+    from PIL import Image
+
+    from reprozoo.data.segfolders import read_image
+
+    try:
+        return read_image(path)
+    except (Image.DecompressionBombError, MemoryError) as err:
+        raise DataError(f"{path}: image too large to decode safely ({' '.join(str(err).split())[:120]})") from None
 
 
 def _save_png(array, path: Path) -> None:
@@ -71,33 +104,36 @@ SYNTHETIC_WARNING = ("warning: this checkpoint was trained on generated portrait
 
 
 def segment_images(images: list[Path], checkpoint: Path | None, out: Path, threshold: float = 0.5,
-                   warn=None, compile: bool = False) -> tuple[int, list[str]]:
+                   warn=None, compile: bool = False, overwrite: bool = False) -> tuple[int, list[str]]:
     """Write ``<name>_mask.png`` (0/255, input size) and ``<name>_overlay.png`` for every image;
     returns (number written, problems). A bad file is skipped and reported, the rest still run.
     ``checkpoint=None``: the bundled official SINet (``Segmenter.pretrained``, images resized to
     224x224 as in the official code); a checkpoint letterboxes at its size (aspect ratio kept);
-    ``compile``: ``torch.compile`` the network (the first image compiles it, see ``Segmenter``)."""
+    ``compile``: ``torch.compile`` the network (the first image compiles it, see ``Segmenter``).
+    No output replaces an input; an existing output is replaced only with ``overwrite``."""
     import numpy as np
 
-    from reprozoo.data.segfolders import read_image
+    from reprozoo.cli_commands import check_output_folder
     from reprozoo.sinet.inference import Segmenter
 
     if not 0.0 < threshold < 1.0:
         raise DataError(f"--threshold must be in (0, 1), got {threshold}")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; pass a folder for the masks and overlays")
+    check_output_folder(out, "--out")
     for p in images:
         if p.is_dir() and p.resolve() == out.resolve():
             raise OutputError(f"--out {out} is also an input folder; the masks would be segmented again on the "
                               "next run: pass another output folder")
+    items = _expand(images)
+    names = output_names([path for path, _ in items])
+    _check_outputs(items, names, out, overwrite)
     if checkpoint is None:
         segmenter = Segmenter.pretrained(compile=compile)
     else:  # a bad checkpoint stops before any output
         segmenter = Segmenter.from_checkpoint(checkpoint, compile=compile)
     if segmenter.synthetic and warn is not None:
         warn(SYNTHETIC_WARNING)
-    items = _expand(images)
-    names = output_names([path for path, _ in items])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -108,7 +144,7 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
             problems.append(f"{path}: {problem}")
             continue
         try:
-            image = read_image(path)
+            image = _read(path)
         except ReproZooError as err:
             problems.append(str(err))
             continue
@@ -123,7 +159,7 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
     return done, problems
 
 
-VIDEO_ONLY = ("--background", "--mask-video", "--smooth", "--overwrite")
+VIDEO_ONLY = ("--background", "--mask-video", "--smooth")
 
 
 def segment_video_file(src: Path, out: Path, checkpoint: Path | None, *, background: str | None = None,
@@ -183,12 +219,13 @@ def register(app: typer.Typer) -> None:
                                                  "(white on black) instead of the composite")] = False,
         smooth: Annotated[float | None, typer.Option(help="video: temporal smoothing in [0, 1), the weight of "
                                                      "the previous frame's probabilities (default 0: off)")] = None,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="video: replace an existing output "
-                                                "file")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="replace existing output files (never "
+                                                "an input)")] = False,
     ) -> None:
         """Portrait masks with SINet (default: the official EG1800 weights): any image size, mask at the
         input size. Inputs sharing a name get distinct outputs. A video input (one file) is streamed
-        to a video with its background replaced, frame rate, size and audio kept."""
+        to a video with its background replaced, frame rate, size and audio kept. Existing outputs are
+        replaced only with --overwrite; an output that would replace an input is refused."""
         from reprozoo.sinet.video_io import VIDEO_SUFFIXES, is_video_path
 
         if any(is_video_path(p) for p in images):
@@ -201,13 +238,14 @@ def register(app: typer.Typer) -> None:
                                smooth=smooth or 0.0, overwrite=overwrite, compile=compile,
                                warn=lambda m: typer.echo(m, err=True), echo=typer.echo)
             return
-        given = [name for name, value in zip(VIDEO_ONLY, (background, mask_video, smooth, overwrite))
+        given = [name for name, value in zip(VIDEO_ONLY, (background, mask_video, smooth))
                  if value not in (None, False)]
         if given:
             raise DataError(f"{', '.join(given)} apply to video inputs only "
                             f"({', '.join(VIDEO_SUFFIXES)})")
         done, problems = segment_images(list(images), checkpoint, out, 0.5 if threshold is None else threshold,
-                                        warn=lambda m: typer.echo(m, err=True), compile=compile)
+                                        warn=lambda m: typer.echo(m, err=True), compile=compile,
+                                        overwrite=overwrite)
         typer.echo(f"segmented {done} image(s) -> {out}")
         if problems:
             for p in problems:
@@ -233,20 +271,31 @@ def register(app: typer.Typer) -> None:
                                                           "(load it with optimisation off; for this CPU only)")] = None,
         threads: Annotated[int, typer.Option(help="ONNX Runtime threads used for --ort-optimized and the check")] = 2,
         check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch on a random input")] = True,
+        overwrite: Annotated[bool, typer.Option(help="replace existing --onnx / --ort-optimized files")] = False,
     ) -> None:
         """SINet -> ONNX (input: RGB in [0, 1], (B, 3, S, S); output: logits). The default deployment
         graph computes the same function with fewer, fusable operators (see reprozoo.sinet.export)."""
         import torch
 
+        from reprozoo.cli_commands import check_new_file
         from reprozoo.sinet.export import deploy_session, export_deploy_onnx, export_onnx
         from reprozoo.sinet.inference import Normalized, load_checkpoint
         from reprozoo.sinet.official import pretrained_checkpoint
 
         if onnx.is_dir():
             raise OutputError(f"--onnx {onnx} is a folder; pass a file name such as {onnx / 'sinet.onnx'}")
-        if batch < 0 or threads < 1:
-            raise DataError(f"--batch must be >= 0 (0: dynamic) and --threads >= 1, got {batch} and {threads}")
+        if batch < 0:
+            raise DataError(f"--batch must be >= 0 (0: dynamic), got {batch}")
+        if threads < 1:
+            raise DataError(f"--threads must be >= 1, got {threads}")
         model, ckpt = pretrained_checkpoint() if checkpoint is None else load_checkpoint(checkpoint)
+        check_new_file(onnx, "--onnx", overwrite)
+        if ort_optimized is not None:
+            check_new_file(ort_optimized, "--ort-optimized", overwrite)
+            if ort_optimized.resolve() == onnx.resolve():
+                raise DataError("--ort-optimized must differ from --onnx")
+        if checkpoint is not None and checkpoint.resolve() in {onnx.resolve(), (ort_optimized or onnx).resolve()}:
+            raise DataError(f"--checkpoint {checkpoint} is also an output; pass another --onnx")
         size = size or ckpt["image_size"]
         if size < 32 or size % 32:
             raise DataError(f"--size must be a multiple of 32, got {size}")

@@ -9,7 +9,22 @@ from typing import Annotated
 
 import typer
 
-from reprozoo.errors import DataError
+from reprozoo.errors import DataError, OutputError, OutputExistsError
+
+OUTPUTS = ("topics.json", "topics.html", "figures", "model")  # what `topics` writes into --out
+
+
+def _remove_earlier_outputs(out: Path) -> None:
+    """With --overwrite, after the new fit succeeded: drop the earlier run's files, so no old model/
+    or figure is left beside the new topics (only names `topics` writes; checked to be all there is)."""
+    import shutil
+
+    for name in OUTPUTS:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
 
 
 def write_topics(model, out: Path, corpus_name: str, n_skipped: int, top_n: int = 10) -> dict:
@@ -63,18 +78,39 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="random seed")] = 0,
         replace_bad_bytes: Annotated[bool, typer.Option(help="replace non-UTF-8 bytes instead of failing")] = False,
         save_model: Annotated[bool, typer.Option(help="also save the fitted model to OUT/model")] = False,
+        overwrite: Annotated[bool, typer.Option(help="replace the topics (and model/) of an earlier run in --out")]
+        = False,
     ) -> None:
         """Fit a TVQ-VAE topic model on CORPUS and print its topics."""
-        from reprozoo.data.textcorpora import read_corpus
-        from reprozoo.tvqvae.estimator import TVQVAE
+        from reprozoo.cli_commands import check_output_folder
 
         if out.exists() and not out.is_dir():
             raise DataError(f"--out {out} is a file; pass a folder")
-        if top_n < 1:
-            raise DataError(f"--top-n must be >= 1, got {top_n}")
-        docs = read_corpus(corpus, encoding_errors="replace" if replace_bad_bytes else "strict")
+        check_output_folder(out, "--out")
+        held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if held and not overwrite:
+            raise OutputExistsError(f"--out {out} is not empty ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''}"
+                                    "); pass --overwrite to replace an earlier run's topics, or a new folder")
+        foreign = [n for n in held if n not in OUTPUTS]
+        if foreign:
+            raise OutputError(f"--out {out} holds files that topics did not write ({', '.join(foreign[:3])}); "
+                              "pass a new or empty folder")
+        if corpus.resolve() == out.resolve() or out.resolve() in corpus.resolve().parents:
+            raise DataError(f"--out {out} is (inside) the corpus; pass another folder")
+        for name, value, low in (("--k", k, 1), ("--top-n", top_n, 1), ("--min-df", min_df, 1),
+                                 ("--vq-epochs", vq_epochs, 1), ("--topic-epochs", topic_epochs, 1), ("--seed", seed, 0)):
+            if value < low:
+                raise DataError(f"{name} must be >= {low}, got {value}")
+        from reprozoo.data.textcorpora import read_corpus
+        from reprozoo.tvqvae.estimator import TVQVAE
+
+        try:
+            docs = read_corpus(corpus, encoding_errors="replace" if replace_bad_bytes else "strict")
+        except DataError as err:  # the library names its keyword; the user has the flag
+            raise DataError(str(err).replace("encoding_errors='replace'", "--replace-bad-bytes")) from None
         model = TVQVAE(k, encoder=encoder or None, min_df=min_df, vq_epochs=vq_epochs, topic_epochs=topic_epochs,
                        random_state=seed, verbose=None).fit(docs)
+        _remove_earlier_outputs(out)
         data = write_topics(model, out, str(corpus), model.n_skipped_, top_n)
         for t in data["topics"]:
             typer.echo(f"topic {t['topic']:>3}: {' '.join(t['words'])}")
