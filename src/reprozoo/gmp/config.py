@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reprozoo.errors import ConfigError
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite_tensor
 
 OFFICIAL_CHOICES = ("zero_start_position", "pad_generator_pred", "pad_reconstructor_pred")
 
@@ -101,3 +102,23 @@ class GrounderConfig:
         for name in OFFICIAL_CHOICES:
             if getattr(self, name) not in (None, True, False):
                 raise ConfigError(f"model.{name} must be true, false or null, got {getattr(self, name)!r}")
+
+
+def check_batch(batch: dict, config: GrounderConfig) -> None:
+    """A model input batch: finite (B, T >= 1, frame_dim) video features, (B, L) integer word ids
+    in 0..vocab_size (0 = padding) and one length in 1..L per sentence."""
+    import torch
+
+    v = batch["video"]
+    if v.ndim != 3 or v.shape[-1] != config.frame_dim or v.shape[1] < 1:
+        raise ConfigError(f"video features must be (B, T>=1, {config.frame_dim}), got {tuple(v.shape)}")
+    finite_tensor("video features", v)
+    w, n = batch["words"], config.vocab_size
+    if w.dtype.is_floating_point or w.dtype == torch.bool or w.ndim != 2 or w.shape[0] != v.shape[0]:
+        raise DataError(f"words must be (B, L) integer ids, got {w.dtype} of shape {tuple(w.shape)}")
+    if w.numel() and (int(w.min()) < 0 or int(w.max()) > n):
+        bad = int(w.max()) if int(w.max()) > n else int(w.min())
+        raise DataError(f"word id {bad} is outside the vocabulary: ids are 1..{n} (0 = padding)")
+    lengths = batch["lengths"]
+    if lengths.shape != (w.shape[0],) or (w.shape[1] and (int(lengths.min()) < 1 or int(lengths.max()) > w.shape[1])):
+        raise DataError(f"lengths must give one length in 1..{w.shape[1]} per sentence, got {lengths.tolist()[:8]}")

@@ -13,6 +13,7 @@ from reprozoo.data.grounding import Vocabulary, resample_clips
 from reprozoo.errors import CheckpointError, DataError
 from reprozoo.gmp.metrics import rank_predictions
 from reprozoo.gmp.models import CPL, GMP, GrounderConfig, MaskedQueryGrounder
+from reprozoo.runtime.checks import finite_array, integer
 
 FORMAT = "reprozoo.gmp/1"
 
@@ -72,7 +73,8 @@ class Grounder:
                seed: int = 0, name: str = "video") -> dict[str, Any]:
         """Top-1 segment and the ``top`` lowest-loss proposals, in the units of ``duration``
         (default: the number of feature rows)."""
-        feats = np.asarray(features, np.float32)
+        feats = finite_array(f"{name}: features", features, dtype=np.float32)  # float32 overflow -> inf too
+        top = integer("top", top, lo=1)
         dim = self.model.config.frame_dim
         if feats.ndim != 2 or feats.shape[0] == 0:
             raise DataError(f"{name}: features must be a non-empty (N, {dim}) array, got shape {feats.shape}")
@@ -89,6 +91,10 @@ class Grounder:
         batch = {"video": video, "words": words, "lengths": torch.tensor([len(ids)]),
                  "weights": torch.as_tensor(self.vocab.weights)[words], "mask_seed": torch.tensor([seed])}
         out = self.model(batch)
+        if not (torch.isfinite(out["segments"]).all() and torch.isfinite(out["loss"]).all()):
+            big = float(np.abs(feats).max())
+            raise DataError(f"{name}: the model's outputs are not finite for these features (largest |value| "
+                            f"{big:.3g}); use features of the kind the model was trained on")
         top1, ranked = rank_predictions(out["segments"], out["loss"], self.vote)
         order = out["loss"][0].argsort()
         props = [(float(s) * length, float(e) * length, float(out["loss"][0, k]))

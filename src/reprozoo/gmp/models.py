@@ -33,7 +33,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError
 from reprozoo.gmp import losses as L
-from reprozoo.gmp.config import GrounderConfig
+from reprozoo.gmp.config import GrounderConfig, check_batch
 from reprozoo.gmp.layers import DualTransformer, sinusoidal_positions
 from reprozoo.gmp.proposals import (
     complement_negatives,
@@ -99,9 +99,7 @@ class MaskedQueryGrounder(nn.Module):
 
     # ------------------------------------------------------------ encoders
     def _check(self, batch: dict) -> None:
-        v = batch["video"]
-        if v.ndim != 3 or v.shape[-1] != self.config.frame_dim or v.shape[1] < 1:
-            raise ConfigError(f"video features must be (B, T>=1, {self.config.frame_dim}), got {tuple(v.shape)}")
+        check_batch(batch, self.config)
 
     def _word_tokens(self, words, lengths, hidden=None, pad_pred=False):
         """[start, w1..wL, PRED] projected, positions added after masking; (B, L+2, d), its key pad

@@ -100,7 +100,8 @@ def finite_array(name: str, x: Any, *, dtype: Any = np.float64, ndim: int | None
         raise DataError(f"{name} must be {ndim}-dimensional, got shape {tuple(raw.shape)}")
     if not allow_empty and raw.size == 0:
         raise DataError(f"{name} is empty")
-    arr = raw.astype(dtype, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf and is named below
+        arr = raw.astype(dtype, copy=False)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
