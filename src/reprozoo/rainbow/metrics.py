@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite, finite_array, integer, integer_labels
 
 ABSENT = ("ignore", "zero")
 TASK_ACC_RULES = ("last", "best")
@@ -28,7 +29,10 @@ TASK_ACC_RULES = ("last", "best")
 
 def class_accuracy_from_counts(correct: Sequence[float], total: Sequence[float]) -> np.ndarray:
     """Per-class accuracy ``correct / total``; NaN where a class has no test image (``total == 0``)."""
-    c, n = np.asarray(correct, dtype=float), np.asarray(total, dtype=float)
+    c, n = finite_array("correct", correct), finite_array("total", total)
+    if c.shape != n.shape or (c < 0).any() or (c > n).any():
+        raise DataError(f"correct and total must be counts of one shape with 0 <= correct <= total, got shapes "
+                        f"{c.shape} and {n.shape}")
     out = np.full(n.shape, np.nan)
     np.divide(c, n, out=out, where=n > 0)
     return out
@@ -36,7 +40,11 @@ def class_accuracy_from_counts(correct: Sequence[float], total: Sequence[float])
 
 def class_accuracy(pred: Sequence[int], target: Sequence[int], num_classes: int) -> np.ndarray:
     """Per-class accuracy of predictions (NaN for a class with no test image)."""
-    p, y = np.asarray(pred), np.asarray(target)
+    num_classes = integer("num_classes", num_classes, lo=1)
+    p = integer_labels("pred", pred, lo=0)  # a prediction outside the classes is simply wrong
+    y = integer_labels("target", target, lo=0, hi=num_classes - 1)
+    if p.shape != y.shape:
+        raise DataError(f"pred has {len(p)} entries but target has {len(y)}")
     correct = np.bincount(y[p == y], minlength=num_classes)[:num_classes]
     total = np.bincount(y, minlength=num_classes)[:num_classes]
     return class_accuracy_from_counts(correct, total)
@@ -47,8 +55,7 @@ def task_accuracy(epoch_acc: Sequence[float], rule: str = "last") -> float:
     default) or ``best`` (the official code: ``max(0, best epoch)``, test-set model selection)."""
     if rule not in TASK_ACC_RULES:
         raise ConfigError(f"rule must be one of {list(TASK_ACC_RULES)}, got '{rule}'")
-    if len(epoch_acc) == 0:
-        raise DataError("epoch_acc is empty")
+    epoch_acc = finite_array("epoch_acc", epoch_acc, ndim=1, allow_empty=False)
     return float(epoch_acc[-1]) if rule == "last" else float(max(0.0, max(epoch_acc)))
 
 
@@ -56,21 +63,20 @@ def _absent(class_acc, absent: str) -> np.ndarray:
     if absent not in ABSENT:
         raise ConfigError(f"absent must be one of {list(ABSENT)}, got '{absent}'")
     acc = np.asarray(class_acc, dtype=float)
+    if acc.ndim != 2 or np.isinf(acc).any():
+        raise DataError(f"class_acc must be a (tasks, classes) matrix of accuracies (NaN = untested class), "
+                        f"got shape {acc.shape}{' with inf' if np.isinf(acc).any() else ''}")
     return np.nan_to_num(acc, nan=0.0) if absent == "zero" else acc
 
 
 def a_last(task_acc: Sequence[float]) -> float:
     """Accuracy after the last task (the paper's A_T / A_5)."""
-    if len(task_acc) == 0:
-        raise DataError("task_acc is empty")
-    return float(task_acc[-1])
+    return float(finite_array("task_acc", task_acc, ndim=1, allow_empty=False)[-1])
 
 
 def a_avg(task_acc: Sequence[float]) -> float:
     """Mean of the accuracy after each task."""
-    if len(task_acc) == 0:
-        raise DataError("task_acc is empty")
-    return float(np.mean(task_acc))
+    return float(np.mean(finite_array("task_acc", task_acc, ndim=1, allow_empty=False)))
 
 
 def task_block_accuracy(class_acc: np.ndarray, major: Sequence[Sequence[int]], absent: str = "ignore"
@@ -113,13 +119,15 @@ def forgetting(class_acc: np.ndarray, major: Sequence[Sequence[int]], absent: st
 
 def intransigence(joint_acc: float, task_acc: Sequence[float]) -> float:
     """The official code's final-task form: ``I = joint_acc - A_last`` (joint_acc from a joint run)."""
-    return float(joint_acc - a_last(task_acc))
+    return float(finite("joint_acc", joint_acc) - a_last(task_acc))
 
 
 def intransigence_per_task(joint_task_acc: Sequence[float], acc_matrix: np.ndarray) -> float:
     """Chaudhry et al.'s form: mean over ``k`` of ``a*_k - a[k, k]`` (``a*_k``: joint model on task ``k``)."""
-    a = np.asarray(acc_matrix, dtype=float)
-    ref = np.asarray(joint_task_acc, dtype=float)
+    a = finite_array("acc_matrix", acc_matrix, ndim=2)
+    ref = finite_array("joint_task_acc", joint_task_acc, ndim=1, allow_empty=False)
+    if min(a.shape) < len(ref):
+        raise DataError(f"acc_matrix {a.shape} has no diagonal entry for each of the {len(ref)} tasks")
     return float(np.mean([ref[k] - a[k, k] for k in range(len(ref))]))
 
 

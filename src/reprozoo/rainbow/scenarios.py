@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite, integer, integer_labels
 
 SHARES = ("exact", "legacy")
 
@@ -89,17 +90,16 @@ def blurry_split(labels: Sequence[int] | np.ndarray, n_tasks: int = 5, blur: flo
     ``classes``: the class ids the dataset should have (default: those present); a listed class with
     no sample raises :class:`DataError`. ``class_order``: a fixed class order instead of a seeded one.
     """
-    y = np.asarray(labels).astype(np.int64).ravel()
+    y = integer_labels("labels", np.ravel(np.asarray(labels)))  # float labels like 1.5 are refused
     if share not in SHARES:
         raise ConfigError(f"share must be one of {list(SHARES)}, got '{share}'")
-    if not 0.0 <= blur < 1.0:
+    if not 0.0 <= finite("blur", blur) < 1.0:
         raise ConfigError(f"blur must be in [0, 1), got {blur}; use 0.1 for Blurry10, 0 for disjoint")
-    if n_tasks < 1:
-        raise ConfigError(f"n_tasks must be >= 1, got {n_tasks}")
+    n_tasks, seed = integer("n_tasks", n_tasks, lo=1), integer("seed", seed, lo=0)
     if y.size and y.min() < 0:
         raise DataError(f"labels must be non-negative class ids, got {int(y.min())}; map classes to 0..C-1 first")
     present = np.unique(y)
-    wanted = present if classes is None else np.unique(np.asarray(classes, dtype=np.int64))
+    wanted = present if classes is None else np.unique(integer_labels("classes", classes, lo=0))
     missing = np.setdiff1d(wanted, present)
     if missing.size:
         raise DataError(f"class {missing.tolist()} has no samples, so it would be absent from every task; "
@@ -111,7 +111,7 @@ def blurry_split(labels: Sequence[int] | np.ndarray, n_tasks: int = 5, blur: flo
     if class_order is None:
         order = rng.permutation(wanted)
     else:
-        order = np.asarray(class_order, dtype=np.int64)
+        order = integer_labels("class_order", class_order, lo=0)
         if sorted(order.tolist()) != sorted(wanted.tolist()):
             absent = np.setdiff1d(wanted, order).tolist()
             raise DataError(f"class_order must list every class exactly once; class {absent} would be "
@@ -158,8 +158,9 @@ def scenario_from_tasks(labels: Sequence[int] | np.ndarray, tasks: Sequence[Sequ
                         major: Sequence[Sequence[int]], num_classes: int, blur: float = 0.0) -> Scenario:
     """Wrap user-made task index lists (labels already 0..C-1 in task order). Every class in
     ``range(num_classes)`` must occur in some task."""
-    y = np.asarray(labels, dtype=np.int64)
-    tasks_np = [np.asarray(t, dtype=np.int64) for t in tasks]
+    num_classes = integer("num_classes", num_classes, lo=1)
+    y = integer_labels("labels", labels, lo=0, hi=num_classes - 1)
+    tasks_np = [integer_labels(f"tasks[{i}]", t, lo=0, hi=len(y) - 1) for i, t in enumerate(tasks)]
     seen = np.unique(np.concatenate([y[t] for t in tasks_np])) if tasks_np else np.empty(0, np.int64)
     absent = np.setdiff1d(np.arange(num_classes), seen)
     if absent.size:
