@@ -236,7 +236,13 @@ def _parse_options(items: list[str]) -> dict[str, object]:
         if "=" not in item:
             raise ConfigError(f"--option '{item}' must look like key=value")
         key, value = item.split("=", 1)
-        options[key.strip()] = yaml.safe_load(value)
+        if not key.strip():
+            raise ConfigError(f"--option '{item}' has no key; it must look like key=value")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--option {key.strip()}: cannot read the value '{value}' (a number, true/false, "
+                              "a string or a [list])") from None
     return options
 
 
@@ -246,8 +252,10 @@ def _fmt(v: object) -> str:
 
 def _check_writable_folder(path: Path, what: str) -> None:
     """Before any work: ``path`` is (or can become) a folder we can write into."""
+    from reprozoo.cli_commands import check_output_folder
     from reprozoo.errors import OutputError
 
+    check_output_folder(path, what)
     p = path
     while not p.exists() and p != p.parent:
         p = p.parent
@@ -271,11 +279,12 @@ def _register_method_commands(packages: list[str] | None = None) -> None:
 def _end_distributed() -> None:
     """Under `accelerate launch`/`torchrun`, tear the process group down before exit: a gloo/NCCL group
     left to interpreter shutdown can abort a rank."""
-    if "torch.distributed" not in sys.modules:  # never started one (and --help stays torch-free)
+    dist = sys.modules.get("torch.distributed")  # never imported here: --help stays torch-free
+    try:
+        active = dist is not None and dist.is_available() and dist.is_initialized()
+    except AttributeError:  # a torch import cut short by Ctrl-C
         return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    if active:
         dist.barrier()
         dist.destroy_process_group()
 

@@ -134,10 +134,6 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
         segmenter = Segmenter.from_checkpoint(checkpoint, compile=compile)
     if segmenter.synthetic and warn is not None:
         warn(SYNTHETIC_WARNING)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
     done, problems = 0, []
     for (path, problem), stem in zip(items, names):
         if problem is not None:
@@ -149,6 +145,11 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
             problems.append(str(err))
             continue
         prob = segmenter.probability(image).numpy()
+        if done == 0:  # the folder appears with the first result (a batch of bad inputs leaves nothing)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OutputError(f"cannot create the output folder {out}: {err.strerror or err}") from None
         mask = prob > threshold
         rgb = image.permute(1, 2, 0).numpy().astype(np.float32)
         tint = np.array([40, 220, 90], dtype=np.float32)

@@ -95,8 +95,9 @@ def register(app: typer.Typer) -> None:
         if foreign:
             raise OutputError(f"--out {out} holds files that topics did not write ({', '.join(foreign[:3])}); "
                               "pass a new or empty folder")
-        if corpus.resolve() == out.resolve() or out.resolve() in corpus.resolve().parents:
-            raise DataError(f"--out {out} is (inside) the corpus; pass another folder")
+        c, o = corpus.resolve(), out.resolve()
+        if c == o or c in o.parents or o in c.parents:
+            raise DataError(f"--out {out} and the corpus {corpus} overlap; pass another --out folder")
         for name, value, low in (("--k", k, 1), ("--top-n", top_n, 1), ("--min-df", min_df, 1),
                                  ("--vq-epochs", vq_epochs, 1), ("--topic-epochs", topic_epochs, 1), ("--seed", seed, 0)):
             if value < low:
