@@ -26,6 +26,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError
 from reprozoo.rexnet.blocks import ACTIVATIONS, make_act
+from reprozoo.runtime.checks import finite, finite_tensor
 
 KINDS = ("conv1x1", "conv3x3", "ib_dw", "ib_conv")
 SPATIAL = 8  # 3x3 kinds work on 8x8 maps; a row is one spatial position
@@ -35,6 +36,9 @@ def singular_values(y: torch.Tensor, centre: bool = False) -> torch.Tensor:
     """Singular values (descending) of a ``rows x d`` feature matrix, from the eigenvalues of the
     ``d x d`` Gram matrix in float64: about 2x faster than an SVD for ``rows >> d`` and accurate
     to ~1e-7 of the largest value, far below the float32 numerical-rank cut (~1e-4)."""
+    if not isinstance(y, torch.Tensor) or y.ndim != 2:
+        raise ConfigError(f"singular_values needs a 2-D (rows x channels) tensor, got {getattr(y, 'shape', type(y))}")
+    finite_tensor("features", y)  # NaN made eigvalsh raise LinAlgError
     y = y.detach().to(torch.float64)
     if centre:
         y = y - y.mean(0, keepdim=True)
@@ -46,6 +50,8 @@ def singular_values(y: torch.Tensor, centre: bool = False) -> torch.Tensor:
 def rank_from_singular_values(s: torch.Tensor, shape: tuple[int, int], criterion: str = "relative",
                               threshold: float = 0.1, eps: float = torch.finfo(torch.float32).eps) -> int:
     """Number of singular values above the criterion's cut (``eps`` of the data's dtype)."""
+    finite_tensor("singular values", s)
+    threshold = finite("threshold", threshold)
     if s.numel() == 0 or s.max() <= 0:
         return 0
     if criterion == "numerical":
@@ -61,10 +67,14 @@ def rank_from_singular_values(s: torch.Tensor, shape: tuple[int, int], criterion
 
 def rank_ratio(y: torch.Tensor, criterion: str = "relative", threshold: float = 0.1, centre: bool = False) -> float:
     """``rank(Y) / d`` for a ``rows x d`` matrix (a ``N x C x H x W`` map is flattened per position)."""
+    if not isinstance(y, torch.Tensor):
+        raise ConfigError(f"rank_ratio needs a torch tensor, got {type(y).__name__}")
     if y.ndim == 4:
         y = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
     if y.ndim != 2:
         raise ConfigError(f"rank_ratio needs a 2-D (rows x channels) or 4-D feature tensor, got {tuple(y.shape)}")
+    if y.shape[0] == 0 or y.shape[1] == 0:
+        raise ConfigError(f"rank_ratio needs at least one row and one channel, got {tuple(y.shape)}")
     s = singular_values(y, centre)
     return rank_from_singular_values(s, tuple(y.shape), criterion, threshold) / y.shape[1]
 

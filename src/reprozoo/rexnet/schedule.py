@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reprozoo.errors import ConfigError
+from reprozoo.runtime.checks import finite, integer
 
 STAGE_BLOCKS = (1, 2, 2, 3, 3, 5)
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2)
@@ -115,7 +116,8 @@ def rexnet_schedule(width_mult: float = 1.0, depth_mult: float = 1.0, initial_ch
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Nearest multiple of ``divisor`` (at least ``min_value``), one step up if that loses >10%."""
-    min_value = divisor if min_value is None else min_value
+    value, divisor = finite("value", value, lo=0.0), integer("divisor", divisor, lo=1)
+    min_value = divisor if min_value is None else integer("min_value", min_value, lo=0)
     out = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if out < 0.9 * value:
         out += divisor
@@ -157,6 +159,10 @@ def schedule_macs(schedule: Schedule, image_size: int = 224, in_chans: int = 3, 
     """Multiply-accumulates of one image, counted analytically from the schedule: every conv and the
     classifier, SE's two 1x1 convs included; BN, activations, pooling and adds are not counted
     (the papers' convention, and what ``count_macs`` reports)."""
+    image_size, in_chans = integer("image_size", image_size, lo=1), integer("in_chans", in_chans, lo=1)
+    num_classes, se_divisor = integer("num_classes", num_classes, lo=1), integer("se_divisor", se_divisor, lo=1)
+    if not getattr(schedule, "blocks", None):
+        raise ConfigError("schedule has no blocks; build it with rexnet_schedule() or lite_schedule()")
     res = _conv_out(image_size, 3, 2)
     macs = 9 * in_chans * schedule.stem_chs * res * res
     for b in schedule.blocks:
@@ -184,6 +190,9 @@ def stagewise_channels(target_macs: int, *, width_mult: float = 1.0, image_size:
     """MobileNetV2-style stage-wise block widths ``round(s * base)`` with the one multiplier ``s``
     (bisection) that brings the network's MACs closest to ``target_macs``, on the same skeleton
     (stem and pen follow ``width_mult``). Returns ``(widths, macs)``."""
+    target_macs = finite("target_macs", target_macs, lo=0.0, lo_open=True)
+    min_chs = integer("min_chs", min_chs, lo=1)
+
     def build(scale: float) -> tuple[list[int], int]:
         chans = [max(min_chs, int(round(c * scale))) for c in base]
         sched = rexnet_schedule(width_mult, block_channels=chans, stage_strides=stage_strides)
