@@ -80,9 +80,9 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                              'Samples (CVPR 2021)',
                     'claim': 'Rainbow Memory (uncertainty-stride, class-balanced memory) beats the strongest '
                              'simple memory alternative (ER-reservoir, class-balanced random memory, GDumb, '
-                             'EWC) in final accuracy on a blurry online stream at a small memory size, while '
-                             'fine-tuning without memory loses',
-                    'presets': ['smoke', 'quick', 'paper']},
+                             'EWC) in final accuracy on a blurry online stream at 4 memory slots per class, '
+                             'while fine-tuning without memory loses',
+                    'presets': ['smoke', 'quick', 'full', 'paper']},
  'rexnet-channels': {'module': 'reprozoo.rexnet.channels_experiment',
                      'package': 'rexnet',
                      'paper': 'Han et al., Rethinking Channel Dimensions for Efficient Model Design '
@@ -115,7 +115,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                               'Spatial Squeeze Modules and Information Blocking Decoder (WACV 2020)',
                      'claim': "SINet's information blocking decoder beats both a plain additive skip and no "
                               'skip at identical parameters',
-                     'presets': ['smoke', 'quick', 'paper']},
+                     'presets': ['smoke', 'quick', 'full', 'paper']},
  'sinet-portrait': {'module': 'reprozoo.sinet.experiment',
                     'package': 'sinet',
                     'paper': 'Park et al., SINet: Extreme Lightweight Portrait Segmentation Networks with '
@@ -123,7 +123,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                     'claim': 'SINet (86.9K parameters) segments portraits about as accurately as a 37x '
                              'larger mobile segmenter (LR-ASPP MobileNetV3): its IoU trails by at most 2 '
                              'points',
-                    'presets': ['smoke', 'quick', 'paper']},
+                    'presets': ['smoke', 'quick', 'full', 'paper']},
  'tvq-vae': {'module': 'reprozoo.tvqvae.experiment',
              'package': 'tvqvae',
              'paper': 'Yoo & Choi, Topic-VQ-VAE: Leveraging Latent Codebooks for Flexible Topic-Guided '
@@ -153,7 +153,8 @@ BENCHMARKS = {'activeasr': {'module': 'reprozoo.activeasr.benchmark',
  'pflayer': {'module': 'reprozoo.pflayer.benchmark',
              'package': 'pflayer',
              'description': 'R50 vs R50-max/-hybrid and ViT-S vs ViT-S-max CPU latency (batch 1 and 32, '
-                            'eager and ONNX Runtime) as ratios in one run'},
+                            'eager and ONNX Runtime) as ratios in one run; pflayer-ops trials per '
+                            'CPU-second, one at a time vs batched'},
  'rainbow': {'module': 'reprozoo.rainbow.benchmark',
              'package': 'rainbow',
              'description': 'RM memory update (12-vote uncertainty scoring, batched) vs reservoir update on '
@@ -237,7 +238,9 @@ COMMANDS = {'antispoof': {'packages': ['eclips'],
                      'at the\n'
                      'input size. Inputs sharing a name get distinct outputs. A video input (one file) is '
                      'streamed\n'
-                     'to a video with its background replaced, frame rate, size and audio kept.'},
+                     'to a video with its background replaced, frame rate, size and audio kept. Existing '
+                     'outputs are\n'
+                     'replaced only with --overwrite; an output that would replace an input is refused.'},
  'topics': {'packages': ['tvqvae'], 'help': 'Fit a TVQ-VAE topic model on CORPUS and print its topics.'},
  'transcribe': {'packages': ['activeasr'],
                 'help': 'Transcribe speech with a trained activeasr CTC model (greedy decoding).'}}
