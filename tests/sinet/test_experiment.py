@@ -7,18 +7,24 @@ import torch
 from scipy import stats
 
 from reprozoo.errors import ConfigError
+from reprozoo.runtime.power import seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 from reprozoo.sinet.arms import datasets
 from reprozoo.sinet.experiment import (
     ABLATIONS_PLAN,
     CALIBRATED,
+    DECODER_MARGIN,
+    PLATEAU_LOSS,
     PORTRAIT_PLAN,
     SINetAblationsConfig,
     SINetPortraitConfig,
     decide_ablations,
     decide_portrait,
+    encoder_converged,
+    iou_plateau,
 )
+from reprozoo.sinet.experiment_rules import iou_rise, loss_drop
 from reprozoo.sinet.inference import load_checkpoint
 
 LRASPP = [88.0, 89.0, 87.5]
@@ -41,14 +47,23 @@ def test_smoke_preset_end_to_end(tmp_path):
     for path in (out / "trials").glob("*.json"):
         result = json.loads(path.read_text())
         result = result.get("result", result)
-        stored[path.name.split("__")[0]] = result["fg_iou"]
-    for arm, trial_arm in (("method", "sinet"), ("baseline", "lraspp"), ("control", "encoder")):
+        arm = path.name.split("__")[0] + ("_quarter" if "fraction0.25" in path.name else "")
+        stored[arm] = result["fg_iou"]
+    for arm, trial_arm in (("method", "sinet"), ("baseline", "lraspp"), ("control", "encoder"),
+                           ("positive", "sinet_quarter")):
         assert m[f"{arm}/fg_iou"] == pytest.approx(stored[trial_arm])  # one seed: mean = the trial's value
         assert m[f"{arm}/fg_iou_std"] == 0.0  # and a spread of exactly 0
     # one seed: the interval of LR-ASPP's mean is unbounded, so it cannot lie inside the band
-    assert len(data["claims"]) == 3 and data["claims"][2]["verdict"] == NOT_HELD
-    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 3
-    assert data["headline"]["calibration"][0]["verdict"] == NOT_HELD
+    assert len(data["claims"]) == 6 and data["claims"][2]["verdict"] == NOT_HELD
+    assert data["headline"]["verdict"] == INCONCLUSIVE
+    assert data["headline"]["plan"]["planned_n"] == PORTRAIT_PLAN.planned_n
+    assert data["headline"]["positive_control"][0]["n"] == 1
+    # the plateau gates measure the stored per-epoch validation curves: LR-ASPP trains 1 + 1 epochs (its
+    # rise is epoch 2 - epoch 1), SINet's stage 2 one epoch (nothing to measure: not held)
+    lr = json.loads((out / "trials" / "lraspp__seed0__extranone.json").read_text())["result"]
+    assert len(lr["val_curve"]) == 2
+    assert m["plateau/baseline_iou_rise"] == pytest.approx(lr["val_curve"][1] - lr["val_curve"][0])
+    assert math.isnan(m["plateau/method_iou_rise"]) and data["headline"]["calibration"][2]["verdict"] == NOT_HELD
     heads = [c for c in data["claims"] if c["headline"]]
     assert len(heads) == 1 and heads[0]["verdict"] == data["verdict"]
     for name in ("predictions", "gate_map", "iou_by_arm"):
@@ -87,8 +102,13 @@ def test_ablations_smoke(tmp_path):
     assert any("portrait crops beats the base" in t for t in texts)
     # one stage-1 encoder per (pooling, extra) setting, shared by the decoder variants
     encoders = sorted(p.name for p in (out / "trials").glob("encoder__*.json"))
-    assert encoders == ["encoder__seed0__extracrop__poolingTrue.json", "encoder__seed0__extranone__poolingFalse.json",
-                        "encoder__seed0__extranone__poolingTrue.json"]
+    assert encoders == ["encoder__seed0__extracrop__poolingTrue.json",
+                        "encoder__seed0__extranone__fraction0.25__poolingTrue.json",
+                        "encoder__seed0__extranone__poolingFalse.json", "encoder__seed0__extranone__poolingTrue.json"]
+    # the mechanism gate reads the shared encoder's per-epoch train loss
+    enc = json.loads((out / "trials" / "encoder__seed0__extranone__poolingTrue.json").read_text())["result"]
+    assert len(enc["train_loss"]) == 1 and math.isnan(m["mechanism/encoder_loss_drop"])  # no curve to judge
+    assert "mechanism inactive" in data["evidence"] and "benchmark has no power" in data["evidence"]
 
 
 # ------------------------------------------------------------------ the rules on crafted numbers
@@ -102,7 +122,7 @@ def test_headline_held_when_sinet_is_close_and_the_control_loses():
     assert head.test.lower == pytest.approx(-1.6 / 3 - stats.t.ppf(0.95, 2) * 0.0577350 / math.sqrt(3), abs=1e-6)
     assert head.test.lower == pytest.approx(-0.631, abs=1e-3)
     rec = head.record()
-    assert rec["plan"]["sesoi"] == PORTRAIT_PLAN.sesoi == -1.0 and rec["plan"]["planned_n"] == 3
+    assert rec["plan"]["sesoi"] == PORTRAIT_PLAN.sesoi == -1.0 and rec["plan"]["planned_n"] == PORTRAIT_PLAN.planned_n
     assert rec["calibration"][0]["verdict"] == HELD and rec["negative_control"][0]["verdict"] == HELD
 
 
@@ -126,15 +146,15 @@ def test_headline_inconclusive_when_the_benchmark_is_saturated_or_too_hard():
         alt = [level, level + 0.2, level - 0.2]
         head, claims = decide_portrait([a - 0.1 for a in alt], _alts(alt), [a - 20 for a in alt])
         assert head.verdict == INCONCLUSIVE and "not calibrated" in head.evidence and claims[2]["verdict"] == NOT_HELD
-    assert CALIBRATED == (85.0, 92.0)
+    assert CALIBRATED == (70.0, 97.0)
     # just outside the band on either side
-    for level in (84.9, 92.1):
+    for level in (69.9, 97.1):
         head, _ = decide_portrait([level] * 3, _alts([level] * 3), [level - 20] * 3)
         assert head.verdict == INCONCLUSIVE and "not calibrated" in head.evidence
-    # mean 85.37 inside the band, but its interval [84.69, 86.05] is not: not calibrated
-    head, claims = decide_portrait([85.7, 84.9, 85.2], _alts([85.8, 85.0, 85.3]), [65.0, 65.0, 65.0])
+    # mean 70.27 inside the band, but its interval [69.59, 70.95] is not: not calibrated
+    head, claims = decide_portrait([70.6, 69.8, 70.1], _alts([70.7, 69.9, 70.2]), [55.0, 55.0, 55.0])
     assert head.verdict == INCONCLUSIVE and claims[2]["verdict"] == NOT_HELD
-    assert head.gates["calibration"][0].lower == pytest.approx(84.69, abs=0.01)
+    assert head.gates["calibration"][0].lower == pytest.approx(69.59, abs=0.01)
 
 
 def test_ablation_rules_on_crafted_numbers():
@@ -143,8 +163,8 @@ def test_ablation_rules_on_crafted_numbers():
             "naive": [85.0, 86.0, 85.5], "crop": [88.5, 89.4, 89.0]}
     head, claims = decide_ablations(blocking, arms, CONTROL)
     by = {c["claim"]: c["verdict"] for c in claims}
-    # blocking - plain = 2.0 / 1.9 / 2.1: L = 2.0 - 2.920 * 0.1 / sqrt(3) = 1.83 > 0.5
-    assert head.verdict == HELD and head.record()["plan"]["planned_n"] == ABLATIONS_PLAN.planned_n == 640
+    # blocking - plain = 2.0 / 1.9 / 2.1: L = 2.0 - 2.920 * 0.1 / sqrt(3) = 1.83 > 0
+    assert head.verdict == HELD and head.record()["plan"]["planned_n"] == ABLATIONS_PLAN.planned_n
     assert by["blocking decoder beats plain skip"] == HELD
     # blocking - unpooled = 0.2 / -0.2 / 0.4: [-0.38, +0.65] contains 0.5
     assert by["pooled S2 branches (larger receptive field, fewer MACs) beat the same weights unpooled"] == INCONCLUSIVE
@@ -163,10 +183,66 @@ def test_ablation_rules_on_crafted_numbers():
 def test_a_gain_with_spread_seeds_is_inconclusive_not_held():
     blocking = [86.0, 88.0, 85.0]
     head, claims = decide_ablations(blocking, {"plain": [85.0, 85.0, 86.0]}, CONTROL)
-    # paired gains 1, 3, -1: mean 1.0, sd 2.0 -> [1 - 3.37, 1 + 3.37] contains the 0.5 margin: the benchmark
+    # paired gains 1, 3, -1: mean 1.0, sd 2.0 -> [1 - 3.37, 1 + 3.37] contains the margin 0: the benchmark
     # cannot tell (the old 2-SD bar called this "not held"); 3 seeds cannot detect the planned 0.75 gain
     assert head.verdict == INCONCLUSIVE and any("underpowered" in r for r in head.reasons)
     assert head.test.upper == pytest.approx(1.0 + stats.t.ppf(0.95, 2) * 2.0 / math.sqrt(3))
+
+
+def test_plateau_measures_on_small_curves():
+    # 20 epochs: the last tenth is epochs 19-20, the tenth before 17-18
+    loss = [1.0] * 16 + [0.55, 0.53, 0.5, 0.5]
+    assert loss_drop(loss) == pytest.approx((0.54 - 0.5) / 0.5)
+    assert encoder_converged([loss]).verdict == NOT_HELD  # 8% > 3%
+    flat = [1.0] * 16 + [0.51, 0.505, 0.5, 0.5]
+    gate = encoder_converged([flat, loss])  # mean over seeds (0.015 + 0.08) / 2 = 0.0475
+    assert gate.verdict == NOT_HELD and gate.estimate == pytest.approx(0.0475)
+    assert encoder_converged([flat, flat]).verdict == HELD and PLATEAU_LOSS == 0.03
+    # val IoU over fifths: 10 epochs -> epochs 7-8 vs 9-10
+    iou = [50, 60, 70, 75, 78, 80, 81, 82, 82.0, 82.4]
+    assert iou_rise(iou) == pytest.approx(82.2 - 81.5)
+    assert iou_plateau([iou], "m").verdict == NOT_HELD and iou_plateau([iou[:-2] + [81.5, 82.0]], "m").verdict == HELD
+    assert math.isnan(iou_rise([80.0])) and math.isnan(loss_drop([0.3]))
+
+
+def test_positive_control_and_mechanism_gate_the_ablation_headline():
+    blocking, plain, none = [86.0, 87.0, 86.5], [84.0, 85.1, 84.4], [83.0, 84.0, 83.3]
+    arms = {"plain": plain, "none": none}
+    held = encoder_converged([[0.5, 0.5]])
+    head, claims = decide_ablations(blocking, arms, CONTROL, quarter=[80.0, 81.0, 80.2], mechanism=held)
+    assert head.verdict == HELD and head.gates["positive_control"][0].verdict == HELD
+    assert [c["claim"].split(":")[0] for c in claims[3:5]] == ["positive control", "mechanism"]
+    # a quarter-epoch SINet as good as SINet: the benchmark cannot see a known effect -> inconclusive
+    head, _ = decide_ablations(blocking, arms, CONTROL, quarter=[86.1, 86.9, 86.6], mechanism=held)
+    assert head.verdict == INCONCLUSIVE and "benchmark has no power" in head.evidence
+    # an encoder still learning: the decoder comparison does not count
+    head, _ = decide_ablations(blocking, arms, CONTROL, quarter=[80.0, 81.0, 80.2],
+                               mechanism=encoder_converged([[1.0, 0.5]]))
+    assert head.verdict == INCONCLUSIVE and head.reasons == ("mechanism inactive",)
+
+
+def test_portrait_positive_control_and_plateau_gates():
+    sinet, alt = [87.5, 88.4, 87.0], _alts()
+    flat = iou_plateau([[80.0, 85.0, 86.0, 86.0, 86.1]] * 3, "LR-ASPP MobileNetV3")
+    rising = iou_plateau([[60.0, 70.0, 80.0, 84.0, 86.0]] * 3, "LR-ASPP MobileNetV3")
+    head, claims = decide_portrait(sinet, alt, CONTROL, quarter=[84.0, 85.0, 84.5], plateaus=[flat])
+    assert head.verdict == HELD and len(head.gates["calibration"]) == 2 and claims[-1]["verdict"] == HELD
+    head, _ = decide_portrait(sinet, alt, CONTROL, quarter=[84.0, 85.0, 84.5], plateaus=[rising])
+    assert head.verdict == INCONCLUSIVE and head.reasons == ("not calibrated",)
+    # SINet beats its quarter-epoch self by only ~1 point: a gap of the margin is not resolved
+    head, _ = decide_portrait(sinet, alt, CONTROL, quarter=[86.5, 87.4, 86.0], plateaus=[flat])
+    assert head.verdict == INCONCLUSIVE and "benchmark has no power" in head.evidence
+
+
+def test_plans_give_the_full_presets_their_seeds():
+    for cls, plan in ((SINetPortraitConfig, PORTRAIT_PLAN), (SINetAblationsConfig, ABLATIONS_PLAN)):
+        bound = -plan.margin if plan.kind == "noninferiority" else plan.margin
+        n = seeds_for_power(plan.sesoi, plan.pilot_sd, bound=bound)
+        assert plan.planned_n == n and "pilot" in plan.pilot_source
+        full = cls.from_preset("full")
+        assert len(full.seeds) >= n and plan.power_at(len(full.seeds)) >= 0.8
+        assert full.positive_control and cls.from_preset("quick").seeds == [0, 1, 2]
+    assert ABLATIONS_PLAN.margin == DECODER_MARGIN == 0.0
 
 
 # ------------------------------------------------------------------------------------- config

@@ -48,13 +48,23 @@ EXTRA_DATA = ("none", "naive", "crop")
 N_FIGURE = 6  # test images whose predictions a trial returns for the figures
 
 
-def encoder_trial(seed: int, pooling: bool = True, extra: str = "none") -> Trial:
-    return Trial("encoder", seed, pooling=bool(pooling), extra=extra)
+def _budget(fraction: float) -> dict[str, float]:
+    """The ``fraction`` setting (share of the configured epochs), left out of the key at 1."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    return {} if fraction == 1 else {"fraction": float(fraction)}
+
+
+def encoder_trial(seed: int, pooling: bool = True, extra: str = "none", fraction: float = 1.0) -> Trial:
+    return Trial("encoder", seed, pooling=bool(pooling), extra=extra, **_budget(fraction))
 
 
 def sinet_trial(seed: int, decoder: str = "blocking", pooling: bool = True, extra: str = "none",
-                boundary: bool = True) -> Trial:
-    return Trial("sinet", seed, decoder=decoder, pooling=bool(pooling), extra=extra, boundary=bool(boundary))
+                boundary: bool = True, fraction: float = 1.0) -> Trial:
+    """Stage 2 of one arm; ``fraction`` < 1 trains both stages (its own encoder and this stage) for that
+    share of the configured epochs (the positive control: SINet at a quarter of its epochs)."""
+    return Trial("sinet", seed, decoder=decoder, pooling=bool(pooling), extra=extra, boundary=bool(boundary),
+                 **_budget(fraction))
 
 
 def lraspp_trial(seed: int, extra: str = "none") -> Trial:
@@ -125,9 +135,16 @@ class Upsampled(torch.nn.Module):
         return F.interpolate(self.encoder(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _stage(cfg, which: str, **changes) -> StageConfig:
+def _stage(cfg, which: str, fraction: float = 1.0, **changes) -> StageConfig:
     base = cfg.stage1 if which == "stage1" else cfg.stage2
-    return StageConfig(**{**base.__dict__, **changes})
+    epochs = max(1, round(base.epochs * fraction))
+    return StageConfig(**{**base.__dict__, "epochs": epochs, **changes})
+
+
+def _curves(history: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per-epoch train loss and validation fg IoU (for the plateau gates)."""
+    return {"train_loss": [float(r["train_loss"]) for r in history if "train_loss" in r],
+            "val_curve": [float(r["val_fg_iou"]) for r in history if "val_fg_iou" in r]}
 
 
 def _figure_arrays(model: torch.nn.Module, test, splits) -> dict[str, Any]:
@@ -145,7 +162,8 @@ def _figure_arrays(model: torch.nn.Module, test, splits) -> dict[str, Any]:
 
 
 def _encoder_path(tctx: TrialContext, trial: Trial) -> Path:
-    key = encoder_trial(trial.seed, trial.get("pooling", True), trial.get("extra", "none")).key
+    key = encoder_trial(trial.seed, trial.get("pooling", True), trial.get("extra", "none"),
+                        trial.get("fraction", 1.0)).key
     return Path(tctx.run_dir) / "trials" / key / "encoder.pt"
 
 
@@ -157,13 +175,14 @@ def run_one(trial: Trial, tctx: TrialContext) -> dict[str, Any]:
     train, val, test, weight, (mean, std), splits = _data(cfg, extra)
     s = cfg.image_size
     kernel = band_kernel(s, 15, 224)
+    fraction = float(trial.get("fraction", 1.0))
     common = dict(weight=weight, image_size=s, seed=trial.seed, device=cfg.device, resume=tctx.resume,
                   progress=False, out_dir=tctx.workdir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1000 * trial.seed + 17)  # same stream for every arm of this seed
         if trial.arm == "encoder":
-            encoder, summary = train_stage(SINetEncoder(pooling=trial["pooling"]), train, val, cfg.stage1,
-                                           stage=1, **common)
+            encoder, summary = train_stage(SINetEncoder(pooling=trial["pooling"]), train, val,
+                                           _stage(cfg, "stage1", fraction), stage=1, **common)
             path = tctx.workdir / "encoder.pt"
             tmp = path.with_name(path.name + ".tmp")
             torch.save(encoder.state_dict(), tmp)
@@ -176,7 +195,7 @@ def run_one(trial: Trial, tctx: TrialContext) -> dict[str, Any]:
                                       "trials must run before the stage-2 trials (rerun with --resume)")
             model = SINet(decoder=trial["decoder"], pooling=trial["pooling"])
             model.encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            stage2 = _stage(cfg, "stage2", **({} if trial["boundary"] else {"boundary_weight": 0.0}))
+            stage2 = _stage(cfg, "stage2", fraction, **({} if trial["boundary"] else {"boundary_weight": 0.0}))
             model, summary = train_stage(model, train, val, stage2, stage=2, **common)
         elif trial.arm == "lraspp":
             epochs = cfg.baseline_epochs or cfg.stage1.epochs + cfg.stage2.epochs
@@ -188,10 +207,12 @@ def run_one(trial: Trial, tctx: TrialContext) -> dict[str, Any]:
         "arm": trial.arm, "seed": trial.seed, "params": count_params(model),
         **evaluate_model(model, test, kernel),
         "best_epoch": summary["best_epoch"], "best_val_fg_iou": summary["best_val_fg_iou"],
+        **_curves(summary["history"]),
     }
     if trial.seed == cfg.seeds[0]:
         result["figure"] = _figure_arrays(model, test, splits)
-    if trial.arm == "sinet" and trial.seed == cfg.seeds[0] and cfg.save_checkpoint and extra == "none":
+    if (trial.arm == "sinet" and trial.seed == cfg.seeds[0] and cfg.save_checkpoint and extra == "none"
+            and fraction == 1):
         from reprozoo.sinet.inference import save_checkpoint
 
         name = f"sinet_{trial['decoder']}{'' if trial['pooling'] else '_unpooled'}.pt"

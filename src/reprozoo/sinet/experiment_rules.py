@@ -1,0 +1,192 @@
+"""The rules of ``sinet-portrait`` and ``sinet-ablations``: margins, plans, plateau gates and the
+functions that turn per-seed test IoUs into verdicts (:func:`decide_portrait`, :func:`decide_ablations`).
+
+Everything here is fixed in code before the runs it decides; earlier settings and their numbers are
+kept in the package docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from reprozoo.runtime.verdict import (
+    Headline,
+    Plan,
+    Test,
+    calibration,
+    claim,
+    headline,
+    noninferiority,
+    strongest,
+    superiority,
+    threshold,
+)
+from reprozoo.runtime.verdict import decide as gate
+
+HEADLINE_MARGIN = 2.0  # IoU points SINet may trail the strongest alternative (non-inferiority)
+CONTROL_MARGIN = 2.0  # IoU points by which SINet must beat the decoder-less control
+DECODER_MARGIN = 0.0  # sinet-ablations headline and positive control: superiority at margin 0 (the SESOI sizes it)
+ABLATION_MARGIN = 0.5  # IoU points a sub-claim's gain must exceed (superiority)
+# the interval of the alternative's mean test fg IoU must lie here: away from the decoder-less floor and
+# from the ceiling (was [85, 92], and [80, 96] before that; docs/sinet.md keeps both)
+CALIBRATED = (70.0, 97.0)
+PLATEAU_IOU = 0.5  # a model has plateaued when its val fg IoU rose by at most this over the last fifth of epochs
+PLATEAU_LOSS = 0.03  # an encoder has converged when its train loss fell by at most 3% over the last tenth
+QUARTER = 0.25  # the positive control: SINet trained for a quarter of its epochs (both stages)
+MIN_SEEDS = 3
+METRIC = "test per-image fg IoU"
+
+PORTRAIT_PLAN = Plan(
+    sesoi=-1.0,
+    sesoi_source=("the paper puts SINet within 1 IoU point of PortraitNet on EG1800 (abstract: 'under an 1% "
+                  "margin'; EG1800 table, SINet 95.3); a gap between two models on the same per-image fg IoU scale, "
+                  "taken unscaled in IoU points: SINet expected to trail by 1 point"),
+    margin=HEADLINE_MARGIN,
+    pilot_sd=0.335,
+    pilot_source=("the quick run of record before the issue-26 redesign (seeds 0/1/2, stage 1 12 + stage 2 12 "
+                  "epochs, LR-ASPP 24, 96 test images; kept in results/sinet-portrait/history): SD of the paired "
+                  "differences SINet - LR-ASPP 0.335"),
+    kind="noninferiority",
+)
+ABLATIONS_PLAN = Plan(
+    sesoi=0.75,
+    sesoi_source=("the paper's EG1800 ablation table credits the information blocking decoder with about +0.5 to "
+                  "+1 IoU point over the decoder without it; the midpoint, taken unscaled in IoU points as for "
+                  "sinet-portrait"),
+    margin=DECODER_MARGIN,
+    pilot_sd=2.54,
+    pilot_source="pilot pending",
+)
+
+CLAIM = ("SINet (86.9K parameters) segments portraits about as accurately as a 37x larger mobile "
+         f"segmenter (LR-ASPP MobileNetV3): its IoU trails by at most {HEADLINE_MARGIN:g} points")
+ABLATIONS_CLAIM = ("SINet's information blocking decoder beats both a plain additive skip and no skip "
+                   "at identical parameters")
+
+
+# ------------------------------------------------------------------------------------------ plateaus
+def _parts(curve: Sequence[float], parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``1/parts`` of a per-epoch curve and the same share before it (at least one epoch each)."""
+    c = np.asarray(curve, float)
+    k = max(1, len(c) // parts)
+    return c[-2 * k:-k], c[-k:]
+
+
+def iou_rise(curve: Sequence[float]) -> float:
+    """Mean val fg IoU of the last fifth of epochs minus that of the fifth before (IoU points);
+    NaN for curves shorter than two epochs."""
+    if len(curve) < 2:
+        return float("nan")
+    before, last = _parts(curve, 5)
+    return float(last.mean() - before.mean())
+
+
+def loss_drop(curve: Sequence[float]) -> float:
+    """Relative fall of the mean train loss from the tenth of epochs before the last to the last
+    tenth: ``(before - last) / last``; NaN for curves shorter than two epochs."""
+    if len(curve) < 2:
+        return float("nan")
+    before, last = _parts(curve, 10)
+    return float((before.mean() - last.mean()) / max(last.mean(), 1e-12))
+
+
+def iou_plateau(curves: Sequence[Sequence[float]], name: str) -> Test:
+    """Gate: the mean over seeds of :func:`iou_rise` is at most :data:`PLATEAU_IOU`."""
+    rise = float(np.mean([iou_rise(c) for c in curves])) if curves else float("nan")
+    return threshold(rise, at_most=PLATEAU_IOU,
+                     name=f"{name}: val fg IoU rise over the last fifth of epochs (mean over seeds, points)")
+
+
+def encoder_converged(curves: Sequence[Sequence[float]]) -> Test:
+    """Mechanism gate of sinet-ablations: the stage-1 train loss fell by at most :data:`PLATEAU_LOSS`
+    (relative, mean over seeds) from the tenth of its epochs before the last to the last tenth."""
+    drop = float(np.mean([loss_drop(c) for c in curves])) if curves else float("nan")
+    return threshold(drop, at_most=PLATEAU_LOSS,
+                     name="stage-1 encoder train-loss fall over the last tenth of epochs (mean over seeds, relative)")
+
+
+# --------------------------------------------------------------------------------------------- rules
+def decide_portrait(sinet: list[float], alternatives: dict[str, list[float]], control: list[float],
+                    quarter: list[float] | None = None,
+                    plateaus: Sequence[Test] = ()) -> tuple[Headline, list[dict[str, Any]]]:
+    """The headline of ``sinet-portrait`` from per-seed test IoUs (paired by seed): non-inferiority to
+    the strongest alternative, gated on the decoder-less control (negative), on SINet beating its
+    own quarter-epoch run by more than the margin (positive: the benchmark resolves a gap of the
+    margin's size) and on calibration (the alternative's band and every model's plateau)."""
+    best = strongest(alternatives)
+    calib = [calibration(alternatives[best], CALIBRATED, name=f"benchmark calibration: {METRIC} of '{best}'"),
+             *plateaus]
+    test = noninferiority(sinet, alternatives[best], margin=HEADLINE_MARGIN, min_seeds=MIN_SEEDS, name=METRIC,
+                          other_name=f"strongest alternative '{best}'")
+    c = superiority(sinet, control, margin=CONTROL_MARGIN, min_seeds=MIN_SEEDS, name=METRIC,
+                    other_name="decoder-less control")
+    pos = None
+    if quarter is not None:
+        pos = superiority(sinet, quarter, margin=HEADLINE_MARGIN, min_seeds=MIN_SEEDS, name=METRIC,
+                          other_name="SINet at a quarter of its epochs")
+    head = gate(test, negative_control=c, positive_control=pos, calibration=calib, plan=PORTRAIT_PLAN)
+    claims = [
+        claim(CLAIM, head, headline=True),
+        claim(f"SINet beats the decoder-less control (1/8 logits upsampled) by > {CONTROL_MARGIN:g} points", c),
+        claim(f"the benchmark is calibrated: the interval of '{best}' lies in [{CALIBRATED[0]:g}, "
+              f"{CALIBRATED[1]:g}] IoU", calib[0]),
+    ]
+    claims += [claim(f"plateau: {t.name.split(':')[0]} rose by at most {PLATEAU_IOU:g} IoU points over the "
+                     "last fifth of its epochs", t) for t in plateaus]
+    if pos is not None:
+        claims.append(claim(f"positive control: SINet beats itself at a quarter of its epochs by > "
+                            f"{HEADLINE_MARGIN:g} points", pos))
+    return head, claims
+
+
+_SUBS = [("unpooled", "pooled S2 branches (larger receptive field, fewer MACs) beat the same weights unpooled",
+          "unpooled"),
+         ("no_boundary", "the boundary loss term improves IoU", "no boundary term"),
+         ("naive", "adding full-body scenes naively resized beats the base training set", "base"),
+         ("crop", "adding full-body scenes as portrait crops beats the base training set", "base")]
+
+
+def decide_ablations(blocking: list[float], arms: dict[str, list[float]], control: list[float],
+                     quarter: list[float] | None = None,
+                     mechanism: Test | None = None) -> tuple[Headline | None, list[dict[str, Any]]]:
+    """Headline (blocking vs the strongest of plain / no skip at :data:`DECODER_MARGIN`, gated on the
+    decoder-less control, on SINet beating its quarter-epoch run (positive control) and on the
+    encoder's convergence (mechanism); None when neither decoder alternative ran) and the
+    superiority sub-claims of ``sinet-ablations`` from per-seed test IoUs."""
+    claims = []
+    head = None
+    decoders = {name: arms[key] for key, name in (("plain", "plain skip"), ("none", "no skip")) if key in arms}
+    pos = None
+    if quarter is not None:
+        pos = superiority(blocking, quarter, margin=DECODER_MARGIN, min_seeds=MIN_SEEDS, name=METRIC,
+                          other_name="SINet at a quarter of its epochs")
+    if decoders:
+        head = headline(blocking, decoders, control, margin=DECODER_MARGIN, min_seeds=MIN_SEEDS, plan=ABLATIONS_PLAN,
+                        control_margin=CONTROL_MARGIN, positive_control=pos, mechanism=mechanism, name=METRIC,
+                        control_name="decoder-less control")
+        text = ABLATIONS_CLAIM if len(decoders) == 2 else (
+            f"SINet's information blocking decoder beats {next(iter(decoders))} at identical parameters")
+        claims.append(claim(text, head, headline=True))
+        for name, values in decoders.items():
+            claims.append(claim(f"blocking decoder beats {name}",
+                                superiority(blocking, values, margin=DECODER_MARGIN, min_seeds=MIN_SEEDS, name=METRIC,
+                                            other_name=name)))
+    if pos is not None:
+        claims.append(claim("positive control: SINet beats itself at a quarter of its epochs", pos))
+    if mechanism is not None:
+        claims.append(claim(f"mechanism: the shared encoder converged (train loss fell by at most "
+                            f"{PLATEAU_LOSS:.0%} over the last tenth of stage 1)", mechanism))
+    for key, text, other_name in _SUBS:
+        if key not in arms:
+            continue
+        mv, ov = (arms[key], blocking) if key in ("naive", "crop") else (blocking, arms[key])
+        claims.append(claim(text, superiority(mv, ov, margin=ABLATION_MARGIN, min_seeds=MIN_SEEDS, name=METRIC,
+                                              other_name=other_name)))
+    if "naive" in arms and "crop" in arms:
+        claims.append(claim("portrait crops beat naive resizing of the same full-body scenes",
+                            superiority(arms["crop"], arms["naive"], margin=ABLATION_MARGIN, min_seeds=MIN_SEEDS,
+                                        name=METRIC, other_name="naive resize")))
+    return head, claims
