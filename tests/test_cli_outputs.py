@@ -53,7 +53,7 @@ def test_rexnet_convert_refuses_existing_and_unwritable_destinations(rexnet_chec
     assert load_file(dst)["head.fc.weight"].shape == (10, 1280)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.safetensors"]  # no temporary file left
     capsys.readouterr()
-    for unwritable in ("/proc/reprozoo-test/x.safetensors", "/dev/null/x.safetensors"):
+    for unwritable in ("/proc/reprozoo-test/x.safetensors", "/dev/null/x.safetensors", "/sys/x.safetensors"):
         assert main(["rexnet-convert", "rexnet_100", str(rexnet_checkpoint), unwritable, "--num-classes", "10"]) == 2
         message = _one_error(capsys)
         assert unwritable.split("/x.")[0] in message and "Traceback" not in message
