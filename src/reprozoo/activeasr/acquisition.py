@@ -23,12 +23,19 @@ import torch
 
 from reprozoo.activeasr.metrics import utterance_cer
 from reprozoo.activeasr.text import ctc_collapse, decode_ids
-from reprozoo.errors import ConfigError
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite, finite_array, finite_tensor
 
 ACQUISITIONS = ("random", "least_confidence", "frame_entropy", "mc_dropout")
 
 
 def _valid(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    finite_tensor("log_probs", log_probs)
+    if log_probs.dim() != 3 or lengths.shape != (log_probs.shape[1],):
+        raise DataError(f"log_probs must be (time, batch, vocabulary) with one length per utterance, got "
+                        f"{tuple(log_probs.shape)} and lengths {tuple(lengths.shape)}")
+    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > log_probs.shape[0]):
+        raise DataError(f"lengths must be in 0..{log_probs.shape[0]} (the frames of log_probs), got {lengths.tolist()[:8]}")
     return (torch.arange(log_probs.shape[0])[:, None] < lengths[None, :]).to(log_probs.dtype)  # (T, B)
 
 
@@ -61,6 +68,7 @@ def mean_pairwise_cer(hyps: Sequence[str]) -> float:
 
 
 def best_path(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+    _valid(log_probs, lengths)
     path = log_probs.argmax(-1)
     return [decode_ids(ctc_collapse(path[: int(n), b].tolist())) for b, n in enumerate(lengths)]
 
@@ -111,13 +119,15 @@ def select_top(scores: Sequence[float], budget: float, *, costs: Sequence[float]
     """Indices of the highest scores (ties broken by ``rng``) until ``budget`` is spent. Without
     ``costs`` the budget counts items; with ``costs`` (e.g. durations in seconds) an item is taken
     when it still fits, and the scan continues with the next ones."""
-    scores = np.asarray(scores, float)
-    if budget < 0:
-        raise ConfigError(f"budget must be >= 0, got {budget}")
+    scores = finite_array("scores", scores, ndim=1)
+    budget = finite("budget", budget, lo=0.0)
     order = np.lexsort((rng.random(scores.size), -scores))  # primary: score desc; ties: random
     if costs is None:
         return order[: int(budget)].tolist()
-    costs = np.asarray(costs, float)
+    costs = finite_array("costs", costs, ndim=1)
+    if costs.shape != scores.shape or (costs < 0).any():
+        raise DataError(f"costs must be {scores.size} values >= 0 (one per score), got {costs.size} values"
+                        f"{' with a negative one' if (costs < 0).any() else ''}")
     out, spent = [], 0.0
     for i in order:
         if spent + costs[i] <= budget + 1e-9:

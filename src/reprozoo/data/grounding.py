@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.checks import finite_array, integer
 
 FUNCTION_WORDS = frozenset(
     "a an the and or but then of to in on at by for with from into onto up down out off over under "
@@ -137,9 +138,11 @@ def _load_vectors(source, wanted: set[str]) -> dict[str, np.ndarray]:
 def resample_clips(features: np.ndarray, clips: int) -> np.ndarray:
     """(N, D) -> (clips, D): boundaries round(j N / clips); each chunk is mean-pooled, an empty
     chunk takes the single feature at its start (so short videos are stretched, never padded)."""
-    feats = np.asarray(features, np.float32)
+    feats = np.asarray(features)
     if feats.ndim != 2 or feats.shape[0] == 0:
         raise DataError(f"features must be a non-empty (N, D) array, got shape {feats.shape}")
+    feats = finite_array("features", feats, dtype=np.float32)
+    clips = integer("clips", clips, lo=1)
     n = feats.shape[0]
     bounds = np.round(np.arange(clips + 1) * n / clips).astype(int)
     out = np.empty((clips, feats.shape[1]), np.float32)

@@ -43,6 +43,7 @@ from reprozoo.genas.proxy_inputs import (  # noqa: F401  (re-exported)
     proxy_data,
 )
 from reprozoo.genas.supernet import recalibrate_bn, restore_snapshot, state_snapshot
+from reprozoo.runtime.checks import finite
 
 DEFAULT_SIGMAS = (0.001, 0.003, 0.006)
 DEPTH_TERMS = ("zero", "unperturbed")
@@ -249,6 +250,8 @@ class Combined(Proxy):
     def __init__(self, parts: Sequence[tuple[Proxy, float]], name: str):
         if not parts:
             raise ConfigError("a combined proxy needs at least one part")
+        for p, w in parts:
+            finite(f"the weight of {getattr(p, 'name', 'a part')} in {name}", w)
         self.parts, self.name = list(parts), name
 
     def score_prepared(self, supernet, genotype, data, cache):

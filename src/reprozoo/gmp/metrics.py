@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite, finite_tensor, integer
+
 IOU_EPS = 1e-10
 
 
@@ -21,13 +24,18 @@ def vote_top1(segments: torch.Tensor, losses: torch.Tensor, weighting: str = "lo
     """Index of the top-1 proposal by IoU voting: vote_i = sum_j IoU(seg_i, seg_j) c_j with
     c_j = 1 - C_j / max_j C_j (``"loss"``, the paper's Charades rule) or c_j = 1 (``"uniform"``).
     segments (B, K, 2), losses (B, K) -> (B,)."""
+    if segments.ndim != 3 or segments.shape[-1] != 2 or losses.shape != segments.shape[:2] or not losses.shape[1]:
+        raise DataError(f"segments must be (B, K >= 1, 2) and losses (B, K), got {tuple(segments.shape)} and "
+                        f"{tuple(losses.shape)}")
+    finite_tensor("segments", segments)
+    finite_tensor("losses", losses)
     iou = segment_iou(segments[:, :, None], segments[:, None, :])
     if weighting == "loss":
         c = 1 - losses / losses.amax(-1, keepdim=True).clamp(min=1e-10)
     elif weighting == "uniform":
         c = torch.ones_like(losses)
     else:
-        raise ValueError(f"vote weighting must be 'loss' or 'uniform', got {weighting!r}")
+        raise ConfigError(f"vote weighting must be 'loss' or 'uniform', got {weighting!r}")
     return (iou * c[:, None, :]).sum(-1).argmax(-1)
 
 
@@ -44,6 +52,12 @@ def recall_table(top1: torch.Tensor, ranked: torch.Tensor, gt: torch.Tensor, ns:
                  ious: Sequence[float] = (0.3, 0.5, 0.7)) -> dict[str, np.ndarray]:
     """Per-query hits: ``R1@m`` = IoU(top-1, gt) >= m; ``R{n}@m`` (n > 1) = the best IoU among
     the n lowest-loss proposals >= m; ``iou`` = the top-1 IoU (its mean is mIoU)."""
+    for name, t in (("top1", top1), ("ranked", ranked), ("gt", gt)):
+        finite_tensor(name, t)
+    ns = [integer("n", n, lo=1) for n in ns]
+    ious = [finite("IoU threshold", m, lo=0.0, hi=1.0) for m in ious]
+    if max(ns) > ranked.shape[1]:
+        raise DataError(f"R{max(ns)} needs {max(ns)} ranked proposals per query, got {ranked.shape[1]}")
     iou1 = segment_iou(top1, gt)
     iou_all = segment_iou(ranked, gt[:, None, :])
     out = {"iou": iou1.numpy().astype(np.float64)}

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from reprozoo.errors import ConfigError
+from reprozoo.runtime.checks import integer
 
 SpatialOpFactory = Callable[[int, int], nn.Module]
 _OPS: dict[str, SpatialOpFactory] = {}
@@ -59,6 +60,7 @@ def check_spatial_op(name: str) -> str:
 def make_spatial_op(name: str, channels: int, stride: int = 1) -> nn.Module:
     """The module of spatial op ``name`` on ``channels`` channels with ``stride`` (1 or 2)."""
     check_spatial_op(name)
+    channels = integer("channels", channels, lo=1)
     if stride not in (1, 2):
         raise ConfigError(f"spatial op stride must be 1 or 2, got {stride}")
     return _OPS[name](channels, stride)

@@ -17,14 +17,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.errors import ConfigError, DataError, UnknownNameError
 from reprozoo.rainbow.augment import DEFAULT_PERTURBATION, make_perturbation, perturbed_copies
+from reprozoo.runtime.checks import finite_array, finite_tensor, integer, integer_labels
 
 POLICY_NAMES = ("balanced", "herding", "rainbow", "random", "reservoir")
 
 
 def check_capacity(capacity: int, n_classes: int) -> int:
     """Quota per class ``capacity // n_classes``; K below the class count is refused."""
+    capacity, n_classes = integer("capacity", capacity), integer("n_classes", n_classes)
     if n_classes <= 0:
         raise ConfigError("a class-balanced memory needs at least one class")
     if capacity < n_classes:
@@ -81,6 +83,7 @@ def stride_pick(order: Sequence[int], k: int) -> np.ndarray:
     """The stride rule on one class already sorted certain -> uncertain: all of it if it has at most
     ``k`` entries, else entries ``0, j, 2j, ...`` with ``j = floor(n / k)``, the first ``k`` of them."""
     order = np.asarray(order, dtype=np.int64)
+    k = integer("k", k, lo=1)
     if len(order) <= k:
         return order
     return order[:: len(order) // k][:k]
@@ -100,7 +103,9 @@ def stride_select(uncertainty: Sequence[float], labels: Sequence[int], capacity:
     numpy version and the CPU's SIMD sort, so it cannot be reproduced; both pick the same multiset
     of uncertainties per class. ``order``: a given certain-to-uncertain order of all candidates (e.g.
     a recorded official one) used instead of sorting ``uncertainty``."""
-    u, y = np.asarray(uncertainty, dtype=float), np.asarray(labels)
+    u, y = finite_array("uncertainty", uncertainty, ndim=1), integer_labels("labels", labels)
+    if u.shape != y.shape:
+        raise DataError(f"uncertainty has {u.size} entries but labels has {y.size}")
     k = check_capacity(capacity, len(classes))
     rank = None
     if order is not None:
@@ -270,6 +275,8 @@ class HerdingPolicy(MemoryPolicy):
 
 def herding_order(feats: torch.Tensor, m: int) -> np.ndarray:
     """Indices of ``m`` rows of ``feats`` picked by herding (distinct rows, closest running mean)."""
+    finite_tensor("feats", feats)
+    m = integer("m", m, lo=0, hi=len(feats))
     mu = feats.mean(0)
     total = torch.zeros_like(mu)
     taken = torch.zeros(len(feats), dtype=torch.bool)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprozoo.errors import CheckpointError, DataError, ReproZooError
+from reprozoo.runtime.checks import finite, integer
 from reprozoo.sinet.models import SINet
 
 FORMAT = "reprozoo.sinet/1"
@@ -159,6 +160,7 @@ def as_batch(image: Any) -> tuple[torch.Tensor, bool]:
 def letterbox(x: torch.Tensor, size: int, fill: float = 0.5) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """(B, 3, H, W) in [0, 1] -> (B, 3, size, size): scaled so the longer side is ``size`` (aspect
     ratio kept), centred, padded with ``fill``. Returns the box (top, left, height, width)."""
+    size, fill = integer("size", size, lo=1), finite("fill", fill, lo=0.0, hi=1.0)
     h, w = x.shape[-2:]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))

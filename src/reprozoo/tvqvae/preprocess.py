@@ -24,6 +24,8 @@ EXTRA_STOP = frozenset({"br", "don", "doesn", "didn", "isn", "aren", "wasn", "wo
 
 def word_spans(text: str, min_len: int = 3, stop_words: frozenset[str] | None = None) -> list[tuple[int, int, str]]:
     """Content words of ``text`` as ``(start, end, word)`` character spans of the lower-cased text."""
+    if not isinstance(text, str):
+        raise DataError(f"a document must be a string, got {type(text).__name__} {text!r:.40}")
     stop = ENGLISH_STOP_WORDS | EXTRA_STOP if stop_words is None else stop_words
     return [(m.start(), m.end(), m.group()) for m in WORD_RE.finditer(text.lower())
             if len(m.group()) >= min_len and m.group() not in stop]

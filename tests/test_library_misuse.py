@@ -1,0 +1,103 @@
+"""Library misuse across the method packages: each call raises a reprozoo error with one line
+(not a raw RuntimeError / IndexError / ValueError, and never a silent NaN or a plausible number)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from reprozoo.errors import ReproZooError
+
+NAN = math.nan
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _cases():
+    from reprozoo.activeasr import acquisition as aq
+    from reprozoo.data import grounding as dg
+    from reprozoo.genas import proxies as gp
+    from reprozoo.gmp import metrics as gm
+    from reprozoo.pflayer import ops as po
+    from reprozoo.rainbow import memory as rm
+    from reprozoo.sinet import inference as si
+    from reprozoo.sinet import metrics as sm
+    from reprozoo.tvqvae import preprocess as tp
+
+    lp = torch.log_softmax(torch.randn(5, 2, 29, generator=torch.Generator().manual_seed(0)), -1)
+    seg = torch.tensor([[[0.1, 0.4], [0.2, 0.6], [0.5, 0.9]]])
+    return [
+        ("sinet mean_iou NaN", lambda: sm.mean_iou(torch.tensor([[NAN, 1.0], [1.0, 2.0]])),
+         r"^confusion matrix must be finite"),
+        ("sinet confusion label 5", lambda: sm.confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 5])),
+         r"^labels must be class ids in 0..1 or 255 \(ignored\), got 5$"),
+        ("sinet confusion float pred", lambda: sm.confusion_matrix(torch.tensor([0.5, 1.0]), torch.tensor([0, 1])),
+         r"^pred must be integer class ids, got torch.float32$"),
+        ("sinet fg_iou shapes", lambda: sm.per_image_fg_iou(torch.zeros(2, 4, 4, dtype=torch.long),
+                                                            torch.zeros(3, 4, 4, dtype=torch.long)),
+         r"^pred and labels must have one shape"),
+        ("sinet letterbox size", lambda: si.letterbox(torch.rand(1, 3, 8, 8), -1), r"^size must be >= 1, got -1$"),
+        ("sinet letterbox fill", lambda: si.letterbox(torch.rand(1, 3, 8, 6), 8, fill=NAN),
+         r"^fill must be a finite number, got nan$"),
+        ("gmp vote NaN loss", lambda: gm.vote_top1(seg, torch.tensor([[NAN, 1.0, 2.0]])),
+         r"^losses must be finite; index \(0, 0\) is nan"),
+        ("gmp vote weighting", lambda: gm.vote_top1(seg, torch.rand(1, 3), "x"),
+         r"^vote weighting must be 'loss' or 'uniform', got 'x'$"),
+        ("gmp vote shapes", lambda: gm.vote_top1(seg, torch.rand(1, 4)), r"^segments must be \(B, K >= 1, 2\)"),
+        ("gmp recall n 0", lambda: gm.recall_table(seg[:, 0], seg, seg[:, 0], ns=(0,)), r"^n must be >= 1, got 0$"),
+        ("gmp recall R9", lambda: gm.recall_table(seg[:, 0], seg, seg[:, 0], ns=(9,)),
+         r"^R9 needs 9 ranked proposals per query, got 3$"),
+        ("gmp recall iou 2", lambda: gm.recall_table(seg[:, 0], seg, seg[:, 0], ious=(2,)),
+         r"^IoU threshold must be <= 1.0, got 2.0$"),
+        ("asr least_confidence NaN", lambda: aq.least_confidence(torch.full((5, 2, 29), NAN), torch.tensor([5, 5])),
+         r"^log_probs must be finite"),
+        ("asr frame_entropy length 9", lambda: aq.frame_entropy(lp, torch.tensor([9, 5])),
+         r"^lengths must be in 0..5 \(the frames of log_probs\), got \[9, 5\]$"),
+        ("asr select NaN score", lambda: aq.select_top([1.0, NAN, 3.0], 2, rng=_rng()), r"^scores must be finite"),
+        ("asr select NaN budget", lambda: aq.select_top([1.0, 2.0], NAN, rng=_rng()),
+         r"^budget must be a finite number, got nan$"),
+        ("asr select negative cost", lambda: aq.select_top([1.0, 2.0], 2, costs=[1, -1], rng=_rng()),
+         r"^costs must be 2 values >= 0 \(one per score\), got 2 values with a negative one$"),
+        ("grounding resample NaN", lambda: dg.resample_clips(np.full((4, 3), NAN), 8),
+         r"^features must be finite; index \(0, 0\) is nan"),
+        ("grounding resample 0 clips", lambda: dg.resample_clips(np.zeros((4, 3)), 0), r"^clips must be >= 1, got 0$"),
+        ("rainbow stride NaN uncertainty", lambda: rm.stride_select([NAN, 1.0, 2.0, 3.0], [0, 0, 1, 1], 2, [0, 1],
+                                                                    _rng()), r"^uncertainty must be finite"),
+        ("rainbow stride float labels", lambda: rm.stride_select([0.0, 1.0, 2.0, 3.0], [0.5, 0, 1, 1], 2, [0, 1],
+                                                                 _rng()), r"^labels must be integer labels"),
+        ("rainbow herding NaN", lambda: rm.herding_order(torch.full((4, 3), NAN), 2), r"^feats must be finite"),
+        ("rainbow herding m > n", lambda: rm.herding_order(torch.rand(4, 3), 9), r"^m must be <= 4, got 9$"),
+        ("rainbow stride_pick k -1", lambda: rm.stride_pick([0, 1, 2], -1), r"^k must be >= 1, got -1$"),
+        ("rainbow capacity float", lambda: rm.check_capacity(2.5, 2), r"^capacity must be an integer, got 2.5$"),
+        ("genas combined NaN weight", lambda: gp.acc_flatness(gp.pure_flatness(), gamma=NAN),
+         r"^the weight of pure_flatness in acc\+flatness must be a finite number, got nan$"),
+        ("tvqvae tokenize None", lambda: tp.tokenize(None), r"^a document must be a string, got NoneType None$"),
+        ("pflayer op channels", lambda: po.make_spatial_op("conv3x3", -1), r"^channels must be >= 1, got -1$"),
+    ]
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("name, call, message", CASES, ids=[c[0] for c in CASES])
+def test_misuse_raises_one_line_reprozoo_error(name, call, message):
+    with pytest.raises(ReproZooError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_valid_calls_still_answer():
+    from reprozoo.activeasr.acquisition import select_top
+    from reprozoo.rainbow.memory import herding_order, stride_select
+    from reprozoo.sinet.metrics import confusion_matrix, mean_iou
+
+    cm = confusion_matrix(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 255, 1]))
+    assert cm.tolist() == [[1, 0], [1, 1]] and mean_iou(cm) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert select_top([1.0, 3.0, 2.0], 2, rng=_rng()) == [1, 2]
+    assert select_top([1.0, 3.0, 2.0], 2.5, costs=[1.0, 2.0, 1.0], rng=_rng()) == [1]
+    assert sorted(stride_select([0.0, 1.0, 2.0, 3.0], [0, 0, 1, 1], 2, [0, 1], _rng()).tolist()) in ([0, 2], [0, 3],
+                                                                                                     [1, 2], [1, 3])
+    assert sorted(herding_order(torch.eye(3), 3).tolist()) == [0, 1, 2]
