@@ -158,7 +158,10 @@ FLAG_NAMED = {"topics-bad-bytes-names-the-flag": "--replace-bad-bytes", "rainbow
               "segment-existing-output": "--overwrite", "bench-existing-result": "--overwrite",
               "run-resume-and-overwrite": "--resume", "segment-own-input": "over one of the inputs",
               "segment-glob-into-its-folder": "over one of the inputs", "run-out-dangling": "symbolic link",
-              "segment-out-dangling": "dangling symbolic link", "bench-out-dangling": "dangling symbolic link"}
+              "segment-out-dangling": "dangling symbolic link", "bench-out-dangling": "dangling symbolic link",
+              "rainbow-split-negative-blur": "--blur", "rainbow-split-negative-tasks": "--tasks",
+              "rainbow-split-unknown-share": "--share", "topics-k-zero": "--k", "rexnet-convert-zero-classes":
+              "--num-classes", "export-ort-existing": "--ort-optimized"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -223,3 +226,13 @@ def test_a_run_folder_held_by_another_process_is_refused_and_unchanged(tmp_path,
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("argv", [["segment", F + "/photo.png", "--checkpoint", F + "/corrupt.pt", "--out", F + "/new"],
+                                  ["rexnet-convert", "rexnet_100", F + "/corrupt.pt", F + "/new.safetensors"]],
+                         ids=["segment", "rexnet-convert"])
+def test_a_corrupt_checkpoint_is_one_short_line(argv, more, capsys):
+    assert main([a.replace(F, str(more)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corrupt.pt" in err[0] and "Weights only load failed" in err[0]
+    assert "In PyTorch 2.6" not in err[0] and len(err[0]) < 200 + len(str(more)), err

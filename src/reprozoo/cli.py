@@ -304,8 +304,20 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 
 def _one_line(message: str) -> str:
-    """Error messages that quote a library's multi-line text still print on one line."""
-    return " ".join(message.split())
+    """Error messages that quote a library's multi-line text still print on one line (and without
+    torch's paragraph about ``weights_only``, which a user of the command line cannot act on)."""
+    import re
+
+    message = " ".join(message.split())
+    key = "Weights only load failed."
+    at = message.find(key)
+    if at < 0:
+        return message
+    rest = message[at + len(key):]
+    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", rest)
+    ends = [m.end() for m in re.finditer(r"torch\.load\.html\.?|trusted source\.", rest)]
+    tail = rest[max(ends):] if ends else rest
+    return message[:at] + key.rstrip(".") + (f" ({detail.group(1).strip()})" if detail else "") + tail
 
 
 def _sigterm_as_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: keep trials, exit 130

@@ -27,6 +27,12 @@ def register(app: typer.Typer) -> None:
 
         if not 0 <= seed < 2**32:
             raise ConfigError(f"--seed must be in [0, 2**32), got {seed}")
+        if tasks < 1:
+            raise ConfigError(f"--tasks must be >= 1, got {tasks}")
+        if not 0.0 <= blur < 1.0:
+            raise ConfigError(f"--blur must be in [0, 1) (0.1 for Blurry10, 0 for disjoint tasks), got {blur}")
+        if share not in ("exact", "legacy"):
+            raise ConfigError(f"--share must be exact or legacy, got '{share}'")
         check_new_file(out, "--out", overwrite)
         from reprozoo.rainbow.data import load_data
         from reprozoo.rainbow.scenarios import blurry_split, check_partition

@@ -109,8 +109,11 @@ def register(app: typer.Typer) -> None:
             docs = read_corpus(corpus, encoding_errors="replace" if replace_bad_bytes else "strict")
         except DataError as err:  # the library names its keyword; the user has the flag
             raise DataError(str(err).replace("encoding_errors='replace'", "--replace-bad-bytes")) from None
-        model = TVQVAE(k, encoder=encoder or None, min_df=min_df, vq_epochs=vq_epochs, topic_epochs=topic_epochs,
-                       random_state=seed, verbose=None).fit(docs)
+        try:
+            model = TVQVAE(k, encoder=encoder or None, min_df=min_df, vq_epochs=vq_epochs,
+                           topic_epochs=topic_epochs, random_state=seed, verbose=None).fit(docs)
+        except DataError as err:
+            raise DataError(str(err).replace("min_df", "--min-df")) from None
         _remove_earlier_outputs(out)
         data = write_topics(model, out, str(corpus), model.n_skipped_, top_n)
         for t in data["topics"]:
