@@ -101,3 +101,33 @@ def test_valid_calls_still_answer():
     assert sorted(stride_select([0.0, 1.0, 2.0, 3.0], [0, 0, 1, 1], 2, [0, 1], _rng()).tolist()) in ([0, 2], [0, 3],
                                                                                                      [1, 2], [1, 3])
     assert sorted(herding_order(torch.eye(3), 3).tolist()) == [0, 1, 2]
+
+
+def _loaders():
+    from reprozoo.eclips.inference import load_checkpoint as eclips_load
+    from reprozoo.gmp.inference import load_checkpoint as gmp_load
+    from reprozoo.sinet.inference import load_checkpoint as sinet_load
+
+    return [("eclips", eclips_load, "cannot read checkpoint"), ("sinet", sinet_load, "is not a readable checkpoint"),
+            ("gmp", gmp_load, "is not a readable torch checkpoint")]
+
+
+@pytest.mark.parametrize("name, load, message", _loaders(), ids=[x[0] for x in _loaders()])
+@pytest.mark.parametrize("content", [b"\x00garbage" * 10, b"", b"PK\x03\x04 not a zip"])
+def test_corrupt_checkpoints_are_one_line(tmp_path, name, load, message, content):
+    from reprozoo.errors import CheckpointError
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load(path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_eclips_checkpoint_without_architecture(tmp_path):
+    from reprozoo.eclips.inference import FORMAT, load_checkpoint
+    from reprozoo.errors import CheckpointError
+
+    torch.save({"format": FORMAT}, tmp_path / "e.pt")  # used to be a KeyError
+    with pytest.raises(CheckpointError, match=r"e.pt: the checkpoint lacks 'arch'; re-save it with save_checkpoint$"):
+        load_checkpoint(tmp_path / "e.pt")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from reprozoo.eclips.models import Ensemble, base_learner
 from reprozoo.eclips.training import IMAGENET_MEAN, IMAGENET_STD, normalize
 from reprozoo.errors import CheckpointError
+from reprozoo.runtime.checks import one_line
 
 FORMAT = "reprozoo.eclips/1"
 
@@ -49,13 +50,18 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(err)}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ECLIPS checkpoint (format {FORMAT!r} expected)")
-    a = blob["arch"]
-    members = [base_learner(a["width"], a["embed_dim"], a["dropout"], a["feature_norm"]) for _ in range(a["k"])]
-    model = Ensemble(members, fusion=a["fusion"], tau=a["tau"]) if a["kind"] == "ensemble" else members[0]
-    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
+    try:
+        a = blob["arch"]
+        members = [base_learner(a["width"], a["embed_dim"], a["dropout"], a["feature_norm"]) for _ in range(a["k"])]
+        model = Ensemble(members, fusion=a["fusion"], tau=a["tau"]) if a["kind"] == "ensemble" else members[0]
+        missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
+    except KeyError as err:
+        raise CheckpointError(f"{path}: the checkpoint lacks {err}; re-save it with save_checkpoint") from None
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: cannot rebuild the model it describes ({one_line(err)})") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: state dict does not match its architecture (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")

@@ -13,7 +13,7 @@ from reprozoo.data.grounding import Vocabulary, resample_clips
 from reprozoo.errors import CheckpointError, DataError
 from reprozoo.gmp.metrics import rank_predictions
 from reprozoo.gmp.models import CPL, GMP, GrounderConfig, MaskedQueryGrounder
-from reprozoo.runtime.checks import finite_array, integer
+from reprozoo.runtime.checks import finite_array, integer, one_line
 
 FORMAT = "reprozoo.gmp/1"
 
@@ -40,7 +40,7 @@ def load_checkpoint(path: str | Path) -> tuple[MaskedQueryGrounder, Vocabulary, 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {one_line(err)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reprozoo.gmp checkpoint (format {FORMAT})")
     # checkpoints written before the official-code options existed ran reprozoo's former variant

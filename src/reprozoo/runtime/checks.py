@@ -147,3 +147,12 @@ def integer_labels(name: str, x: Any, *, lo: int | None = None, hi: int | None =
     if hi is not None and lab.size and lab.max() > hi:
         raise DataError(f"{name} must be <= {hi}; index {int(np.argmax(lab))} is {int(lab.max())}")
     return lab
+
+
+def one_line(err: BaseException, limit: int = 160) -> str:
+    """``"<ErrorType>: <first non-empty line of its message>"`` cut to ``limit`` characters, for
+    wrapping a third-party error (torch.load, safetensors, json) into a one-line reprozoo error."""
+    text = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

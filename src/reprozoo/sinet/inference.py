@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprozoo.errors import CheckpointError, DataError, ReproZooError
-from reprozoo.runtime.checks import finite, integer
+from reprozoo.runtime.checks import finite, integer, one_line
 from reprozoo.sinet.models import SINet
 
 FORMAT = "reprozoo.sinet/1"
@@ -62,7 +62,7 @@ def load_checkpoint(path: str | Path) -> tuple[SINet, dict[str, Any]]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({one_line(err)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reprozoo SINet checkpoint (expected format {FORMAT})")
     missing = [k for k in ("model", "model_kwargs", "mean", "std", "image_size") if k not in ckpt]
