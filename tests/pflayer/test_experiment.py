@@ -5,7 +5,17 @@ import pytest
 from scipy import stats
 
 from reprozoo.errors import ConfigError
-from reprozoo.pflayer.experiment import ACC_MARGIN, PLAN, OpsConfig, decide, ordering_claims, sweep_claim
+from reprozoo.pflayer.experiment import (
+    ACC_MARGIN,
+    CONVERGED_TRAIN_ACC,
+    FULL_SEEDS,
+    PLAN,
+    OpsConfig,
+    decide,
+    ordering_claims,
+    sweep_claim,
+)
+from reprozoo.runtime import power
 from reprozoo.runtime.runner import run_experiment
 
 PARAMS = {"maxpool": 32_602, "depthwise": 33_834, "avgpool": 32_602, "identity": 32_602}
@@ -31,7 +41,7 @@ def test_rule_held_when_close_to_depthwise_with_fewer_params_and_faster():
     lower = -0.02 / 3 - stats.t.ppf(0.95, 2) * 0.0028868 / math.sqrt(3)
     assert head.test.lower == pytest.approx(lower, abs=1e-6) and head.test.lower == pytest.approx(-0.0115, abs=1e-4)
     rec = head.record()
-    assert rec["plan"]["planned_n"] == PLAN.planned_n == 24 and rec["test"]["kind"] == "noninferiority"
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 5 and rec["test"]["kind"] == "noninferiority"
     assert rec["negative_control"][0]["verdict"] == "held"
 
 
@@ -92,7 +102,7 @@ def test_bad_config_values(override, msg):
 
 def test_quick_preset_is_the_sized_and_recalibrated_setting():
     cfg = OpsConfig.from_preset("quick")
-    assert (cfg.n_train, cfg.epochs, cfg.noise, cfg.seeds, cfg.sweep_seeds) == (2000, 4, 0.1, [0, 1, 2], [0, 1])
+    assert (cfg.n_train, cfg.epochs, cfg.noise, cfg.seeds, cfg.sweep_seeds) == (2000, 12, 0.1, [0, 1, 2], [0, 1])
     assert cfg.ops == ["conv3x3", "hybrid", "depthwise", "maxpool", "avgpool", "identity"]
     assert (cfg.sweep_widths, cfg.sweep_ops) == ([0.5, 2.0], ["depthwise", "maxpool"])
 
@@ -112,5 +122,37 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
                                                               "width_sweep.png"}
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["verdict"] == data["verdict"]
-    assert stored["headline"]["verdict"] == "inconclusive" and stored["headline"]["plan"]["planned_n"] == 24
+    assert stored["headline"]["verdict"] == "inconclusive" and stored["headline"]["plan"]["planned_n"] == 5
     assert stored["headline"]["parts"][0]["n"] == 1 and stored["claims"][0]["test"]["parts"][0]["kind"] == "noninferiority"
+
+
+def test_plan_seeds_come_from_the_power_function():
+    # pilot differences -0.066 / -0.041 / -0.054: SD 0.0125; non-inferiority at a true gap of 0 vs bound -0.02
+    assert PLAN.pilot_sd == pytest.approx(stats.tstd([-0.066, -0.041, -0.054]), abs=1e-4)
+    assert PLAN.planned_n == power.seeds_for_power(0.0, 0.0125, bound=-0.02) == 5
+    assert PLAN.power_at(5) >= 0.8 > PLAN.power_at(4)
+    assert FULL_SEEDS == 8 and OpsConfig.from_preset("full").seeds == list(range(8))
+    full = OpsConfig.from_preset("full")
+    assert (full.epochs, full.n_train, full.sweep_widths) == (12, 2000, [])
+    assert set(full.ops) == {"maxpool", "depthwise", "avgpool", "identity"}
+
+
+def test_positive_control_is_depthwise_vs_identity_and_gates_the_headline():
+    held = decide(_accs((0.795, 0.80, 0.785)), PARAMS, FAST)
+    pos = held.record()["positive_control"][0]
+    assert pos["verdict"] == "held" and pos["estimate"] == pytest.approx(0.80 - 0.15, abs=1e-9)
+    # depthwise no better than identity: the benchmark cannot see a known effect -> inconclusive, "no power"
+    blind = decide(_accs((0.795, 0.80, 0.785), depthwise=(0.15, 0.16, 0.14)), PARAMS, FAST)
+    assert blind.verdict == "inconclusive" and "no power" in blind.evidence
+
+
+def test_convergence_gate_uses_the_headline_arms_train_accuracy():
+    accs = _accs((0.795, 0.80, 0.785))
+    fitted = {"maxpool": [0.99, 0.98, 0.99], "depthwise": [1.0, 1.0, 1.0], "avgpool": [0.5] * 3, "identity": [0.1] * 3}
+    head = decide(accs, PARAMS, FAST, train_accs=fitted)
+    assert head.verdict == "held" and [t["name"] for t in head.record()["calibration"]] == [
+        "maxpool train accuracy", "depthwise train accuracy"]
+    slow = {**fitted, "maxpool": [0.6, 0.5, 0.55]}
+    head = decide(accs, PARAMS, FAST, train_accs=slow)
+    assert head.verdict == "inconclusive" and "not calibrated" in head.evidence
+    assert CONVERGED_TRAIN_ACC == 0.95

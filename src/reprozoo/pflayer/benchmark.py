@@ -108,10 +108,13 @@ def compare(group: str, quick: bool = False, batches: tuple[int, ...] = (1, 32),
 
 
 @register_benchmark("pflayer", description="R50 vs R50-max/-hybrid and ViT-S vs ViT-S-max CPU latency "
-                                           "(batch 1 and 32, eager and ONNX Runtime) as ratios in one run")
+                                           "(batch 1 and 32, eager and ONNX Runtime) as ratios in one run; "
+                                           "pflayer-ops trials per CPU-second, one at a time vs batched")
 def run(quick: bool = False, threads: int = 2, size: int = 224, batches: list[int] | None = None,
-        engines: list[str] | None = None) -> dict[str, Any]:
-    """``batches`` / ``engines`` pick a subset (default batch 1 and 32, eager and onnxruntime)."""
+        engines: list[str] | None = None, trials: bool = True) -> dict[str, Any]:
+    """``batches`` / ``engines`` pick a subset (default batch 1 and 32, eager and onnxruntime);
+    ``trials`` adds the ``pflayer-ops`` trials per CPU-second (one at a time, vmap-batched,
+    channels-last: :mod:`reprozoo.pflayer.benchmark_trials`)."""
     batches = [1, 32] if batches is None else batches
     engines = ["eager", "onnxruntime"] if engines is None else engines
     if not isinstance(batches, list) or not batches or not all(isinstance(b, int) and b >= 1 for b in batches):
@@ -124,6 +127,12 @@ def run(quick: bool = False, threads: int = 2, size: int = 224, batches: list[in
     out: dict[str, Any] = {"rows": [], "ratios": {}, "threads": threads}
     for group in GROUPS:
         res = compare(group, quick=quick, threads=threads, size=size, batches=tuple(batches), engines=tuple(engines))
+        out["rows"] += res["rows"]
+        out["ratios"].update(res["ratios"])
+    if trials:
+        from reprozoo.pflayer.benchmark_trials import trial_throughput
+
+        res = trial_throughput(n_train=256 if quick else 512)
         out["rows"] += res["rows"]
         out["ratios"].update(res["ratios"])
     out["peak_flops"] = max(r["fp32_peak_gflops"] for r in out["rows"] if "fp32_peak_gflops" in r) * 1e9
