@@ -190,25 +190,27 @@ def test_a_gain_with_spread_seeds_is_inconclusive_not_held():
 
 
 def test_plateau_measures_on_small_curves():
-    # 20 epochs: the last tenth is epochs 19-20, the tenth before 17-18
+    # 20 epochs: the last tenth is epochs 19-20, the tenth before 17-18; whole fall 1.0 - 0.5
     loss = [1.0] * 16 + [0.55, 0.53, 0.5, 0.5]
     assert loss_drop(loss) == pytest.approx((0.54 - 0.5) / 0.5)
-    assert encoder_converged([loss]).verdict == NOT_HELD  # 8% > 3%
+    assert encoder_converged([loss]).verdict == NOT_HELD  # 8% of the fall in the last tenth > 5%
     flat = [1.0] * 16 + [0.51, 0.505, 0.5, 0.5]
     gate = encoder_converged([flat, loss])  # mean over seeds (0.015 + 0.08) / 2 = 0.0475
-    assert gate.verdict == NOT_HELD and gate.estimate == pytest.approx(0.0475)
-    assert encoder_converged([flat, flat]).verdict == HELD and PLATEAU_LOSS == 0.03
+    assert gate.verdict == HELD and gate.estimate == pytest.approx(0.0475) and PLATEAU_LOSS == 0.05
+    assert encoder_converged([loss, loss]).verdict == NOT_HELD
+    assert math.isnan(loss_drop([0.5, 0.6]))  # a loss that did not fall has no plateau to measure
     # val IoU over fifths: 10 epochs -> epochs 7-8 vs 9-10
     iou = [50, 60, 70, 75, 78, 80, 81, 82, 82.0, 82.4]
     assert iou_rise(iou) == pytest.approx(82.2 - 81.5)
     assert iou_plateau([iou], "m").verdict == NOT_HELD and iou_plateau([iou[:-2] + [81.5, 82.0]], "m").verdict == HELD
     assert math.isnan(iou_rise([80.0])) and math.isnan(loss_drop([0.3]))
+    assert iou_rise([80.0, 81.0]) == 1.0 and loss_drop([1.0, 0.6]) == pytest.approx(1.0)
 
 
 def test_positive_control_and_mechanism_gate_the_ablation_headline():
     blocking, plain, none = [86.0, 87.0, 86.5], [84.0, 85.1, 84.4], [83.0, 84.0, 83.3]
     arms = {"plain": plain, "none": none}
-    held = encoder_converged([[0.5, 0.5]])
+    held = encoder_converged([[1.0] * 16 + [0.51, 0.505, 0.5, 0.5]])
     head, claims = decide_ablations(blocking, arms, CONTROL, quarter=[80.0, 81.0, 80.2], mechanism=held)
     assert head.verdict == HELD and head.gates["positive_control"][0].verdict == HELD
     assert [c["claim"].split(":")[0] for c in claims[3:5]] == ["positive control", "mechanism"]

@@ -16,8 +16,8 @@ last fifth of its epochs), so neither model is compared half-trained.
 no skip) fine-tuned from one shared stage-1 encoder per seed (same initial decoder weights and the
 same augmentation stream, so the variants are paired), superiority at ``DECODER_MARGIN``. Gates: the
 decoder-less control must lose by more than ``CONTROL_MARGIN``; SINet at a quarter of its epochs must
-lose (positive control); the shared encoder must have converged (mechanism: its train loss fell by
-at most ``PLATEAU_LOSS`` over the last tenth of stage 1). Pooling and the extra-data trick are
+lose (positive control); the shared encoder must have converged (mechanism: the last tenth of stage 1
+made at most ``PLATEAU_LOSS`` of its train loss's whole fall). Pooling and the extra-data trick are
 sub-claims (superiority at ``ABLATION_MARGIN``).
 
 The rules live in :mod:`reprozoo.sinet.experiment_rules` and cannot be overridden from the command line.
@@ -306,7 +306,7 @@ def run_ablations(cfg: SINetAblationsConfig, ctx) -> ExperimentResult:
              f"train their own encoder. Headline: blocking beats the strongest of plain / no skip (one-sided 95% "
              f"lower bound of the mean paired gain above {DECODER_MARGIN:g}), gated on the decoder-less control "
              f"(must lose by > {CONTROL_MARGIN:g}), the positive control (held at the same rule) and the encoder's "
-             f"convergence (train loss falling by at most {PLATEAU_LOSS:.0%} over the last tenth of stage 1). "
+             f"convergence (the last tenth of stage 1 made at most {PLATEAU_LOSS:.0%} of its train loss's fall). "
              f"Sub-claims need a gain above {ABLATION_MARGIN:g}. At least {MIN_SEEDS} seeds.",
              _rules_note(cfg, ABLATIONS_PLAN, n)]
     if head is None:
