@@ -4,7 +4,7 @@ import pytest
 
 from reprozoo.cli import main
 from reprozoo.errors import ConfigError, UnknownNameError
-from reprozoo.rainbow.experiment import RainbowConfig, build_trials
+from reprozoo.rainbow.experiment import PLAN, RainbowConfig, build_trials
 from reprozoo.runtime.runner import run_experiment
 
 
@@ -33,21 +33,27 @@ def test_smoke_preset_writes_the_contract(smoke_run):
     assert len(heads) == 1 and heads[0]["claim"] == data["claim"] and heads[0]["verdict"] == data["verdict"]
     assert "strongest alternative 'balanced'" in data["evidence"] or "strongest alternative 'er'" in data["evidence"]
     m = data["metrics"]
-    for key in ("method/A_last_mlp_B10_K20", "er/A_last_mlp_B10_K20", "balanced/A_last_mlp_B10_K20",
-                "finetune/A_last_mlp_B10", "rm_da/A_last_mlp_B10_K20", "method/A_last_mlp_B0_K20",
-                "er/A_last_mlp_B0_K20", "method/F_last_mlp_B10_K20", "joint/acc_mlp"):
+    for key in ("method/A_last_mlp_B10_K40", "er/A_last_mlp_B10_K40", "balanced/A_last_mlp_B10_K40",
+                "finetune/A_last_mlp_B10", "rm_da/A_last_mlp_B10_K40", "method/A_last_mlp_B0_K40",
+                "er/A_last_mlp_B0_K40", "method/F_last_mlp_B10_K40", "joint/acc_mlp", "mechanism/u_spread_mlp_K40"):
         assert key in m
-    assert "rm_da/A_last_mlp_B0_K20" not in m  # context arms run at the main blur only
+    assert "rm_da/A_last_mlp_B0_K40" not in m  # context arms run at the main blur only
     assert [r["variant"] for r in data_table(out)].count("finetune") == 2  # once per blur, not per K
-    assert m["method/I_last_mlp_B10_K20"] == pytest.approx(m["joint/acc_mlp"] - m["method/A_last_mlp_B10_K20"])
+    assert m["method/I_last_mlp_B10_K40"] == pytest.approx(m["joint/acc_mlp"] - m["method/A_last_mlp_B10_K40"])
     assert m["scenario/foreign_share_mlp_B10"] == pytest.approx(0.1, abs=0.01)
     assert m["scenario/foreign_share_mlp_B0"] == 0.0
     for fig in ("accuracy_per_task", "memory_class_histogram", "rm_kept_samples", "a_last_per_blur", "paired_gaps"):
         assert (out / "figures" / f"{fig}.png").exists()
-    rm = json.loads((out / "trials" / "rm__seed0__backbonerm_mlp_digits__blur0.1__k20.json").read_text())
-    assert rm["trial"] == {"arm": "rm", "seed": 0, "params": {"backbone": "rm_mlp_digits", "blur": 0.1, "k": 20}}
-    assert rm["result"]["memory_hist"] == [2] * 10
-    assert 100 * rm["result"]["A_last"] == pytest.approx(m["method/A_last_mlp_B10_K20"])
+    rm = json.loads((out / "trials" / "rm__seed0__backbonerm_mlp_digits__blur0.1__k40.json").read_text())
+    assert rm["trial"] == {"arm": "rm", "seed": 0, "params": {"backbone": "rm_mlp_digits", "blur": 0.1, "k": 40}}
+    assert rm["result"]["memory_hist"] == [4] * 10
+    assert 100 * rm["result"]["A_last"] == pytest.approx(m["method/A_last_mlp_B10_K40"])
+    # the gates are in the headline's record: positive control, mechanism (spread + slots), negative control
+    head = heads[0]["test"]
+    assert {"positive_control", "mechanism", "negative_control", "calibration"} <= set(head)
+    assert head["mechanism"][1]["estimate"] == 4  # slots per class at K=40
+    assert head["mechanism"][0]["estimate"] == pytest.approx(m["mechanism/u_spread_mlp_K40"])
+    assert head["plan"]["planned_n"] == PLAN.seeds
     assert len(list((out / "trials").glob("*.json"))) == len(build_trials(RainbowConfig.from_preset("smoke")))
 
 
@@ -64,7 +70,7 @@ def test_resume_reuses_finished_trials(smoke_run, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    victim = copy / "trials" / "er__seed0__backbonerm_mlp_digits__blur0.1__k20.json"
+    victim = copy / "trials" / "er__seed0__backbonerm_mlp_digits__blur0.1__k40.json"
     victim.unlink()  # as if that trial had been killed
     manifest = json.loads((copy / "run.json").read_text())
     (copy / "run.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
@@ -80,15 +86,27 @@ def test_trials_cover_every_arm_once():
     cfg = RainbowConfig.from_preset("quick")
     trials = build_trials(cfg)
     assert len({t.key for t in trials}) == len(trials)
-    seeds, backbones = len(cfg.seeds), len(cfg.backbones)
-    # main blur: 4 memory arms x 2 K + fine-tune + 2 context arms at K=20; 2 extra blurs: 4 arms + fine-tune
-    per_backbone = (4 * 2 + 1 + 2) + 2 * (4 + 1)
-    assert len(trials) == backbones * seeds * (per_backbone + 1)  # + the joint upper bound
+    backbones = len(cfg.backbones)
+    # main blur: 4 memory arms x 3 K + fine-tune + 2 context arms at K=40; 2 extra blurs: 4 arms + fine-tune
+    per_backbone = (4 * 3 + 1 + 2) + 2 * (4 + 1)
+    assert cfg.seed_batch == 10 and len(cfg.seeds) == 10  # one batched trial holds all ten seeds
+    assert len(trials) == backbones * (per_backbone + 1)  # + the joint upper bound
+    assert all(list(t["seeds"]) == cfg.seeds for t in trials)
     assert {t.arm for t in trials} == {"joint", "rm", "er", "balanced", "gdumb", "finetune", "rm_da", "ewc"}
     assert {t.get("blur") for t in trials if t.arm == "ewc"} == {0.1}
-    assert {t.get("k") for t in trials if t.arm == "rm" and t.get("blur") == 0.3} == {20}
+    assert {t.get("k") for t in trials if t.arm == "rm" and t.get("blur") == 0.3} == {40}
+    assert {t.get("k") for t in trials if t.arm == "rm" and t.get("blur") == 0.1} == {20, 40, 80}
+    seq = build_trials(RainbowConfig.from_preset("quick", ["seed_batch=1"]))
+    assert len(seq) == 10 * len(trials) and all("seeds" not in dict(t.params) for t in seq)
     assert all(t.get("k") is None for t in trials if t.arm == "finetune")
     assert cfg.headline_backbone == "rm_mlp_digits" and cfg.backbones == ["rm_mlp_digits", "rm_cnn_digits"]
+
+
+def test_full_preset_runs_the_planned_seeds():
+    cfg = RainbowConfig.from_preset("full")
+    assert cfg.seeds == list(range(PLAN.seeds)) and cfg.backbones == ["rm_mlp_digits"]
+    assert cfg.headline_k == 40 and cfg.memory_sizes == [20, 40, 80]
+    assert PLAN.power_at(len(cfg.seeds)) >= 0.8 > PLAN.power_at(len(cfg.seeds) - 1)
 
 
 def test_config_errors_are_caught_before_any_work():
@@ -97,9 +115,11 @@ def test_config_errors_are_caught_before_any_work():
         (ConfigError, "variants must include", ["variants=[rm,balanced,finetune]"]),
         (ConfigError, "in both variants and context_variants", ["context_variants=[er]"]),
         (ConfigError, "lists a variant twice", ["context_variants=[ewc,ewc]"]),
-        (ConfigError, r"memory size K=5 is smaller than the number of classes \(10\)", ["memory_sizes=[5]"]),
+        (ConfigError, r"memory size K=5 is smaller than the number of classes \(10\)", ["memory_sizes=[5]", "headline_k=5"]),
         (ConfigError, "memory_sizes lists a K twice", ["memory_sizes=[20,20]"]),
-        (ConfigError, "memory_sizes needs at least one positive K", ["memory_sizes=[0]"]),
+        (ConfigError, "headline_k=40 is not one of memory_sizes", ["memory_sizes=[20]"]),
+        (ConfigError, "seed_batch must be >= 1", ["seed_batch=0"]),
+        (ConfigError, "memory_sizes needs at least one positive K", ["memory_sizes=[0]", "headline_k=0"]),
         (UnknownNameError, "unknown method 'lwf'", ["cl.method=lwf"]),
         (UnknownNameError, "unknown dataset 'svhn'", ["dataset=svhn"]),
         (UnknownNameError, "unknown model 'resnet9'; choose one of: rm_cnn_digits", ["backbones=[resnet9]"]),
@@ -127,7 +147,7 @@ def test_config_errors_are_caught_before_any_work():
 
 
 def test_cli_prints_one_line_error(tmp_path, capsys):
-    code = main(["run", "rainbow-memory", "--preset", "smoke", "--set", "memory_sizes=[3]",
+    code = main(["run", "rainbow-memory", "--preset", "smoke", "--set", "memory_sizes=[3]", "--set", "headline_k=3",
                  "--out", str(tmp_path / "x")])
     assert code == 2
     err = capsys.readouterr().err
@@ -142,7 +162,7 @@ def test_split_command_writes_a_partition(tmp_path, capsys):
     idx = sorted(i for t in data["tasks"] for i in t["indices"])
     assert idx == list(range(len(idx))) and len(idx) > 1300
     assert all(abs(t["foreign_share"] - 0.24) < 0.02 for t in data["tasks"])  # 0.8 * M for T = 5
-    assert main(["rainbow-split", "--tasks", "3", "--out", str(out)]) == 2
+    assert main(["rainbow-split", "--tasks", "3", "--out", str(tmp_path / "split3.json")]) == 2
     assert "cannot be split into 3 equal tasks" in capsys.readouterr().err
 
 
@@ -163,6 +183,6 @@ def test_cnn_and_mlp400_backbones_run_side_by_side(tmp_path):
         "backbones=[rm_cnn_digits,rm_mlp400]", "headline_backbone=rm_cnn_digits", "variants=[rm,er,finetune]",
         "context_variants=[]", "extra_blurs=[]", "cl.epochs=1", "executor.kind=serial"])
     m = data["metrics"]
-    assert {"method/A_last_cnn_B10_K20", "method/A_last_mlp400_B10_K20"} <= set(m)
+    assert {"method/A_last_cnn_B10_K40", "method/A_last_mlp400_B10_K40"} <= set(m)
     assert "[rm_mlp400] RM beats the strongest simple alternative" in " ".join(c["claim"] for c in data["claims"])
-    assert "(rm_cnn_digits)" in data["claim"]
+    assert "rm_cnn_digits)" in data["claim"]

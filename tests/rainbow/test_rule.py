@@ -1,5 +1,6 @@
 """The headline rule on crafted per-seed A_last values (%): it can say held, not held and inconclusive."""
 
+import numpy as np
 import pytest
 
 from reprozoo.rainbow.experiment import CALIBRATION, MARGIN, attribution, decide
@@ -77,3 +78,49 @@ def test_attribution_names_the_stride_only_when_it_beats_class_balance():
     part = attribution({"rm": noisy, "er": ER, "balanced": [e + 5.0 for e in ER]})
     assert "recovers only part" in part
     assert attribution({"rm": rm, "er": ER}) == ""
+
+
+# ---- the redesign: plan, positive control, mechanism gate
+def test_plan_seeds_come_from_the_power_function():
+    from reprozoo.rainbow.experiment_rule import HEADLINE_K, PLAN
+    from reprozoo.runtime import power
+
+    assert PLAN.margin == MARGIN and PLAN.sesoi > MARGIN and HEADLINE_K == 40
+    n = power.seeds_for_power(PLAN.sesoi, PLAN.pilot_sd, bound=MARGIN)
+    assert PLAN.seeds == n and power.power(PLAN.sesoi, PLAN.pilot_sd, n, bound=MARGIN) >= 0.8
+    assert power.power(PLAN.sesoi, PLAN.pilot_sd, n - 1, bound=MARGIN) < 0.8
+
+
+def test_uncertainty_spread_is_the_mean_per_class_range():
+    from reprozoo.rainbow.experiment_rule import SPREAD_MIN, mechanism_gate, uncertainty_spread
+
+    sel = [{"labels": [0, 0, 0, 1, 1], "u": [0.0, 0.25, 0.5, 0.0, 0.0]},  # ranges 0.5 and 0
+           {"labels": [2, 2], "u": [1 / 12, 4 / 12]}]  # range 0.25
+    assert uncertainty_spread(sel) == pytest.approx((0.5 + 0.0 + 0.25) / 3)
+    assert np.isnan(uncertainty_spread([]))
+    spread, slots = mechanism_gate([0.3, 0.2], 40, 10)
+    assert spread.verdict == HELD and spread.estimate == pytest.approx(0.25) and slots.verdict == HELD
+    spread, slots = mechanism_gate([0.0, 0.0], 20, 10)  # all-certain memory, 2 slots per class
+    assert spread.verdict == NOT_HELD and slots.verdict == NOT_HELD and slots.estimate == 2
+    assert SPREAD_MIN == pytest.approx(2 / 12)
+
+
+def test_positive_control_is_balanced_vs_er_and_gates_the_headline():
+    from reprozoo.rainbow.experiment_rule import mechanism_gate, positive_control
+
+    rm = [b + 3.0 + 0.1 * i for i, b in enumerate(BAL)]
+    values = {"rm": rm, "er": ER, "balanced": BAL, "finetune": FT}
+    pos = positive_control(values)
+    assert pos.verdict == HELD and pos.estimate == pytest.approx(np.mean(BAL) - np.mean(ER))
+    mech = mechanism_gate([0.3] * 5, 40, 10)
+    head = decide(values, positive=True, mechanism=mech)
+    assert head.verdict == HELD and set(head.gates) >= {"positive_control", "mechanism", "negative_control"}
+    # balanced no better than ER: the benchmark could not see a known effect -> inconclusive, "no power"
+    flat = {**values, "er": [b - 0.2 for b in BAL]}
+    head = decide(flat, positive=True, mechanism=mech)
+    assert head.verdict == INCONCLUSIVE and "positive control not detected" in head.evidence
+    # the mechanism gate failing (2 slots per class) makes a winning headline inconclusive
+    head = decide(values, positive=True, mechanism=mechanism_gate([0.3] * 5, 20, 10))
+    assert head.verdict == INCONCLUSIVE and "mechanism inactive" in head.evidence
+    with pytest.raises(ValueError, match="positive control needs"):
+        decide({"rm": rm, "er": ER, "finetune": FT}, positive=True)

@@ -6,9 +6,16 @@ random numbers. Also measured: batched scoring vs scoring one candidate at a tim
 forward) and one perturbed copy per forward (the naive loop the batching replaces). The RM update
 uses the vectorised ``shift_cutout_noise`` perturbation, so that the ratios isolate batching; the
 default vote set ``vr_randaug`` makes each copy with Pillow and costs more (see docs/rainbow.md).
+
+Seeds batched as one model: whole continual runs (the experiment's trials: digits MLP, Blurry10,
+K = 40, E = 10) per CPU-second, one seed at a time (``ContinualLearner``) vs all seeds as one
+``torch.func`` model (``BatchedLearner``), for ER-reservoir (training only) and RM (training plus
+``vr_randaug`` vote scoring, which is per image and does not batch), measured in the same run.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -95,8 +102,43 @@ def _run(quick: bool) -> dict:
         row["flops"] = 0 if row["update"] == "reservoir" else 12 * row["candidates"] * per_forward
     peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)
     add_limit_fraction(rows, peak, ms_key="ms")
+    seed_rows = seed_batching(quick)
+    rows += seed_rows
     return {"rows": rows, "peak_flops": peak,
             "ratios": {"rm_update_over_reservoir": upd["ratio"], "batched_speedup_vs_per_copy": speedup,
-                       "batched_speedup_vs_per_candidate": cand["ratio"]},
+                       "batched_speedup_vs_per_candidate": cand["ratio"],
+                       **{f"trials_per_cpu_s_batched_over_sequential_{r['arm']}": r["batched_over_sequential"]
+                          for r in seed_rows if "batched_over_sequential" in r}},
             "goal": f"batched vote scoring >= {GOAL_SPEEDUP:g}x faster than one perturbed copy per forward pass",
             "met": bool(speedup >= GOAL_SPEEDUP), "threads": upd["threads"]}
+
+
+def seed_batching(quick: bool) -> list[dict]:
+    """Trials per CPU-second (process time), sequential vs batched seeds, for ER and RM (same seeds, same run)."""
+    from reprozoo.rainbow.batched import BatchedLearner
+    from reprozoo.rainbow.experiment import RainbowConfig
+    from reprozoo.rainbow.experiment_trials import _setup, settings_for
+    from reprozoo.rainbow.strategies import ContinualLearner
+
+    cfg = RainbowConfig.from_preset("quick")
+    rows = []
+    for arm, n in (("er", 4 if quick else 10), ("rm", 2 if quick else 4)):
+        seeds = list(range(n))
+        setups = [_setup(cfg, "rm_mlp_digits", s, cfg.blur) for s in seeds]
+        st = settings_for(cfg, arm, 40)
+        t0 = time.process_time()
+        seq = [ContinualLearner(fn, st, "cpu", s).fit(sc, d.x_train, d.x_test, sc.relabel(d.y_test)).task_acc[-1]
+               for (d, sc, fn), s in zip(setups, seeds)]
+        t1 = time.process_time()
+        bat = BatchedLearner([fn for _, _, fn in setups], st, "cpu", seeds).fit(
+            [sc for _, sc, _ in setups], [d.x_train for d, _, _ in setups], [d.x_test for d, _, _ in setups],
+            [sc.relabel(d.y_test) for d, sc, _ in setups])
+        t2 = time.process_time()
+        seq_rate, bat_rate = n / (t1 - t0), n / (t2 - t1)
+        diff = max(abs(a - r.task_acc[-1]) for a, r in zip(seq, bat))
+        rows.append({"update": f"{arm} trials one seed at a time", "candidates": "-", "K": 40, "arm": arm,
+                     "ms": 1e3 * (t1 - t0) / n, "trials_per_cpu_s": seq_rate, "seeds": n})
+        rows.append({"update": f"{arm} trials, {n} seeds as one batched model", "candidates": "-", "K": 40,
+                     "arm": arm, "ms": 1e3 * (t2 - t1) / n, "trials_per_cpu_s": bat_rate, "seeds": n,
+                     "batched_over_sequential": bat_rate / seq_rate, "max_abs_diff_A_last": diff})
+    return rows

@@ -53,8 +53,9 @@ PLAN = Plan(
                   "alternative 90.98 A_last = 18.5% fewer errors; the same error reduction at the strongest "
                   "simple alternative's 86.3% A_last at K=40 (quick record before this design) is 2.5 points"),
     margin=MARGIN,
-    pilot_sd=3.2,
-    pilot_source="placeholder until the K=40 pilot (quick record at K=20 gave 3.2)",
+    pilot_sd=3.99,
+    pilot_source=("pilot in docs/rainbow.md (MLP, Blurry10, K=40, seeds 1000-1009, batched): paired SD of RM - "
+                  "class-balanced random = 3.99 points (mean -1.04, 90% CI [-3.36, +1.27])"),
 )
 
 
