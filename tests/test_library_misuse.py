@@ -19,12 +19,17 @@ def _rng():
 def _cases():
     from reprozoo.activeasr import acquisition as aq
     from reprozoo.data import grounding as dg
+    from reprozoo.data import noisy_digits as ndg
+    from reprozoo.eclips import models as em
     from reprozoo.genas import proxies as gp
     from reprozoo.gmp import metrics as gm
+    from reprozoo.nara import data as nd
+    from reprozoo.nara import training as nt
     from reprozoo.pflayer import ops as po
     from reprozoo.rainbow import memory as rm
     from reprozoo.sinet import inference as si
     from reprozoo.sinet import metrics as sm
+    from reprozoo.tvqvae import baselines as tb
     from reprozoo.tvqvae import preprocess as tp
 
     lp = torch.log_softmax(torch.randn(5, 2, 29, generator=torch.Generator().manual_seed(0)), -1)
@@ -76,6 +81,18 @@ def _cases():
          r"^the weight of pure_flatness in acc\+flatness must be a finite number, got nan$"),
         ("tvqvae tokenize None", lambda: tp.tokenize(None), r"^a document must be a string, got NoneType None$"),
         ("pflayer op channels", lambda: po.make_spatial_op("conv3x3", -1), r"^channels must be >= 1, got -1$"),
+        ("nara sines NaN noise", lambda: nd.noisy_sines(4, noise_std=NAN), r"^noise_std must be a finite number"),
+        ("nara sines range", lambda: nd.noisy_sines(4, amplitude=(1.0, 0.5)),
+         r"^amplitude must be a \(low, high\) range with low <= high, got \(1.0, 0.5\)$"),
+        ("nara fit lr NaN", lambda: nt.FitConfig(lr=NAN).validate(), r"lr > 0$"),
+        ("eclips predict NaN frames", lambda: em.predict(em.base_learner(8, 8), torch.full((2, 3, 32, 32), NAN)),
+         r"^the model's probabilities are not finite"),
+        ("tvqvae ctfidf cluster 5", lambda: tb.ctfidf(np.ones((3, 4)), np.array([0, 5, 0]), 2),
+         r"^clusters must be <= 1; index 1 is 5$"),
+        ("tvqvae ctfidf NaN", lambda: tb.ctfidf(np.full((3, 4), NAN), np.array([0, 1, 0]), 2),
+         r"^bow must be finite"),
+        ("noisy digits NaN noise", lambda: ndg.noisy_digits(np.arange(4), noise=NAN),
+         r"^noise must be a finite number >= 0, got nan$"),
     ]
 
 

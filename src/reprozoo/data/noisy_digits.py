@@ -29,8 +29,8 @@ def _check(size: int, digit_size: int, shift: int, noise: float, contrast: tuple
     if shift < 0 or 2 * shift > size - digit_size:
         raise DataError(f"shift must be in [0, (size - digit_size) / 2 = {(size - digit_size) // 2}], got {shift}; "
                         "lower shift or digit_size, or raise size")
-    if noise < 0:
-        raise DataError(f"noise must be >= 0, got {noise}")
+    if not (0 <= noise < float("inf")):  # NaN fails this too
+        raise DataError(f"noise must be a finite number >= 0, got {noise}")
     if not 0 < contrast[0] <= contrast[1]:
         raise DataError(f"contrast must be (min, max) with 0 < min <= max, got {contrast}")
     if copies < 1:

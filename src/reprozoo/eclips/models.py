@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprozoo.errors import CheckpointError, ConfigError, MissingDependencyError
+from reprozoo.errors import CheckpointError, ConfigError, DataError, MissingDependencyError
 from reprozoo.runtime.registry import register_model
 from reprozoo.runtime.seeding import generator_scope
 
@@ -357,6 +357,9 @@ def predict(model: nn.Module, x: torch.Tensor, *, mc_samples: int = 0, uncertain
                 samples.append(p[None])
                 fused.append(p)
     s = torch.stack(samples)  # (T, K, B)
+    if not bool(torch.isfinite(s).all()):
+        raise DataError("the model's probabilities are not finite (NaN or inf in the input frames or diverged "
+                        "weights); check the frames and the checkpoint")
     prob = torch.stack(fused).mean(0).clamp(0, 1)
     flat = s.reshape(-1, s.shape[-1])
     if uncertainty == "variance":

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from reprozoo.data import load_digits_tensors, split_indices
-from reprozoo.errors import DataError
+from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.checks import finite
 
 
 def digits_sequences(seed: int = 0, test_fraction: float = 0.165) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,6 +25,10 @@ def noisy_sines(n: int, length: int = 64, *, noise_std: float = 0.05, amplitude:
     ``phi ~ U(0, 2 pi)``: ``(n, length)`` floats."""
     if n < 1 or length < 1:
         raise DataError(f"need n >= 1 and length >= 1 sequences, got n={n}, length={length}")
+    finite("noise_std", noise_std, lo=0.0)
+    for name, (lo, hi) in (("amplitude", amplitude), ("frequency", frequency)):
+        if finite(f"{name}[0]", lo) > finite(f"{name}[1]", hi):
+            raise ConfigError(f"{name} must be a (low, high) range with low <= high, got {(lo, hi)}")
     g = torch.Generator().manual_seed(seed)
     a = amplitude[0] + (amplitude[1] - amplitude[0]) * torch.rand(n, 1, generator=g)
     w = frequency[0] + (frequency[1] - frequency[0]) * torch.rand(n, 1, generator=g)

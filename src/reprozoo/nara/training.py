@@ -30,7 +30,7 @@ class FitConfig:
     max_steps_per_epoch: int = 0
 
     def validate(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+        if self.epochs < 0 or self.batch_size < 1 or not (0 < self.lr < float("inf")):
             raise ConfigError("fit settings need epochs >= 0, batch_size >= 1 and lr > 0")
 
 

@@ -19,6 +19,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.checks import finite_array, integer, integer_labels
 from reprozoo.tvqvae.estimator import PreparedCorpus, check_is_fitted, resolve_device
 from reprozoo.tvqvae.models import BowDecoder, TopicEncoder, TopicModel
 from reprozoo.tvqvae.training import train_topic_model
@@ -96,6 +97,11 @@ def lda(data: PreparedCorpus, k: int, seed: int, *, passes: int = 20, iterations
 
 def ctfidf(bow: np.ndarray, clusters: np.ndarray, k: int) -> np.ndarray:
     """Class-based TF-IDF (K x V): ``tf(w, c) * log(1 + A / f(w))``, tf L1-normalised per class."""
+    bow, k = finite_array("bow", bow, ndim=2), integer("k", k, lo=1)
+    clusters = integer_labels("clusters", clusters, lo=0, hi=k - 1)
+    if len(clusters) != len(bow) or (bow < 0).any():
+        raise DataError(f"bow must hold counts >= 0 with one cluster per row, got {len(bow)} rows and "
+                        f"{len(clusters)} clusters")
     tf = np.zeros((k, bow.shape[1]))
     np.add.at(tf, clusters, bow)
     avg_words = tf.sum() / k
