@@ -30,6 +30,8 @@ from reprozoo.nara.checks import (
     check_noise,
     check_outputs,
     check_threshold,
+    param_tally,
+    tally,
 )
 from reprozoo.nara.predictors import PriorPredictor, step_change
 from reprozoo.nara.protocol import ParallelAR
@@ -111,14 +113,14 @@ def sample_sequential(model: ParallelAR, *, batch: int | None = None, context: t
     """Plain AR sampling: one parallel call per generated position."""
     n, b, p0, noise, x = _setup(model, batch, context, noise, generator, device)
     fam = model.family
-    bad = torch.zeros((), dtype=torch.bool, device=x.device)
+    acc = param_tally(x.device)
     for t in range(p0, n):
         params = model.conditionals(x)
-        bad |= ~torch.isfinite(params[:, t]).all()  # on the device: no extra host sync per call
+        tally(acc, params[:, t])  # on the device: no extra host sync per call
         # the whole canvas goes through the same elementwise kernel as in the parallel samplers,
         # which keeps the result bit-identical to theirs
         x[:, t] = fam.sample(params, noise)[:, t]
-    check_outputs(bad, x)
+    check_outputs(acc, x)
     calls = torch.full((b,), n - p0, dtype=torch.long)
     return SampleResult(x, calls, n - p0, start=p0, method="sequential")
 
@@ -176,9 +178,9 @@ def sample_parallel(
     if p0 >= n:
         return SampleResult(x, torch.zeros(b, dtype=torch.long), 0, start=p0, method=name)
     with torch.inference_mode():
-        x, calls, iters, q_calls, c_calls, bad = _parallel_loop(model, x, noise, p0, tol, prior, confidence,
+        x, calls, iters, q_calls, c_calls, acc = _parallel_loop(model, x, noise, p0, tol, prior, confidence,
                                                                 threshold, rejected, compact, min(window, n))
-        check_outputs(bad, x)
+        check_outputs(acc, x)
     # plain tensors again (inference tensors cannot enter autograd later, e.g. as training states)
     return SampleResult(x.clone(), calls.cpu().clone(), iters, q_calls, c_calls, start=p0, method=name)
 
@@ -209,15 +211,15 @@ def _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold, rejec
     rows = torch.arange(b, device=dev)  # rows of the full batch still being sampled
     active = b
     xa, ma, ua, ca = x, m, noise, code
-    bad = torch.zeros((), dtype=torch.bool, device=dev)  # some call returned NaN/inf parameters
+    acc = param_tally(dev)  # not finite once some call returned NaN/inf parameters
     while True:
         if iters >= n - p0:
             # with finite parameters every call confirms >= 1 position per sample (the change in
             # front of the boundary is exactly 0 <= tol); NaN parameters compare false and stall
-            check_outputs(bad, xa)
+            check_outputs(acc, xa)
             raise RuntimeError("parallel sampler failed to make progress with finite model outputs (a bug)")
         params = model.conditionals(xa)
-        bad |= ~torch.isfinite(params).all()
+        tally(acc, params)
         iters += 1
         x_new = torch.where(pos >= ma[:, None], fam.sample(params, ua), xa)
         change, d = step_change(xa, x_new)
@@ -260,7 +262,7 @@ def _parallel_loop(model, x, noise, p0, tol, prior, confidence, threshold, rejec
             if not bool((j < n).any()):  # the one host sync per iteration
                 x = xa
                 break
-    return x, calls, iters, q_calls, c_calls, bad
+    return x, calls, iters, q_calls, c_calls, acc
 
 
 def sample(model: ParallelAR, method: str = "sequential", *, batch: int | None = None,
