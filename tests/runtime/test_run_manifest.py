@@ -66,3 +66,12 @@ def test_a_late_error_keeps_a_manifest_of_what_exists(tmp_path, capsys):
     manifest = json.loads((tmp_path / "r" / "run.json").read_text())
     assert manifest["files"] == ["made.txt", "run.json"] and manifest["status"] == "failed"
     assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_figures_and_subfolders_made_by_the_experiment_are_recorded(tmp_path):
+    import tests.runtime.toy  # noqa: F401  (registers _toy, which saves a figure)
+
+    out = tmp_path / "run"
+    assert main(["run", "_toy", "--preset", "smoke", "--out", str(out)]) == 0
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["files"] == ["config.yaml", "figures", "metrics.json", "report.md", "run.json"]

@@ -58,9 +58,9 @@ class RunContext:
 
     def subdir(self, name: str) -> Path:
         path = self.out_dir / name
-        path.mkdir(parents=True, exist_ok=True)
         if self._folder is not None:
-            self._folder.own(name.split("/")[0])
+            self._folder.own(name.split("/")[0])  # recorded as it is created
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     def run_trials(self, fn, trials, description: str = "trials") -> list[Any]:
