@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
         given = [name for name, value in zip(VIDEO_ONLY, (background, mask_video, smooth))
                  if value not in (None, False)]
         if given:
-            raise DataError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to video inputs only "
+            raise DataError(f"{', '.join(given)}: options that apply to video inputs only "
                             f"({', '.join(VIDEO_SUFFIXES)})")
         done, problems = segment_images(list(images), checkpoint, out, 0.5 if threshold is None else threshold,
                                         warn=lambda m: typer.echo(m, err=True), compile=compile,
