@@ -62,3 +62,28 @@ def test_a_package_command_is_built_when_named(capsys):
 
     assert main(["rexnet-info", "rexnet_100"]) == 0
     assert "params 4,796,873" in capsys.readouterr().out
+
+
+def test_one_name_imports_only_its_own_package():
+    code = ("import sys\nfrom reprozoo.runtime.registry import get_experiment, get_benchmark\n"
+            "get_experiment('nara'); get_benchmark('nara')\n"
+            "print('PACKAGES', sorted({m.split('.')[1] for m in sys.modules if m.startswith('reprozoo.')}\n"
+            "                         - {'data', 'errors', 'runtime'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
+    line = next(s for s in out.splitlines() if s.startswith("PACKAGES"))
+    assert line == "PACKAGES ['nara']", line  # no other method package
+
+
+def test_an_indexed_module_that_fails_to_import_is_one_line(tmp_path, monkeypatch, capsys):
+    from reprozoo.cli import main
+    from reprozoo.runtime import registry
+
+    (tmp_path / "reprozoo_broken_for_test.py").write_text("raise ImportError('needs the frobnicate package')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry_index.EXPERIMENTS, "_broken", {"module": "reprozoo_broken_for_test"})
+    monkeypatch.delitem(registry.BROKEN, "reprozoo_broken_for_test", raising=False)
+    assert main(["run", "_broken", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: experiment '_broken' is unavailable: reprozoo_broken_for_test failed to import "
+                       "(ImportError: needs the frobnicate package)"), err
+    assert not (tmp_path / "o").exists()
