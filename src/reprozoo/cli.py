@@ -271,9 +271,13 @@ def _register_method_commands(packages: list[str] | None = None) -> None:
     from reprozoo.runtime.registry import import_or_warn, method_packages
 
     for name in method_packages() if packages is None else packages:
-        mod = import_or_warn(f"reprozoo.{name}.cli")
+        mod = None if name in _REGISTERED else import_or_warn(f"reprozoo.{name}.cli")
         if mod:
             mod.register(app)
+            _REGISTERED.add(name)
+
+
+_REGISTERED: set[str] = set()  # packages whose commands are on `app` itself (not built on demand)
 
 
 def _end_distributed() -> None:
@@ -309,15 +313,15 @@ def _one_line(message: str) -> str:
     import re
 
     message = " ".join(message.split())
-    key = "Weights only load failed."
+    key = "Weights only load failed"
     at = message.find(key)
-    if at < 0:
+    if at < 0 or "weights_only" not in message[at:]:
         return message
     rest = message[at + len(key):]
-    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", rest)
-    ends = [m.end() for m in re.finditer(r"torch\.load\.html\.?|trusted source\.", rest)]
-    tail = rest[max(ends):] if ends else rest
-    return message[:at] + key.rstrip(".") + (f" ({detail.group(1).strip()})" if detail else "") + tail
+    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|\.\.\.|$)", rest)
+    ends = [m.end() for m in re.finditer(r"torch\.load\.html\.?|trusted source\.|\.\.\.", rest)]
+    tail = rest[max(ends):] if ends else re.search(r"\)*$", rest).group()
+    return message[:at] + key + (f" ({detail.group(1).strip()})" if detail else "") + tail
 
 
 def _sigterm_as_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: keep trials, exit 130
