@@ -43,3 +43,17 @@ def test_other_arguments():
     with pytest.raises(DataError, match="needs at least one group"):
         bootstrap_ci(kendall, [([math.nan], [1.0])], nan_policy="omit")
     assert kendall([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+
+
+def test_evolution_refuses_non_finite_scores():
+    import numpy as np
+
+    from reprozoo.genas.evolution import EvolutionConfig, NB201Space, evolve
+
+    def score(g):
+        return math.nan if "none" in g.ops else float(len(set(g.ops)))
+
+    with pytest.raises(DataError, match=r"^score_fn returned nan for .*; a search needs finite scores$"):
+        evolve(score, NB201Space(), EvolutionConfig(generations=2), np.random.default_rng(0))
+    with pytest.raises(DataError, match=r"^score_fn must return a number, got str"):
+        evolve(lambda g: "high", NB201Space(), EvolutionConfig(generations=1), np.random.default_rng(0))

@@ -9,13 +9,14 @@ NAS-Bench-201 ones (population 100, elite 30, 50 + 50 children).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from reprozoo.errors import ConfigError
+from reprozoo.errors import ConfigError, DataError
 from reprozoo.genas.spaces import (
     DARTS_EDGES,
     DARTS_GENES,
@@ -101,6 +102,19 @@ class SearchResult:
     n_evaluated: int = 0
 
 
+def _score(score_fn: Callable[[Any], float], genotype: Any) -> float:
+    """``score_fn(genotype)`` as a float; NaN or inf would make the ranking depend on the order of
+    the population (sorting is undefined with NaN), so it is an error naming the genotype."""
+    value = score_fn(genotype)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"score_fn must return a number, got {type(value).__name__} for {genotype}") from None
+    if not math.isfinite(v):
+        raise DataError(f"score_fn returned {v} for {genotype}; a search needs finite scores")
+    return v
+
+
 def evolve(score_fn: Callable[[Any], float], space: Any, cfg: EvolutionConfig | None = None,
            rng: np.random.Generator | None = None, on_generation: Callable[[int, list], None] | None = None) -> SearchResult:
     """Maximise ``score_fn`` over ``space``; returns the all-time best genotype."""
@@ -136,7 +150,7 @@ def evolve(score_fn: Callable[[Any], float], space: Any, cfg: EvolutionConfig | 
     for gen in range(cfg.generations):
         for g in pop:
             if g not in scores:
-                scores[g] = float(score_fn(g))
+                scores[g] = _score(score_fn, g)
         pool = {g: s for g, s in elite}
         pool.update({g: scores[g] for g in pop})
         elite = sorted(pool.items(), key=lambda kv: -kv[1])[: cfg.top_k]
