@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -10,11 +11,14 @@ from reprozoo.rexnet.channels_experiment import (
     ACC_MARGIN,
     ALTERNATIVES,
     ARM_SETTINGS,
+    EARLY_BLOCKS,
+    FIT_TRAIN_ACC,
     PLAN,
     ChannelsConfig,
     arms,
     decide,
     factor_claims,
+    fitted_gate,
 )
 from reprozoo.rexnet.schedule import STAGEWISE_BASE
 from reprozoo.rexnet.study import Arm, arm_macs, build_study_model, equal_mac_arms
@@ -27,18 +31,34 @@ torch.set_num_threads(1)
 
 def test_all_arms_are_at_equal_macs_and_the_counter_agrees():
     study = arms(ChannelsConfig.from_preset("quick"))
-    macs = equal_mac_arms(study, "rexnet")
-    assert macs["rexnet"] == macs["linear_relu6"] == macs["control"] == 6_306_180
-    assert macs["mbv2"] == macs["stagewise_silu"] == 6_318_696  # +0.2%
+    macs = equal_mac_arms(study, "rexnet", image_size=16, num_classes=20)
+    assert macs["rexnet"] == macs["linear_relu6"] == macs["control"] == macs["rexnet_short"] == 1_674_044
+    assert macs["mbv2"] == macs["stagewise_silu"] == 1_664_760  # -0.6%
     for name in ("rexnet", "mbv2"):
-        assert count_macs(build_study_model(study[name]), torch.randn(1, 1, 32, 32)) == macs[name]
+        model = build_study_model(study[name], image_size=16, num_classes=20)
+        assert count_macs(model, torch.randn(1, 1, 16, 16)) == macs[name]
+    # the former stage-wise arm (no shared early blocks) at the former 32x32 / 10-class setting
+    assert arm_macs(Arm("stagewise", "relu6", 0.25)) == 6_318_696 and arm_macs(Arm("linear", "silu", 0.25)) == 6_306_180
 
 
-def test_quick_preset_is_the_budgeted_one_and_smoke_is_unchanged():
+def test_presets_mirror_data_and_budget():
     q = ChannelsConfig.from_preset("quick")
-    assert (q.train_copies, q.epochs, q.batch_size, q.lr, q.width_mult, q.seeds) == (1, 3, 64, 5e-3, 0.25, [0, 1, 2])
+    assert (q.dataset, q.image_size, q.num_classes, q.epochs, q.batch_size, q.lr, q.width_mult, q.seeds) == (
+        "mirror", 16, 20, 12, 128, 5e-3, 0.25, [0, 1, 2])
+    assert ChannelsConfig.from_preset("full").seeds == list(range(10))
     s = ChannelsConfig.from_preset("smoke")
-    assert (s.train_copies, s.epochs, s.batch_size, s.lr, s.max_train) == (1, 1, 32, 2e-3, 64)
+    assert (s.epochs, s.batch_size, s.max_train) == (4, 32, 64)
+
+
+def test_mirror_digits_add_ten_mirrored_classes():
+    from reprozoo.data.noisy_digits import noisy_digits
+    from reprozoo.rexnet.mirror_digits import mirror_digits
+
+    idx = [0, 1, 2, 3]
+    x, y = mirror_digits(idx, copies=2, seed=5)
+    x0, y0 = noisy_digits(idx, copies=2, size=16, digit_size=12, shift=2, noise=0.2, seed=5)
+    assert x.shape == (16, 1, 16, 16) and torch.equal(x[:8], x0) and torch.equal(x[8:], x0.flip(-1))
+    assert torch.equal(y, torch.cat([y0, y0 + 10])) and int(y.max()) < 20
 
 
 def test_equal_mac_check_refuses_arms_at_different_widths():
@@ -50,15 +70,19 @@ def test_equal_mac_check_refuses_arms_at_different_widths():
 
 def test_one_builder_differs_only_in_widths_and_activation():
     study = arms(ChannelsConfig.from_preset("quick"))
-    rex, mb, ctl = (build_study_model(study[n]) for n in ("rexnet", "mbv2", "control"))
+    rex, mb, ctl = (build_study_model(study[n], image_size=16, num_classes=20) for n in ("rexnet", "mbv2", "control"))
     assert rex.schedule.out_channels == [16, 19, 22, 24, 27, 30, 33, 36, 38, 41, 44, 47, 50, 53, 55, 58]
     widths = mb.schedule.out_channels
-    assert widths == [8, 9, 9, 12, 12, 25, 25, 25, 37, 37, 37, 62, 62, 62, 62, 123]
-    # stage-wise: constant within each of the six stages (last block = the 320-like one)
+    # the first EARLY_BLOCKS = 3 blocks (stages 1-2) are the linear ones; no later block is narrower;
+    # then constant within each stage (last block = the 320-like one)
+    assert widths == [16, 19, 22, 22, 22, 22, 22, 22, 33, 33, 33, 55, 55, 55, 55, 111]
+    assert EARLY_BLOCKS == 3 and widths[:3] == rex.schedule.out_channels[:3]
     assert len({w for w, b in zip(widths, STAGEWISE_BASE) if b == 160}) == 1
+    old = build_study_model(Arm("stagewise", "relu6", 0.25)).schedule.out_channels
+    assert old == [8, 9, 9, 12, 12, 25, 25, 25, 37, 37, 37, 62, 62, 62, 62, 123]  # the former arm
     assert (rex.schedule.stem_chs, rex.schedule.pen_chs) == (mb.schedule.stem_chs, mb.schedule.pen_chs) == (32, 320)
     assert [b.stride for b in rex.schedule.blocks] == [b.stride for b in mb.schedule.blocks]
-    assert rex.forward_features(torch.randn(2, 1, 32, 32)).shape == (2, 320, 4, 4)  # total stride 8
+    assert rex.forward_features(torch.randn(2, 1, 16, 16)).shape == (2, 320, 2, 2)  # total stride 8
     assert isinstance(rex.blocks[5].expand.act, nn.SiLU) and isinstance(mb.blocks[5].expand.act, nn.ReLU6)
     assert isinstance(ctl.blocks[5].expand.act, nn.Identity) and isinstance(ctl.stem.act, nn.Identity)
     assert all(isinstance(m.blocks[5].post_act, nn.ReLU6) for m in (rex, mb, ctl))  # kept after the depthwise
@@ -87,7 +111,7 @@ def test_rule_holds_on_a_clear_paired_gain_and_respects_the_margin():
     assert decide(_accs([0.88, 0.89, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == HELD  # +0.03 every seed
     # +0.8 points on every seed: the interval excludes the 1-point margin
     assert decide(_accs([0.858, 0.868, 0.863], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))[0] == NOT_HELD
-    assert set(ALTERNATIVES) | {"rexnet", "control"} == set(ARM_SETTINGS)
+    assert set(ALTERNATIVES) | {"rexnet", "control", "rexnet_short"} == set(ARM_SETTINGS)
 
 
 def test_rule_is_the_one_sided_t_interval_by_hand():
@@ -135,9 +159,32 @@ def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
     assert data["headline"]["test"]["kind"] == "superiority" and data["headline"]["test"]["n"] == 1
     assert sorted(p.stem for p in (out / "trials").glob("*.json")) == sorted(f"{a}__seed0" for a in ARM_SETTINGS)
     m = data["metrics"]
-    assert m["method/rexnet_macs"] == 6_306_180 and m["baseline/mbv2_macs"] == 6_318_696
-    assert m["method/rexnet_params"] == sum(p.numel() for p in build_study_model(Arm("linear", "silu", 0.25))
-                                            .parameters())
+    assert m["method/rexnet_macs"] == 1_674_044 and m["baseline/mbv2_macs"] == 1_664_760
+    assert m["method/rexnet_params"] == sum(p.numel() for p in build_study_model(
+        Arm("linear", "silu", 0.25), image_size=16, num_classes=20).parameters())
+    stored = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
+    assert {len(r.get("result", r)["train_acc_curve"]) for r in stored} == {4, 1}  # the short arm: 4 // 4 epochs
     assert m["method/rexnet_acc"] * 64 == pytest.approx(round(m["method/rexnet_acc"] * 64))  # 64 test images
     assert [c["headline"] for c in data["claims"]] == [True] + [False] * 5
     assert (out / "figures" / "accuracy_by_arm.png").stat().st_size > 1000
+
+
+def test_fit_gate_reads_each_arms_final_train_accuracy():
+    fitted = [0.5, 0.8, 0.9, 0.95, 0.96, 0.96, 0.965, 0.97]
+    rising = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    tests = fitted_gate({"a": [fitted, fitted], "b": [fitted, rising]}, ("a", "b"))
+    assert tests[0].verdict == HELD and tests[0].estimate == pytest.approx(0.97)
+    assert tests[1].verdict == NOT_HELD and tests[1].estimate == pytest.approx((0.97 + 0.9) / 2)
+    assert FIT_TRAIN_ACC == 0.95
+
+
+def test_positive_control_and_plateau_gate_the_headline():
+    accs = {**_accs([0.88, 0.89, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]), "rexnet_short": [0.6, 0.62, 0.61]}
+    flat = [[0.9, 0.95, 0.96, 0.985]] * 3
+    curves = {a: flat for a in accs}
+    head = decide(accs, curves=curves)
+    assert head.verdict == HELD and head.record()["positive_control"][0]["estimate"] == pytest.approx(0.275)
+    blind = decide({**accs, "rexnet_short": accs["rexnet"]}, curves=curves)
+    assert blind.verdict == INCONCLUSIVE and "no power" in blind.evidence
+    slow = decide(accs, curves={**curves, "mbv2": [[0.2, 0.4, 0.6, 0.8]] * 3})  # mbv2 did not fit
+    assert slow.verdict == INCONCLUSIVE and "mechanism inactive" in slow.evidence

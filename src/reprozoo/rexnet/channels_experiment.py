@@ -4,7 +4,7 @@ The paper's channel-configuration search (Sec. 4, CIFAR) finds that a channel wi
 *linearly* with the block index beats the stage-wise (piecewise-constant, MobileNetV2-style)
 configuration at equal FLOPs, and ReXNet adds SiLU after every expansion layer. Here four networks
 from one builder (:func:`reprozoo.rexnet.study.build_study_model`: ReXNet's 16-block skeleton,
-total stride 8 for 32x32 inputs) at equal MACs (within 5%, checked before training) are trained
+total stride 8) at equal MACs (within 5%, checked before training) are trained
 identically on noisy shifted digits (:mod:`reprozoo.data.noisy_digits`) over >= 3 seeds:
 
 - ``rexnet``: linear schedule, SiLU after stem / expansions / penultimate conv (the method);
@@ -24,7 +24,6 @@ read from the 2x2 design, each by the same superiority test.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -35,14 +34,12 @@ import torch
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.rexnet.study import MAC_TOLERANCE, Arm, build_study_model, equal_mac_arms
 from reprozoo.runtime.config import ExperimentConfig
-from reprozoo.runtime.evaluation import accuracy
 from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
-from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import Headline, Plan, claim, headline, superiority
+from reprozoo.runtime.verdict import Headline, Plan, Test, claim, headline, superiority, threshold
 
 PAPER = "Han et al., Rethinking Channel Dimensions for Efficient Model Design (ReXNet), CVPR 2021"
 CLAIM = ("At equal MACs, ReXNet's configuration (channel width growing linearly with the block index, SiLU after "
@@ -63,7 +60,10 @@ PLAN = Plan(
     pilot_source=("quick run of record in docs/rexnet.md (seeds 0/1/2): SD of the paired differences rexnet - "
                   "linear_relu6 = +0.089 / +0.103 / +0.050"),
 )
-METHOD, CONTROL = "rexnet", "control"
+METHOD, CONTROL, SHORT = "rexnet", "control", "rexnet_short"
+EARLY_BLOCKS = 3  # stage-wise arms copy the linear widths of stages 1-2 (blocks 0-2); no later block is narrower
+SHORT_FRACTION = 4  # positive control: ReXNet trained for a quarter of the epochs (a known-true loss)
+FIT_TRAIN_ACC = 0.95  # mechanism gate: every compared arm fits its train set (fixed budget all arms must reach)
 ALTERNATIVES = ("mbv2", "linear_relu6", "stagewise_silu")
 ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penultimate conv)
     "rexnet": ("linear", "silu"),
@@ -71,49 +71,60 @@ ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penul
     "linear_relu6": ("linear", "relu6"),
     "stagewise_silu": ("stagewise", "silu"),
     "control": ("linear", "identity"),
+    "rexnet_short": ("linear", "silu"),
 }
 LABELS = {"rexnet": "linear + SiLU (ReXNet)", "mbv2": "stage-wise + ReLU6 (MobileNetV2)",
           "linear_relu6": "linear + ReLU6", "stagewise_silu": "stage-wise + SiLU",
-          "control": "linear, no act. after expansion (control)"}
+          "control": "linear, no act. after expansion (control)",
+          "rexnet_short": "ReXNet, a quarter of the epochs (positive control)"}
 
 
 @dataclass
 class ChannelsConfig(ExperimentConfig):
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     width_mult: float = 0.25  # every arm; stage-wise widths are matched to the linear MACs
-    # data: noisy shifted digits (calibrated so the stage-wise network lands well below 100%)
-    train_copies: int = 2  # distorted draws of each of the 1,438 train digits
-    test_copies: int = 3  # ... of each of the 359 test digits
+    # data: mirror digits (20 classes: each digit and its mirror image), calibrated on the control arm only
+    dataset: str = "mirror"  # mirror (20 classes, 16x16) | digits (the former 10-class set, 32x32)
+    image_size: int = 16
+    train_copies: int = 1  # distorted draws of each of the 1,438 train digits (x2 with the mirrors)
+    test_copies: int = 1  # ... of each of the 359 test digits
     max_train: int = 0  # 0 = all; > 0 truncates (smoke)
     max_test: int = 0
-    digit_size: int = 20
-    shift: int = 6
-    noise: float = 0.0  # calibrated: at 0.1 the stage-wise arm reached 0.36, at 0.0 0.79 (6 epochs)
+    digit_size: int = 12
+    shift: int = 2
+    noise: float = 0.2
     contrast_min: float = 0.4
     contrast_max: float = 1.0
     data_seed: int = 0
-    # training (the same for every arm): AdamW, warm-up then per-step cosine
-    epochs: int = 6
+    # training (the same for every arm; the positive control runs a quarter of the epochs)
+    epochs: int = 12
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.01
     warmup_epochs: float = 0.5
     dropout: float = 0.0
 
     PRESETS: ClassVar[dict] = {
-        "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "train_copies": 1, "test_copies": 1, "epochs": 1,
-                  "batch_size": 32, "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
-        # quick: one copy x 3 epochs at batch 64, lr 5e-3 (<= 400 CPU-s for 15 trials); calibrated on the
-        # mbv2 arm alone (seed 0): 0.36 test accuracy at lr 2e-3, 0.46 at lr 5e-3 (chance 0.10)
-        "quick": {"device": "cpu", "train_copies": 1, "epochs": 3, "batch_size": 64, "lr": 5e-3},
+        "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "epochs": 4, "batch_size": 32,
+                  "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
+        "quick": {"device": "cpu"},
+        "full": {"device": "cpu", "seeds": list(range(10))},
         "paper": {"seeds": [0, 1, 2, 3, 4], "train_copies": 6, "epochs": 30, "width_mult": 0.5},
     }
+
+    @property
+    def num_classes(self) -> int:
+        return 20 if self.dataset == "mirror" else 10
 
     def validate(self) -> None:
         if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct and non-empty, got {self.seeds}")
+        if self.dataset not in ("mirror", "digits"):
+            raise ConfigError(f"dataset must be 'mirror' or 'digits', got '{self.dataset}'")
+        if self.image_size not in (16, 32):
+            raise ConfigError(f"image_size must be 16 or 32, got {self.image_size}")
         if not 0 < self.width_mult <= 2:
-            raise ConfigError(f"width_mult must be in (0, 2] for 32x32 inputs, got {self.width_mult}")
+            raise ConfigError(f"width_mult must be in (0, 2] for these inputs, got {self.width_mult}")
         if self.train_copies < 1 or self.test_copies < 1 or self.max_train < 0 or self.max_test < 0:
             raise ConfigError("train_copies and test_copies must be >= 1, max_train and max_test >= 0 (0 = all)")
         if self.epochs < 1 or self.batch_size < 1:
@@ -125,68 +136,94 @@ class ChannelsConfig(ExperimentConfig):
         from reprozoo.data.noisy_digits import _check
 
         try:
-            _check(32, self.digit_size, self.shift, self.noise, (self.contrast_min, self.contrast_max), 1)
+            _check(self.image_size, self.digit_size, self.shift, self.noise, (self.contrast_min, self.contrast_max), 1)
         except DataError as err:
             raise ConfigError(f"noisy-digit settings: {err}") from None
 
 
 def arms(cfg: ChannelsConfig) -> dict[str, Arm]:
-    return {name: Arm(s, a, cfg.width_mult) for name, (s, a) in ARM_SETTINGS.items()}
+    return {name: Arm(s, a, cfg.width_mult, early=EARLY_BLOCKS if s == "stagewise" else 0)
+            for name, (s, a) in ARM_SETTINGS.items()}
+
+
+def _build(cfg: ChannelsConfig, arm: Arm):
+    return build_study_model(arm, image_size=cfg.image_size, num_classes=cfg.num_classes, drop_rate=cfg.dropout)
 
 
 def data(cfg: ChannelsConfig):
     """``((x_train, y_train), (x_test, y_test))``, generated once per process for given settings."""
-    return _data(cfg.train_copies, cfg.test_copies, cfg.max_train, cfg.max_test, cfg.data_seed, cfg.digit_size,
-                 cfg.shift, cfg.noise, cfg.contrast_min, cfg.contrast_max)
+    return _data(cfg.dataset, cfg.image_size, cfg.train_copies, cfg.test_copies, cfg.max_train, cfg.max_test,
+                 cfg.data_seed, cfg.digit_size, cfg.shift, cfg.noise, cfg.contrast_min, cfg.contrast_max)
 
 
 @lru_cache(maxsize=2)
-def _data(train_copies, test_copies, max_train, max_test, seed, digit_size, shift, noise, c_min, c_max):
+def _data(dataset, size, train_copies, test_copies, max_train, max_test, seed, digit_size, shift, noise, c_min,
+          c_max):
     from reprozoo.data.noisy_digits import digit_split, noisy_digits
+    from reprozoo.rexnet.mirror_digits import mirror_digits
 
-    kw = dict(digit_size=digit_size, shift=shift, noise=noise, contrast=(c_min, c_max))
+    make = mirror_digits if dataset == "mirror" else noisy_digits
+    kw = dict(size=size, digit_size=digit_size, shift=shift, noise=noise, contrast=(c_min, c_max))
     tr, te = digit_split()
     if max_train:
         tr = tr[:max_train]
     if max_test:
         te = te[:max_test]
-    (xtr, ytr), (xte, yte) = (noisy_digits(tr, copies=train_copies, seed=seed, **kw),
-                              noisy_digits(te, copies=test_copies, seed=seed + 1_000_003, **kw))
+    (xtr, ytr), (xte, yte) = (make(tr, copies=train_copies, seed=seed, **kw),
+                              make(te, copies=test_copies, seed=seed + 1_000_003, **kw))
+    pick = torch.Generator().manual_seed(seed)  # a fixed subset that keeps both halves of the mirror set
     if max_train:
-        xtr, ytr = xtr[:max_train], ytr[:max_train]
+        keep = torch.randperm(len(xtr), generator=pick)[:max_train]
+        xtr, ytr = xtr[keep], ytr[keep]
     if max_test:
-        xte, yte = xte[:max_test], yte[:max_test]
+        keep = torch.randperm(len(xte), generator=pick)[:max_test]
+        xte, yte = xte[keep], yte[keep]
     return (xtr, ytr), (xte, yte)
 
 
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
-    """Train the network of ``trial.arm`` on the noisy digits and test it."""
-    from reprozoo.data.splits import TensorDataset
-    from reprozoo.rexnet.training import warmup_cosine
+    """Train the network of ``trial.arm`` (:func:`reprozoo.rexnet.channels_training.fit_and_test`) and test it."""
+    from reprozoo.rexnet.channels_training import fit_and_test
 
     cfg: ChannelsConfig = tctx.config
-    (xtr, ytr), (xte, yte) = data(cfg)
     with torch.random.fork_rng(devices=[]):  # every arm of a seed starts from the same init stream,
         torch.manual_seed(trial.seed)          # without touching the caller's global RNG state
-        model = build_study_model(arms(cfg)[trial.arm], drop_rate=cfg.dropout)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = math.ceil(len(xtr) / cfg.batch_size)
-    sched = warmup_cosine(opt, steps * cfg.epochs, int(round(cfg.warmup_epochs * steps)))
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=trial.seed, device=cfg.device,
-                     scheduler_interval="step", checkpoint_every=0)
-    trainer = Trainer(model, opt, TensorDataset(xtr, ytr), tc, scheduler=sched, progress=False)
-    history = trainer.fit()
-    return {"arm": trial.arm, "seed": trial.seed, "test_acc": accuracy(trainer.unwrapped_model(), xte, yte),
-            "train_loss": history[-1]["train_loss"], "first_loss": history[0]["train_loss"],
-            "train_acc": history[-1].get("train_acc", float("nan"))}
+        model = _build(cfg, arms(cfg)[trial.arm])
+    epochs = max(1, cfg.epochs // SHORT_FRACTION) if trial.arm == SHORT else cfg.epochs
+    r = fit_and_test(model, data(cfg), seed=trial.seed, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                     weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs)
+    return {"arm": trial.arm, "seed": trial.seed, "epochs": epochs, "test_acc": r["test_acc"],
+            "train_acc": r["train_acc"][-1], "train_acc_curve": r["train_acc"], "train_loss": r["train_loss"][-1],
+            "first_loss": r["train_loss"][0]}
 
 
 # ---------------------------------------------------------------- the rule
-def decide(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> Headline:
+def fitted_gate(curves: dict[str, list[list[float]]], arms_: tuple[str, ...]) -> list[Test]:
+    """Mechanism gate: the budget is high enough for every compared arm to fit its train set (mean final
+    train accuracy over seeds at least :data:`FIT_TRAIN_ACC`), so the comparison measures what each
+    network represents, not how fast it trains."""
+    return [threshold(float(np.mean([c[-1] for c in curves[a]])), at_least=FIT_TRAIN_ACC,
+                      name=f"{a} final train accuracy") for a in arms_]
+
+
+def positive_control(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> Test:
+    """Known-true effect on the same benchmark and rule: ReXNet beats itself trained for a quarter of
+    the epochs by more than ``margin``."""
+    return superiority(accs[METHOD], accs[SHORT], margin=margin, min_seeds=MIN_SEEDS,
+                       name="positive control (full vs quarter budget) test accuracy", other_name=f"'{SHORT}'")
+
+
+def decide(accs: dict[str, list[float]], margin: float = ACC_MARGIN,
+           curves: dict[str, list[list[float]]] | None = None) -> Headline:
     """The headline: ``rexnet`` beats the strongest of :data:`ALTERNATIVES` by more than ``margin``
-    (one-sided 95% paired t-interval), gated on the control losing to ``rexnet`` by the same test."""
+    (one-sided 95% paired t-interval), gated on the control losing to ``rexnet`` by the same test, on
+    the positive control (when its arm ran) and, given per-epoch train ``curves``, on every compared
+    arm fitting its train set (:func:`fitted_gate`)."""
+    pos = positive_control(accs, margin) if SHORT in accs else None
+    mech = fitted_gate(curves, (METHOD, *ALTERNATIVES, CONTROL)) if curves is not None else None
     return headline(accs[METHOD], {a: accs[a] for a in ALTERNATIVES}, accs[CONTROL], margin=margin,
-                    min_seeds=MIN_SEEDS, plan=PLAN, name="test accuracy", control_name=LABELS[CONTROL])
+                    min_seeds=MIN_SEEDS, plan=PLAN, name="test accuracy", control_name=LABELS[CONTROL],
+                    positive_control=pos, mechanism=mech)
 
 
 def factor_claims(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> list[dict]:
@@ -228,22 +265,25 @@ def _figure(ctx, stats: dict[str, tuple[float, float]], accs: dict[str, list[flo
 @register_experiment("rexnet-channels", paper=PAPER, claim=CLAIM, config=ChannelsConfig)
 def run_channels(cfg: ChannelsConfig, ctx) -> ExperimentResult:
     study = arms(cfg)
-    macs = equal_mac_arms(study, METHOD)  # raises before any training if the arms drift apart
-    params = {name: count_params(build_study_model(arm)) for name, arm in study.items()}
+    macs = equal_mac_arms(study, METHOD, image_size=cfg.image_size, num_classes=cfg.num_classes)  # before training
+    params = {name: count_params(_build(cfg, arm)) for name, arm in study.items()}
     trials = [Trial(arm, s) for arm in study for s in cfg.seeds]
     results = ctx.run_trials(run_one, trials, description="rexnet-channels arms x seeds")
     accs: dict[str, list[float]] = {a: [] for a in study}
+    curves: dict[str, list[list[float]]] = {a: [] for a in study}
     for t, r in zip(trials, results):
         accs[t.arm].append(float(r["test_acc"]))
-    head = decide(accs)  # fewer than MIN_SEEDS seeds: inconclusive
+        curves[t.arm].append([float(v) for v in r["train_acc_curve"]])
+    head = decide(accs, curves=curves)  # fewer than MIN_SEEDS seeds: inconclusive
     claims = [claim(CLAIM, head, headline=True)] + factor_claims(accs)
     stats = {a: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for a, v in accs.items()}
     metrics: dict[str, float] = {}
     rows = []
-    widths = {name: build_study_model(arm).schedule.out_channels for name, arm in study.items()}
+    widths = {name: _build(cfg, arm).schedule.out_channels for name, arm in study.items()}
     for a in study:
-        group = "method" if a == METHOD else "control" if a == CONTROL else "baseline"
+        group = "method" if a == METHOD else "control" if a in (CONTROL, SHORT) else "baseline"
         metrics[f"{group}/{a}_acc"] = stats[a][0]
+        metrics[f"{group}/{a}_train_acc"] = float(np.mean([c[-1] for c in curves[a]]))
         metrics[f"{group}/{a}_acc_std"] = stats[a][1]
         metrics[f"{group}/{a}_macs"] = float(macs[a])
         metrics[f"{group}/{a}_params"] = float(params[a])
@@ -255,8 +295,8 @@ def run_channels(cfg: ChannelsConfig, ctx) -> ExperimentResult:
     metrics["train/min_loss_drop"] = float(min(loss_drop))
     figures = [_figure(ctx, stats, accs)]
     n_train = len(data(cfg)[0][0])
-    notes = (f"noisy digits: {n_train} train images, noise {cfg.noise}, shift ±{cfg.shift}px, digit {cfg.digit_size}px "
-             f"on 32x32; width_mult {cfg.width_mult}, total stride 8; AdamW lr {cfg.lr}, weight decay "
+    notes = (f"{cfg.dataset} digits ({cfg.num_classes} classes): {n_train} train images, noise {cfg.noise}, shift "
+             f"±{cfg.shift}px, digit {cfg.digit_size}px on {cfg.image_size}x{cfg.image_size}; width_mult {cfg.width_mult}, total stride 8; AdamW lr {cfg.lr}, weight decay "
              f"{cfg.weight_decay}, {cfg.epochs} epochs, batch {cfg.batch_size}, warm-up + cosine; "
              f"MACs equal within {MAC_TOLERANCE:.0%} (checked); margin {ACC_MARGIN} accuracy (one-sided 95% "
              f"paired t-interval, at least {MIN_SEEDS} seeds; {PLAN.planned_n} seeds planned for 80% power at "

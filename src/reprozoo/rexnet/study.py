@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from reprozoo.errors import ConfigError
 from reprozoo.rexnet.blocks import ACTIVATIONS
 from reprozoo.rexnet.models import ReXNet
-from reprozoo.rexnet.schedule import rexnet_schedule, schedule_macs, stagewise_channels
+from reprozoo.rexnet.schedule import STAGEWISE_BASE, rexnet_schedule, schedule_macs, stagewise_channels
 
 SCHEDULES = ("linear", "stagewise")
 MAC_TOLERANCE = 0.05  # arms compared "at equal MACs" must agree within 5%
@@ -31,12 +31,15 @@ class Arm:
     schedule: str  # linear | stagewise
     act: str  # after the stem, each expansion 1x1 and the penultimate conv
     width_mult: float
+    early: int = 0  # stage-wise only: this many leading blocks copy the linear widths, no later block is narrower
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.act not in ACTIVATIONS:
             raise ConfigError(f"unknown activation '{self.act}'; choose one of: {', '.join(ACTIVATIONS)}")
+        if not 0 <= self.early < len(STAGEWISE_BASE) - 1:
+            raise ConfigError(f"early must be in [0, {len(STAGEWISE_BASE) - 2}], got {self.early}")
 
 
 def block_widths(arm: Arm, *, image_size: int = 32, in_chans: int = 1, num_classes: int = 10,
@@ -46,9 +49,36 @@ def block_widths(arm: Arm, *, image_size: int = 32, in_chans: int = 1, num_class
     if arm.schedule == "linear":
         return linear.out_channels
     target = schedule_macs(linear, image_size, in_chans=in_chans, num_classes=num_classes)
+    if arm.early:
+        return _stagewise_after(linear.out_channels[:arm.early], target, arm.width_mult, image_size, in_chans,
+                                num_classes, stage_strides)
     chans, _ = stagewise_channels(target, width_mult=arm.width_mult, image_size=image_size, in_chans=in_chans,
                                   num_classes=num_classes, stage_strides=stage_strides)
     return chans
+
+
+def _stagewise_after(early: list[int], target: int, width_mult: float, image_size: int, in_chans: int,
+                     num_classes: int, stage_strides: Sequence[int], min_chs: int = 8) -> list[int]:
+    """The linear widths for the ``early`` blocks, then MobileNetV2's stage widths scaled by the one
+    multiplier (bisection) that brings the network closest to ``target`` MACs, none narrower than the
+    last early block (so the early blocks, not a width floor, are what the two schedules share)."""
+    rest = STAGEWISE_BASE[len(early):]
+    floor = max(min_chs, max(early))
+
+    def build(scale: float) -> tuple[list[int], int]:
+        chans = list(early) + [max(floor, int(round(c * scale))) for c in rest]
+        sched = rexnet_schedule(width_mult, block_channels=chans, stage_strides=stage_strides)
+        return chans, schedule_macs(sched, image_size, in_chans=in_chans, num_classes=num_classes)
+
+    lo, hi = 0.01, 8.0
+    best = build(1.0)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        cand = build(mid)
+        if abs(cand[1] - target) < abs(best[1] - target):
+            best = cand
+        lo, hi = (mid, hi) if cand[1] < target else (lo, mid)
+    return best[0]
 
 
 def build_study_model(arm: Arm, *, image_size: int = 32, in_chans: int = 1, num_classes: int = 10,

@@ -1,0 +1,55 @@
+"""One trial of ``rexnet-channels``: train one study network, keep every epoch's train accuracy.
+
+A plain loop (AdamW, per-step warm-up then cosine, the seed's own batch order and initial weights)
+in the channels-last memory format, which is faster on CPU for these small networks; the per-epoch
+train accuracy is what the plateau gate of the experiment reads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: int, lr: float,
+                 weight_decay: float, warmup_epochs: float, channels_last: bool = True,
+                 eval_batch: int = 512) -> dict[str, Any]:
+    """Train ``model`` on ``data = ((x_train, y_train), (x_test, y_test))``; returns ``test_acc``,
+    ``train_acc`` (per epoch, measured on the fly), ``train_loss`` (per epoch)."""
+    from reprozoo.rexnet.training import warmup_cosine
+
+    (xtr, ytr), (xte, yte) = data
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        xtr, xte = xtr.contiguous(memory_format=torch.channels_last), xte.contiguous(memory_format=torch.channels_last)
+    n = len(xtr)
+    steps = math.ceil(n / batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = warmup_cosine(opt, steps * epochs, int(round(warmup_epochs * steps)))
+    gen = torch.Generator().manual_seed(7919 * int(seed) + 3)
+    accs, losses = [], []
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        hits, loss_sum = 0, 0.0
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            out = model(xtr[idx])
+            loss = F.cross_entropy(out, ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            hits += int((out.argmax(1) == ytr[idx]).sum())
+            loss_sum += float(loss.detach()) * len(idx)
+        accs.append(hits / n)
+        losses.append(loss_sum / n)
+    model.eval()
+    with torch.no_grad():
+        test_hits = sum(int((model(xte[i:i + eval_batch]).argmax(1) == yte[i:i + eval_batch]).sum())
+                        for i in range(0, len(xte), eval_batch))
+    return {"test_acc": test_hits / len(xte), "train_acc": accs, "train_loss": losses}
