@@ -73,3 +73,12 @@ def test_purity_on_string_labels_and_checks():
         best_half([0.1, math.nan])
     with pytest.raises(DataError, match=r"^topic_word must be finite"):
         top_words(np.array([[math.nan, 1.0]]), ["a", "b"])
+
+
+def test_transform_counts_checks_histograms(est):
+    with pytest.raises(DataError, match=r"^code counts must be finite; index \(0, 1\) is nan"):
+        est.transform_counts(np.array([[0.0, math.nan] + [0.0] * (est.n_codes - 2)]))
+    with pytest.raises(DataError, match=rf"^code counts must be \(n_docs, {est.n_codes}\) histograms >= 0"):
+        est.transform_counts(np.ones((2, 3)))
+    theta = est.transform_counts(np.ones((2, est.n_codes)))
+    assert theta.shape == (2, 6) and np.allclose(theta.sum(1), 1, atol=1e-6)

@@ -245,7 +245,11 @@ class TVQVAE:
         return self.transform_counts(self.code_counts(docs))
 
     def transform_counts(self, x: torch.Tensor) -> np.ndarray:
+        """Topic mixtures of codebook histograms ``(n_docs, n_codes)`` (finite counts >= 0)."""
         check_is_fitted(self)
+        x = torch.as_tensor(finite_array("code counts", x, dtype=np.float32, ndim=2))
+        if x.shape[1] != self.n_codes or bool((x < 0).any()):
+            raise DataError(f"code counts must be (n_docs, {self.n_codes}) histograms >= 0, got shape {tuple(x.shape)}")
         self.model_.eval()
         out = []
         for i in range(0, len(x), 4096):
