@@ -73,7 +73,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                           'bottleneck: the max-pool network is as accurate as the depthwise-conv network '
                           '(the strongest cheap alternative) with fewer parameters and lower measured '
                           'latency.',
-                 'presets': ['smoke', 'quick', 'paper']},
+                 'presets': ['smoke', 'quick', 'full', 'paper']},
  'rainbow-memory': {'module': 'reprozoo.rainbow.experiment',
                     'package': 'rainbow',
                     'paper': 'Bang et al., Rainbow Memory: Continual Learning with a Memory of Diverse '
@@ -90,7 +90,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                      'claim': "At equal MACs, ReXNet's configuration (channel width growing linearly with "
                               'the block index, SiLU after each expansion layer) is more accurate than the '
                               'stage-wise MobileNetV2 configuration with ReLU6 and than either change alone.',
-                     'presets': ['smoke', 'quick', 'paper']},
+                     'presets': ['smoke', 'quick', 'full', 'paper']},
  'rexnet-imagenet': {'module': 'reprozoo.rexnet.training',
                      'package': 'rexnet',
                      'paper': 'Han et al., Rethinking Channel Dimensions for Efficient Model Design '
