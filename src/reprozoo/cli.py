@@ -57,7 +57,7 @@ def list_cmd() -> None:
 @app.command("run")
 def run_cmd(
     name: Annotated[str, typer.Argument(help="experiment name, or 'all'")],
-    preset: Annotated[str, typer.Option(help="smoke | quick | paper")] = "quick",
+    preset: Annotated[str, typer.Option(help="smoke | quick | full | paper (per experiment: `reprozoo list`)")] = "quick",
     seeds: Annotated[str | None, typer.Option(help="comma-separated seeds, e.g. 0,1,2")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="config override key=value")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (for 'all': a root folder)")] = None,
