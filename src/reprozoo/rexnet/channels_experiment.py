@@ -4,20 +4,26 @@ The paper's channel-configuration search (Sec. 4, CIFAR) finds that a channel wi
 *linearly* with the block index beats the stage-wise (piecewise-constant, MobileNetV2-style)
 configuration at equal FLOPs, and ReXNet adds SiLU after every expansion layer. Here four networks
 from one builder (:func:`reprozoo.rexnet.study.build_study_model`: ReXNet's 16-block skeleton,
-total stride 8) at equal MACs (within 5%, checked before training) are trained
-identically on noisy shifted digits (:mod:`reprozoo.data.noisy_digits`) over >= 3 seeds:
+total stride 8) at equal MACs (within 5%, checked before training) are trained identically on
+mirror digits (:mod:`reprozoo.rexnet.mirror_digits`: 20 classes, each digit and its mirror image,
+16x16) over >= 3 seeds:
 
 - ``rexnet``: linear schedule, SiLU after stem / expansions / penultimate conv (the method);
-- ``mbv2``: stage-wise schedule, ReLU6 everywhere (the MobileNetV2 configuration);
+- ``mbv2``: stage-wise schedule, ReLU6 everywhere (the MobileNetV2 configuration); its first
+  ``EARLY_BLOCKS`` blocks have the linear widths and no later block is narrower, so the two schedules
+  differ in how the later widths grow, not in a narrow early floor;
 - ``linear_relu6`` and ``stagewise_silu``: the two crossed ablations;
 - ``control`` (negative control): linear schedule with *no* activation after the stem, the
-  expansion 1x1 convs and the penultimate conv (the paper's rank argument says this is worse).
+  expansion 1x1 convs and the penultimate conv (the paper's rank argument says this is worse);
+- ``rexnet_short`` (positive control): ``rexnet`` trained for a quarter of the epochs.
 
 Headline (:func:`reprozoo.runtime.verdict.headline`, rule and ``ACC_MARGIN`` fixed before the first
 quick run): ``rexnet`` beats the strongest of the three alternatives (by mean) by more than
 ``ACC_MARGIN``: the one-sided 95% lower bound of the mean paired gain over seeds must exceed
 ``ACC_MARGIN`` ("not held" when the upper bound is below it, "inconclusive" otherwise). The control
-must lose to ``rexnet`` by the same test, else the headline is "inconclusive". The design (SESOI,
+must lose to ``rexnet`` by the same test, ``rexnet`` must beat ``rexnet_short`` by the same test
+(positive control), and every compared arm must fit its train set (``FIT_TRAIN_ACC``, the mechanism
+gate), else the headline is "inconclusive". The design (SESOI,
 pilot SD, seeds for 80% power) is :data:`PLAN`. The schedule and activation effects are sub-claims
 read from the 2x2 design, each by the same superiority test.
 """
