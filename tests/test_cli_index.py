@@ -87,3 +87,24 @@ def test_an_indexed_module_that_fails_to_import_is_one_line(tmp_path, monkeypatc
     assert err[-1] == ("error: experiment '_broken' is unavailable: reprozoo_broken_for_test failed to import "
                        "(ImportError: needs the frobnicate package)"), err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_listed_command_whose_package_fails_to_import_is_one_line(monkeypatch, capsys):
+    import importlib
+
+    from reprozoo.cli import main
+    from reprozoo.runtime import registry
+
+    real = importlib.import_module
+
+    def fake(name, package=None):
+        if name == "reprozoo.rainbow.cli":
+            raise ImportError("needs the frobnicate package")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    monkeypatch.delitem(registry.BROKEN, "reprozoo.rainbow.cli", raising=False)
+    assert main(["rainbow-split", "--out", "/nonexistent-never-written.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: command 'rainbow-split' is unavailable (reprozoo.rainbow.cli: ImportError: needs "
+                       "the frobnicate package)"), err

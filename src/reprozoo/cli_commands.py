@@ -60,7 +60,8 @@ def package_command(name: str, packages: list[str]):
 
     command = _registered(packages).commands.get(name)
     if command is None:
-        why = "; ".join(f"{m}: {e}" for m, e in BROKEN.items()) or "no package registers it"
+        why = "; ".join(f"{m}: {e}" for m, e in BROKEN.items()
+                        if any(m.startswith(f"reprozoo.{p}.") for p in packages)) or "no package registers it"
         raise MissingDependencyError(f"command '{name}' is unavailable ({why})")
     return command
 
