@@ -16,6 +16,15 @@ def _rng():
     return np.random.default_rng(0)
 
 
+class _NanNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((len(x), 4), NAN) + self.w
+
+
 def _cases():
     from reprozoo.activeasr import acquisition as aq
     from reprozoo.data import grounding as dg
@@ -53,8 +62,6 @@ def _cases():
          r"^vote weighting must be 'loss' or 'uniform', got 'x'$"),
         ("gmp vote shapes", lambda: gm.vote_top1(seg, torch.rand(1, 4)), r"^segments must be \(B, K >= 1, 2\)"),
         ("gmp recall n 0", lambda: gm.recall_table(seg[:, 0], seg, seg[:, 0], ns=(0,)), r"^n must be >= 1, got 0$"),
-        ("gmp recall R9", lambda: gm.recall_table(seg[:, 0], seg, seg[:, 0], ns=(9,)),
-         r"^R9 needs 9 ranked proposals per query, got 3$"),
         ("gmp recall iou 2", lambda: gm.recall_table(seg[:, 0], seg, seg[:, 0], ious=(2,)),
          r"^IoU threshold must be <= 1.0, got 2.0$"),
         ("asr least_confidence NaN", lambda: aq.least_confidence(torch.full((5, 2, 29), NAN), torch.tensor([5, 5])),
@@ -91,6 +98,10 @@ def _cases():
          r"^clusters must be <= 1; index 1 is 5$"),
         ("tvqvae ctfidf NaN", lambda: tb.ctfidf(np.full((3, 4), NAN), np.array([0, 1, 0]), 2),
          r"^bow must be finite"),
+        ("rainbow votes NaN logits", lambda: rm.vote_uncertainty(_NanNet(), torch.rand(3, 3, 8, 8), n_votes=2),
+         r"^the model's logits are not finite on the perturbed copies"),
+        ("rainbow votes float n", lambda: rm.vote_uncertainty(_NanNet(), torch.rand(3, 3, 8, 8), n_votes=2.5),
+         r"^n_votes must be an integer, got 2.5$"),
         ("noisy digits NaN noise", lambda: ndg.noisy_digits(np.arange(4), noise=NAN),
          r"^noise must be a finite number >= 0, got nan$"),
     ]

@@ -45,8 +45,7 @@ def vote_uncertainty(model: torch.nn.Module, x: torch.Tensor, perturb=None, n_vo
     one batched forward pass of about ``batch_size`` rows. Returns values in {0, 1/T, ..., (T-1)/T}.
     ``perturb`` defaults to the official experiment script's vote set ``vr_randaug``.
     """
-    if n_votes < 1:
-        raise ConfigError(f"n_votes must be >= 1, got {n_votes}")
+    n_votes, batch_size = integer("n_votes", n_votes, lo=1), integer("batch_size", batch_size, lo=1)
     perturb = perturb if perturb is not None else make_perturbation()
     if hasattr(perturb, "check_votes"):
         perturb.check_votes(n_votes)
@@ -59,7 +58,11 @@ def vote_uncertainty(model: torch.nn.Module, x: torch.Tensor, perturb=None, n_vo
         for start in range(0, len(x), chunk):
             xb = x[start:start + chunk].to(device)
             copies = perturbed_copies(xb, n_votes, perturb, generator)
-            pred = model(copies).argmax(1).view(n_votes, len(xb))
+            logits = model(copies)
+            if not bool(torch.isfinite(logits).all()):  # argmax would count NaN as a confident vote
+                raise DataError("the model's logits are not finite on the perturbed copies (NaN or inf inputs or "
+                                "diverged weights); the votes would be meaningless")
+            pred = logits.argmax(1).view(n_votes, len(xb))
             n_out = int(pred.max()) + 1
             counts = torch.zeros(len(xb), n_out, device=device, dtype=torch.long)
             counts.scatter_add_(1, pred.t(), torch.ones_like(pred.t()))
