@@ -27,7 +27,7 @@ from reprozoo.errors import ConfigError, DataError
 
 
 def _number(name: str, x: Any) -> float:
-    if isinstance(x, bool) or not isinstance(x, (numbers.Real, np.generic)) and not _scalar_tensor(x):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.generic)) and not _scalar_tensor(x):
         raise ConfigError(f"{name} must be a number, got {type(x).__name__} {x!r:.60}")
     try:
         return float(x)
@@ -55,7 +55,7 @@ def finite(name: str, x: Any, *, lo: float | None = None, hi: float | None = Non
 
 def integer(name: str, x: Any, *, lo: int | None = None, hi: int | None = None) -> int:
     """``x`` as an int (a float with an integral value is accepted), refused outside ``[lo, hi]``."""
-    if isinstance(x, bool):
+    if isinstance(x, (bool, np.bool_)):
         raise ConfigError(f"{name} must be an integer, got {x!r}")
     if isinstance(x, (numbers.Integral, np.integer)):
         v = int(x)
