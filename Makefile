@@ -37,7 +37,7 @@ docs: $(STAMP)
 	@echo "site/index.html"
 
 bench: $(STAMP)
-	$(BIN)/reprozoo bench all
+	$(BIN)/reprozoo bench all --out benchmarks/results --overwrite
 
 clean:
 	rm -rf runs site .pytest_cache

@@ -93,7 +93,8 @@ def test_cli_segment_keeps_going_past_bad_files(checkpoint, tmp_path, capsys):
     assert (out / "gray_mask.png").is_file() and (out / "alpha_mask.png").is_file()
     assert not (out / "broken_mask.png").exists()
     # all inputs good -> exit 0; an empty folder is reported
-    assert main(["segment", str(imgs / "a.png"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["segment", str(imgs / "a.png"), "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--overwrite"]) == 0
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["segment", str(empty), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2

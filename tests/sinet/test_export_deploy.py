@@ -130,7 +130,8 @@ def test_cli_export_deploy_and_plain(tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "s.pt", _randomise(SINet()), mean=[0.5] * 3, std=[0.25] * 3, image_size=64)
     for extra in ([], ["--batch", "0", "--ort-optimized", str(tmp_path / "o.onnx")], ["--no-deploy"]):
         out = tmp_path / "m.onnx"
-        assert main(["export", "sinet", "--checkpoint", str(ckpt), "--onnx", str(out), "--threads", "1", *extra]) == 0
+        assert main(["export", "sinet", "--checkpoint", str(ckpt), "--onnx", str(out), "--threads", "1", "--overwrite",
+                     *extra]) == 0
         text = capsys.readouterr().out
         assert float(text.split("max |ONNX Runtime - PyTorch| = ")[1].split()[0]) <= 1e-4
     assert (tmp_path / "o.onnx").is_file()

@@ -128,8 +128,12 @@ class TVQConfig(ExperimentConfig):
         for name in ("vq_epochs", "vq_max_tokens", "max_per_category", "w_code"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.max_df <= 1 or not self.lr > 0 or self.alpha_hidden not in (0, 1, 2):
-            raise ConfigError("max_df must be in (0, 1], lr > 0 and alpha_hidden in {0, 1, 2}")
+        if not 0 < self.max_df <= 1:
+            raise ConfigError(f"max_df must be in (0, 1], got {self.max_df}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.alpha_hidden not in (0, 1, 2):
+            raise ConfigError(f"alpha_hidden must be 0, 1 or 2, got {self.alpha_hidden}")
         if not self.vq_hidden or min(self.vq_hidden) < 1:
             raise ConfigError(f"vq_hidden needs positive widths, got {self.vq_hidden}")
         if self.corpus == "fortunes":
