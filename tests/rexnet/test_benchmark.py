@@ -20,9 +20,20 @@ def test_goal_is_judged_on_the_worst_contiguous_ratio(monkeypatch):
 
     ratio = 1.04
     monkeypatch.setattr(benchmark, "compare", fake)
-    out = benchmark.run(quick=False)
+    out = benchmark.run(quick=False, trials=False)
     assert out["met"] is True and "worst measured 1.040x" in out["goal"]
     ratio = 1.06
-    out = benchmark.run(quick=False)
+    out = benchmark.run(quick=False, trials=False)
     assert out["met"] is False and "worst measured 1.060x" in out["goal"]
     assert out["rows"][0]["params"] == 4_796_873 and out["rows"][0]["macs_224"] == 398_370_392
+
+
+def test_trial_throughput_rows_are_ratios_against_the_former_setting():
+    from reprozoo.rexnet.benchmark_trials import SETTINGS, trial_throughput
+
+    out = trial_throughput(steps=1, batch=8, rounds=1)
+    rows = {r["setting"]: r for r in out["rows"]}
+    assert set(rows) == set(SETTINGS) and rows["former_32px_nchw"]["ratio_vs_former"] == 1.0
+    cur = rows["current_16px_channels_last"]
+    assert cur["ratio_vs_former"] == pytest.approx(cur["images_per_cpu_s"] / rows["former_32px_nchw"]["images_per_cpu_s"],
+                                                   rel=1e-2)

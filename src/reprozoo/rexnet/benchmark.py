@@ -58,8 +58,9 @@ def compare(quick: bool = False, batches: tuple[int, ...] = (1, 32), image_size:
 
 
 @register_benchmark("rexnet", description="rexnet_100 CPU latency vs timm's rexnet_100 (batch 1 and 32, 224x224)")
-def run(quick: bool = False, channels_last: bool | None = None) -> dict[str, Any]:
-    """Contiguous layout always; channels_last too in the full run (or when asked)."""
+def run(quick: bool = False, channels_last: bool | None = None, trials: bool = True) -> dict[str, Any]:
+    """Contiguous layout always; channels_last too in the full run (or when asked). ``trials`` adds the
+    ``rexnet-channels`` training throughput (:mod:`reprozoo.rexnet.benchmark_trials`)."""
     with torch.device("meta"):
         meta = create_model("rexnet_100")
         macs = count_macs(meta, torch.empty(1, 3, 224, 224))
@@ -72,6 +73,11 @@ def run(quick: bool = False, channels_last: bool | None = None) -> dict[str, Any
         extra = compare(quick=quick, channels_last=cl)
         out["rows"] += extra["rows"]
         out["ratios"].update(extra["ratios"])
+    if trials:
+        from reprozoo.rexnet.benchmark_trials import trial_throughput
+
+        extra = trial_throughput(steps=2 if quick else 6)
+        out["trials"], out["trial_ratios"] = extra["rows"], extra["ratios"]
     peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)
     for row in out["rows"]:  # work per timed call: 2 FLOPs per MAC, times the batch
         row["flops"] = 2 * macs * row["batch"]
