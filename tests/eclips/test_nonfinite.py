@@ -56,3 +56,26 @@ def test_sampler_settings_and_uncertainties():
         bucket_weights([math.inf, 0.2])
     pi = bucket_weights([0.0, 1.0], eta=0.5, gamma=1.0, eps=0.0 + 1e-4, cap=10.0)
     assert np.isclose(pi.sum(), 1.0) and pi[1] > pi[0]
+
+
+def test_antispoofer_refuses_float_frames(tmp_path):
+    # float frames in [0, 1] used to be divided by 255 again: near-black images, a plausible score
+    from types import SimpleNamespace
+
+    import torch
+
+    from reprozoo.eclips.inference import AntiSpoofer, save_checkpoint
+    from reprozoo.eclips.models import base_learner
+
+    cfg = SimpleNamespace(width=4, embed_dim=8, dropout=0.5, feature_norm=True, size=16, test_mc_samples=2,
+                          mc_test=False)
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "e.pt", base_learner(4, 8).eval(), cfg, threshold=0.5, arm="single")
+    spoofer = AntiSpoofer.from_checkpoint(path)
+    with pytest.raises(DataError, match=r"^frames must be a \(n_frames >= 1, 3, H, W\) uint8 tensor \(0-255\), "
+                                        r"got torch.float32 of shape \(2, 3, 16, 16\)$"):
+        spoofer.score_video("v", torch.rand(2, 3, 16, 16))
+    with pytest.raises(DataError, match=r"got list of shape \(\)$"):
+        spoofer.score_video("v", [[0]])
+    v = spoofer.score_video("v", torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))
+    assert 0.0 <= v.live_probability <= 1.0 and v.n_frames == 2

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from reprozoo.eclips.models import Ensemble, base_learner
 from reprozoo.eclips.training import IMAGENET_MEAN, IMAGENET_STD, normalize
-from reprozoo.errors import CheckpointError
+from reprozoo.errors import CheckpointError, DataError
 from reprozoo.runtime.checks import one_line
 
 FORMAT = "reprozoo.eclips/1"
@@ -98,6 +98,10 @@ class AntiSpoofer:
     def frame_scores(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         from reprozoo.eclips.models import predict
 
+        if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.dim() != 4 \
+                or frames.shape[1] != 3 or frames.shape[0] == 0:
+            raise DataError(f"frames must be a (n_frames >= 1, 3, H, W) uint8 tensor (0-255), got "
+                            f"{getattr(frames, 'dtype', type(frames).__name__)} of shape {tuple(getattr(frames, 'shape', ()))}")
         s = int(self.meta["image_size"])
         x = frames.float() / 255.0
         if x.shape[-2:] != (s, s):
