@@ -27,6 +27,7 @@ class _NanNet(torch.nn.Module):
 
 def _cases():
     from reprozoo.activeasr import acquisition as aq
+    from reprozoo.activeasr import features as af
     from reprozoo.data import grounding as dg
     from reprozoo.data import noisy_digits as ndg
     from reprozoo.eclips import models as em
@@ -37,6 +38,7 @@ def _cases():
     from reprozoo.pflayer import ops as po
     from reprozoo.rainbow import memory as rm
     from reprozoo.sinet import inference as si
+    from reprozoo.sinet import losses as sl
     from reprozoo.sinet import metrics as sm
     from reprozoo.tvqvae import baselines as tb
     from reprozoo.tvqvae import preprocess as tp
@@ -102,6 +104,17 @@ def _cases():
          r"^the model's logits are not finite on the perturbed copies"),
         ("rainbow votes float n", lambda: rm.vote_uncertainty(_NanNet(), torch.rand(3, 3, 8, 8), n_votes=2.5),
          r"^n_votes must be an integer, got 2.5$"),
+        ("sinet class weights c", lambda: sl.class_weights(torch.zeros(2, 4, 4, dtype=torch.long), c=0.5),
+         r"^c must be > 1.0, got 0.5$"),
+        ("sinet class weights NaN", lambda: sl.class_weights(torch.zeros(2, 4, 4, dtype=torch.long), c=NAN),
+         r"^c must be a finite number, got nan$"),
+        ("sinet band kernel float", lambda: sl.boundary_band(torch.zeros(1, 4, 4, dtype=torch.long), 2.5),
+         r"^the boundary kernel must be an integer, got 2.5$"),
+        ("asr augment NaN strength", lambda: af.AugmentConfig(strength=NAN).validate("view1"),
+         r"^view1.strength must be a finite number, got nan$"),
+        ("asr augment NaN snr", lambda: af.AugmentConfig(noise_snr_db=(NAN, 5.0)).validate(),
+         r"^augment.noise_snr_db\[0\] must be a finite number, got nan$"),
+        ("asr features NaN mels", lambda: af.FeatureConfig(n_mels=NAN).validate(), r"^n_mels must be an integer, got nan$"),
         ("noisy digits NaN noise", lambda: ndg.noisy_digits(np.arange(4), noise=NAN),
          r"^noise must be a finite number >= 0, got nan$"),
     ]

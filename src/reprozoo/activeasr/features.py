@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from reprozoo.errors import ConfigError
+from reprozoo.runtime.checks import finite, integer
 
 
 @dataclass
@@ -33,6 +34,8 @@ class FeatureConfig:
     n_mels: int = 40
 
     def validate(self) -> None:
+        for key in ("sample_rate", "n_fft", "hop", "n_mels"):
+            integer(key, getattr(self, key))
         if self.sample_rate < 8000 or self.n_fft < 16 or not 0 < self.hop <= self.n_fft or self.n_mels < 8:
             raise ConfigError("features need sample_rate >= 8000, n_fft >= 16, 0 < hop <= n_fft, n_mels >= 8")
 
@@ -91,6 +94,14 @@ class AugmentConfig:
     time_max_frac: float = 0.2  # and at most this fraction of the utterance
 
     def validate(self, name: str = "augment") -> None:
+        numbers = {"strength": self.strength, "noise_prob": self.noise_prob, "gain_db": self.gain_db,
+                   "time_max_frac": self.time_max_frac,
+                   **{f"noise_snr_db[{i}]": v for i, v in enumerate(self.noise_snr_db)},
+                   **{f"speed_factors[{i}]": v for i, v in enumerate(self.speed_factors)}}
+        for key, value in numbers.items():
+            finite(f"{name}.{key}", value)
+        for key in ("freq_masks", "freq_width", "time_masks", "time_width"):
+            integer(f"{name}.{key}", getattr(self, key))
         if self.strength < 0 or self.freq_masks < 0 or self.time_masks < 0 or self.freq_width < 0 or self.time_width < 0:
             raise ConfigError(f"{name}: strength, mask counts and widths must be >= 0")
         if not 0 <= self.time_max_frac <= 1 or not 0 <= self.noise_prob <= 1:

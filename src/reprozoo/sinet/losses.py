@@ -8,12 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprozoo.errors import ConfigError
+from reprozoo.runtime.checks import finite, integer
 
 IGNORE = 255
 
 
 def class_weights(masks: torch.Tensor, num_classes: int = 2, c: float = 1.10) -> torch.Tensor:
     """ENet's rule w_k = 1 / ln(c + f_k), f_k = pixel frequency of class k (255 ignored)."""
+    c = finite("c", c, lo=1.0, lo_open=True)  # ln(c + f) > 0 for every frequency f in [0, 1]
     m = masks.reshape(-1).long()
     m = m[m != IGNORE]
     if m.numel() == 0:
@@ -25,6 +27,7 @@ def class_weights(masks: torch.Tensor, num_classes: int = 2, c: float = 1.10) ->
 def boundary_band(labels: torch.Tensor, kernel: int) -> torch.Tensor:
     """Pixels where dilate(mask) != erode(mask) with a ``kernel`` x ``kernel`` square (bool, B x H x W).
     Ignored (255) pixels count as background for the morphology and are never in the band."""
+    kernel = integer("the boundary kernel", kernel)
     if kernel < 1 or kernel % 2 == 0:
         raise ConfigError(f"the boundary kernel must be an odd size >= 1, got {kernel}")
     fg = (labels == 1).float()[:, None]
