@@ -240,7 +240,7 @@ def test_plans_give_the_full_presets_their_seeds():
     for cls, plan in ((SINetPortraitConfig, PORTRAIT_PLAN), (SINetAblationsConfig, ABLATIONS_PLAN)):
         bound = -plan.margin if plan.kind == "noninferiority" else plan.margin
         n = seeds_for_power(plan.sesoi, plan.pilot_sd, bound=bound)
-        assert plan.planned_n == n and f"SD {plan.pilot_sd:g}" in plan.pilot_source
+        assert plan.planned_n == n and f"{plan.pilot_sd:g}" in plan.pilot_source
         full = cls.from_preset("full")
         assert len(full.seeds) >= n and plan.power_at(len(full.seeds)) >= 0.8
         assert full.positive_control and cls.from_preset("quick").seeds == [0, 1, 2]
