@@ -99,6 +99,6 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
         assert met[f"control/whole_{t}_mIoU"] == pytest.approx(np.mean(vals), abs=1e-6)
     assert met["control/whole_single_R1@0.5"] == 0.0
     assert (out / "figures" / "r1_per_type.png").is_file() and (out / "figures" / "examples.png").is_file()
-    assert (out / "trials" / "pps__seed0" / "grounder.pt").is_file()
+    assert (out / "trials" / "pps__seed0" / "grounder.safetensors").is_file()
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["claims"][0]["headline"] is True

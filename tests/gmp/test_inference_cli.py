@@ -7,7 +7,7 @@ import torch
 from reprozoo.cli import main
 from reprozoo.errors import CheckpointError, DataError
 from reprozoo.gmp.data import ToyConfig, make_split, make_world
-from reprozoo.gmp.inference import Grounder, load_checkpoint, save_checkpoint
+from reprozoo.gmp.inference import Grounder, load_grounder, save_grounder
 from reprozoo.gmp.models import GMP, GrounderConfig
 
 
@@ -18,13 +18,13 @@ def trained(tmp_path):
     cfg = GrounderConfig(vocab_size=len(world.vocab), word_dim=32, frame_dim=32, d_model=16, heads=2, layers=1,
                          ffn=16, grid=16, components=[1, 2, 3], n_neg=2)
     model = GMP(cfg, torch.as_tensor(world.vocab.vectors)).eval()
-    path = save_checkpoint(model, world.vocab, tmp_path / "grounder.pt", clips=64)
+    path = save_grounder(model, tmp_path / "grounder.safetensors", world.vocab, clips=64)
     return path, model, world
 
 
 def test_checkpoint_roundtrip_is_bit_identical(trained):
     path, model, world = trained
-    loaded, vocab, state = load_checkpoint(path)
+    loaded, vocab, state = load_grounder(path)
     assert vocab.words == world.vocab.words and state["clips"] == 64
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     data = make_split(world, 2, seed=5)
@@ -53,7 +53,7 @@ def test_bad_inputs_name_the_problem(trained, tmp_path):
         Grounder.from_checkpoint(tmp_path / "none.pt")
     junk = tmp_path / "junk.pt"
     torch.save({"a": torch.zeros(1)}, junk)
-    with pytest.raises(CheckpointError, match="not a reprozoo.gmp checkpoint"):
+    with pytest.raises(CheckpointError, match="not a reprozoo.checkpoint/1 file"):
         Grounder.from_checkpoint(junk)
 
 

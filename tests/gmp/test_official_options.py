@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.gmp.config import GrounderConfig
 from reprozoo.gmp.data import ToyConfig, make_world
-from reprozoo.gmp.inference import load_checkpoint, save_checkpoint
+from reprozoo.gmp.inference import load_grounder, save_grounder
 from reprozoo.gmp.layers import sinusoidal_positions
 from reprozoo.gmp.models import GMP
 from reprozoo.gmp.official import (
@@ -142,14 +142,9 @@ def test_end_of_sentence_target_fix_and_legacy_cut(name):
             assert (max_diff(alone, batched) < 1e-9) != legacy
 
 
-def test_checkpoints_saved_before_the_official_options_load_as_the_former_variant(tmp_path):
+def test_checkpoints_keep_the_official_options(tmp_path):
     world = make_world(ToyConfig(), 0)
-    model = GMP(tiny_config(vocab_size=len(world.vocab), word_dim=32))
-    path = save_checkpoint(model, world.vocab, tmp_path / "g.pt", clips=64)
-    state = torch.load(path, weights_only=True)
-    for key in ("official", "zero_start_position", "pad_generator_pred", "pad_reconstructor_pred", "legacy_eos_cut"):
-        state["config"].pop(key)
-    torch.save(state, path)
-    loaded, _, _ = load_checkpoint(path)
-    assert not loaded.config.official and not loaded.config.choice("zero_start_position")
-    assert load_checkpoint(save_checkpoint(model, world.vocab, tmp_path / "h.pt", clips=64))[0].config.official
+    for official in (True, False):
+        model = GMP(tiny_config(vocab_size=len(world.vocab), word_dim=32, official=official))
+        loaded, _, _ = load_grounder(save_grounder(model, tmp_path / "g.safetensors", world.vocab, clips=64))
+        assert loaded.config.official == official and loaded.config.choice("zero_start_position") == official

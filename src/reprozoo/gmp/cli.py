@@ -50,7 +50,7 @@ def ground_text(checkpoint: Path, features: Path, query: str, duration: float | 
 def register(app: typer.Typer) -> None:
     @app.command("ground")
     def ground_cmd(
-        checkpoint: Annotated[Path, typer.Option(help="grounder.pt written by `reprozoo run gmp-grounding`")],
+        checkpoint: Annotated[Path, typer.Option(help="grounder.safetensors written by `reprozoo run gmp-grounding`")],
         features: Annotated[Path, typer.Option(help="(N, D) clip features: a .npy file, or .h5 with --key")],
         query: Annotated[str, typer.Option(help="the sentence to ground")],
         duration: Annotated[float | None, typer.Option(help="video length in seconds (default: N clips)")] = None,

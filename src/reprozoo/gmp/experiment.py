@@ -35,7 +35,7 @@ import torch
 
 from reprozoo.errors import ConfigError
 from reprozoo.gmp.data import EVENT_TYPES, ToyConfig, make_split, make_world
-from reprozoo.gmp.inference import save_checkpoint
+from reprozoo.gmp.inference import save_grounder
 from reprozoo.gmp.metrics import recall_table, summarise, vote_top1
 from reprozoo.gmp.models import GrounderConfig, build_grounder
 from reprozoo.gmp.training import FitConfig, fit, loader_for, predict
@@ -184,7 +184,7 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     history = fit(model.to(device), train, val, world.vocab, cfg.fit, workdir=tctx.workdir, resume=tctx.resume,
                   device=device, progress=False)
     train_s = time.perf_counter() - t0
-    save_checkpoint(model, world.vocab, tctx.workdir / "grounder.pt", cfg.data.clips, cfg.fit.vote)
+    save_grounder(model, tctx.workdir / "grounder.safetensors", world.vocab, cfg.data.clips, cfg.fit.vote)
     pred = predict(model, loader_for(test, world.vocab, cfg.fit.eval_batch_size), cfg.fit.vote, keep=True)
     hits = recall_table(pred["top1"], pred["ranked"], pred["gt"])
     types = np.asarray(test.types)

@@ -1,8 +1,10 @@
-"""Checkpoints and single-query inference: ``Grounder.from_checkpoint(path).ground(features, query)``."""
+"""Checkpoints and single-query inference: ``Grounder.from_checkpoint(path).ground(features, query)``.
+
+Checkpoints are the library's format (:mod:`reprozoo.runtime.checkpoint`); the official code's
+``model-N.pt`` files are read by :func:`reprozoo.gmp.official.load_official_checkpoint`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,48 +14,30 @@ import torch
 from reprozoo.data.grounding import Vocabulary, resample_clips
 from reprozoo.errors import CheckpointError, DataError
 from reprozoo.gmp.metrics import rank_predictions
-from reprozoo.gmp.models import CPL, GMP, GrounderConfig, MaskedQueryGrounder
-from reprozoo.runtime.checks import finite_array, integer, one_line
-
-FORMAT = "reprozoo.gmp/1"
-
-
-def save_checkpoint(model: MaskedQueryGrounder, vocab: Vocabulary, path: str | Path, clips: int,
-                    vote: str = "loss") -> Path:
-    """A self-contained checkpoint: weights (word vectors included), config, vocabulary, clip count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, "kind": "cpl" if isinstance(model, CPL) else "gmp",
-             "config": asdict(model.config), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "words": list(vocab.words), "weights": vocab.weights.tolist(), "clips": int(clips), "vote": vote}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+from reprozoo.gmp.models import MaskedQueryGrounder
+from reprozoo.runtime.checkpoint import load_checkpoint, save_checkpoint
+from reprozoo.runtime.checks import finite_array, integer
 
 
-def load_checkpoint(path: str | Path) -> tuple[MaskedQueryGrounder, Vocabulary, dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
+def save_grounder(model: MaskedQueryGrounder, path: str | Path, vocab: Vocabulary, clips: int,
+                  vote: str = "loss") -> Path:
+    """:func:`reprozoo.runtime.checkpoint.save_checkpoint` with what :class:`Grounder` needs: the
+    vocabulary (words and masking weights; the word vectors are the model's ``embeddings``), the
+    clip count the model was trained on and the top-1 vote."""
+    return save_checkpoint(model, path, words=list(vocab.words), weights=vocab.weights, clips=int(clips), vote=vote)
+
+
+def load_grounder(path: str | Path) -> tuple[MaskedQueryGrounder, Vocabulary, dict[str, Any]]:
+    """The model, its vocabulary and the checkpoint's extra fields (``clips``, ``vote``)."""
+    if not Path(path).is_file():
         raise CheckpointError(f"no checkpoint at {path} (train one with `reprozoo run gmp-grounding`; it writes "
-                              "trials/<arm>__seed<N>/grounder.pt)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {one_line(err)}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a reprozoo.gmp checkpoint (format {FORMAT})")
-    # checkpoints written before the official-code options existed ran reprozoo's former variant
-    config = GrounderConfig(**{"official": False, **state["config"]})
-    cls = CPL if state["kind"] == "cpl" else GMP
-    model = cls(config)
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
-    model.eval()
-    emb = state["model"]["embeddings"].numpy()
-    vocab = Vocabulary(list(state["words"]), emb, np.asarray(state["weights"], np.float32))
-    return model, vocab, state
+                              "trials/<arm>__seed<N>/grounder.safetensors)")
+    model, extra = load_checkpoint(path)
+    if not isinstance(model, MaskedQueryGrounder) or not {"words", "weights", "clips"} <= set(extra):
+        raise CheckpointError(f"{path} is not a grounding checkpoint (no CPL/PPS model with a vocabulary)")
+    emb = model.embeddings.numpy()
+    vocab = Vocabulary(list(extra["words"]), emb, np.asarray(extra["weights"], np.float32))
+    return model, vocab, extra
 
 
 class Grounder:
@@ -65,8 +49,8 @@ class Grounder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Grounder:
-        model, vocab, state = load_checkpoint(path)
-        return cls(model, vocab, state["clips"], state.get("vote", "loss"))
+        model, vocab, extra = load_grounder(path)
+        return cls(model, vocab, extra["clips"], extra.get("vote", "loss"))
 
     @torch.no_grad()
     def ground(self, features: np.ndarray, query: str, duration: float | None = None, top: int = 5,

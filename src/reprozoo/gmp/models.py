@@ -97,6 +97,11 @@ class MaskedQueryGrounder(nn.Module):
         self.fc_comp = nn.Linear(c.d_model, c.vocab_size + 1)
         self.num_proposals = len(c.components)
 
+    @property
+    def reprozoo_spec(self) -> dict:
+        """The registered name and kwargs that rebuild this architecture (``runtime.save_checkpoint``)."""
+        return {"name": "cpl_charades" if isinstance(self, CPL) else "pps_charades", "kwargs": asdict(self.config)}
+
     # ------------------------------------------------------------ encoders
     def _check(self, batch: dict) -> None:
         check_batch(batch, self.config)

@@ -6,11 +6,20 @@ or user checkpoints.
 - :func:`load_strict`: loads a renamed state dict only if it fits the model exactly, otherwise a
   :class:`~reprozoo.errors.CheckpointError` names the missing, unexpected and mis-shaped keys and
   the model is left untouched;
-- :func:`save_safetensors`: a model's weights as safetensors.
+- :func:`save_safetensors`: a model's weights as safetensors;
+- :func:`save_checkpoint` / :func:`load_checkpoint`: the library's one checkpoint format (below).
+
+The checkpoint format (``reprozoo.checkpoint/1``) is one ``.safetensors`` file: the model's state
+dict as tensors and, in the file's metadata under ``"reprozoo"``, a JSON object with the registered
+model name, the constructor keyword arguments, the library version and whatever a package needs at
+inference time (``extra``: a vocabulary, a normalisation, a decision threshold). Any safetensors
+reader can read the weights; :func:`load_checkpoint` rebuilds the model through the registry
+(``create_model(name, **kwargs)``) and loads the weights with :func:`load_strict`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,3 +116,108 @@ def save_safetensors(model: nn.Module, path: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+# ---------------------------------------------------------------- the library's checkpoint format
+FORMAT = "reprozoo.checkpoint/1"
+META_KEY = "reprozoo"
+SPEC_ATTR = "reprozoo_spec"  # {"name", "kwargs"}: set by create_model, or a property of the model's class
+
+
+def _jsonable(obj: Any) -> Any:
+    """``json.dumps`` hook: numpy arrays and scalars, tensors, tuples and paths become JSON values."""
+    if hasattr(obj, "tolist"):  # numpy arrays / scalars and tensors
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"a {type(obj).__name__} cannot be stored in a checkpoint's JSON metadata")
+
+
+def model_spec(model: nn.Module) -> tuple[str | None, dict[str, Any]]:
+    """The registered name and constructor kwargs ``model`` was built with (``(None, {})`` if unknown)."""
+    spec = getattr(model, SPEC_ATTR, None) or {}
+    return spec.get("name"), dict(spec.get("kwargs") or {})
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str | None = None,
+                    model_kwargs: Mapping[str, Any] | None = None, **extra: Any) -> Path:
+    """Write ``model`` as a ``reprozoo.checkpoint/1`` file at ``path`` (``*.safetensors``, atomically).
+
+    The model's registered name and constructor kwargs come from ``create_model`` (or a
+    ``reprozoo_spec`` property of its class); ``model_name`` / ``model_kwargs`` override them for a
+    model built another way. ``extra`` holds JSON values (numpy arrays and tuples become lists) that
+    :func:`load_checkpoint` hands back."""
+    from safetensors.torch import save_file
+
+    import reprozoo
+
+    name, kwargs = model_spec(model)
+    name = model_name or name
+    kwargs = dict(model_kwargs) if model_kwargs is not None else kwargs
+    if not name:
+        raise CheckpointError(f"{type(model).__name__} was not built by create_model, so its registered name is "
+                              "unknown; pass model_name=... and model_kwargs=...")
+    meta = {"format": FORMAT, "model": name, "kwargs": kwargs, "version": reprozoo.__version__, "extra": extra}
+    try:
+        text = json.dumps(meta, default=_jsonable)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"cannot store the checkpoint metadata of '{name}': {err}") from None
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"checkpoints are safetensors files; name the file *.safetensors, got {path.name}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give a file path ending in .safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # clone: tied weights share storage, which safetensors refuses; loading re-ties them (same parameter)
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, META_KEY: text})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, Any] | None:
+    """The metadata of a ``reprozoo.checkpoint/1`` file, or None for any other file (an official
+    layout, a plain state dict); a missing file raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} does not exist")
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            stored = f.metadata() or {}
+    except Exception as err:  # a truncated or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
+    if stored.get("format") != FORMAT:
+        return None
+    try:
+        meta = json.loads(stored[META_KEY])
+        if not isinstance(meta.get("model"), str) or not isinstance(meta.get("kwargs"), dict):
+            raise ValueError("no model name or kwargs")
+    except (KeyError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{path}: damaged {FORMAT} metadata ({err})") from None
+    meta.setdefault("extra", {})
+    return meta
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, extra)`` from a file written by :func:`save_checkpoint`: the model is rebuilt with
+    ``create_model(name, **kwargs)``, loaded strictly and put in eval mode."""
+    from reprozoo.runtime.registry import create_model
+
+    meta = checkpoint_meta(path)
+    if meta is None:
+        raise CheckpointError(f"{path} is not a {FORMAT} file (written by reprozoo's save_checkpoint); "
+                              "load other layouts with create_model(name, checkpoint_path=...)")
+    model = create_model(meta["model"], **meta["kwargs"])
+    load_strict(model, read_state_dict(path), what=f"model '{meta['model']}'")
+    return model.eval(), dict(meta["extra"])

@@ -156,12 +156,17 @@ def register_model(fn: Callable[..., Any] | None = None, *, name: str | None = N
 
 
 def create_model(name: str, pretrained: bool = False, checkpoint_path: Any = None, **kwargs: Any):
-    """Build a registered model: ``create_model("rexnet_100", num_classes=10)``.
+    """Build a registered model (timm's contract): ``create_model("rexnet_100", num_classes=10)``.
 
-    ``pretrained`` / ``checkpoint_path`` go to constructors that name these parameters; asking them of
-    a model that has no such parameter raises :class:`~reprozoo.errors.ConfigError`."""
-    import inspect
+    - a keyword the constructor does not take raises :class:`~reprozoo.errors.ConfigError` naming it;
+    - ``pretrained=True`` goes to constructors that ship weights; for the others it is a ConfigError;
+    - ``checkpoint_path``: a file written by :func:`reprozoo.runtime.checkpoint.save_checkpoint` is
+      loaded strictly (its stored kwargs are the defaults, ``kwargs`` override them); any other file
+      goes to a constructor that takes ``checkpoint_path`` (an official layout reader) or else is
+      read as a plain state dict and loaded strictly.
 
+    The model remembers its name and kwargs (``model.reprozoo_spec``) so that ``save_checkpoint``
+    can write them."""
     if name not in _MODELS:
         from reprozoo.runtime.registry_index import MODELS
 
@@ -169,14 +174,59 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: Any = Non
     if name not in _MODELS:
         raise _unknown("model", name, index_names("model"))
     fn = _MODELS[name]
-    accepted = inspect.signature(fn).parameters
-    for key, value in (("pretrained", pretrained), ("checkpoint_path", checkpoint_path)):
-        if key in accepted:
-            kwargs[key] = value
-        elif value:
-            raise ConfigError(f"model '{name}' has no {'pretrained weights' if key == 'pretrained' else key}; "
-                              f"drop {key}=... or pick a model that has them")
-    return fn(**kwargs)
+    meta = None
+    if checkpoint_path is not None:
+        from reprozoo.runtime.checkpoint import checkpoint_meta
+
+        meta = checkpoint_meta(checkpoint_path)
+        if meta is not None:
+            if meta["model"] != name:
+                from reprozoo.errors import CheckpointError
+
+                raise CheckpointError(f"{checkpoint_path} holds model '{meta['model']}', not '{name}'")
+            kwargs = {**meta["kwargs"], **kwargs}
+    model = _construct(name, fn, kwargs, pretrained, None if meta is not None else checkpoint_path)
+    if checkpoint_path is not None and (meta is not None or "checkpoint_path" not in _parameters(fn)):
+        from reprozoo.runtime.checkpoint import load_strict, read_state_dict, unwrap_state_dict
+
+        load_strict(model, unwrap_state_dict(read_state_dict(checkpoint_path)), what=f"model '{name}'")
+    if not hasattr(model, "reprozoo_spec"):  # a class may compute its own (a property)
+        model.reprozoo_spec = {"name": name, "kwargs": dict(kwargs)}
+    return model
+
+
+def _parameters(fn: Callable[..., Any]) -> dict[str, Any]:
+    import inspect
+
+    return dict(inspect.signature(fn).parameters)
+
+
+def _construct(name: str, fn: Callable[..., Any], kwargs: dict[str, Any], pretrained: bool, path: Any):
+    """``fn(**kwargs)`` with unknown keywords refused as a ConfigError naming them."""
+    import re
+
+    params = _parameters(fn)
+    named = {k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    call = dict(kwargs)
+    for key, value in (("pretrained", pretrained), ("checkpoint_path", path)):
+        if key in named:
+            call[key] = value
+        elif value and key == "pretrained":
+            raise ConfigError(f"model '{name}' ships no pretrained weights; drop pretrained=True, or load your "
+                              "own with checkpoint_path=...")
+    accepted = sorted(named - {"pretrained", "checkpoint_path"})
+    unknown = [k for k in kwargs if k not in named and not takes_any]
+    if unknown:
+        raise ConfigError(f"model '{name}' does not take {unknown[0]}=...; it takes: "
+                          f"{', '.join(accepted) or 'no keyword arguments'}")
+    try:
+        return fn(**call)
+    except TypeError as err:  # a **kwargs constructor passing a key on to a class that refuses it
+        hit = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if hit and hit.group(1) in kwargs:
+            raise ConfigError(f"model '{name}' does not take {hit.group(1)}=...") from None
+        raise
 
 
 def list_models(pattern: str = "*") -> list[str]:
