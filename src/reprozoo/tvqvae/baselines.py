@@ -14,15 +14,26 @@ Each returns ``(topics, theta)``: ``topics[k]`` the ranked top words, ``theta`` 
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from sklearn.cluster import KMeans
+import logging
+import numbers
+from typing import Any
 
-from reprozoo.errors import DataError
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
+
+from reprozoo.errors import ConfigError, DataError
 from reprozoo.runtime.checks import finite_array, integer, integer_labels
-from reprozoo.tvqvae.estimator import PreparedCorpus, check_is_fitted, resolve_device
+from reprozoo.tvqvae.corpus import PreparedCorpus
+from reprozoo.tvqvae.estimator import resolve_device, seed_from
 from reprozoo.tvqvae.models import BowDecoder, TopicEncoder, TopicModel
+from reprozoo.tvqvae.preprocess import Vocabulary
 from reprozoo.tvqvae.training import train_topic_model
+
+logger = logging.getLogger(__name__)
 
 
 def _top(matrix: np.ndarray, words: list[str], top_n: int) -> list[list[str]]:
@@ -36,36 +47,93 @@ def _check_k(k: int, data: PreparedCorpus) -> None:
         raise DataError(f"K={k} must be in 2..min(documents, vocabulary) = {min(n, v)}")
 
 
-class ProdLDA:
-    """ProdLDA (Srivastava & Sutton, 2017) with TVQ-VAE's inference network, on word counts."""
+def _one_line(msg: str) -> str:
+    """The first sentence of scikit-learn's input-validation message (plus its reshape hint)."""
+    first = msg.splitlines()[0] if msg else "invalid input"
+    if "contains" in first and ". " in first:  # "Input X contains NaN. <long advice>"
+        first = first.split(". ")[0] + "."
+    if "Reshape your data" in msg:
+        first += " Reshape your data: one row of word counts per document."
+    return first
+
+
+class ProdLDA(TransformerMixin, BaseEstimator):
+    """ProdLDA (Srivastava & Sutton, 2017) with TVQ-VAE's inference network, on word counts.
+
+    A scikit-learn transformer: ``fit(X)`` on a bag-of-words count matrix ``(n_docs, V)`` (dense or
+    sparse, counts >= 0), ``transform(X)`` gives the topic mixtures ``(n_docs, K)`` (float32, softmax
+    of the posterior mean). ``fit_prepared(data)`` fits on a :class:`PreparedCorpus` and keeps its
+    vocabulary for :meth:`get_topics`."""
 
     def __init__(self, n_topics: int = 20, *, epochs: int = 300, lr: float = 1e-3, batch_size: int = 256,
-                 hidden: tuple[int, ...] = (100, 100), device: str = "auto", random_state: int = 0,
-                 verbose: bool | None = False):
+                 hidden: tuple[int, ...] = (100, 100), device: str = "auto",
+                 random_state: int | np.random.RandomState | None = 0, verbose: bool | None = False):
         self.n_topics, self.epochs, self.lr, self.batch_size, self.hidden = n_topics, epochs, lr, batch_size, hidden
         self.device, self.random_state, self.verbose = device, random_state, verbose
-        self.topics_ = None
 
-    def fit_prepared(self, data: PreparedCorpus) -> ProdLDA:
-        _check_k(self.n_topics, data)
-        n_words = data.bow.shape[1]
-        gen = torch.Generator().manual_seed(int(self.random_state))
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True  # counts
+        tags.transformer_tags.preserves_dtype = ["float32"]  # mixtures are float32 whatever the input
+        return tags
+
+    def _counts(self, X: Any, reset: bool) -> np.ndarray:
+        try:
+            X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"), dtype=np.float32, reset=reset,
+                              ensure_min_samples=2 if reset else 1)
+            check_non_negative(X, f"{type(self).__name__} (word counts)")
+        except ValueError as err:  # scikit-learn's message, on one line
+            raise DataError(_one_line(str(err))) from None
+        return np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
+
+    def fit(self, X: Any, y: Any = None) -> ProdLDA:
+        """Fit on word counts ``X`` ``(n_docs, V)``; returns ``self``."""
+        if not (isinstance(self.n_topics, numbers.Integral) and isinstance(self.epochs, numbers.Integral)
+                and self.epochs >= 1 and self.lr > 0 and isinstance(self.batch_size, numbers.Integral)
+                and self.batch_size >= 2):
+            raise ConfigError(f"ProdLDA needs an integer n_topics, epochs >= 1, lr > 0 and batch_size >= 2, got "
+                              f"{self.n_topics}, {self.epochs}, {self.lr}, {self.batch_size}")
+        bow = self._counts(X, reset=True)
+        n_docs, n_words = bow.shape
+        if not 2 <= self.n_topics <= min(n_docs, n_words):
+            raise DataError(f"K={self.n_topics} must be in 2..min(documents, vocabulary) = {min(n_docs, n_words)} "
+                            f"(n_samples = {n_docs}, n_features = {n_words})")
+        seed = seed_from(self.random_state)
+        gen = torch.Generator().manual_seed(seed)
+        logger.info("ProdLDA: K=%d, %d epochs on %d documents x %d words", self.n_topics, self.epochs, n_docs,
+                    n_words)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.random_state))
+            torch.manual_seed(seed)
             model = TopicModel(TopicEncoder(n_words, self.n_topics, tuple(self.hidden)),
                                BowDecoder(self.n_topics, n_words))
-            bow = torch.from_numpy(data.bow)
-            self.history_ = train_topic_model(model, bow, bow, epochs=self.epochs, lr=self.lr,
+            counts = torch.from_numpy(bow)
+            self.history_ = train_topic_model(model, counts, counts, epochs=self.epochs, lr=self.lr,
                                               batch_size=self.batch_size, gen=gen,
                                               device=resolve_device(self.device), progress=self.verbose,
                                               name="ProdLDA")
-        self.model_, self.vocab_ = model.cpu(), data.vocab
+        self.model_ = model.cpu()
         self.topics_ = model.decoder.topic_word().numpy()
+        names = getattr(self, "feature_names_in_", None)
+        self.vocab_ = Vocabulary([str(w) for w in names] if names is not None else [str(i) for i in range(n_words)])
         return self
 
-    def transform_bow(self, bow: np.ndarray) -> np.ndarray:
+    def fit_prepared(self, data: PreparedCorpus) -> ProdLDA:
+        """Fit on the counts of a prepared corpus, keeping its vocabulary for the topic words."""
+        self.fit(data.bow)
+        self.vocab_ = data.vocab
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Topic mixtures ``(n_docs, K)`` of word counts."""
         check_is_fitted(self)
-        return self.model_.theta(torch.as_tensor(bow, dtype=torch.float32)).numpy()
+        bow = torch.from_numpy(self._counts(X, reset=False))
+        self.model_.eval()
+        with torch.no_grad():
+            return self.model_.theta(bow).numpy()
+
+    def transform_bow(self, bow: np.ndarray) -> np.ndarray:
+        return self.transform(bow)
 
     def get_topics(self, top_n: int = 10) -> list[list[str]]:
         check_is_fitted(self)
@@ -74,6 +142,7 @@ class ProdLDA:
 
 def prodlda(data: PreparedCorpus, k: int, seed: int, *, epochs: int = 300, lr: float = 1e-3, batch_size: int = 256,
             top_n: int = 25, device: str = "auto") -> tuple[list[list[str]], np.ndarray]:
+    _check_k(k, data)
     m = ProdLDA(k, epochs=epochs, lr=lr, batch_size=batch_size, device=device, random_state=seed).fit_prepared(data)
     return m.get_topics(top_n), m.transform_bow(data.bow)
 

@@ -10,31 +10,43 @@ whose word decoder maps each topic's codebook embedding to the vocabulary (D).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+import numbers
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
-from reprozoo.data.textcorpora import TextCorpus
 from reprozoo.errors import CheckpointError, ConfigError, DataError, ReproZooError
 from reprozoo.runtime.checks import finite_array, integer
-from reprozoo.tvqvae.embeddings import POOLINGS, EncodedCorpus, TokenEncoder
+from reprozoo.tvqvae.corpus import PreparedCorpus, _as_texts, prepare_corpus
+from reprozoo.tvqvae.embeddings import POOLINGS, TokenEncoder
 from reprozoo.tvqvae.models import TopicEncoder, TopicModel, TVQDecoder, VQAutoEncoder
-from reprozoo.tvqvae.preprocess import Vocabulary, tokenize
+from reprozoo.tvqvae.preprocess import Vocabulary
 from reprozoo.tvqvae.training import code_histograms, train_topic_model, train_vq
 
 FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
+# ``NotFittedError`` and ``check_is_fitted`` are scikit-learn's (re-exported for old imports)
+__all__ = ["TVQVAE", "NotFittedError", "PreparedCorpus", "check_is_fitted", "prepare_corpus", "seed_from"]
 
 
-class NotFittedError(ReproZooError, AttributeError):
-    """The estimator is used before ``fit``."""
-
-
-def check_is_fitted(est: Any, attribute: str = "topics_") -> None:
-    if getattr(est, attribute, None) is None:
-        raise NotFittedError(f"this {type(est).__name__} is not fitted yet; call fit(docs) first")
+def seed_from(random_state: Any) -> int:
+    """An integer seed from a scikit-learn ``random_state``: an int is used as is; ``None`` or a
+    ``numpy.random.RandomState`` draws one (so ``None`` gives a different model on every fit)."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if not 0 <= int(random_state) < 2**63:
+            raise ConfigError(f"random_state must be >= 0, got {random_state}")
+        return int(random_state)
+    try:
+        return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    except ValueError:
+        raise ConfigError(f"random_state must be an int, None or a numpy RandomState, got {random_state!r:.40}") from None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -43,72 +55,8 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-# ------------------------------------------------------------------ shared corpus preparation
-@dataclass
-class PreparedCorpus:
-    """A corpus ready for every topic model: kept documents, their content words, the output
-    vocabulary, word counts and the token embeddings of in-vocabulary words."""
-
-    texts: list[str]
-    tokens: list[list[str]]
-    labels: np.ndarray | None
-    label_names: list[str]
-    vocab: Vocabulary
-    bow: np.ndarray  # (N, V) float32
-    encoded: EncodedCorpus  # tokens restricted to the vocabulary, doc ids into the kept documents
-    n_skipped: int  # documents dropped: no content word, or none in the vocabulary
-
-    def token_ids(self) -> np.ndarray:
-        return np.asarray([self.vocab.index[w] for w in self.encoded.words], dtype=np.int64)
-
-
-def _as_texts(docs: Any) -> tuple[list[str], list[str] | None]:
-    if isinstance(docs, TextCorpus):
-        return list(docs.texts), docs.labels
-    if isinstance(docs, str):
-        raise DataError("docs must be a list of documents, not one string")
-    texts = list(docs)
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise DataError(f"docs must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
-    return texts, None
-
-
-def prepare_corpus(docs: Any, encoder: TokenEncoder, *, labels: list[str] | None = None, min_df: int = 2,
-                   max_df: float = 0.5, min_len: int = 3, vocab: Vocabulary | None = None,
-                   max_topics: int | None = None) -> PreparedCorpus:
-    texts, own_labels = _as_texts(docs)
-    labels = labels if labels is not None else own_labels
-    if not texts:
-        raise DataError("the corpus is empty; pass at least one document")
-    if labels is not None and len(labels) != len(texts):
-        raise DataError(f"{len(labels)} labels for {len(texts)} documents")
-    tokens = [tokenize(t, min_len) for t in texts]
-    nonempty = [i for i, t in enumerate(tokens) if t]
-    if not nonempty:
-        raise DataError(f"all {len(texts)} documents are empty after preprocessing (no content words of "
-                        f">= {min_len} letters outside the stop words)")
-    if vocab is None:
-        allowed = encoder.whole_word_vocab() if encoder.pooling == "whole" else None
-        vocab = Vocabulary.build([tokens[i] for i in nonempty], min_df=min_df, max_df=max_df, allowed=allowed)
-    keep = [i for i in nonempty if any(w in vocab for w in tokens[i])]
-    if not keep:
-        raise DataError("no document holds a vocabulary word; use more documents or a lower min_df")
-    if max_topics is not None and max_topics > min(len(keep), len(vocab.words)):
-        raise DataError(f"K={max_topics} is larger than the number of documents ({len(keep)}) or the vocabulary "
-                        f"({len(vocab.words)} words); use fewer topics or a larger corpus")
-    enc = encoder.encode([texts[i] for i in keep])
-    in_vocab = np.asarray([w in vocab.index for w in enc.words], dtype=bool)
-    enc = EncodedCorpus(enc.vectors[in_vocab], enc.doc[in_vocab], enc.words[in_vocab], enc.sentence)
-    kept_tokens = [[w for w in tokens[i] if w in vocab] for i in keep]
-    names = sorted(set(labels)) if labels is not None else []
-    lab = (np.asarray([names.index(labels[i]) for i in keep], dtype=np.int64) if labels is not None else None)
-    return PreparedCorpus([texts[i] for i in keep], kept_tokens, lab, names, vocab, vocab.bow(kept_tokens), enc,
-                          len(texts) - len(keep))
-
-
 # ------------------------------------------------------------------ the estimator
-class TVQVAE:
+class TVQVAE(TransformerMixin, BaseEstimator):
     """Topic-VQ-VAE topic model over contextual token embeddings (text branch).
 
     Defaults follow the released code: 300 codes of dimension 100, 5 nearest codes per token
@@ -118,6 +66,11 @@ class TVQVAE:
     linear map, which the released code does not have). The paper trains 1000 VQ epochs and 500
     topic epochs; the defaults here are CPU-sized (``vq_epochs=30``, ``topic_epochs=300``).
     ``TVQVAE.from_official(weights, words)`` wraps a model trained by the released code.
+
+    A scikit-learn estimator: ``get_params`` / ``set_params`` / ``clone`` work, arguments are
+    checked in ``fit``, ``random_state`` takes an int, ``None`` or a ``RandomState``, and methods
+    called before ``fit`` raise scikit-learn's ``NotFittedError``. Its input is a list of strings,
+    not a numeric array (``__sklearn_tags__``: ``input_tags.string``).
     """
 
     def __init__(self, n_topics: int = 20, *, encoder: str | None = None, max_len: int = 256,
@@ -128,28 +81,44 @@ class TVQVAE:
                  vq_lr: float = 5e-4, vq_max_tokens: int = 0, topic_epochs: int = 300, lr: float = 1e-3,
                  batch_size: int = 256, alpha_hidden: int = 1, w_code: float = 0.0, w_word: float = 1.0,
                  w_kl: float = 1.0, prior_mean: float | None = None, device: str = "auto",
-                 random_state: int = 0, verbose: bool | None = False):
+                 random_state: int | np.random.RandomState | None = 0, verbose: bool | None = False):
         self.n_topics, self.encoder, self.max_len, self.pooling = n_topics, encoder, max_len, pooling
         self.min_len, self.min_df, self.max_df = min_len, min_df, max_df
         self.n_codes, self.code_dim, self.n_neighbors = n_codes, code_dim, n_neighbors
         self.codebook_init, self.standardize, self.restart_dead = codebook_init, standardize, restart_dead
-        self.vq_hidden, self.quantize, self.vq_epochs, self.vq_lr = tuple(vq_hidden), quantize, vq_epochs, vq_lr
+        self.vq_hidden, self.quantize, self.vq_epochs, self.vq_lr = vq_hidden, quantize, vq_epochs, vq_lr
         self.vq_max_tokens, self.topic_epochs, self.lr, self.batch_size = vq_max_tokens, topic_epochs, lr, batch_size
         self.alpha_hidden, self.w_code, self.w_word, self.w_kl = alpha_hidden, w_code, w_word, w_kl
         self.prior_mean, self.device, self.random_state, self.verbose = prior_mean, device, random_state, verbose
-        self.topics_ = None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # documents (strings), not a numeric 2-D array
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []  # outputs float32 mixtures whatever the input
+        return tags
 
     # -------------------------------------------------------------- params
-    def get_params(self) -> dict[str, Any]:
-        keys = ("n_topics", "encoder", "max_len", "pooling", "min_len", "min_df", "max_df", "n_codes", "code_dim",
-                "n_neighbors", "vq_hidden", "quantize", "codebook_init", "standardize", "restart_dead", "vq_epochs", "vq_lr", "vq_max_tokens", "topic_epochs",
-                "lr", "batch_size", "alpha_hidden", "w_code", "w_word", "w_kl", "prior_mean", "device",
-                "random_state")
-        return {k: getattr(self, k) for k in keys}
-
     def _validate(self) -> None:
+        def is_int(v: Any) -> bool:
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        ints = ("n_topics", "max_len", "min_len", "min_df", "n_codes", "code_dim", "n_neighbors", "vq_epochs",
+                "vq_max_tokens", "topic_epochs", "batch_size", "alpha_hidden")
+        bad = [k for k in ints if not is_int(getattr(self, k))]
+        if bad:
+            raise ConfigError(f"{bad[0]} must be an integer, got {getattr(self, bad[0])!r:.40}")
+        try:
+            hidden = tuple(self.vq_hidden)
+        except TypeError:
+            hidden = ()
+        if not hidden or not all(is_int(h) and h >= 1 for h in hidden):
+            raise ConfigError(f"vq_hidden must be a sequence of positive widths, got {self.vq_hidden!r:.40}")
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, np.random.RandomState) or (is_int(rs) and 0 <= rs < 2**63)):
+            raise ConfigError(f"random_state must be an int >= 0, None or a numpy RandomState, got {rs!r:.40}")
         checks = [
-            (isinstance(self.n_topics, int) and self.n_topics >= 2, f"n_topics must be an integer >= 2, got {self.n_topics}"),
+            (self.n_topics >= 2, f"n_topics must be an integer >= 2, got {self.n_topics}"),
             (self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got '{self.pooling}'"),
             (1 <= self.n_neighbors <= self.n_codes, f"n_neighbors must be in 1..n_codes ({self.n_codes}), got {self.n_neighbors}"),
             (self.code_dim >= 1 and self.n_codes >= 2, "code_dim must be >= 1 and n_codes >= 2"),
@@ -163,6 +132,8 @@ class TVQVAE:
             (min(self.w_code, self.w_word, self.w_kl) >= 0 and self.w_code + self.w_word > 0,
              "loss weights must be >= 0 with w_code + w_word > 0"),
             (self.vq_max_tokens >= 0, "vq_max_tokens must be >= 0 (0 = all tokens)"),
+            (self.min_df >= 1 and 0 < self.max_df <= 1, f"min_df must be >= 1 and max_df in (0, 1], got "
+                                                          f"{self.min_df}, {self.max_df}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -178,6 +149,8 @@ class TVQVAE:
         self._validate()
         prepared = prepare_corpus(docs, self._token_encoder(), min_df=self.min_df, max_df=self.max_df,
                                   min_len=self.min_len)
+        logger.info("prepared %d documents (%d skipped: no vocabulary word), %d words, %d token vectors",
+                    len(prepared.texts), prepared.n_skipped, len(prepared.vocab), len(prepared.encoded.words))
         return self.fit_prepared(prepared)
 
     def fit_prepared(self, data: PreparedCorpus, vq: VQAutoEncoder | None = None) -> TVQVAE:
@@ -192,12 +165,15 @@ class TVQVAE:
             raise DataError(f"only {data.encoded.vectors.shape[0]} token vectors for {self.n_codes} codes; use a "
                             "larger corpus or fewer codes (n_codes)")
         device = resolve_device(self.device)
-        gen = torch.Generator().manual_seed(int(self.random_state))
+        seed = seed_from(self.random_state)
+        gen = torch.Generator().manual_seed(seed)
         vectors = torch.from_numpy(data.encoded.vectors)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.random_state))  # parameter initialisation, without touching the caller's RNG
+            torch.manual_seed(seed)  # parameter initialisation, without touching the caller's RNG
             if vq is None:
-                vq = VQAutoEncoder(data.encoded.dim, self.vq_hidden, self.code_dim, self.n_codes, self.n_neighbors,
+                logger.info("stage B: VQ autoencoder, %d codes, %d epochs on %d token vectors", self.n_codes,
+                            self.vq_epochs, len(vectors))
+                vq = VQAutoEncoder(data.encoded.dim, tuple(self.vq_hidden), self.code_dim, self.n_codes, self.n_neighbors,
                                    quantize=self.quantize)
                 self.vq_history_ = train_vq(vq, vectors, data.encoded.doc, epochs=self.vq_epochs, lr=self.vq_lr,
                                             batch_docs=self.batch_size, max_tokens=self.vq_max_tokens, gen=gen,
@@ -209,6 +185,8 @@ class TVQVAE:
                 self.vq_history_ = []
             vq = vq.to(device)
             x = code_histograms(vq, vectors, data.encoded.doc, n_docs, device)
+            logger.info("stage D: topic model, K=%d, %d epochs on %d documents", self.n_topics, self.topic_epochs,
+                        n_docs)
             model = TopicModel(TopicEncoder(self.n_codes, self.n_topics, prior_mean=self.prior_mean),
                                TVQDecoder(self.n_topics, vq.codebook.detach().cpu(), n_words, self.alpha_hidden),
                                w_code=self.w_code, w_word=self.w_word, w_kl=self.w_kl)
@@ -221,6 +199,7 @@ class TVQVAE:
         self.n_skipped_ = data.n_skipped
         self.codebook_usage_ = float((x.sum(0) > 0).float().mean())
         self._set_topics()
+        logger.info("fitted: codebook usage %.3f", self.codebook_usage_)
         return self
 
     def _set_topics(self) -> None:
@@ -257,8 +236,9 @@ class TVQVAE:
         return torch.cat(out).numpy()
 
     def fit_transform(self, docs: Any, y: Any = None) -> np.ndarray:
-        self.fit(docs)
-        return self.transform_counts(self.code_counts_)
+        """``fit(docs).transform(docs)``: one row per given document (also those that ``fit``
+        skipped for having no vocabulary word; their row is the mixture of an empty histogram)."""
+        return self.fit(docs, y).transform(docs)
 
     # -------------------------------------------------------------- topics
     def get_topic(self, k: int, top_n: int = 10) -> list[tuple[str, float]]:
@@ -289,7 +269,7 @@ class TVQVAE:
         logits = theta @ self.topics_.astype(np.float64)
         p = np.exp(logits - logits.max())
         p /= p.sum()
-        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        rng = np.random.default_rng(seed_from(self.random_state if random_state is None else random_state))
         return [self.vocab_.words[i] for i in rng.choice(len(p), size=n_words, p=p)]
 
     # -------------------------------------------------------------- persistence
@@ -303,7 +283,11 @@ class TVQVAE:
         tensors = {f"vq.{k}": v.contiguous() for k, v in self.vq_.state_dict().items()}
         tensors.update({f"topic.{k}": v.contiguous() for k, v in self.model_.state_dict().items()})
         save_file(tensors, str(out / "weights.safetensors"))
-        meta = {"format": FORMAT_VERSION, "class": "TVQVAE", "params": self.get_params(),
+        params = self.get_params(deep=False)
+        params["vq_hidden"] = [int(h) for h in params["vq_hidden"]]
+        if not (params["random_state"] is None or isinstance(params["random_state"], numbers.Integral)):
+            params["random_state"] = None  # a RandomState object is not saved
+        meta = {"format": FORMAT_VERSION, "class": "TVQVAE", "params": params,
                 "input_dim": self.input_dim_, "vocabulary": self.vocab_.to_list()}
         (out / "config.json").write_text(json.dumps(meta, indent=1))
         return out
@@ -345,8 +329,11 @@ class TVQVAE:
                 or not isinstance(meta.get("params"), dict) or not isinstance(meta.get("vocabulary"), list)
                 or not isinstance(meta.get("input_dim"), int)):
             raise CheckpointError(f"{p}/config.json is not a TVQVAE save of format {FORMAT_VERSION}")
+        params = dict(meta["params"])
+        if isinstance(params.get("vq_hidden"), list):
+            params["vq_hidden"] = tuple(params["vq_hidden"])
         try:
-            est = cls(**meta["params"])
+            est = cls(**params)
             est._validate()
         except (TypeError, ReproZooError) as err:
             raise CheckpointError(f"{p}/config.json has invalid parameters: {str(err).splitlines()[0]}") from None

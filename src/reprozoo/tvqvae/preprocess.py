@@ -1,5 +1,6 @@
 """Word-side preprocessing without NLTK downloads: a regex tokenizer, scikit-learn's English stop
-words, a document-frequency-filtered vocabulary and bag-of-words counts.
+words, and a document-frequency-filtered vocabulary with bag-of-words counts from scikit-learn's
+``CountVectorizer`` (fed the already tokenized documents).
 
 The released TVQ-VAE code downloads NLTK data (punkt, stopwords, WordNet) at start; here the word
 side is ``[a-z]+`` tokens of at least ``min_len`` letters, minus scikit-learn's
@@ -9,12 +10,12 @@ side is ``[a-z]+`` tokens of at least ``min_len`` letters, minus scikit-learn's
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from reprozoo.errors import DataError
 
@@ -34,6 +35,11 @@ def word_spans(text: str, min_len: int = 3, stop_words: frozenset[str] | None = 
 def tokenize(text: str, min_len: int = 3, stop_words: frozenset[str] | None = None) -> list[str]:
     """Lower-cased alphabetic content words of ``text`` (stop words and short words dropped)."""
     return [w for _, _, w in word_spans(text, min_len, stop_words)]
+
+
+def _pretokenized(doc: Sequence[str]) -> Sequence[str]:
+    """CountVectorizer's analyzer for documents that are already lists of words."""
+    return doc
 
 
 @dataclass
@@ -58,10 +64,17 @@ class Vocabulary:
         ``allowed`` when given, e.g. the encoder's whole-word tokens), sorted alphabetically."""
         if min_df < 1 or not 0 < max_df <= 1:
             raise DataError(f"min_df must be >= 1 and max_df in (0, 1], got {min_df}, {max_df}")
-        df = Counter(w for d in docs for w in set(d))
-        cap = max_df * len(docs)
-        keep = set(allowed) if allowed is not None else None
-        words = sorted(w for w, n in df.items() if n >= min_df and n <= cap and (keep is None or w in keep))
+        # CountVectorizer keeps words with min_df <= df <= max_df * n_docs (an int min_df is a count,
+        # a float max_df a share) and sorts them; it refuses a filter that leaves nothing
+        vec = CountVectorizer(analyzer=_pretokenized, min_df=int(min_df), max_df=float(max_df))
+        try:
+            vec.fit(docs)
+            words = vec.get_feature_names_out().tolist()
+        except ValueError:  # "After pruning, no terms remain" / "empty vocabulary"
+            words = []
+        if allowed is not None:
+            keep = set(allowed)
+            words = [w for w in words if w in keep]
         if not words:
             raise DataError(f"the vocabulary is empty after filtering ({len(docs)} documents, min_df={min_df}, "
                             f"max_df={max_df}); use more documents or a lower min_df")
@@ -70,13 +83,15 @@ class Vocabulary:
     def ids(self, doc: Sequence[str]) -> list[int]:
         return [self.index[w] for w in doc if w in self.index]
 
+    def counts(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """Sparse int64 count matrix ``(n_docs, V)`` of tokenized documents (out-of-vocabulary
+        words are ignored)."""
+        vec = CountVectorizer(analyzer=_pretokenized, vocabulary=self.words, dtype=np.int64)
+        return sp.csr_matrix(vec.transform(docs))
+
     def bow(self, docs: Sequence[Sequence[str]]) -> np.ndarray:
-        """Dense float32 count matrix ``(n_docs, V)``."""
-        out = np.zeros((len(docs), len(self)), dtype=np.float32)
-        for i, d in enumerate(docs):
-            for j in self.ids(d):
-                out[i, j] += 1
-        return out
+        """Dense float32 count matrix ``(n_docs, V)`` (what the topic networks train on)."""
+        return self.counts(docs).toarray().astype(np.float32)
 
     def to_list(self) -> list[str]:
         return list(self.words)
