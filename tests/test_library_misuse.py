@@ -145,12 +145,14 @@ def test_valid_calls_still_answer():
 
 
 def _loaders():
-    from reprozoo.eclips.inference import load_checkpoint as eclips_load
-    from reprozoo.gmp.inference import load_checkpoint as gmp_load
+    from reprozoo.eclips.inference import load_antispoofer as eclips_load
+    from reprozoo.gmp.inference import load_grounder as gmp_load
+    from reprozoo.runtime.checkpoint import load_checkpoint
     from reprozoo.sinet.inference import load_checkpoint as sinet_load
 
-    return [("eclips", eclips_load, "cannot read checkpoint"), ("sinet", sinet_load, "is not a readable checkpoint"),
-            ("gmp", gmp_load, "is not a readable torch checkpoint")]
+    return [("eclips", eclips_load, "not a reprozoo.checkpoint/1 file"),
+            ("sinet", sinet_load, "is not a readable checkpoint"),
+            ("gmp", gmp_load, "not a reprozoo.checkpoint/1 file"), ("runtime", load_checkpoint, "not a reprozoo")]
 
 
 @pytest.mark.parametrize("name, load, message", _loaders(), ids=[x[0] for x in _loaders()])
@@ -163,12 +165,20 @@ def test_corrupt_checkpoints_are_one_line(tmp_path, name, load, message, content
     with pytest.raises(CheckpointError, match=message) as info:
         load(path)
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
+    if name != "sinet":  # the library format is a .safetensors file: a damaged one is one line too
+        path = path.rename(tmp_path / "model.safetensors")
+        with pytest.raises(CheckpointError, match="cannot read checkpoint") as info:
+            load(path)
+        assert "\n" not in str(info.value) and len(str(info.value)) < 400
 
 
-def test_eclips_checkpoint_without_architecture(tmp_path):
-    from reprozoo.eclips.inference import FORMAT, load_checkpoint
+def test_eclips_checkpoint_without_its_fields(tmp_path):
+    from reprozoo.eclips.inference import load_antispoofer
     from reprozoo.errors import CheckpointError
+    from reprozoo.runtime.checkpoint import save_checkpoint
+    from reprozoo.runtime.registry import create_model
 
-    torch.save({"format": FORMAT}, tmp_path / "e.pt")  # used to be a KeyError
-    with pytest.raises(CheckpointError, match=r"e.pt: the checkpoint lacks 'arch'; re-save it with save_checkpoint$"):
-        load_checkpoint(tmp_path / "e.pt")
+    path = save_checkpoint(create_model("eclips_cnn_small", width=2, embed_dim=4), tmp_path / "e.safetensors")
+    with pytest.raises(CheckpointError, match=r"e.safetensors: not an antispoof checkpoint \(it lacks image_size, "
+                                              r"mean, std, threshold, mc_samples\)$"):
+        load_antispoofer(path)

@@ -7,7 +7,7 @@ from torchvision.io import write_png
 
 from reprozoo.cli import main
 from reprozoo.eclips.cli import antispoof
-from reprozoo.eclips.inference import AntiSpoofer, load_checkpoint, save_checkpoint
+from reprozoo.eclips.inference import AntiSpoofer, load_antispoofer, save_antispoofer
 from reprozoo.eclips.models import Ensemble, base_learner, predict
 from reprozoo.eclips.training import normalize
 from reprozoo.errors import CheckpointError, DataError
@@ -21,7 +21,7 @@ def checkpoint(tmp_path):
     model = Ensemble([base_learner(4, 8) for _ in range(2)]).eval()
     with torch.no_grad():
         model.alpha.copy_(torch.tensor([0.5, -0.5]))
-    return save_checkpoint(tmp_path / "eclips.pt", model, CFG, threshold=0.42, arm="eclips"), model
+    return save_antispoofer(model, tmp_path / "eclips.safetensors", CFG, threshold=0.42, arm="eclips"), model
 
 
 def _video(folder, n, seed):
@@ -34,10 +34,11 @@ def _video(folder, n, seed):
 
 def test_checkpoint_roundtrip(checkpoint):
     path, model = checkpoint
-    loaded, meta = load_checkpoint(path)
+    loaded, meta = load_antispoofer(path)
     assert meta["threshold"] == 0.42 and meta["live_label"] == 1 and meta["threshold_source"] == "val_eer"
     x = torch.randn(3, 3, 16, 16)
-    torch.testing.assert_close(loaded(x), model(x))
+    assert torch.equal(loaded(x), model(x))
+    assert loaded.fusion == model.fusion and loaded.members[0].head.drop.p == 0.5
 
 
 def test_antispoof_scores_videos(checkpoint, tmp_path, capsys):
@@ -71,5 +72,5 @@ def test_antispoof_bad_inputs(checkpoint, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="does not exist"):
         antispoof([tmp_path], tmp_path / "missing.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not an ECLIPS checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a reprozoo.checkpoint/1 file"):
+        load_antispoofer(tmp_path / "other.pt")

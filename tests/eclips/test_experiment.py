@@ -122,7 +122,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert m["method/eclips_params"] == 2 * 1_758 + 2 and m["baseline/ensemble_mean_params"] == 2 * 1_758
     for fig in ("frame_probability_strips", "roc_per_domain", "bias_variance_bars"):
         assert (out / "figures" / f"{fig}.png").exists()
-    assert (out / "eclips.pt").exists() and len(list((out / "trials").glob("*.json"))) == 6
+    assert (out / "eclips.safetensors").exists() and len(list((out / "trials").glob("*.json"))) == 6
     trial = json.loads((out / "trials" / "eclips__seed0__targetcam3.json").read_text())["result"]
     assert trial["refreshes"] == 1 and trial["video"]["threshold_source"] == "val_eer"
     assert trial["video"]["n_videos"] == 12 and trial["video"]["n_frames"] == 48

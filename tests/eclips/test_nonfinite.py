@@ -64,13 +64,13 @@ def test_antispoofer_refuses_float_frames(tmp_path):
 
     import torch
 
-    from reprozoo.eclips.inference import AntiSpoofer, save_checkpoint
+    from reprozoo.eclips.inference import AntiSpoofer, save_antispoofer
     from reprozoo.eclips.models import base_learner
 
     cfg = SimpleNamespace(width=4, embed_dim=8, dropout=0.5, feature_norm=True, size=16, test_mc_samples=2,
                           mc_test=False)
     torch.manual_seed(0)
-    path = save_checkpoint(tmp_path / "e.pt", base_learner(4, 8).eval(), cfg, threshold=0.5, arm="single")
+    path = save_antispoofer(base_learner(4, 8).eval(), tmp_path / "e.safetensors", cfg, threshold=0.5, arm="single")
     spoofer = AntiSpoofer.from_checkpoint(path)
     with pytest.raises(DataError, match=r"^frames must be a \(n_frames >= 1, 3, H, W\) uint8 tensor \(0-255\), "
                                         r"got torch.float32 of shape \(2, 3, 16, 16\)$"):

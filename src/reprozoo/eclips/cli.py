@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @app.command("antispoof")
     def antispoof_cmd(
         inputs: Annotated[list[Path], typer.Argument(help="video files or folders of frames (one video each)")],
-        checkpoint: Annotated[Path, typer.Option(help="ECLIPS checkpoint (eclips.pt from `reprozoo run eclips-fas`)")],
+        checkpoint: Annotated[Path, typer.Option(help="ECLIPS checkpoint (eclips.safetensors from `reprozoo run eclips-fas`)")],
         frames: Annotated[str, typer.Option(help="frames scored per video: all | uniform:M")] = "uniform:16",
         as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
         seed: Annotated[int, typer.Option(help="seed of the MC-dropout masks")] = 0,

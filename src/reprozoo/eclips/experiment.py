@@ -48,7 +48,7 @@ import torch
 
 from reprozoo.eclips import metrics as M
 from reprozoo.eclips.data import domain_names, lodo_split
-from reprozoo.eclips.inference import save_checkpoint
+from reprozoo.eclips.inference import save_antispoofer
 from reprozoo.eclips.models import Ensemble, base_learner
 from reprozoo.eclips.training import FitSettings, fit, score_frames
 from reprozoo.errors import ConfigError
@@ -238,8 +238,8 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
             picks += vids
         out["strips"] = {split.test.video_names[v]: probs[tv == v].tolist() for v in picks}
         if arm == METHOD and cfg.save_checkpoint:
-            save_checkpoint(tctx.workdir / "eclips.pt", model, cfg, threshold=t_val, arm=arm)
-            out["checkpoint"] = str(Path("trials") / tctx.trial_key / "eclips.pt")
+            save_antispoofer(model, tctx.workdir / "eclips.safetensors", cfg, threshold=t_val, arm=arm)
+            out["checkpoint"] = str(Path("trials") / tctx.trial_key / "eclips.safetensors")
     return out
 
 
@@ -386,9 +386,9 @@ def run(cfg: ECLIPSConfig, ctx) -> ExperimentResult:
     ckpt = next((r["checkpoint"] for r in results if r.get("checkpoint")), None)
     notes = ""
     if ckpt:
-        shutil.copyfile(ctx.out_dir / ckpt, ctx.out_dir / "eclips.pt")
-        notes = (f"ECLIPS checkpoint (seed {seeds[0]}, held-out {cfg.targets[0]}): eclips.pt; use it with "
-                 "`reprozoo antispoof --checkpoint eclips.pt VIDEO...`. ")
+        shutil.copyfile(ctx.out_dir / ckpt, ctx.out_dir / "eclips.safetensors")
+        notes = (f"ECLIPS checkpoint (seed {seeds[0]}, held-out {cfg.targets[0]}): eclips.safetensors; use it "
+                 "with `reprozoo antispoof --checkpoint eclips.safetensors VIDEO...`. ")
     notes += ("Thresholds: HTER uses the EER threshold of a source-domain validation split (disjoint "
               "identities); hter_test_eer is the optimistic test-set-threshold convention. No model "
               "selection on test data: every arm is taken after its last iteration.")

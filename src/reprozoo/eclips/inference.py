@@ -1,8 +1,9 @@
 """Checkpoints and video-wise scoring with a trained model (the ``antispoof`` command uses this).
 
-A checkpoint is a plain dict loadable with ``torch.load(..., weights_only=True)``: the architecture
-(``arch``), ``state_dict``, the input size, the ImageNet normalisation, the *validation* EER
-threshold the decision uses, the label polarity (live = 1) and the MC-dropout sample count.
+A checkpoint is the library's format (:mod:`reprozoo.runtime.checkpoint`): the registered model
+(``eclips_cnn_small`` / ``eclips_cnn_ensemble``) with its kwargs and weights, and as extra fields
+the input size, the ImageNet normalisation, the *validation* EER threshold the decision uses, the
+label polarity (live = 1) and the MC-dropout sample count.
 """
 
 from __future__ import annotations
@@ -15,57 +16,47 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reprozoo.eclips.models import Ensemble, base_learner
+from reprozoo.eclips.models import Ensemble
 from reprozoo.eclips.training import IMAGENET_MEAN, IMAGENET_STD, normalize
 from reprozoo.errors import CheckpointError, DataError
-from reprozoo.runtime.checks import one_line
-
-FORMAT = "reprozoo.eclips/1"
+from reprozoo.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Any, *, threshold: float, arm: str) -> Path:
-    """Write ``model`` with what inference needs (``cfg``: an ECLIPSConfig-like object)."""
-    path = Path(path)
-    arch = {"kind": "ensemble" if isinstance(model, Ensemble) else "single", "width": cfg.width,
-            "embed_dim": cfg.embed_dim, "dropout": cfg.dropout, "feature_norm": cfg.feature_norm,
-            "k": model.k if isinstance(model, Ensemble) else 1,
-            "fusion": model.fusion if isinstance(model, Ensemble) else "none",
-            "tau": model.tau if isinstance(model, Ensemble) else 1.0}
-    blob = {"format": FORMAT, "arch": arch, "arm": arm, "state_dict": model.state_dict(), "image_size": cfg.size,
-            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "threshold": float(threshold),
-            "threshold_source": "val_eer", "live_label": 1,
-            "mc_samples": int(cfg.test_mc_samples), "mc_test": bool(getattr(cfg, "mc_test", False))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
-    return path
+def cnn_spec(model: torch.nn.Module) -> tuple[str, dict[str, Any]]:
+    """The registered name and kwargs of a :func:`base_learner` or an :class:`Ensemble` of them."""
+    first = model.members[0] if isinstance(model, Ensemble) else model
+    try:
+        conv, head = first.backbone.model.features[0], first.head
+    except AttributeError:
+        raise CheckpointError("only SmallCNN base learners (base_learner) and their ensembles are saved as "
+                              "antispoof checkpoints") from None
+    kw = {"width": conv.out_channels, "embed_dim": head.embed.out_features, "drop_rate": head.drop.p,
+          "feature_norm": bool(head.feature_norm), "in_chans": conv.in_channels}
+    if isinstance(model, Ensemble):
+        return "eclips_cnn_ensemble", {"k": len(model.members), **kw, "fusion": model.fusion, "tau": model.tau}
+    return "eclips_cnn_small", kw
 
 
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
+def save_antispoofer(model: torch.nn.Module, path: str | Path, cfg: Any, *, threshold: float, arm: str) -> Path:
+    """:func:`reprozoo.runtime.checkpoint.save_checkpoint` with what :class:`AntiSpoofer` needs
+    (``cfg``: an ECLIPSConfig-like object giving the input size and the MC-dropout settings)."""
+    name, kwargs = cnn_spec(model)
+    return save_checkpoint(model, path, model_name=name, model_kwargs=kwargs, arm=arm, image_size=int(cfg.size),
+                           mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), threshold=float(threshold),
+                           threshold_source="val_eer", live_label=1, mc_samples=int(cfg.test_mc_samples),
+                           mc_test=bool(getattr(cfg, "mc_test", False)))
+
+
+def load_antispoofer(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model (eval mode) and the checkpoint's extra fields (threshold, normalisation, ...)."""
+    if not Path(path).is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `reprozoo run eclips-fas` "
-                              "(it writes eclips.pt into the run folder)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(err)}") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an ECLIPS checkpoint (format {FORMAT!r} expected)")
-    try:
-        a = blob["arch"]
-        members = [base_learner(a["width"], a["embed_dim"], a["dropout"], a["feature_norm"]) for _ in range(a["k"])]
-        model = Ensemble(members, fusion=a["fusion"], tau=a["tau"]) if a["kind"] == "ensemble" else members[0]
-        missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
-    except KeyError as err:
-        raise CheckpointError(f"{path}: the checkpoint lacks {err}; re-save it with save_checkpoint") from None
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: cannot rebuild the model it describes ({one_line(err)})") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: state dict does not match its architecture (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]})")
-    return model.eval(), blob
+                              "(it writes eclips.safetensors into the run folder)")
+    model, meta = load_checkpoint(path)
+    missing = [k for k in ("image_size", "mean", "std", "threshold", "mc_samples") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: not an antispoof checkpoint (it lacks {', '.join(missing)})")
+    return model, meta
 
 
 @dataclass
@@ -93,7 +84,7 @@ class AntiSpoofer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, seed: int = 0) -> AntiSpoofer:
-        return cls(*load_checkpoint(path), seed=seed)
+        return cls(*load_antispoofer(path), seed=seed)
 
     def frame_scores(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         from reprozoo.eclips.models import predict

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprozoo.errors import CheckpointError, ConfigError, DataError, MissingDependencyError
+from reprozoo.errors import CheckpointError, ConfigError, DataError
+from reprozoo.runtime.extras import require
 from reprozoo.runtime.registry import register_model
 from reprozoo.runtime.seeding import generator_scope
 
@@ -141,11 +142,8 @@ def clip_visual_encoder(name: str = "ViT-B-16", checkpoint_path: str | Path | No
     an open_clip CLIP checkpoint (its ``visual.*`` weights are used) or a state dict of the tower
     (``encoder.model.state_dict()``); nothing is downloaded.
     """
-    try:
-        import open_clip
-        from open_clip.model import CLIPVisionCfg
-    except ImportError as err:
-        raise MissingDependencyError("the CLIP backbone needs open_clip: pip install 'open_clip_torch>=2.24'") from err
+    open_clip = require("open_clip", what="the CLIP backbone")
+    from open_clip.model import CLIPVisionCfg
     cfg = open_clip.get_model_config(name)
     if cfg is None or "vision_cfg" not in cfg:
         raise ConfigError(f"unknown open_clip model '{name}'; choose from open_clip.list_models(), e.g. ViT-B-16, ViT-L-14")
@@ -189,7 +187,7 @@ def clip_visual_encoder(name: str = "ViT-B-16", checkpoint_path: str | Path | No
 
 def _build_vision_tower(embed_dim: int, vision_cfg: dict[str, Any], quick_gelu: bool) -> nn.Module:
     """open_clip's own image-tower builder (falls back to building a whole CLIP model and keeping its tower)."""
-    import open_clip
+    open_clip = require("open_clip", what="the CLIP backbone")
     from open_clip import model as oc_model
 
     build = getattr(oc_model, "_build_vision_tower", None)
@@ -454,13 +452,16 @@ def base_learner(width: int = 32, embed_dim: int = 64, dropout: float = 0.5, fea
 
 
 @register_model
-def eclips_cnn_small(width: int = 32, embed_dim: int = 64, dropout: float = 0.5, feature_norm: bool = True) -> BaseLearner:
+def eclips_cnn_small(width: int = 32, embed_dim: int = 64, drop_rate: float = 0.5, feature_norm: bool = True,
+                     in_chans: int = 3) -> BaseLearner:
     """Single CPU base learner (conv 32-64-128, embedder 128 -> 64, Dropout 0.5, 64 -> 2)."""
-    return base_learner(width, embed_dim, dropout, feature_norm)
+    return base_learner(width, embed_dim, drop_rate, feature_norm, in_chans)
 
 
 @register_model
-def eclips_cnn_ensemble(k: int = 4, width: int = 32, embed_dim: int = 64, dropout: float = 0.5,
-                        feature_norm: bool = True, fusion: str = "learned") -> Ensemble:
-    """ECLIPS-lite: K CPU base learners with learnable softmax decision fusion."""
-    return Ensemble([base_learner(width, embed_dim, dropout, feature_norm) for _ in range(k)], fusion=fusion)
+def eclips_cnn_ensemble(k: int = 4, width: int = 32, embed_dim: int = 64, drop_rate: float = 0.5,
+                        feature_norm: bool = True, fusion: str = "learned", tau: float = 1.0,
+                        in_chans: int = 3) -> Ensemble:
+    """ECLIPS-lite: K CPU base learners with learnable softmax decision fusion (temperature ``tau``)."""
+    return Ensemble([base_learner(width, embed_dim, drop_rate, feature_norm, in_chans) for _ in range(k)],
+                    fusion=fusion, tau=tau)
