@@ -123,7 +123,7 @@ def test_smoke_run_and_transcribe_command(tmp_path, capsys):
 
     from reprozoo.cli import main
 
-    ckpt = out / "trials" / "al_cr__seed0" / "model.pt"
+    ckpt = out / "trials" / "al_cr__seed0" / "model.safetensors"
     assert ckpt.exists()
     t = np.arange(22050) / 22050
     tone = 0.3 * np.sin(2 * np.pi * 300 * t)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     @app.command("transcribe")
     def transcribe_cmd(
         files: Annotated[list[Path], typer.Argument(help="audio files (WAV/FLAC/OGG, any sample rate, mono or stereo)")],
-        checkpoint: Annotated[Path, typer.Option(help="CTC checkpoint (e.g. trials/al_cr__seed0/model.pt of an active-asr run)")],
+        checkpoint: Annotated[Path, typer.Option(help="CTC checkpoint (e.g. trials/al_cr__seed0/model.safetensors of an active-asr run)")],
         as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line: {file, text}")] = False,
     ) -> None:
         """Transcribe speech with a trained activeasr CTC model (greedy decoding)."""

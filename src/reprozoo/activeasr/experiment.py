@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from reprozoo.activeasr.features import FeatureConfig, Featurizer
-from reprozoo.activeasr.inference import save_checkpoint
+from reprozoo.activeasr.inference import save_transcriber
 from reprozoo.activeasr.loop import ALConfig, run_active_learning
 from reprozoo.activeasr.training import CTCTrainer, SpeechSet, TrainSettings
 from reprozoo.data.spoken_commands import CommandCorpusConfig, build_command_corpus, load_command_corpus
@@ -205,7 +205,7 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     out = run_active_learning(trainer, pool, test, al, rng=np.random.default_rng([seed, 2]), initial=initial,
                               keep_examples=cfg.n_examples)
     if trial.arm == METHOD:  # the method's model, usable with `reprozoo transcribe --checkpoint`
-        save_checkpoint(tctx.workdir / "model.pt", model, cfg.model, cfg.features)
+        save_transcriber(model, tctx.workdir / "model.safetensors", cfg.features)
     return {"arm": trial.arm, "seed": seed, "points": out["points"], "oracle_seconds": out["oracle_seconds"],
             "n_labelled": len(out["labelled"]), "cpu_s": time.process_time() - cpu0}
 

@@ -1,7 +1,7 @@
 """Checkpoints and a :class:`Transcriber` for trained CTC models.
 
-A checkpoint is a ``torch.save`` dict (loaded with ``weights_only=True``): ``model`` (registered
-name), ``model_kwargs``, ``features`` (the :class:`FeatureConfig` fields), ``state_dict`` and
+A checkpoint is the library's format (:mod:`reprozoo.runtime.checkpoint`): the registered model,
+its kwargs and weights, and as extra fields ``features`` (the :class:`FeatureConfig` fields) and
 ``symbols`` (the alphabet, checked on load).
 """
 
@@ -16,40 +16,24 @@ from reprozoo.activeasr.features import FeatureConfig, Featurizer
 from reprozoo.activeasr.text import SYMBOLS
 from reprozoo.activeasr.training import transcribe
 from reprozoo.errors import CheckpointError
-from reprozoo.runtime.registry import create_model
+from reprozoo.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, name: str, features: FeatureConfig,
-                    model_kwargs: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": name, "model_kwargs": dict(model_kwargs or {}), "features": asdict(features),
-                "state_dict": model.state_dict(), "symbols": list(SYMBOLS)}, tmp)
-    tmp.replace(path)
-    return path
+def save_transcriber(model: torch.nn.Module, path: str | Path, features: FeatureConfig) -> Path:
+    """:func:`reprozoo.runtime.checkpoint.save_checkpoint` of a model built by ``create_model`` with
+    what :class:`Transcriber` needs: the feature settings and the alphabet (checked on load)."""
+    return save_checkpoint(model, path, features=asdict(features), symbols=list(SYMBOLS))
 
 
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, FeatureConfig]:
-    path = Path(path)
-    if not path.is_file():
+def load_transcriber(path: str | Path) -> tuple[torch.nn.Module, FeatureConfig]:
+    if not Path(path).is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
-    missing = [k for k in ("model", "model_kwargs", "features", "state_dict", "symbols") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: not an activeasr checkpoint (missing {missing})")
-    if list(ckpt["symbols"]) != list(SYMBOLS):
+    model, extra = load_checkpoint(path)
+    if "features" not in extra or "symbols" not in extra:
+        raise CheckpointError(f"{path}: not an activeasr checkpoint (it has no feature settings or alphabet)")
+    if list(extra["symbols"]) != list(SYMBOLS):
         raise CheckpointError(f"{path}: the checkpoint's alphabet differs from this library's")
-    feats = FeatureConfig(**ckpt["features"])
-    model = create_model(ckpt["model"], n_mels=feats.n_mels, **ckpt["model_kwargs"])
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit model '{ckpt['model']}': {str(err).splitlines()[0]}") from None
-    return model.eval(), feats
+    return model, FeatureConfig(**extra["features"])
 
 
 class Transcriber:
@@ -61,7 +45,7 @@ class Transcriber:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Transcriber:
-        return cls(*load_checkpoint(path))
+        return cls(*load_transcriber(path))
 
     def transcribe_waves(self, waves: list[torch.Tensor], batch_size: int = 32) -> list[str]:
         return transcribe(self.model, self.featurizer, waves, batch_size)

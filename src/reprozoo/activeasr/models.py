@@ -30,17 +30,17 @@ def conv_out_length(lengths: torch.Tensor, n_convs: int = 2) -> torch.Tensor:
 
 class CTCConvBiGRU(nn.Module):
     def __init__(self, n_mels: int = 40, channels: int = 32, proj: int = 192, hidden: int = 128, layers: int = 2,
-                 dropout: float = 0.1, num_classes: int = VOCAB_SIZE):
+                 drop_rate: float = 0.1, num_classes: int = VOCAB_SIZE):
         super().__init__()
         self.n_mels, self.num_classes = n_mels, num_classes
         self.conv1 = nn.Conv2d(1, channels, 3, stride=2, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
         freq = conv_out_length(torch.tensor(n_mels)).item()
         self.proj = nn.Linear(channels * freq, proj)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(drop_rate)
         self.rnn = nn.GRU(proj, hidden, num_layers=layers, bidirectional=True, batch_first=True,
-                          dropout=dropout if layers > 1 else 0.0)
-        self.head_drop = nn.Dropout(dropout)
+                          dropout=drop_rate if layers > 1 else 0.0)
+        self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(2 * hidden, num_classes)
 
     def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,18 +79,18 @@ class CTCConvTCN(nn.Module):
     the BiGRU (no recurrence, so it trains several times faster on a CPU)."""
 
     def __init__(self, n_mels: int = 40, channels: int = 16, width: int = 128, dilations: tuple[int, ...] = (1, 2, 4),
-                 kernel: int = 5, dropout: float = 0.1, num_classes: int = VOCAB_SIZE):
+                 kernel: int = 5, drop_rate: float = 0.1, num_classes: int = VOCAB_SIZE):
         super().__init__()
         self.n_mels, self.num_classes = n_mels, num_classes
         self.conv1 = nn.Conv2d(1, channels, 3, stride=2, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
         freq = conv_out_length(torch.tensor(n_mels)).item()
         self.proj = nn.Linear(channels * freq, width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(drop_rate)
         self.blocks = nn.ModuleList(nn.Conv1d(width, width, kernel, padding=d * (kernel // 2), dilation=d)
                                     for d in dilations)
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in dilations)
-        self.head_drop = nn.Dropout(dropout)
+        self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(width, num_classes)
 
     def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
