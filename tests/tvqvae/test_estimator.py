@@ -35,6 +35,30 @@ def test_tokenizer_and_vocabulary():
         Vocabulary.build(docs, min_df=5)
 
 
+def test_countvectorizer_vocabulary_equals_the_former_hand_written_one(corpus):
+    """Vocabulary.build / bow now come from CountVectorizer; the former loops, kept here as the
+    reference, give the same words and the same counts on a fixed corpus."""
+    from collections import Counter
+
+    import scipy.sparse as sp
+
+    docs = [tokenize(t) for t in corpus.texts] + [["zebra", "zebra"], []]
+    for min_df, max_df, allowed in ((2, 0.5, None), (1, 1.0, None), (3, 0.2, {"planet", "pizza", "goal"})):
+        df = Counter(w for d in docs for w in set(d))
+        ref = sorted(w for w, n in df.items() if min_df <= n <= max_df * len(docs)
+                     and (allowed is None or w in allowed))
+        vocab = Vocabulary.build(docs, min_df=min_df, max_df=max_df, allowed=allowed)
+        assert vocab.words == ref
+        dense = np.zeros((len(docs), len(ref)), dtype=np.float32)
+        for i, d in enumerate(docs):
+            for w in d:
+                if w in vocab.index:
+                    dense[i, vocab.index[w]] += 1
+        counts = vocab.counts(docs)
+        assert sp.issparse(counts) and counts.dtype == np.int64
+        assert np.array_equal(vocab.bow(docs), dense) and vocab.bow(docs).dtype == np.float32
+
+
 def test_whole_word_alignment_and_cache(tiny_encoder):
     enc = TokenEncoder(tiny_encoder, max_len=32)
     out = enc.encode(["The telescope saw a comet.", "Zorglubian telescope"])
