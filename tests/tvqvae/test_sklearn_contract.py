@@ -198,3 +198,12 @@ def test_prodlda_prepared_and_array_fits_agree(tiny_encoder, docs):
     assert np.array_equal(a.transform(data.bow), b.transform(sp.csr_matrix(data.bow)))
     with pytest.raises(DataError, match="Negative values"):
         ProdLDA(2).fit(-np.ones((4, 3)))
+
+
+def test_fit_logs_its_stages_and_prints_nothing(tiny_encoder, docs, caplog, capsys):
+    with caplog.at_level("DEBUG", logger="reprozoo.tvqvae"):
+        TVQVAE(3, encoder=tiny_encoder, **TINY, random_state=0).fit(docs)
+    got = [r.getMessage() for r in caplog.records if r.name.startswith("reprozoo.tvqvae")]
+    assert any(m.startswith("stage B: VQ autoencoder, 16 codes, 2 epochs") for m in got), got
+    assert any(m.startswith("TVQ-VAE topics epoch 4/4: loss ") for m in got), got
+    assert capsys.readouterr().out == ""

@@ -7,6 +7,7 @@ infinite stops training with the stage, the step and the value.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 from reprozoo.errors import ReproZooError
 from reprozoo.runtime.progress import progress_bar
 from reprozoo.tvqvae.models import TopicModel, VQAutoEncoder
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(ReproZooError, FloatingPointError):
@@ -88,6 +91,8 @@ def train_vq(model: VQAutoEncoder, vectors: torch.Tensor, doc: np.ndarray, *, ep
                 _restart_codes(model, dead, vectors, gen, device)
             history.append({"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()},
                             "dead_codes": int(dead.numel())})
+            logger.debug("VQ autoencoder epoch %d/%d: loss %.4f, %d dead codes", epoch + 1, epochs,
+                         history[-1]["loss"], history[-1]["dead_codes"])
             bar.update()
     model.eval()
     return history
@@ -162,6 +167,7 @@ def train_topic_model(model: TopicModel, x: torch.Tensor, words: torch.Tensor, *
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 nb += 1
             history.append({"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()}})
+            logger.debug("%s epoch %d/%d: loss %.4f", name, epoch + 1, epochs, history[-1].get("loss", math.nan))
             bar.update()
     model.eval()
     return history
