@@ -99,8 +99,13 @@ class MaskedQueryGrounder(nn.Module):
 
     @property
     def reprozoo_spec(self) -> dict:
-        """The registered name and kwargs that rebuild this architecture (``runtime.save_checkpoint``)."""
-        return {"name": "cpl_charades" if isinstance(self, CPL) else "pps_charades", "kwargs": asdict(self.config)}
+        """Name and kwargs for ``save_checkpoint``: the full config (any constructor rebuilds it)."""
+        name = self.__dict__.get("_registered_name") or ("cpl_charades" if isinstance(self, CPL) else "pps_charades")
+        return {"name": name, "kwargs": asdict(self.config)}
+
+    @reprozoo_spec.setter
+    def reprozoo_spec(self, spec: dict) -> None:
+        self.__dict__["_registered_name"] = spec["name"]
 
     # ------------------------------------------------------------ encoders
     def _check(self, batch: dict) -> None:

@@ -190,8 +190,10 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: Any = Non
         from reprozoo.runtime.checkpoint import load_strict, read_state_dict, unwrap_state_dict
 
         load_strict(model, unwrap_state_dict(read_state_dict(checkpoint_path)), what=f"model '{name}'")
-    if not hasattr(model, "reprozoo_spec"):  # a class may compute its own (a property)
+    try:
         model.reprozoo_spec = {"name": name, "kwargs": dict(kwargs)}
+    except AttributeError:  # a class that computes its own (a read-only property)
+        pass
     return model
 
 
