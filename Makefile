@@ -6,19 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test bench lint clean venv docs
+.PHONY: demo test bench lint clean venv docs fortunes
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@# system data the library uses (the fortunes corpus); only as root with apt, never fatal
-	@if [ ! -d /usr/share/games/fortunes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian package fortunes (topic-model corpus)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes) >/dev/null 2>&1 \
-	    || echo "note: could not install fortunes; the tvq-vae experiment will say how"; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev,docs]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -38,6 +33,15 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/reprozoo bench all --out benchmarks/results --overwrite
+
+# Optional system data (docs/development.md): the Debian/Ubuntu fortunes files, the corpus of the
+# tvq-vae experiment. A system package, so it needs root; run it yourself, nothing else calls it.
+FORTUNES_DIR := /usr/share/games/fortunes
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+fortunes:
+	@if [ -d $(FORTUNES_DIR) ]; then echo "the fortunes corpus is installed at $(FORTUNES_DIR)"; else \
+	  echo "installing the Debian package fortunes into $(FORTUNES_DIR) (system package, needs root):"; \
+	  set -x; $(SUDO) apt-get update && $(SUDO) apt-get install -y fortunes; fi
 
 clean:
 	rm -rf runs site .pytest_cache

@@ -353,6 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except ImportError as err:  # an optional package missing where no require() caught it: name its extra
+        from reprozoo.runtime.extras import explain
+
+        missing = explain(err)
+        if missing is None:
+            raise
+        typer.echo(f"error: {missing}", err=True)
+        return 2
     except OSError as err:  # a file problem in any command: one line naming the path
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
         typer.echo(f"error: {_one_line(str(err.strerror or err))}{where}", err=True)

@@ -45,7 +45,9 @@ class LogMel(torch.nn.Module):
 
     def __init__(self, cfg: FeatureConfig | None = None):
         super().__init__()
-        import librosa
+        from reprozoo.runtime.extras import require
+
+        librosa = require("librosa", what="the log-mel front end")
 
         self.cfg = cfg = cfg or FeatureConfig()
         cfg.validate()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.extras import require
 
 
 def _strings(texts: Sequence[str], name: str) -> list[str]:
@@ -48,7 +49,7 @@ def _rate(out) -> float:
 
 def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Corpus-level character error rate in percent (jiwer's tokenisation: transcripts stripped)."""
-    import jiwer
+    jiwer = require("jiwer", what="CER/WER")
 
     refs, hyps = _check(refs, hyps)
     return 100.0 * _rate(jiwer.process_characters(refs, hyps))
@@ -56,7 +57,7 @@ def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
 
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Corpus-level word error rate in percent (jiwer's tokenisation: words split on spaces)."""
-    import jiwer
+    jiwer = require("jiwer", what="CER/WER")
 
     refs, hyps = _check(refs, hyps)
     return 100.0 * _rate(jiwer.process_words(refs, [h if h.strip() else "" for h in hyps]))
@@ -65,7 +66,7 @@ def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
 def utterance_cer(ref: str, hyp: str) -> float:
     """Character error rate of one utterance (a fraction, for acquisition by MC disagreement); an
     empty (or blank) reference gives 0 against an empty hypothesis and 1 otherwise."""
-    import jiwer
+    jiwer = require("jiwer", what="CER/WER")
 
     ref, hyp = _strings([ref, hyp], "transcripts")
     if not ref.strip():

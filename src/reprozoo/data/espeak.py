@@ -23,9 +23,10 @@ import threading
 import numpy as np
 
 from reprozoo.errors import DataError, MissingDependencyError
+from reprozoo.runtime.extras import require
 
-INSTALL_HINT = ("speech synthesis needs espeak-ng: pip install 'espeakng-loader>=0.2' "
-                "(ships the library and voices), or apt-get install espeak-ng")
+INSTALL_HINT = ("speech synthesis needs espeak-ng: pip install 'reprozoo[speech]' "
+                "(espeakng-loader ships the library and voices), or apt-get install espeak-ng")
 
 # espeak_AUDIO_OUTPUT, espeak_PARAMETER and flag values from speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -128,7 +129,7 @@ class Espeak:
         return wave
 
     def _synth_program(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        import soundfile as sf
+        sf = require("soundfile", what="reading espeak-ng's audio")
 
         out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", text],
                              capture_output=True, check=False)

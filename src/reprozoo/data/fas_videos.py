@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from reprozoo.errors import DataError, MissingDependencyError
+from reprozoo.runtime.extras import require
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".gif", ".tif", ".tiff", ".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -89,16 +90,16 @@ def read_image(path: Path) -> torch.Tensor:
 
 
 def _read_video_file(path: Path) -> list[np.ndarray]:
-    import imageio.v3 as iio
+    iio = require("imageio.v3", what=f"reading {path.suffix} videos")
 
     try:
         frames = iio.imread(path, index=None)
     except (ImportError, ModuleNotFoundError) as err:
-        raise MissingDependencyError(f"reading {path.suffix} videos needs PyAV: pip install 'av>=12' ({err})") from None
+        raise MissingDependencyError(f"reading {path.suffix} videos needs PyAV: pip install 'reprozoo[video]' ({err})") from None
     except Exception as err:  # noqa: BLE001
         msg = str(err)
         if "plugin" in msg.lower() or "backend" in msg.lower():
-            raise MissingDependencyError(f"reading {path.suffix} videos needs PyAV: pip install 'av>=12'") from None
+            raise MissingDependencyError(f"reading {path.suffix} videos needs PyAV: pip install 'reprozoo[video]'") from None
         raise DataError(f"cannot read video {path}: {type(err).__name__}: {err}") from None
     arr = np.asarray(frames)
     if arr.ndim == 2:  # one grayscale frame

@@ -30,6 +30,7 @@ import numpy as np
 
 from reprozoo.errors import DataError
 from reprozoo.runtime.checks import finite_array, integer
+from reprozoo.runtime.extras import require
 
 FUNCTION_WORDS = frozenset(
     "a an the and or but then of to in on at by for with from into onto up down out off over under "
@@ -164,8 +165,7 @@ class FeatureStore:
 
     def _file(self):
         if self._h5 is None:
-            import h5py
-
+            h5py = require("h5py", what="reading HDF5 feature files")
             self._h5 = h5py.File(self.path, "r")
         return self._h5
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from reprozoo.errors import DataError
+from reprozoo.runtime.extras import require
 
 # scikit-image data functions that return texture-like grayscale/RGB images bundled in the wheel
 _TEXTURES = ("brick", "grass", "gravel", "camera", "coffee", "rocket", "chelsea",
@@ -45,8 +46,7 @@ def load_digits_tensors(size: int = 8, binarize: bool = False, normalize: bool =
 
 @lru_cache(maxsize=1)
 def _lfw() -> np.ndarray:
-    from skimage import data
-
+    data = require("skimage.data", what="the LFW face crops")
     return np.asarray(data.lfw_subset(), dtype=np.float32)
 
 
@@ -67,8 +67,7 @@ def texture_names() -> list[str]:
 
 def textures(names: list[str] | None = None, rgb: bool = True) -> dict[str, torch.Tensor]:
     """Bundled scikit-image pictures as float tensors ``(C, H, W)`` in [0, 1]."""
-    from skimage import data
-
+    data = require("skimage.data", what="the bundled pictures")
     out = {}
     for name in names or list(_TEXTURES):
         if name not in _TEXTURES:

@@ -22,6 +22,7 @@ import numpy as np
 
 from reprozoo.errors import DataError
 from reprozoo.runtime.checks import finite_array, integer
+from reprozoo.runtime.extras import require
 
 SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -44,7 +45,7 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np
 def load_audio(path: str | Path, target_sr: int = SAMPLE_RATE, *, allow_silent: bool = False,
                silence_peak: float = 1e-4) -> np.ndarray:
     """Read ``path`` as float32 mono at ``target_sr`` (any input rate; channels are averaged)."""
-    import soundfile as sf
+    sf = require("soundfile", what="reading audio files")
 
     path = Path(path)
     if not path.is_file():
@@ -66,7 +67,7 @@ def load_audio(path: str | Path, target_sr: int = SAMPLE_RATE, *, allow_silent: 
 
 
 def audio_duration(path: str | Path) -> float:
-    import soundfile as sf
+    sf = require("soundfile", what="reading audio files")
 
     try:
         info = sf.info(str(path))

@@ -190,10 +190,11 @@ def build_command_corpus(cfg: CommandCorpusConfig | None = None, *, root: str | 
                          backend: str = "auto", progress: bool | None = None) -> Path:
     """Synthesise the corpus (or reuse the cached copy); returns its folder, which holds
     ``manifest.jsonl`` (one line per utterance, with a ``split`` key), ``wav/`` and ``info.json``."""
-    import soundfile as sf
-
     from reprozoo.data.espeak import Espeak
     from reprozoo.data.speech import write_manifest
+    from reprozoo.runtime.extras import require
+
+    sf = require("soundfile", what="writing the synthetic speech corpus")
 
     cfg = cfg or CommandCorpusConfig()
     cfg.validate()

@@ -78,7 +78,8 @@ def load_fortunes(categories: tuple[str, ...] | list[str] | None = FORTUNES_TOPI
     base = Path(root)
     if not fortunes_available(base):
         raise MissingDependencyError(f"the fortunes corpus is not installed at {base}; install it with: "
-                                     f"{FORTUNES_INSTALL}")
+                                     f"{FORTUNES_INSTALL} (a Debian/Ubuntu system package; `make fortunes` "
+                                     "in a source checkout)")
     if categories is None:
         categories = sorted(p.name for p in base.iterdir()
                             if p.is_file() and not p.suffix and not p.name.startswith("."))

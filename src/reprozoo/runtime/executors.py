@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from reprozoo.errors import MissingDependencyError
+from reprozoo.runtime.extras import require
 from reprozoo.runtime.run_folder import note_created, unwatch, watch
 from reprozoo.runtime.trials import ExecutorConfig, Trial, TrialContext, TrialError, call_trial, trial_threads
 
@@ -151,11 +151,7 @@ def run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_e
 
 def run_ray(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
     """The ``ray`` executor: one Ray task per trial."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError(
-            "the ray executor needs Ray: pip install 'reprozoo[ray]' (or pip install 'ray>=2.9')") from None
+    ray = require("ray", what="the ray executor")
     started = False
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,

@@ -1,7 +1,8 @@
 """ONNX export of a trained SINet (normalisation included: the graph takes RGB in [0, 1]).
 
-Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no extra package; the
-channel shuffle reads ``tensor.shape`` so the batch dimension stays dynamic.
+Uses PyTorch's TorchScript-based exporter (``dynamo=False``); it writes the model with the ``onnx``
+package (``pip install 'reprozoo[onnx]'``). The channel shuffle reads ``tensor.shape`` so the batch
+dimension stays dynamic.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprozoo.errors import DataError, MissingDependencyError
+from reprozoo.errors import DataError
 
 try:
     from reprozoo.errors import OutputError
 except ImportError:  # pragma: no cover - older reprozoo.errors
     OutputError = DataError  # type: ignore[misc,assignment]
+from reprozoo.runtime.extras import require
 from reprozoo.sinet.inference import Normalized
 
 
@@ -31,6 +33,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, mean, std, image_size: in
         raise OutputError(f"{path} is a folder; pass a file name for the ONNX model (e.g. {path / 'sinet.onnx'})")
     net = Normalized(model, mean, std).eval()
     x = torch.rand(1, 3, image_size, image_size)
+    require("onnx", what="ONNX export")  # torch's exporter writes the model with it
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,10 +51,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, mean, std, image_size: in
 
 
 def ort_session(path: str | Path, threads: int = 1):
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise MissingDependencyError("onnxruntime is not installed; pip install onnxruntime") from err
+    ort = require("onnxruntime", what="ONNX Runtime sessions")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -470,6 +470,7 @@ def export_deploy_onnx(model: nn.Module, path: str | Path, x: torch.Tensor, *, o
     for RGB input). Returns (path of the model to load, deploy info)."""
     net, info = deploy_model(model)
     path = Path(path)
+    require("onnx", what="ONNX export")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["logits"],
@@ -486,10 +487,7 @@ def export_deploy_onnx(model: nn.Module, path: str | Path, x: torch.Tensor, *, o
 
 
 def _ort():
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise MissingDependencyError("onnxruntime is not installed; pip install onnxruntime") from err
+    ort = require("onnxruntime", what="ONNX Runtime sessions")
     return ort
 
 

