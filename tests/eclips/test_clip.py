@@ -16,7 +16,7 @@ TINY = {"width": 32, "layers": 2, "patch_size": 8, "head_width": 16}  # 2 heads,
 
 def test_missing_open_clip_names_the_pip_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "open_clip", None)  # import open_clip -> ImportError
-    with pytest.raises(MissingDependencyError, match="pip install 'open_clip_torch"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'reprozoo\[clip\]'"):
         clip_visual_encoder("ViT-B-16")
 
 
