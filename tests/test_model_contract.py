@@ -173,7 +173,7 @@ def test_pretrained_is_refused_where_a_package_ships_no_weights():
     for name in sorted(SPECS):
         if "pretrained" in inspect.signature(registry._MODELS[name]).parameters:
             continue
-        with pytest.raises(ConfigError, match=f"model '{name}' ships no pretrained weights"):
+        with pytest.raises(ConfigError, match=f"model '{name}' has no pretrained weights"):
             create_model(name, pretrained=True)
 
 

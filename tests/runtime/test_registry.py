@@ -50,7 +50,7 @@ def test_create_model_passes_pretrained_and_checkpoint_path_to_constructors_that
 
 
 def test_pretrained_of_a_model_without_weights_is_a_config_error():
-    with pytest.raises(ConfigError, match="model '_tiny_linear' ships no pretrained weights"):
+    with pytest.raises(ConfigError, match="model '_tiny_linear' has no pretrained weights"):
         create_model("_tiny_linear", pretrained=True)
 
 

@@ -215,8 +215,8 @@ def _construct(name: str, fn: Callable[..., Any], kwargs: dict[str, Any], pretra
         if key in named:
             call[key] = value
         elif value and key == "pretrained":
-            raise ConfigError(f"model '{name}' ships no pretrained weights; drop pretrained=True, or load your "
-                              "own with checkpoint_path=...")
+            raise ConfigError(f"model '{name}' has no pretrained weights (none ship with reprozoo); drop "
+                              "pretrained=True or load your own with checkpoint_path=...")
     accepted = sorted(named - {"pretrained", "checkpoint_path"})
     unknown = [k for k in kwargs if k not in named and not takes_any]
     if unknown:
