@@ -41,8 +41,9 @@ from reprozoo.runtime.profile import (
 )
 from reprozoo.runtime.registry import register_benchmark
 from reprozoo.tvqvae import baselines
+from reprozoo.tvqvae.corpus import prepare_corpus
 from reprozoo.tvqvae.embeddings import TokenEncoder
-from reprozoo.tvqvae.estimator import TVQVAE, prepare_corpus
+from reprozoo.tvqvae.estimator import TVQVAE
 from reprozoo.tvqvae.models import VQAutoEncoder
 
 

@@ -28,8 +28,9 @@ from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import Headline, Plan, claim, headline, superiority
 from reprozoo.tvqvae import baselines
+from reprozoo.tvqvae.corpus import PreparedCorpus, prepare_corpus
 from reprozoo.tvqvae.embeddings import POOLINGS, TokenEncoder
-from reprozoo.tvqvae.estimator import TVQVAE, PreparedCorpus, prepare_corpus
+from reprozoo.tvqvae.estimator import TVQVAE
 from reprozoo.tvqvae.metrics import best_half, clustering_scores, topic_quality
 
 ARMS = ("tvq", "prodlda", "lda", "cluster", "random")
