@@ -96,16 +96,8 @@ class MaskedQueryGrounder(nn.Module):
                               else DualTransformer(c.d_model, c.heads, c.ffn, c.layers, c.dropout))
         self.fc_comp = nn.Linear(c.d_model, c.vocab_size + 1)
         self.num_proposals = len(c.components)
-
-    @property
-    def reprozoo_spec(self) -> dict:
-        """Name and kwargs for ``save_checkpoint``: the full config (any constructor rebuilds it)."""
-        name = self.__dict__.get("_registered_name") or ("cpl_charades" if isinstance(self, CPL) else "pps_charades")
-        return {"name": name, "kwargs": asdict(self.config)}
-
-    @reprozoo_spec.setter
-    def reprozoo_spec(self, spec: dict) -> None:
-        self.__dict__["_registered_name"] = spec["name"]
+        # for save_checkpoint: the full config, which any of the registered constructors rebuilds
+        self.reprozoo_spec = {"name": "cpl_charades" if isinstance(self, CPL) else "pps_charades", "kwargs": asdict(c)}
 
     # ------------------------------------------------------------ encoders
     def _check(self, batch: dict) -> None:
