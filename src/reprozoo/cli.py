@@ -303,8 +303,26 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="print the version and exit")] = False) -> None:
+                                                help="print the version and exit")] = False,
+          verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                               help="log the library's progress (-v) and details (-vv)")] = 0,
+          ) -> None:
     """reprozoo: ten research papers as tested PyTorch software."""
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: int) -> None:
+    """The library logs through ``logging.getLogger(__name__)``; the command line shows its warnings,
+    and its INFO / DEBUG records with -v / -vv, on stderr."""
+    import logging
+
+    logger = logging.getLogger("reprozoo")
+    if not any(getattr(h, "_reprozoo_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._reprozoo_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)
 
 
 def _one_line(message: str) -> str:
