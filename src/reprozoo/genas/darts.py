@@ -350,6 +350,15 @@ def darts_cifar(genotype="DARTS_V2", num_classes: int = 10, C: int = 36, layers:
 
 
 @register_model
-def genas_darts_supernet(num_classes: int = 10, C: int = 16, layers: int = 8, **kw) -> DartsNetwork:
-    """The GeNAS CIFAR one-shot supernet: 8 DARTS cells, C=16 (stem 48), every edge holds all 8 ops."""
-    return DartsNetwork(None, C=C, layers=layers, num_classes=num_classes, **kw)
+def genas_darts_supernet(num_classes: int = 10, C: int = 16, layers: int = 8, checkpoint_path=None,
+                         **kw) -> DartsNetwork:
+    """The GeNAS CIFAR one-shot supernet: 8 DARTS cells, C=16 (stem 48), every edge holds all 8 ops.
+    ``checkpoint_path``: supernet weights in the official GeNAS code's key layout (or ours), loaded strictly."""
+    net = DartsNetwork(None, C=C, layers=layers, num_classes=num_classes, **kw)
+    if checkpoint_path is not None:
+        from reprozoo.genas.official import official_to_reprozoo
+        from reprozoo.runtime.checkpoint import load_strict, read_state_dict, unwrap_state_dict
+
+        state = official_to_reprozoo(unwrap_state_dict(read_state_dict(checkpoint_path)))
+        load_strict(net, state, what=f"a GeNAS supernet with C={C}, layers={layers}")
+    return net
