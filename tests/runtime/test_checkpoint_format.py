@@ -28,6 +28,13 @@ def _ckpt_tied(width: int = 4, num_classes: int = 5):
     return _Tied(width, num_classes)
 
 
+@register_model
+def _ckpt_array(init=None):
+    net = torch.nn.Linear(2, 1)
+    net.weight.data.copy_(init[None])
+    return net
+
+
 def _randomised(model):
     with torch.no_grad():
         for t in model.state_dict().values():
@@ -88,6 +95,8 @@ def test_misuse_is_a_one_line_checkpoint_error(tmp_path):
         save_checkpoint(model, tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="cannot be stored"):
         save_checkpoint(model, tmp_path / "m.safetensors", fn=print)
+    with pytest.raises(CheckpointError, match=r"built with an array argument \(init=\.\.\.\)"):
+        save_checkpoint(create_model("_ckpt_array", init=torch.ones(2)), tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match="not built by create_model"):
         save_checkpoint(_Tied(2, 2), tmp_path / "m.safetensors")
     path = save_checkpoint(_Tied(2, 2), tmp_path / "m.safetensors", model_name="_ckpt_tied",

@@ -159,6 +159,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str | Non
     if not name:
         raise CheckpointError(f"{type(model).__name__} was not built by create_model, so its registered name is "
                               "unknown; pass model_name=... and model_kwargs=...")
+    arrays = [k for k, v in kwargs.items() if hasattr(v, "shape") and hasattr(v, "dtype")]
+    if arrays:  # a tensor argument (e.g. a codebook) belongs in the weights, not in the JSON kwargs
+        raise CheckpointError(f"model '{name}' was built with an array argument ({arrays[0]}=...), which a checkpoint "
+                              "does not store as a keyword; pass model_kwargs=... without it (the weights hold it)")
     meta = {"format": FORMAT, "model": name, "kwargs": kwargs, "version": reprozoo.__version__, "extra": extra}
     try:
         text = json.dumps(meta, default=_jsonable)
