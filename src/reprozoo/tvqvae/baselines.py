@@ -150,8 +150,9 @@ def prodlda(data: PreparedCorpus, k: int, seed: int, *, epochs: int = 300, lr: f
 def lda(data: PreparedCorpus, k: int, seed: int, *, passes: int = 20, iterations: int = 100,
         top_n: int = 25) -> tuple[list[list[str]], np.ndarray]:
     """gensim LDA with a learned asymmetric document prior (``alpha="auto"``)."""
-    from gensim.models import LdaModel
+    from reprozoo.runtime.extras import require
 
+    LdaModel = require("gensim.models", what="the LDA baseline").LdaModel  # noqa: N806
     _check_k(k, data)
     id2word = dict(enumerate(data.vocab.words))
     corpus = [[(int(j), int(c)) for j, c in zip(np.flatnonzero(row), row[row > 0])] for row in data.bow]

@@ -198,9 +198,9 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = prepare(cfg)
-    from gensim.corpora import Dictionary
+    from reprozoo.runtime.extras import require
 
-    dictionary = Dictionary(data.tokens)
+    dictionary = require("gensim.corpora", what="the tvq-vae experiment").Dictionary(data.tokens)
     result: dict[str, Any] = {"arm": trial.arm, "seed": trial.seed, "n_docs": len(data.texts),
                               "vocab": len(data.vocab), "by_k": {}}
     for k, (topics, theta, scores, extra) in _fit_arm(trial.arm, data, cfg, trial.seed).items():

@@ -27,16 +27,17 @@ from reprozoo.runtime.checks import finite_array, integer
 
 
 def _dictionary(texts: Sequence[Sequence[str]]):
-    from gensim.corpora import Dictionary
+    from reprozoo.runtime.extras import require
 
-    return Dictionary(texts)
+    return require("gensim.corpora", what="topic coherence").Dictionary(texts)
 
 
 def coherence_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], measure: str = "c_npmi",
                         topn: int = 10, dictionary=None) -> np.ndarray:
     """Per-topic coherence of the first ``topn`` words of each topic against ``texts``."""
-    from gensim.models import CoherenceModel
+    from reprozoo.runtime.extras import require
 
+    CoherenceModel = require("gensim.models", what="topic coherence").CoherenceModel  # noqa: N806
     if not topics:
         raise DataError("no topics to score")
     dictionary = dictionary if dictionary is not None else _dictionary(texts)
