@@ -2,7 +2,9 @@
 and a Bayesian ensembled backbone.
 
 Library parts: video-wise metrics with explicit polarity and threshold source (:mod:`.metrics`),
-base learners, the ensemble, MC dropout and predictive uncertainty (:mod:`.models`), the
+backbones (:mod:`.backbones`), the head, base learner and ensemble (:mod:`.ensemble`), MC dropout and
+predictive uncertainty (:mod:`.uncertainty`), one-pass member inference (:mod:`.batched`), the
+registered models (:mod:`.models`), the
 bucket-balanced uncertainty sampler (:mod:`.sampler`), training (:mod:`.training`), checkpoints
 and video scoring (:mod:`.inference`).
 """

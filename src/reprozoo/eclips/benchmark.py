@@ -1,6 +1,6 @@
 """``reprozoo bench eclips``: frames/s of the K-member ensemble against one base learner, the
 members run in a Python loop vs in one pass (``torch.func.stack_module_state`` + ``vmap``, and
-grouped convolutions, :class:`~reprozoo.eclips.models.GroupedMembers`), and the cost of MC dropout
+grouped convolutions, :class:`~reprozoo.eclips.batched.GroupedMembers`), and the cost of MC dropout
 (T passes), all as ratios measured in the same run.
 
 How far from the machine's limit (issue #11): every row's ``ms`` is the median latency of one
@@ -19,7 +19,10 @@ from typing import Any
 
 import torch
 
-from reprozoo.eclips.models import Ensemble, GroupedMembers, base_learner, predict, stacked_forward
+from reprozoo.eclips.batched import GroupedMembers, stacked_forward
+from reprozoo.eclips.ensemble import Ensemble
+from reprozoo.eclips.models import base_learner
+from reprozoo.eclips.uncertainty import predict
 from reprozoo.runtime.profile import (
     add_limit_fraction,
     count_call_flops,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reprozoo.eclips.models import Ensemble
+from reprozoo.eclips.ensemble import Ensemble
 from reprozoo.eclips.training import IMAGENET_MEAN, IMAGENET_STD, normalize
 from reprozoo.errors import CheckpointError, DataError
 from reprozoo.runtime.checkpoint import load_checkpoint, save_checkpoint
@@ -87,7 +87,7 @@ class AntiSpoofer:
         return cls(*load_antispoofer(path), seed=seed)
 
     def frame_scores(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        from reprozoo.eclips.models import predict
+        from reprozoo.eclips.uncertainty import predict
 
         if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.dim() != 4 \
                 or frames.shape[1] != 3 or frames.shape[0] == 0:

@@ -4,7 +4,7 @@ Each iteration draws ``n_per_bucket`` frames from every (source domain, class) b
 :class:`~reprozoo.eclips.sampler.UncertaintySampler` (``eta = 0`` makes it uniform), applies FLIP's
 augmentation (with probability 0.5 scale saturation by U(0.8, 1.2); random horizontal flip) and
 ImageNet normalisation, and takes one Adam step on cross-entropy (single learner) or on
-:func:`~reprozoo.eclips.models.ensemble_loss` (ensemble). With the uncertainty sampler on, every
+:func:`~reprozoo.eclips.ensemble.ensemble_loss` (ensemble). With the uncertainty sampler on, every
 ``refresh_every`` iterations the sampler re-scores a subset of the training frames with
 ``mc_samples`` MC-dropout passes. No checkpoint is selected on test data: the model after the last
 iteration is the model.
@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprozoo.eclips.models import Ensemble, ensemble_loss, predict
+from reprozoo.eclips.ensemble import Ensemble, ensemble_loss
 from reprozoo.eclips.sampler import MODES, UncertaintySampler
+from reprozoo.eclips.uncertainty import predict
 from reprozoo.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -98,7 +99,7 @@ def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def score_frames(model: nn.Module, frames: torch.Tensor, *, mc_samples: int = 0, uncertainty: str = "variance",
                  batch_size: int = 1024, generator: torch.Generator | None = None,
                  device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Per-frame live probability and uncertainty (see :func:`reprozoo.eclips.models.predict`)."""
+    """Per-frame live probability and uncertainty (see :func:`reprozoo.eclips.uncertainty.predict`)."""
     probs, uncs = [], []
     for start in range(0, len(frames), batch_size):
         x = normalize(frames[start:start + batch_size].to(device))
