@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
+from reprozoo.gmp.arms import GmpConfig, arm_config
 from reprozoo.gmp.data import GroundingDataset, ToyConfig, collate, make_split, make_world
-from reprozoo.gmp.experiment import GmpConfig, arm_config
 from reprozoo.gmp.models import build_grounder, num_reconstructor_passes
 from reprozoo.runtime.profile import (
     count_call_flops,

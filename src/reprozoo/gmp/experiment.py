@@ -27,19 +27,19 @@ t-interval [L, U] of the mean paired difference over >= ``MIN_SEEDS`` seeds agai
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from reprozoo.errors import ConfigError
-from reprozoo.gmp.data import EVENT_TYPES, ToyConfig, make_split, make_world
+from reprozoo.gmp.arms import ARM_NAMES, ARMS, GmpConfig, arm_config
+from reprozoo.gmp.data import EVENT_TYPES, make_split, make_world
 from reprozoo.gmp.inference import save_grounder
 from reprozoo.gmp.metrics import recall_table, summarise, vote_top1
-from reprozoo.gmp.models import GrounderConfig, build_grounder
-from reprozoo.gmp.training import FitConfig, fit, loader_for, predict
-from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.gmp.models import build_grounder
+from reprozoo.gmp.training import fit, loader_for, predict
+from reprozoo.runtime.accel import resolve_device
 from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
@@ -82,93 +82,6 @@ SINGLE_PLAN = Plan(
     kind="noninferiority",
 )
 METRIC = "R1@0.5"
-ARMS = ("pps", "cpl", "pps1g")
-ARM_NAMES = {"pps": "PPS (GMP)", "cpl": "CPL", "pps1g": "PPS-1G", "whole": "whole video"}
-
-
-@dataclass
-class ArchConfig:
-    """The architecture every arm shares (a small version of the paper's)."""
-
-    d_model: int = 32
-    heads: int = 4
-    layers: int = 2
-    ffn: int = 64
-    dropout: float = 0.1
-    grid: int = 32  # T' (the toy's 64 clips downsampled by 2)
-    sigma: float = 9.0
-    lam: float = 0.23  # lambda_inter (and lambda_intra): 0.15 on 50 points rescaled to 32
-    cpl_proposals: int = 8
-    pps_mixtures: int = 5
-    n_neg: int = 2
-
-
-@dataclass
-class GmpConfig(ExperimentConfig):
-    arms: list[str] = field(default_factory=lambda: list(ARMS))
-    data: ToyConfig = field(default_factory=ToyConfig)
-    n_train: int = 2000
-    n_val: int = 300
-    n_test: int = 500
-    arch: ArchConfig = field(default_factory=ArchConfig)
-    fit: FitConfig = field(default_factory=FitConfig)
-    examples: int = 6  # test videos drawn in the figure
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"seeds": [0, 1, 2], "n_train": 48, "n_val": 24, "n_test": 36, "executor": {"kind": "serial"},
-                  "arch": {"d_model": 16, "ffn": 32, "layers": 1, "grid": 16, "lam": 0.35, "cpl_proposals": 3,
-                           "pps_mixtures": 3},
-                  "fit": {"epochs": 1, "batch_size": 24, "warmup": 2, "eval_batch_size": 64}},
-        "quick": {"seeds": [0, 1, 2], "n_train": 600, "n_val": 150, "n_test": 300,
-                  "fit": {"epochs": 6, "batch_size": 50, "warmup": 20}},
-        "paper": {"seeds": [0, 1, 2], "arch": {"d_model": 64, "ffn": 128}, "fit": {"epochs": 12, "warmup": 100}},
-    }
-
-    def validate(self) -> None:
-        bad = [a for a in self.arms if a not in ARMS]
-        if bad or not self.arms or len(set(self.arms)) != len(self.arms):
-            raise ConfigError(f"arms must be distinct names from {list(ARMS)}, got {self.arms}")
-        if self.n_train < 1 or self.n_val < 1 or self.n_test < 1:
-            raise ConfigError(f"n_train, n_val and n_test must be >= 1, got {self.n_train}, {self.n_val}, {self.n_test}")
-        if self.examples < 0:
-            raise ConfigError(f"examples must be >= 0, got {self.examples}")
-        a = self.arch
-        if a.cpl_proposals < 1 or a.pps_mixtures < 1:
-            raise ConfigError("arch.cpl_proposals and arch.pps_mixtures must be >= 1")
-        if not 0 < a.lam < 1:
-            raise ConfigError(f"arch.lam must be in (0, 1), got {a.lam}")
-        if a.grid > self.data.clips:
-            raise ConfigError(f"arch.grid ({a.grid}) cannot exceed data.clips ({self.data.clips})")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
-        self.data.validate()
-        self.fit.validate()
-        for arm in self.arms:
-            arm_config(self, arm, vocab_size=1, dim=self.data.dim).validate()
-
-
-def arm_config(cfg: GmpConfig, arm: str, vocab_size: int, dim: int) -> GrounderConfig:
-    a = cfg.arch
-    base = dict(vocab_size=vocab_size, word_dim=dim, frame_dim=dim, d_model=a.d_model, heads=a.heads,
-                layers=a.layers, ffn=a.ffn, dropout=a.dropout, grid=a.grid, sigma=a.sigma,
-                lambda_inter=a.lam, lambda_intra=a.lam, n_neg=a.n_neg, sigma_neg=a.sigma)
-    if arm == "cpl":
-        base.update(components=[1] * a.cpl_proposals, negatives="complement", share_transformer=True,
-                    alpha_ivc=1.0, alpha_inter=5.0)
-    elif arm == "pps":
-        base.update(components=list(range(1, a.pps_mixtures + 1)))
-    else:  # pps1g
-        base.update(components=[1] * a.pps_mixtures)
-    return GrounderConfig(**base)
-
-
-def _device(cfg: GmpConfig, tctx_device: str) -> str:
-    want = tctx_device if tctx_device != "auto" else cfg.device
-    if want == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return want
-
-
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
     """Train one arm on one seed's data; evaluate on that seed's test split, per event type."""
     cfg: GmpConfig = tctx.config
@@ -179,7 +92,7 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     mcfg = arm_config(cfg, trial.arm, len(world.vocab), cfg.data.dim)
     kind = "cpl" if trial.arm == "cpl" else "gmp"
     model = build_grounder(kind, mcfg, torch.as_tensor(world.vocab.vectors))
-    device = _device(cfg, tctx.device)
+    device = resolve_device(tctx.device if tctx.device != "auto" else cfg.device)
     t0 = time.perf_counter()
     history = fit(model.to(device), train, val, world.vocab, cfg.fit, workdir=tctx.workdir, resume=tctx.resume,
                   device=device, progress=False)

@@ -13,22 +13,22 @@ batch 1 and 64 on both tasks.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
 import torch
 
-from reprozoo.nara.experiment import NaraConfig, evaluate_task, task_cfg
+from reprozoo.nara.config import NaraConfig, task_cfg
+from reprozoo.nara.evaluation import evaluate_task, interleaved_ms
 from reprozoo.nara.predictors import step_change
 from reprozoo.nara.samplers import draw_noise, sample
-from reprozoo.nara.tasks import Task, build_task, resolve_device
+from reprozoo.nara.tasks import Task, build_task
+from reprozoo.runtime.accel import resolve_device
 from reprozoo.runtime.profile import (
     count_call_flops,
     latency_ratio,
     limit_fraction,
     matmul_peak_flops,
-    measure_latency,
 )
 from reprozoo.runtime.registry import register_benchmark
 
@@ -105,11 +105,7 @@ def measure(task: Task, batch: int, samplers: dict[str, dict[str, Any]], flops: 
     n_seq = task.mother.length - task.start
     runs = {"sequential": lambda: sample(task.mother, "sequential", **common)}
     runs.update({name: (lambda kw=kw: sample(task.mother, **kw, **common)) for name, kw in samplers.items()})
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):  # interleaved: a slow spell of the machine hits every sampler
-        for name, fn in runs.items():
-            times[name].append(measure_latency(fn, warmup=1, repeats=repeats)["median_ms"])
-    ms = {name: statistics.median(v) for name, v in times.items()}
+    ms = interleaved_ms(runs, rounds, warmup=1, repeats=repeats)  # a slow spell of the machine hits every sampler
     rows = [_row(task.kind, batch, "sequential", float(n_seq), n_seq, ms["sequential"], ms["sequential"],
                  batch * n_seq * flops["mother"], peak)]
     for name, kw in samplers.items():

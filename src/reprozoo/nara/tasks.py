@@ -15,6 +15,7 @@ from reprozoo.nara.predictors import PriorPredictor, make_confidence
 from reprozoo.nara.protocol import Gaussian, ModuleAR
 from reprozoo.nara.samplers import draw_noise, sample_sequential
 from reprozoo.nara.training import FitConfig, confidence_states, fit_confidence, fit_mother, fit_prior
+from reprozoo.runtime.accel import resolve_device
 
 
 @dataclass
@@ -98,13 +99,6 @@ class Task:
             prior = PriorPredictor(n, fam, tuple(prior_hidden))
             conf = make_confidence(confidence_kind, n, fam, tuple(confidence_hidden))
         return prior.to(self.device).eval(), conf.to(self.device).eval()
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else as given."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @torch.no_grad()

@@ -1,0 +1,92 @@
+"""The arms of the ``gmp-grounding`` experiment as settings (:class:`GmpConfig`, its presets) and
+the grounding model each arm trains (:func:`arm_config`); the benchmark builds the same models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from reprozoo.errors import ConfigError
+from reprozoo.gmp.data import ToyConfig
+from reprozoo.gmp.models import GrounderConfig
+from reprozoo.gmp.training import FitConfig
+from reprozoo.runtime.config import ExperimentConfig
+
+ARMS = ("pps", "cpl", "pps1g")
+ARM_NAMES = {"pps": "PPS (GMP)", "cpl": "CPL", "pps1g": "PPS-1G", "whole": "whole video"}
+
+
+@dataclass
+class ArchConfig:
+    """The architecture every arm shares (a small version of the paper's)."""
+
+    d_model: int = 32
+    heads: int = 4
+    layers: int = 2
+    ffn: int = 64
+    dropout: float = 0.1
+    grid: int = 32  # T' (the toy's 64 clips downsampled by 2)
+    sigma: float = 9.0
+    lam: float = 0.23  # lambda_inter (and lambda_intra): 0.15 on 50 points rescaled to 32
+    cpl_proposals: int = 8
+    pps_mixtures: int = 5
+    n_neg: int = 2
+
+
+@dataclass
+class GmpConfig(ExperimentConfig):
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    data: ToyConfig = field(default_factory=ToyConfig)
+    n_train: int = 2000
+    n_val: int = 300
+    n_test: int = 500
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    examples: int = 6  # test videos drawn in the figure
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"seeds": [0, 1, 2], "n_train": 48, "n_val": 24, "n_test": 36, "executor": {"kind": "serial"},
+                  "arch": {"d_model": 16, "ffn": 32, "layers": 1, "grid": 16, "lam": 0.35, "cpl_proposals": 3,
+                           "pps_mixtures": 3},
+                  "fit": {"epochs": 1, "batch_size": 24, "warmup": 2, "eval_batch_size": 64}},
+        "quick": {"seeds": [0, 1, 2], "n_train": 600, "n_val": 150, "n_test": 300,
+                  "fit": {"epochs": 6, "batch_size": 50, "warmup": 20}},
+        "paper": {"seeds": [0, 1, 2], "arch": {"d_model": 64, "ffn": 128}, "fit": {"epochs": 12, "warmup": 100}},
+    }
+
+    def validate(self) -> None:
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad or not self.arms or len(set(self.arms)) != len(self.arms):
+            raise ConfigError(f"arms must be distinct names from {list(ARMS)}, got {self.arms}")
+        if self.n_train < 1 or self.n_val < 1 or self.n_test < 1:
+            raise ConfigError(f"n_train, n_val and n_test must be >= 1, got {self.n_train}, {self.n_val}, {self.n_test}")
+        if self.examples < 0:
+            raise ConfigError(f"examples must be >= 0, got {self.examples}")
+        a = self.arch
+        if a.cpl_proposals < 1 or a.pps_mixtures < 1:
+            raise ConfigError("arch.cpl_proposals and arch.pps_mixtures must be >= 1")
+        if not 0 < a.lam < 1:
+            raise ConfigError(f"arch.lam must be in (0, 1), got {a.lam}")
+        if a.grid > self.data.clips:
+            raise ConfigError(f"arch.grid ({a.grid}) cannot exceed data.clips ({self.data.clips})")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
+        self.data.validate()
+        self.fit.validate()
+        for arm in self.arms:
+            arm_config(self, arm, vocab_size=1, dim=self.data.dim).validate()
+
+
+def arm_config(cfg: GmpConfig, arm: str, vocab_size: int, dim: int) -> GrounderConfig:
+    a = cfg.arch
+    base = dict(vocab_size=vocab_size, word_dim=dim, frame_dim=dim, d_model=a.d_model, heads=a.heads,
+                layers=a.layers, ffn=a.ffn, dropout=a.dropout, grid=a.grid, sigma=a.sigma,
+                lambda_inter=a.lam, lambda_intra=a.lam, n_neg=a.n_neg, sigma_neg=a.sigma)
+    if arm == "cpl":
+        base.update(components=[1] * a.cpl_proposals, negatives="complement", share_transformer=True,
+                    alpha_ivc=1.0, alpha_inter=5.0)
+    elif arm == "pps":
+        base.update(components=list(range(1, a.pps_mixtures + 1)))
+    else:  # pps1g
+        base.update(components=[1] * a.pps_mixtures)
+    return GrounderConfig(**base)
