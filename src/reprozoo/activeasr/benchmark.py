@@ -5,7 +5,8 @@
 - training throughput (labelled utterances per second) of a supervised step and of a step with
   the consistency-regularisation branch (teacher decode + strong view), and their ratio (the cost
   of CR per step);
-- corpus synthesis speed (espeak-ng + post-processing): audio seconds produced per second.
+- corpus synthesis speed (espeak-ng + post-processing): audio seconds produced per second (one
+  untimed pass, then the same utterances timed with ``runtime.profile.measure_latency``).
 
 How far from the machine's limit (issue #11): ``peak_flops`` is the float32 throughput of a
 1024x1024 ``torch.mm`` measured in the same run, right after the timings, with the same thread
@@ -18,15 +19,16 @@ ops not counted) and ``*_limit_fraction`` its achieved FLOP/s over ``peak_flops`
   (``*_feature_flops``), the STFT (an FFT) is not counted;
 - training row: per optimiser *step* (16 labelled utterances; with CR also the teacher decode
   and student pass on 32 unlabelled ones), forward + backward, counted on a deep copy of the
-  trainer that replays exactly the timed steps (same weights, optimiser and generator state),
-  mean over those steps (CR's speed perturbation changes lengths from step to step);
+  trainer that starts from the state the timing starts from (same weights, optimiser and generator),
+  mean over ``steps`` steps (CR's speed perturbation changes lengths from step to step); the step
+  time is the median one-step latency of ``runtime.profile.measure_latency`` over at least
+  ``steps`` timed steps;
 - synthesis row: espeak-ng and numpy, outside torch: no FLOPs, no fraction.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import numpy as np
@@ -58,10 +60,8 @@ def synthesis_speed(n: int = 20) -> dict[str, float]:
 
     tts = Espeak()
     plan = _plan(CommandCorpusConfig(n_pool=n, n_dev=1, n_test=1))[:n]
-    render(plan[0], tts)  # warm-up
-    t0 = time.perf_counter()
-    audio = sum(render(item, tts).size for item in plan) / 16000
-    dt = time.perf_counter() - t0
+    audio = sum(render(item, tts).size for item in plan) / 16000  # one untimed pass: warm-up and audio length
+    dt = measure_latency(lambda: [render(item, tts) for item in plan], warmup=0, repeats=1)["median_ms"] / 1000
     return {"utterances_per_s": n / dt, "audio_s_per_s": audio / dt}
 
 
@@ -93,10 +93,9 @@ def run(quick: bool = False, model: str = "ctc_tcn_tiny") -> dict[str, Any]:
         trainer = CTCTrainer(create_model(model), TrainSettings(batch_size=16, mu=2, tau=0.0, ramp_frac=0.0),
                              total_steps=steps + 1, generator=torch.Generator().manual_seed(0))
         trainer.train(data, list(range(16)), list(range(16, 32)), 1, mode)  # warm-up
-        replay = copy.deepcopy(trainer)  # same weights, optimiser, step and generator: the same steps
-        t0 = time.perf_counter()
-        trainer.train(data, list(range(16)), list(range(16, 32)), steps, mode)
-        step_ms[mode] = (time.perf_counter() - t0) * 1000 / steps
+        replay = copy.deepcopy(trainer)  # same weights, optimiser, step and generator as the timing starts from
+        step_ms[mode] = measure_latency(lambda m=mode, t=trainer: t.train(data, list(range(16)), list(range(16, 32)), 1, m),
+                                        warmup=0, repeats=steps)["median_ms"]
         tput[mode] = 16 / (step_ms[mode] / 1000)
         step_flops[mode] = count_call_flops(replay.train, data, list(range(16)), list(range(16, 32)), steps,
                                             mode) // steps
