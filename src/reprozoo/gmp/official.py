@@ -29,6 +29,7 @@ bugs fixed; pass ``legacy_width_indexing=True, legacy_eos_cut=True`` to reproduc
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ import torch
 from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.gmp.config import GrounderConfig
 from reprozoo.gmp.models import GMP
+
+logger = logging.getLogger(__name__)
 
 SKIPPED_PREFIXES = ("trans_mask_generator.l_gauss.", "trans_mask_generator.l_inv_gauss.", "attn_func.fc.")
 _LAYER_PARTS = {"self_attn_layer_norm": "norm1", "encoder_attn_layer_norm": "norm2", "final_layer_norm": "norm3",
@@ -156,6 +159,8 @@ def convert_official_state_dict(official: Mapping[str, torch.Tensor], config: Gr
                       "reprozoo uses entry 0 in every word dimension", stacklevel=2)
     out["pred_vec_q"] = q[0].expand(config.word_dim).clone()
     unexpected = [k for k in official if k not in used and not k.startswith(SKIPPED_PREFIXES)]
+    skipped = [k for k in official if k.startswith(SKIPPED_PREFIXES)]
+    logger.info("official checkpoint: %d tensors placed, %d never-used ones skipped", len(used), len(skipped))
     if unexpected:
         raise CheckpointError(f"official checkpoint has keys reprozoo cannot place: {unexpected[:5]} "
                               f"({len(unexpected)} in all)")

@@ -3,6 +3,7 @@ benchmark)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +17,8 @@ from reprozoo.nara.protocol import Gaussian, ModuleAR
 from reprozoo.nara.samplers import draw_noise, sample_sequential
 from reprozoo.nara.training import FitConfig, confidence_states, fit_confidence, fit_mother, fit_prior
 from reprozoo.runtime.accel import resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,6 +138,7 @@ def _build(cfg: TaskConfig, seed: int, device: str, progress: bool | None) -> Ta
     hist = {}
     for f in (cfg.mother, cfg.prior, cfg.confidence):
         f.seed, f.device = seed, device.split(":")[0]  # the trainer takes cpu | cuda | mps
+    logger.info("nara %s task, seed %d: training the mother on %d sequences (%s)", cfg.kind, seed, len(train), device)
     hist["mother"] = fit_mother(mother, train, cfg.mother, progress=progress)
     mother = mother.to(device).eval()
     for p in mother.parameters():
@@ -156,6 +160,7 @@ def _build(cfg: TaskConfig, seed: int, device: str, progress: bool | None) -> Ta
     if cfg.observed:
         idx = torch.randint(0, len(train), (cfg.confidence_states,), generator=gen)
         ctx = train[idx.to(device), : cfg.observed]
+    logger.info("nara %s task, seed %d: %d confidence states, then C", cfg.kind, seed, cfg.confidence_states)
     states = confidence_states(mother, prior, cfg.confidence_states, context=ctx, sweeps=cfg.sweeps,
                                delta=cfg.delta, generator=gen)
     confidence = make_confidence(cfg.confidence_kind, n, mother.family, tuple(cfg.confidence_hidden))
