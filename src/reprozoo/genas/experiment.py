@@ -1,4 +1,7 @@
-"""Experiment ``genas-correlation``: does GeNAS flatness rank sub-networks of a one-shot
+"""The package's experiments are registered here: ``genas-correlation`` (this module) and
+``genas-search`` (its design and trials in :mod:`reprozoo.genas.search_experiment`).
+
+Experiment ``genas-correlation``: does GeNAS flatness rank sub-networks of a one-shot
 supernet better than supernet validation accuracy (the paper's named baseline), and better than
 validation loss (the strongest simple alternative: the official formula's L_0 = 0 "depth" term
 makes the score mostly the held-out loss)?
@@ -28,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from reprozoo.errors import ConfigError
+from reprozoo.genas import search_experiment as search
 from reprozoo.genas.correlation import bootstrap_ci, correlation_report, kendall
 from reprozoo.genas.data import digits_splits
 from reprozoo.genas.models import NB201Network
@@ -332,4 +336,8 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
 
 
 
-from reprozoo.genas import search_experiment  # noqa: E402,F401  (registers genas-search)
+@register_experiment("genas-search", paper=search.PAPER, claim=search.CLAIM, config=search.SearchConfig)
+def run_search(cfg: search.SearchConfig, ctx) -> ExperimentResult:
+    """Experiment ``genas-search``: evolutionary search with each proxy, winners retrained (see
+    :mod:`reprozoo.genas.search_experiment`, which holds its design, rule and trials)."""
+    return search.run(cfg, ctx)

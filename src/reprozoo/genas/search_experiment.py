@@ -1,4 +1,5 @@
-"""Experiment ``genas-search``: evolutionary search on a trained supernet with flatness vs with
+"""Experiment ``genas-search`` (registered with the package's other experiment in
+:mod:`reprozoo.genas.experiment`): evolutionary search on a trained supernet with flatness vs with
 validation accuracy vs with validation loss (and a random-score control), each winner retrained
 from scratch on several seeds and compared on test and shifted-test accuracy.
 
@@ -42,7 +43,6 @@ from reprozoo.genas.proxies import (
 from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, sample_darts
 from reprozoo.genas.supernet import SupernetConfig, batches_of, fit_in_memory, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
-from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import (
@@ -218,8 +218,8 @@ def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]
     return head, claims
 
 
-@register_experiment("genas-search", paper=PAPER, claim=CLAIM, config=SearchConfig)
 def run(cfg: SearchConfig, ctx) -> ExperimentResult:
+    """The ``genas-search`` experiment (registered in :mod:`reprozoo.genas.experiment`)."""
     searches = ctx.run_trials(run_one, [Trial("search", s) for s in cfg.seeds], description="searches")
     winners = sorted({r[p]["best"] for r in searches for p in SEARCH_PROXIES})
     trials = [Trial("retrain", r, arch=a) for a in winners for r in range(cfg.retrain_runs)]
