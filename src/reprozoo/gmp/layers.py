@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprozoo.errors import ConfigError
+
 MASK_EPS = 1e-10
 
 
@@ -53,7 +55,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"d_model {dim} must be divisible by the number of heads {heads}")
+            raise ConfigError(f"d_model {dim} must be divisible by the number of heads {heads}")
         self.heads = heads
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 

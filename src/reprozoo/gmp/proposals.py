@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from reprozoo.errors import ConfigError
+
 
 def time_grid(points: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, points, device=device, dtype=dtype)
@@ -26,7 +28,7 @@ def gaussian_masks(centres: torch.Tensor, widths: torch.Tensor, points: int, sig
     elif kind == "laplace":
         m = torch.exp(-(t - c).abs() / s)
     else:
-        raise ValueError(f"mask kind must be 'gauss' or 'laplace', got {kind!r}")
+        raise ConfigError(f"mask kind must be 'gauss' or 'laplace', got {kind!r}")
     return m / m.amax(-1, keepdim=True).clamp(min=1e-10)
 
 
