@@ -39,3 +39,23 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("package", ["gmp", "nara"])
+def test_every_module_imports_first(package):
+    """Each module imported first (the package's other modules unloaded): an import cycle hidden
+    behind a lucky import order fails here."""
+    code = f"""
+import importlib, pkgutil, sys
+import torch  # noqa: F401  (kept loaded: only reprozoo's modules are unloaded)
+import reprozoo.{package} as pkg
+names = [f"reprozoo.{package}." + m.name for m in pkgutil.iter_modules(pkg.__path__)]
+for name in names:
+    for loaded in [m for m in sys.modules if m.startswith("reprozoo")]:
+        del sys.modules[loaded]
+    importlib.import_module(name)
+print(len(names))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) >= 10
