@@ -32,7 +32,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                                 'better with stand-alone test and shifted-test accuracy than ranking by '
                                 'supernet validation accuracy, and the gain is not just the validation loss',
                        'presets': ['smoke', 'quick', 'paper']},
- 'genas-search': {'module': 'reprozoo.genas.search_experiment',
+ 'genas-search': {'module': 'reprozoo.genas.experiment',
                   'package': 'genas',
                   'paper': 'Jeong et al., GeNAS: Neural Architecture Search with Better Generalization '
                            '(IJCAI 2023)',
