@@ -25,6 +25,7 @@ The rules live in :mod:`reprozoo.sinet.experiment_rules` and cannot be overridde
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -240,8 +241,9 @@ def run(cfg: SINetPortraitConfig, ctx) -> ExperimentResult:
         prefix["SINet, 1/4 epochs (positive control)"] = "positive"
     metrics = metrics_of(groups, prefix)
     metrics["baseline/params_ratio"] = metrics["baseline/params"] / metrics["method/params"]
-    for t in plateaus:
-        metrics[f"plateau/{'baseline' if 'LR-ASPP' in t.name else 'method'}_iou_rise"] = t.estimate
+    for t in plateaus:  # a curve too short to measure gives no metric (its gate is not held)
+        if math.isfinite(t.estimate):
+            metrics[f"plateau/{'baseline' if 'LR-ASPP' in t.name else 'method'}_iou_rise"] = t.estimate
     figures = [prediction_figure(ctx, {"SINet": sinet[0]["figure"], "LR-ASPP": lraspp[0]["figure"],
                                        "decoder-less": control[0]["figure"]}, "predictions"),
                gate_figure(ctx, sinet[0]["figure"]), bar_figure(ctx, groups, "iou_by_arm")]
@@ -296,7 +298,8 @@ def run_ablations(cfg: SINetAblationsConfig, ctx) -> ExperimentResult:
               for a in arms}
     prefix["decoder-less (control)"] = "control"
     metrics = metrics_of(groups, prefix)
-    metrics["mechanism/encoder_loss_drop"] = mechanism.estimate
+    if math.isfinite(mechanism.estimate):
+        metrics["mechanism/encoder_loss_drop"] = mechanism.estimate
     columns = {_ARM_SPECS[a][2]: by_arm[a][0]["figure"] for a in arms if a in ("blocking", "plain", "none")}
     figures = [bar_figure(ctx, groups, "iou_by_arm"), prediction_figure(ctx, columns, "predictions")]
     notes = [data_note(cfg),
