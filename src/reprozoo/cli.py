@@ -315,10 +315,14 @@ def _configure_logging(verbose: int) -> None:
     """The library logs through ``logging.getLogger(__name__)``; the command line shows its warnings,
     and its INFO / DEBUG records with -v / -vv, on stderr."""
     import logging
+    import sys
 
     logger = logging.getLogger("reprozoo")
-    if not any(getattr(h, "_reprozoo_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+    ours = [h for h in logger.handlers if getattr(h, "_reprozoo_cli", False)]
+    if ours:
+        ours[0].stream = sys.stderr  # this call's stderr (the earlier one may be closed: no flush)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handler._reprozoo_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

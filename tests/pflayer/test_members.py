@@ -14,7 +14,7 @@ def _data():
 
 
 @pytest.mark.parametrize("op", ["maxpool", "depthwise"])
-def test_batched_seeds_equal_one_at_a_time(op):
+def test_batched_seeds_equal_one_at_a_time(op, one_torch_thread):
     cfg, splits = _data()
     seeds = [3, 4, 5]
     one = train_members(lambda: build(cfg, op, 0.5), seeds, splits, batched=False, channels_last=False, **HP)
@@ -23,7 +23,9 @@ def test_batched_seeds_equal_one_at_a_time(op):
     for a, b, c in zip(one, vm, cl):
         assert a["seed"] == b["seed"] == c["seed"]
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-4)
-        assert c["train_loss"] == pytest.approx(a["train_loss"], abs=1e-4)
+        # channels-last runs other conv kernels (another summation order); SGD carries the rounding
+        # through the epoch: measured 4e-4 / 1.4e-3 on losses of about 2.5, accuracies equal
+        assert c["train_loss"] == pytest.approx(a["train_loss"], rel=2e-3)
         assert b["train_acc"] == a["train_acc"] == c["train_acc"]
         assert b["test_acc"] == a["test_acc"] == c["test_acc"]
 
