@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reprozoo.runtime.trainer import tensor_epoch
+
 
 def _orders(seed: int, n: int, epochs: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(10_007 * int(seed) + 17)
@@ -70,19 +72,10 @@ def train_members(build: Callable[[], nn.Module], seeds: Sequence[int], data, *,
 def _fit_one(model, orders, xtr, ytr, epochs, batch_size, hp):
     opt, sched = _optimizer(model.parameters(), *hp)
     model.train()
+    acc, loss = 0.0, 0.0
     for e in range(epochs):
-        correct, loss_sum = 0, 0.0
-        for i in range(0, len(xtr), batch_size):
-            idx = orders[e][i:i + batch_size]
-            out = model(xtr[idx])
-            loss = F.cross_entropy(out, ytr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            correct += int((out.argmax(1) == ytr[idx]).sum())
-            loss_sum += float(loss.detach()) * len(idx)
-    return correct / len(xtr), loss_sum / len(xtr)
+        acc, loss = tensor_epoch(model, xtr, ytr, orders[e], batch_size, opt, sched)
+    return acc, loss
 
 
 @torch.no_grad()

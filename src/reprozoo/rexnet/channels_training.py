@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from reprozoo.runtime.trainer import tensor_epoch
 
 
 def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: int, lr: float,
@@ -34,20 +35,9 @@ def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: 
     accs, losses = [], []
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        hits, loss_sum = 0, 0.0
-        for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
-            out = model(xtr[idx])
-            loss = F.cross_entropy(out, ytr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            hits += int((out.argmax(1) == ytr[idx]).sum())
-            loss_sum += float(loss.detach()) * len(idx)
-        accs.append(hits / n)
-        losses.append(loss_sum / n)
+        acc, loss = tensor_epoch(model, xtr, ytr, torch.randperm(n, generator=gen), batch_size, opt, sched)
+        accs.append(acc)
+        losses.append(loss)
     model.eval()
     with torch.no_grad():
         test_hits = sum(int((model(xte[i:i + eval_batch]).argmax(1) == yte[i:i + eval_batch]).sum())
