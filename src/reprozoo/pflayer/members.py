@@ -50,8 +50,9 @@ def train_members(build: Callable[[], nn.Module], seeds: Sequence[int], data, *,
     total = math.ceil(n / batch_size) * epochs
     models = []
     for s in seeds:
-        torch.manual_seed(int(s))
-        models.append(build())
+        with torch.random.fork_rng(devices=[]):  # the seed's initialisation, the caller's RNG untouched
+            torch.manual_seed(int(s))
+            models.append(build())
     orders = [_orders(s, n, epochs) for s in seeds]
     if batched:
         stats = _fit_batched(models, orders, xtr, ytr, epochs, batch_size, (lr, momentum, weight_decay, warmup, total))
