@@ -186,15 +186,20 @@ STAGEWISE_BASE = (16, 24, 24, 32, 32, 64, 64, 64, 96, 96, 96, 160, 160, 160, 160
 
 def stagewise_channels(target_macs: int, *, width_mult: float = 1.0, image_size: int = 224, in_chans: int = 3,
                        num_classes: int = 1000, stage_strides: Sequence[int] = STAGE_STRIDES,
-                       min_chs: int = 8, base: Sequence[int] = STAGEWISE_BASE) -> tuple[list[int], int]:
+                       min_chs: int = 8, base: Sequence[int] = STAGEWISE_BASE,
+                       early: Sequence[int] = ()) -> tuple[list[int], int]:
     """MobileNetV2-style stage-wise block widths ``round(s * base)`` with the one multiplier ``s``
     (bisection) that brings the network's MACs closest to ``target_macs``, on the same skeleton
-    (stem and pen follow ``width_mult``). Returns ``(widths, macs)``."""
+    (stem and pen follow ``width_mult``). With ``early``, the first blocks take those widths as given
+    and no later block is narrower than the last of them. Returns ``(widths, macs)``."""
     target_macs = finite("target_macs", target_macs, lo=0.0, lo_open=True)
     min_chs = integer("min_chs", min_chs, lo=1)
+    early = [int(c) for c in early]
+    rest = list(base)[len(early):]
+    floor = max([min_chs, *early])
 
     def build(scale: float) -> tuple[list[int], int]:
-        chans = [max(min_chs, int(round(c * scale))) for c in base]
+        chans = early + [max(floor, int(round(c * scale))) for c in rest]
         sched = rexnet_schedule(width_mult, block_channels=chans, stage_strides=stage_strides)
         return chans, schedule_macs(sched, image_size, in_chans=in_chans, num_classes=num_classes)
 

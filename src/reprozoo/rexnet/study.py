@@ -62,23 +62,9 @@ def _stagewise_after(early: list[int], target: int, width_mult: float, image_siz
     """The linear widths for the ``early`` blocks, then MobileNetV2's stage widths scaled by the one
     multiplier (bisection) that brings the network closest to ``target`` MACs, none narrower than the
     last early block (so the early blocks, not a width floor, are what the two schedules share)."""
-    rest = STAGEWISE_BASE[len(early):]
-    floor = max(min_chs, max(early))
-
-    def build(scale: float) -> tuple[list[int], int]:
-        chans = list(early) + [max(floor, int(round(c * scale))) for c in rest]
-        sched = rexnet_schedule(width_mult, block_channels=chans, stage_strides=stage_strides)
-        return chans, schedule_macs(sched, image_size, in_chans=in_chans, num_classes=num_classes)
-
-    lo, hi = 0.01, 8.0
-    best = build(1.0)
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        cand = build(mid)
-        if abs(cand[1] - target) < abs(best[1] - target):
-            best = cand
-        lo, hi = (mid, hi) if cand[1] < target else (lo, mid)
-    return best[0]
+    chans, _ = stagewise_channels(target, width_mult=width_mult, image_size=image_size, in_chans=in_chans,
+                                  num_classes=num_classes, stage_strides=stage_strides, min_chs=min_chs, early=early)
+    return chans
 
 
 def build_study_model(arm: Arm, *, image_size: int = 32, in_chans: int = 1, num_classes: int = 10,
