@@ -97,6 +97,16 @@ def plan_workers(n_trials: int, executor: ExecutorConfig, config: Any) -> tuple[
     return workers, trial_threads(config)
 
 
+def _deliver(run_dir, index, status, payload, seconds, names, on_done, on_error) -> None:
+    """Hand one finished trial back: record the run-folder entries it created, then its result or error."""
+    for name in names:
+        note_created(run_dir, name)
+    if status == "ok":
+        on_done(index, payload, seconds)
+    else:
+        on_error(index, payload)
+
+
 def run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_error) -> None:
     """The ``local`` executor: worker processes; ``on_done(index, result, seconds)`` in this process."""
     import multiprocessing as mp
@@ -130,12 +140,7 @@ def run_local(fn, todo, trials, config, run_dir, resume, executor, on_done, on_e
                     ) from None
                 continue
             pending.discard(index)
-            for name in names:
-                note_created(run_dir, name)
-            if status == "ok":
-                on_done(index, payload, seconds)
-            else:
-                on_error(index, payload)
+            _deliver(run_dir, index, status, payload, seconds, names, on_done, on_error)
     finally:
         for p in procs:
             if p.is_alive():
@@ -188,13 +193,7 @@ def run_ray(fn, todo, trials, config, run_dir, resume, executor, on_done, on_err
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
             for ref in ready:
                 index = refs.pop(ref)
-                status, payload, seconds, names = ray.get(ref)
-                for name in names:
-                    note_created(run_dir, name)
-                if status == "ok":
-                    on_done(index, payload, seconds)
-                else:
-                    on_error(index, payload)
+                _deliver(run_dir, index, *ray.get(ref), on_done, on_error)
     finally:
         for ref in refs:
             ray.cancel(ref, force=True)
