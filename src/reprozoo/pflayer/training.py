@@ -11,28 +11,29 @@ There is no verdict from a fixed accuracy bar: the result reports top-1/top-5 as
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import torch
-from torch import nn
-
-from reprozoo.errors import ConfigError, DataError
+from reprozoo.errors import ConfigError
 from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.image_classification import (
+    ImageRecipe,
+    check_image_root,
+    fit_classifier,
+    image_folders,
+    imagenet_transforms,
+)
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.registry import create_model, register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.seeding import seed_everything
-from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.runtime.verdict import INCONCLUSIVE
 
 PAPER = "Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR 2022"
 CLAIM = ("Training entry for the paper's ResNet recipe on ImageNet (R50 76.2%, R50-max 74.3%, R50-hybrid 77.1% "
          "top-1 at 224). It reports the accuracy it measures; no verdict is taken from a fixed bar.")
 MODELS = ("resnet50_pf", "r50_max", "r50_hybrid")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -91,64 +92,32 @@ class ImageNetConfig(ExperimentConfig):
 
 
 def image_root(data_root: str) -> Path:
-    if not data_root:
-        raise ConfigError("the paper preset needs an ImageNet folder: --set data_root=/path/to/imagenet "
-                          "(train/<class>/*.JPEG and val/<class>/*.JPEG)")
-    root = Path(data_root)
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise DataError(f"{root / split} does not exist; expected the ImageFolder layout "
-                            f"{root}/train/<class>/<image> and {root}/val/<class>/<image>")
-    return root
+    return check_image_root(data_root, "the paper preset")
 
 
 def transforms(cfg: ImageNetConfig, train: bool):
-    from torchvision.transforms import v2
-
-    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    if train:
-        return v2.Compose([v2.RandomResizedCrop(cfg.image_size, antialias=True), v2.RandomHorizontalFlip(), *tail])
-    return v2.Compose([v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.image_size), *tail])
+    """Random-resized crop + flip (bilinear) for training; resize to ``resize`` + centre crop for eval."""
+    return imagenet_transforms(cfg.image_size, train, resize=cfg.resize)
 
 
 def build_data(cfg: ImageNetConfig, work: Path):
-    from reprozoo.data import image_folder
-
     if cfg.dataset == "generated":
         from reprozoo.data.pattern_folder import write_pattern_imagefolder
 
         root = write_pattern_imagefolder(work / "tiny_imagefolder", n_train=16, n_val=8)
     else:
         root = image_root(cfg.data_root)
-    train = image_folder(root / "train", transform=transforms(cfg, True))
-    val = image_folder(root / "val", transform=transforms(cfg, False))
-    if train.classes != val.classes:
-        raise DataError(f"the class folders of {root}/train and {root}/val differ")
-    return train, val, len(train.classes)
+    return image_folders(root, transforms(cfg, True), transforms(cfg, False))
 
 
-def step_schedule(optimizer, steps_per_epoch: int, cfg: ImageNetConfig):
-    """Per-step linear warm-up over ``warmup_epochs``, then x ``step_gamma`` every ``step_epochs``."""
-    warm = cfg.warmup_epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return cfg.step_gamma ** (step // (cfg.step_epochs * steps_per_epoch))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@torch.no_grad()
-def topk(model: nn.Module, loader, accelerator) -> dict[str, float]:
-    c1 = c5 = n = 0.0
-    for x, y in loader:
-        logits, y = accelerator.gather_for_metrics((model(x), y))
-        top = logits.topk(min(5, logits.shape[1]), 1).indices
-        c1 += float((top[:, 0] == y).sum())
-        c5 += float((top == y[:, None]).any(1).sum())
-        n += y.numel()
-    return {"val_top1": c1 / max(n, 1), "val_top5": c5 / max(n, 1)}
+def recipe(cfg: ImageNetConfig) -> ImageRecipe:
+    """The configured recipe: warm-up, then the rate x ``step_gamma`` every ``step_epochs``."""
+    return ImageRecipe(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, lr=cfg.lr,
+        momentum=cfg.momentum, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, schedule="step",
+        step_epochs=cfg.step_epochs, step_gamma=cfg.step_gamma, label_smoothing=cfg.label_smoothing,
+        max_steps_per_epoch=cfg.max_steps_per_epoch, num_workers=cfg.num_workers, device=cfg.device,
+        mixed_precision=cfg.mixed_precision)
 
 
 @register_experiment("pflayer-imagenet", paper=PAPER, claim=CLAIM, config=ImageNetConfig)
@@ -158,25 +127,9 @@ def run_imagenet(cfg: ImageNetConfig, ctx) -> ExperimentResult:
     for seed in cfg.seeds:
         seed_everything(seed)
         model = create_model(cfg.model, num_classes=classes, width_mult=cfg.width_mult)
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        rest = [p for p in model.parameters() if p.ndim <= 1]
-        opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
-        steps = math.ceil(len(train) / cfg.batch_size)
-        if cfg.max_steps_per_epoch:
-            steps = min(steps, cfg.max_steps_per_epoch)
-        tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=seed,
-                         num_workers=cfg.num_workers, device=cfg.device, mixed_precision=cfg.mixed_precision,
-                         scheduler_interval="step", max_steps_per_epoch=cfg.max_steps_per_epoch)
-
-        def step(m, batch):
-            logits = m(batch[0])
-            loss = nn.functional.cross_entropy(logits, batch[1], label_smoothing=cfg.label_smoothing)
-            return {"loss": loss, "acc": (logits.argmax(1) == batch[1]).float().mean().item()}
-
-        trainer = Trainer(model, opt, train, tc, step_fn=step, scheduler=step_schedule(opt, steps, cfg), val_data=val,
-                          eval_fn=topk, out_dir=ctx.subdir(f"seed{seed}"), progress=ctx.progress)
-        last = (trainer.fit(resume=ctx.resume) or [{}])[-1]
+        history = fit_classifier(model, train, val, recipe(cfg), seed=seed, out_dir=ctx.subdir(f"seed{seed}"),
+                                 resume=ctx.resume, progress=ctx.progress)
+        last = (history or [{}])[-1]
         rows.append({"seed": seed, "val_top1": last.get("val_top1", float("nan")),
                      "val_top5": last.get("val_top5", float("nan")), "train_loss": last.get("train_loss", float("nan"))})
     top1 = sum(r["val_top1"] for r in rows) / len(rows)

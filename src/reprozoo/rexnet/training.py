@@ -20,15 +20,24 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from reprozoo.errors import ConfigError, DataError
+from reprozoo.errors import ConfigError
 from reprozoo.rexnet.models import LITE_WIDTHS, WIDTHS, ReXNet
+from reprozoo.runtime import image_classification
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.figures import pyplot, save_figure
+from reprozoo.runtime.image_classification import (  # noqa: F401  (warmup_cosine: used by the channel study)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageRecipe,
+    fit_classifier,
+    image_folders,
+    warmup_cosine,
+    write_tiny_imagefolder,
+)
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.registry import create_model, register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.seeding import seed_everything
-from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import (
     HELD,
@@ -42,7 +51,6 @@ from reprozoo.runtime.verdict import (
     threshold,
 )
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 PAPER = "Han et al., Rethinking Channel Dimensions for Efficient Model Design (ReXNet), CVPR 2021"
 CLAIM = ("Training entry for the paper's ImageNet recipe: ReXNet-1.0x reaches 77.9% top-1 (224x224). The paper "
          "preset checks top-1 against that anchor on a user-supplied ImageNet folder; quick/smoke only exercise "
@@ -115,61 +123,20 @@ class ImageNetConfig(ExperimentConfig):
 
 
 def check_image_root(data_root: str) -> Path:
-    if not data_root:
-        raise ConfigError("the paper preset needs the ImageNet folder: --set data_root=/path/to/imagenet "
-                          "(with train/<class>/*.JPEG and val/<class>/*.JPEG)")
-    root = Path(data_root)
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise DataError(f"{root / split} does not exist; expected {root}/train/<class>/<image> and "
-                            f"{root}/val/<class>/<image> (torchvision ImageFolder layout)")
-    return root
+    return image_classification.check_image_root(data_root, "the paper preset")
 
 
-# ---------------------------------------------------------------- data
+# ---------------------------------------------------------------- data and recipe
 def transforms(cfg: ImageNetConfig, train: bool):
-    from torchvision.transforms import InterpolationMode, v2
-
-    bicubic = InterpolationMode.BICUBIC
-    if train:
-        steps = [v2.RandomResizedCrop(cfg.image_size, scale=(0.08, 1.0), interpolation=bicubic, antialias=True),
-                 v2.RandomHorizontalFlip()]
-        if cfg.randaugment_ops > 0:
-            steps.append(v2.RandAugment(cfg.randaugment_ops, cfg.randaugment_magnitude, num_magnitude_bins=11))
-        steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-        if cfg.random_erasing > 0:
-            steps.append(v2.RandomErasing(cfg.random_erasing, value="random"))
-        return v2.Compose(steps)
-    resize = int(math.floor(cfg.image_size / cfg.crop_pct))
-    return v2.Compose([v2.Resize(resize, interpolation=bicubic, antialias=True), v2.CenterCrop(cfg.image_size),
-                       v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-
-
-def write_tiny_imagefolder(root: str | Path, classes: int = 2, per_class: int = 6, size: int = 40,
-                           seed: int = 0) -> Path:
-    """A tiny ImageFolder (``train/`` and ``val/``) of coloured noise images, one hue per class."""
-    import numpy as np
-    from PIL import Image
-
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", per_class), ("val", max(2, per_class // 2))):
-        for c in range(classes):
-            folder = root / split / f"class_{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            base = np.zeros(3)
-            base[c % 3] = 200.0
-            for i in range(n):
-                img = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    """The paper's pipeline: bicubic random-resized crop, flip, RandAugment, random erasing; eval
+    resize to ``image_size / crop_pct`` and centre crop."""
+    return image_classification.imagenet_transforms(
+        cfg.image_size, train, crop_pct=cfg.crop_pct, interpolation="bicubic", randaugment_ops=cfg.randaugment_ops,
+        randaugment_magnitude=cfg.randaugment_magnitude, random_erasing=cfg.random_erasing)
 
 
 def build_data(cfg: ImageNetConfig, work_dir: Path):
     """(train, val, num_classes) for the configured dataset."""
-    from reprozoo.data import image_folder
-
     if cfg.dataset == "digits":
         from reprozoo.data import load_digits_tensors, train_val_test
 
@@ -181,14 +148,9 @@ def build_data(cfg: ImageNetConfig, work_dir: Path):
         root = write_tiny_imagefolder(work_dir / "tiny_imagefolder")
     else:
         root = check_image_root(cfg.data_root)
-    train = image_folder(root / "train", transform=transforms(cfg, True))
-    val = image_folder(root / "val", transform=transforms(cfg, False))
-    if train.classes != val.classes:
-        raise DataError(f"train and val class folders differ under {root}")
-    return train, val, len(train.classes)
+    return image_folders(root, transforms(cfg, True), transforms(cfg, False))
 
 
-# ---------------------------------------------------------------- training pieces
 def build_model(cfg: ImageNetConfig, num_classes: int) -> nn.Module:
     kw = dict(num_classes=num_classes, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path)
     if cfg.width_mult > 0:
@@ -199,50 +161,18 @@ def build_model(cfg: ImageNetConfig, num_classes: int) -> nn.Module:
     return create_model(cfg.model, **kw)
 
 
+def recipe(cfg: ImageNetConfig, n_train: int) -> ImageRecipe:
+    """The configured recipe (warm-up then cosine, no weight decay on BN/bias unless asked)."""
+    return ImageRecipe(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, lr=cfg.lr,
+        momentum=cfg.momentum, weight_decay=cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias,
+        warmup_epochs=cfg.warmup_epochs, schedule="cosine", label_smoothing=cfg.label_smoothing,
+        max_steps_per_epoch=cfg.max_steps_per_epoch, drop_last=n_train > cfg.batch_size,
+        num_workers=cfg.num_workers, device=cfg.device, mixed_precision=cfg.mixed_precision)
+
+
 def sgd(model: nn.Module, cfg: ImageNetConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 and not cfg.decay_norm_and_bias else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int):
-    """Per-step linear warm-up from ~0 to the base lr, then cosine decay to 0."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@torch.no_grad()
-def topk_eval(model: nn.Module, loader, accelerator) -> dict[str, float]:
-    correct1 = correct5 = total = 0.0
-    loss = 0.0
-    for x, y in loader:
-        logits = model(x)
-        logits, y = accelerator.gather_for_metrics((logits, y))
-        loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += float((top[:, 0] == y).sum())
-        correct5 += float((top == y[:, None]).any(1).sum())
-        total += y.numel()
-    n = max(total, 1.0)
-    return {"val_loss": loss / n, "val_top1": correct1 / n, "val_top5": correct5 / n}
-
-
-def label_smoothing_step(smoothing: float):
-    def step(model: nn.Module, batch):
-        x, y = batch[0], batch[1]
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y, label_smoothing=smoothing)
-        return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean().item()}
-
-    return step
+    return image_classification.sgd(model, recipe(cfg, 0))
 
 
 def run_one(trial: Trial, tctx) -> dict:
@@ -252,18 +182,9 @@ def run_one(trial: Trial, tctx) -> dict:
     train, val, num_classes = build_data(cfg, tctx.run_dir)
     seed_everything(trial.seed)
     model = build_model(cfg, num_classes)
-    optimizer = sgd(model, cfg)
-    steps = math.ceil(len(train) / cfg.batch_size)
-    if cfg.max_steps_per_epoch > 0:
-        steps = min(steps, cfg.max_steps_per_epoch)
-    scheduler = warmup_cosine(optimizer, steps * cfg.epochs, int(round(cfg.warmup_epochs * steps)))
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
-                     seed=trial.seed, num_workers=cfg.num_workers, device=cfg.device,
-                     mixed_precision=cfg.mixed_precision, scheduler_interval="step",
-                     max_steps_per_epoch=cfg.max_steps_per_epoch, drop_last=len(train) > cfg.batch_size)
-    trainer = Trainer(model, optimizer, train, tc, step_fn=label_smoothing_step(cfg.label_smoothing),
-                      scheduler=scheduler, val_data=val, eval_fn=topk_eval, out_dir=tctx.workdir, progress=False)
-    return {"seed": trial.seed, "history": trainer.fit(resume=tctx.resume)}
+    history = fit_classifier(model, train, val, recipe(cfg, len(train)), seed=trial.seed, out_dir=tctx.workdir,
+                             resume=tctx.resume, progress=False)
+    return {"seed": trial.seed, "history": history}
 
 
 def path_check(histories: list[list[dict]]) -> tuple[str, str]:
