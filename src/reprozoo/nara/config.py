@@ -41,7 +41,8 @@ class NaraConfig(ExperimentConfig):
     thresholds: list[float] = field(default_factory=lambda: [0.99, 0.95, 0.9, 0.8, 0.7])
     tolerances: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 0.3, 1.0])  # x sigma
     rejected: str = "warm"  # NARA's rejected tail: warm (Jacobi step) | reprior (redraw from Q)
-    time_rounds: int = 3  # wall-clock: interleaved rounds over the chosen samplers, median per sampler
+    time_rounds: int = 3  # CPU time: interleaved rounds over the chosen samplers, median per sampler
+    test_curve: bool = False  # also run every non-chosen setting on the test draw (a curve; no rule reads it)
 
     LOCKED: ClassVar[dict[str, str]] = _LOCKED
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {

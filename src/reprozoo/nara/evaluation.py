@@ -1,7 +1,8 @@
 """Evaluating every sampler of one trained task (the ``nara`` experiment's trial and the benchmark's
 first step): a validation and a test noise draw shared by all samplers, the sequential samples'
-spread, *equal quality* of each setting, the setting chosen on validation, and the wall-clock time
-of the chosen settings on the test draw.
+spread, *equal quality* of each setting, the setting chosen on validation, and, on the test draw, the
+chosen settings' samples, their CPU time relative to sequential sampling (interleaved, same run) and
+the confidence predictor's and the prior's cost in mother calls (:mod:`reprozoo.nara.costs`).
 
 *Equal quality* of a sampler setting, against the sequential samples drawn with the same noise:
 mean sample NLL under the mother within ``NLL_MARGIN`` (1%), and MMD to held-out reference data
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from reprozoo.nara.config import NaraConfig, task_cfg
+from reprozoo.nara.costs import call_costs, equivalent_calls, interleaved_cpu_ms
 from reprozoo.nara.metrics import abs_error, hamming, lag1_autocorrelation, mmd_rbf, sample_nll
 from reprozoo.nara.samplers import draw_noise, sample
 from reprozoo.nara.tasks import Task
@@ -52,10 +54,30 @@ def _stats(task: Task, x: torch.Tensor) -> dict[str, float]:
     return out
 
 
+def _rows(task: Task, settings: list[dict], noise, ctx, seq, samples: dict | None = None) -> list[dict]:
+    """One row per setting on one noise draw; ``seq`` is the sequential result on that draw (the
+    reference, first row)."""
+    s, rows = task.start, []
+    for st in settings:
+        res = seq if st["family"] == "sequential" else sample(task.mother, noise=noise, context=ctx, **st["kw"])
+        row = {"family": st["family"], "setting": st["setting"], "calls": res.mean_calls,
+               "iterations": float(res.iterations), "speedup": res.speedup, **_stats(task, res.x)}
+        if task.mother.family.discrete:
+            row["deviation"] = float(hamming(res.x, seq.x, s).mean())
+        else:
+            row["deviation"], row["max_error"] = abs_error(res.x, seq.x, s)
+        rows.append(row)
+        if samples is not None:
+            samples[(st["family"], st["setting"])] = res.x[:16].cpu()
+    return rows
+
+
 def evaluate_task(cfg: NaraConfig, task: Task, seed: int) -> dict[str, Any]:
-    """Every sampler setting on a validation and a test noise draw (the same draw for all), the
-    sequential samples' spread, and the wall-clock time of the settings chosen on validation."""
-    n_eval, s, dev = cfg.eval_samples, task.start, task.device
+    """Every sampler setting on a validation noise draw (the same draw for all), the sequential
+    samples' spread, the settings chosen on validation measured on a test draw (every setting when
+    ``cfg.test_curve``), their CPU time relative to sequential sampling and C's and Q's cost in
+    mother calls, all in the same run."""
+    n_eval, dev = cfg.eval_samples, task.device
     control = task.untrained(seed, task_cfg(cfg, task.kind).confidence_kind,
                              task_cfg(cfg, task.kind).confidence_hidden, task_cfg(cfg, task.kind).prior_hidden)
     settings = _settings(cfg, task, control)
@@ -63,45 +85,31 @@ def evaluate_task(cfg: NaraConfig, task: Task, seed: int) -> dict[str, Any]:
     for i, split in enumerate(("val", "test", *[f"spread{k}" for k in range(SPREAD_DRAWS - 2)])):
         gen = torch.Generator().manual_seed(1000 * seed + 7 + 4 * i)
         draws[split] = (draw_noise(task.mother, n_eval, gen, dev), task.context(n_eval, n_eval if split == "test" else 0))
-    spread_stats = []
-    for split, (noise, ctx) in draws.items():
-        if split in ("val", "test"):
-            continue
-        spread_stats.append(_stats(task, sample(task.mother, "sequential", noise=noise, context=ctx).x))
-    splits, samples = {}, {}
-    for split in ("val", "test"):
-        noise, ctx = draws[split]
-        rows, ref = [], None
-        for st in settings:
-            res = sample(task.mother, noise=noise, context=ctx, **st["kw"])
-            ref = res if ref is None else ref
-            row = {"family": st["family"], "setting": st["setting"], "calls": res.mean_calls,
-                   "iterations": float(res.iterations), "speedup": res.speedup, **_stats(task, res.x)}
-            if task.mother.family.discrete:
-                row["deviation"] = float(hamming(res.x, ref.x, s).mean())
-            else:
-                row["deviation"], row["max_error"] = abs_error(res.x, ref.x, s)
-            rows.append(row)
-            if split == "test":
-                samples[(st["family"], st["setting"])] = res.x[:16].cpu()
-        splits[split] = rows
-    seq_stats = [{k: r[k] for k in ("nll", "mmd", "autocorr") if k in r}
-                 for r in (splits["val"][0], splits["test"][0])] + spread_stats
+    seq = {split: sample(task.mother, "sequential", noise=noise, context=ctx) for split, (noise, ctx) in draws.items()}
+    seq_stats = [_stats(task, res.x) for res in seq.values()]  # val, test, then the spread draws
     spread = {k: float(np.std([st[k] for st in seq_stats], ddof=1)) for k in ("mmd", "autocorr") if k in seq_stats[0]}
-    for split in ("val", "test"):
-        for r in splits[split]:
-            _mark_quality(r, splits[split][0], spread)
+    splits, samples = {"val": _rows(task, settings, *draws["val"], seq["val"])}, {}
+    for r in splits["val"]:
+        _mark_quality(r, splits["val"][0], spread)
     chosen = {fam: _choose(splits["val"], fam) for fam in ("jacobi", "jacobi+prior", "tolerance", "nara", CONTROL)}
     chosen = {k: v for k, v in chosen.items() if v is not None}
+    on_test = [st for st in settings if cfg.test_curve or st["family"] == "sequential"
+               or chosen.get(st["family"]) == st["setting"]]
+    splits["test"] = _rows(task, on_test, *draws["test"], seq["test"], samples)
+    for r in splits["test"]:
+        _mark_quality(r, splits["test"][0], spread)
+    costs = call_costs(task, *draws["test"], cfg.time_rounds)
     timing = _time_chosen(cfg, task, settings, chosen, draws["test"])
     test = {fam: next(r for r in splits["test"] if r["family"] == fam and r["setting"] == st)
             for fam, st in chosen.items()}
     test["sequential"] = splits["test"][0]
     for fam, r in test.items():
-        r["wall_ms"] = timing[fam]
+        r["cpu_ms"] = timing[fam]
+        r["time_ratio"] = timing[fam] / timing["sequential"]
+        r["eq_calls"] = equivalent_calls(fam, r["calls"], costs, cfg.rejected == "reprior")
     pick = {(f, chosen[f]) for f in chosen} | {("sequential", "-")}
     return {"rows": splits, "spread": spread, "chosen": chosen, "test": test, "sigma": task.sigma,
-            "length": task.mother.length - s, "start": s,
+            "length": task.mother.length - task.start, "start": task.start, "costs": costs,
             "samples": {f"{k[0]}|{k[1]}": v.tolist() for k, v in samples.items() if k in pick},
             "train": {"confidence_positive_rate": task.history.get("confidence_positive_rate", float("nan"))}}
 
@@ -141,7 +149,7 @@ def interleaved_ms(runs: dict[str, Callable[[], Any]], rounds: int, *, warmup: i
 
 
 def _time_chosen(cfg, task, settings, chosen, draw) -> dict[str, float]:
-    """Wall-clock ms of one batch for sequential and each chosen setting, interleaved rounds, median."""
+    """CPU ms of one batch for sequential and each chosen setting: interleaved rounds, median per sampler."""
     noise, ctx = draw
     kws = {"sequential": settings[0]["kw"]}
     for fam, st in chosen.items():
@@ -149,4 +157,4 @@ def _time_chosen(cfg, task, settings, chosen, draw) -> dict[str, float]:
     runs = {fam: (lambda kw=kw: sample(task.mother, noise=noise, context=ctx, **kw)) for fam, kw in kws.items()}
     for fn in runs.values():  # warm-up
         fn()
-    return interleaved_ms(runs, cfg.time_rounds)
+    return interleaved_cpu_ms(runs, cfg.time_rounds)

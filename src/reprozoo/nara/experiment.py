@@ -73,10 +73,11 @@ def run(cfg: NaraConfig, ctx) -> ExperimentResult:
         for seed, ev in zip(cfg.seeds, evs):
             metrics[f"time/{name}_seed{seed}_train_s"] = ev["time"]["train_s"]
             metrics[f"time/{name}_seed{seed}_eval_s"] = ev["time"]["eval_s"]
+            metrics[f"mechanism/{name}_seed{seed}_confidence_over_mother"] = ev["costs"]["confidence_over_mother"]
             for fam, r in ev["test"].items():
                 table.append({"task": name, "seed": seed, "sampler": fam, "setting": r["setting"],
-                              **{k: r[k] for k in ("calls", "iterations", "wall_ms", "nll_gap", "mmd_gap",
-                                                   "deviation", "equal_quality") if k in r}})
+                              **{k: r[k] for k in ("calls", "eq_calls", "iterations", "time_ratio", "nll_gap",
+                                                   "mmd_gap", "deviation", "equal_quality") if k in r}})
     figures = _figures(ctx, per_task)
     notes = ("Equal quality = sample NLL under the mother within 1% of the shared-noise sequential samples, MMD to "
              "held-out reference data and lag-1 autocorrelation (sequences) within the sequential samples' own spread "

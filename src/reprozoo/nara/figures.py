@@ -20,7 +20,7 @@ def figures(ctx, per_task: dict[str, list[dict]]) -> list[str]:
     styles = {"sequential": "ks", "jacobi": "bo", "jacobi+prior": "c^", "tolerance": "g.-", "nara": "r.-",
               CONTROL: "mx:"}
     for ax, (name, evs) in zip(axes[0], per_task.items()):
-        rows = evs[0]["rows"]["test"]
+        rows = evs[0]["rows"]["val"]  # every setting runs on the validation draw
         for fam, style in styles.items():
             pts = [r for r in rows if r["family"] == fam]
             if pts:
@@ -37,7 +37,7 @@ def figures(ctx, per_task: dict[str, list[dict]]) -> list[str]:
             ax.set_xticks([t for t in (1, 2, 4, 8, 16, 32, 64, 128, 256) if min(calls) / 2 <= t <= 2 * max(calls)])
         ax.set_xlabel("AR calls per sample")
         ax.set_ylabel("sample NLL gap vs sequential (%)")
-        ax.set_title(f"{name}: speed vs quality (test noise, first seed)")
+        ax.set_title(f"{name}: speed vs quality (validation noise, first seed)")
         ax.legend(fontsize=8)
     figs.append(save_figure(fig, ctx.out_dir, "speed_quality"))
     if "digits" in per_task:
