@@ -57,7 +57,7 @@ def _rename(key: str, rules: list[tuple[str, str]]) -> str:
 def to_native_state_dict(model: nn.Module, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """``state`` (any supported layout) with our key names for ``model``."""
     from reprozoo.pflayer.resnet import PfResNet
-    from reprozoo.pflayer.vit import EffLayer
+    from reprozoo.pflayer.transformer_blocks import EffLayer
 
     tensors = unwrap_state_dict(state)
     if isinstance(model, PfResNet):
