@@ -81,3 +81,5 @@ def test_quick_benchmark_runs():
     out = run(quick=True)
     assert {"digits_b1_nara_speedup", "digits_b64_jacobi_speedup", "sine_b64_tolerance_speedup"} <= set(out["ratios"])
     assert out["matmul_peak_gflops"] > 0 and isinstance(out["met"], bool)
+    for rate in out["trials_per_cpu_s"].values():  # the same trained task, with and without the test curve
+        assert rate["eval_cpu_s_after"] < rate["eval_cpu_s_before"] and rate["ratio"] > 1.0

@@ -3,6 +3,7 @@ import pytest
 from scipy import stats
 
 from reprozoo.errors import ConfigError
+from reprozoo.nara.costs import equivalent_calls
 from reprozoo.nara.experiment import (
     CALL_MARGIN,
     CALL_PLAN,
@@ -17,14 +18,17 @@ from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
 
-def _ev(calls: dict, wall: dict, gap: float = 0.002, mmd_gap: float = 0.0, length: int = 64):
-    """One crafted trial result: per sampler family its test calls / wall ms and quality gaps."""
+def _ev(calls: dict, wall: dict, gap: float = 0.002, mmd_gap: float = 0.0, length: int = 64, c_cost: float = 0.5):
+    """One crafted trial result: per sampler family its test calls / CPU time and quality gaps."""
     test = {}
+    costs = {"confidence_over_mother": c_cost, "prior_over_mother": 0.2}
     for fam in calls:
         exact = fam in ("sequential", "jacobi", "jacobi+prior")
-        test[fam] = {"setting": "-", "calls": calls[fam], "wall_ms": wall[fam], "nll_gap": 0.0 if exact else gap,
+        test[fam] = {"setting": "-", "calls": calls[fam], "time_ratio": wall[fam] / wall["sequential"],
+                     "eq_calls": equivalent_calls(fam, calls[fam], costs),
+                     "nll_gap": 0.0 if exact else gap, "nll": 20.0 * (1 + (0.0 if exact else gap)),
                      "mmd_gap": 0.0 if exact else mmd_gap, "deviation": 0.0, "equal_quality": True}
-    return {"test": test, "spread": {"mmd": 0.01}, "length": length, "chosen": {"nara": "tau=0.9"}}
+    return {"test": test, "spread": {"mmd": 0.01}, "length": length, "chosen": {"nara": "tau=0.9"}, "costs": costs}
 
 
 def _seeds(nara, jp, control, jac=6.0, wall_scale=1.0, **kw):
@@ -80,16 +84,64 @@ def test_headline_inconclusive_when_the_control_does_not_lose():
     assert h["verdict"] == INCONCLUSIVE and "cannot separate arms" in h["evidence"]
 
 
-def test_fewer_calls_but_more_wall_clock_is_not_held():
+def test_fewer_calls_but_more_cpu_time_is_not_held():
     evs = _seeds(nara=3.0, jp=4.6, control=6.5)
     for ev in evs:  # NARA's iterations cost twice as much (a slow confidence predictor)
-        ev["test"]["nara"]["wall_ms"] = 2.5 * ev["test"]["jacobi+prior"]["wall_ms"]
-        ev["test"][CONTROL]["wall_ms"] = 4.0 * ev["test"]["jacobi+prior"]["wall_ms"]  # the control still loses
+        ev["test"]["nara"]["time_ratio"] = 2.5 * ev["test"]["jacobi+prior"]["time_ratio"]
+        ev["test"][CONTROL]["time_ratio"] = 4.0 * ev["test"]["jacobi+prior"]["time_ratio"]  # the control still loses
     head, claims, _ = decide({"digits": evs})
     (h,) = _head(claims)
-    assert h["verdict"] == NOT_HELD and "wall-clock" in h["evidence"]
-    assert head.test.name == "wall-clock ms per batch" and head.plan.pilot_sd == pytest.approx(
+    assert h["verdict"] == NOT_HELD and "CPU time" in h["evidence"]
+    assert head.test.name == "CPU time per batch / sequential's" and head.plan.pilot_sd == pytest.approx(
         TIME_PLAN.pilot_sd * head.plan.margin / TIME_PLAN.margin)  # the deciding part and its plan
+
+
+def test_positive_control_is_exact_jacobi_on_digits_and_tolerance_on_sines():
+    head, _, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5)})
+    calls_part = head.parts[0].parts[0]
+    (pos,) = calls_part.gates["positive_control"]
+    assert pos.verdict == HELD and pos.estimate == pytest.approx(64.0 - 6.0)  # exact Jacobi's 6 calls vs 64
+    evs = _seeds(nara=3.0, jp=4.6, control=6.5, length=48)
+    for ev in evs:
+        ev["test"]["tolerance"] = dict(ev["test"]["jacobi"], calls=40.0, nll_gap=0.0, mmd_gap=0.0)
+        ev["test"]["sequential"]["calls"] = 48.0
+    (pos,) = decide({"sine": evs})[0].parts[0].parts[0].gates["positive_control"]
+    assert pos.estimate == pytest.approx(8.0) and "tolerance vs sequential" in pos.evidence
+    evs = _seeds(nara=3.0, jp=4.6, control=6.5)
+    for ev in evs:  # a benchmark in which even exact Jacobi cannot be told from sequential: no power
+        ev["test"]["jacobi"]["calls"] = 64.0
+    head, _, _ = decide({"digits": evs})
+    assert head.verdict == INCONCLUSIVE and "benchmark has no power" in head.evidence
+
+
+def test_mechanism_gate_reads_c_cost_in_mother_calls():
+    head, claims, metrics = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5)})
+    assert head.verdict == HELD and metrics["mechanism/digits_confidence_over_mother"] == pytest.approx(0.5)
+    (mech,) = head.parts[0].parts[1].gates["mechanism"]
+    assert mech.verdict == HELD and mech.estimate == pytest.approx(0.5)
+    head, claims, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5, c_cost=1.5)})
+    (h,) = _head(claims)
+    assert h["verdict"] == INCONCLUSIVE and "mechanism inactive" in h["evidence"]
+    # net of C's cost (3 calls x 1.5 + Q 0.2 = 7.7 equivalent calls vs 4.8) the saving is gone
+    net = next(c for c in claims if "net of its own cost" in c["claim"])
+    assert net["verdict"] == NOT_HELD
+    assert net["test"]["estimate"] == pytest.approx((4.6 + 0.2) - (3.0 * 2.5 + 0.2))
+
+
+def test_equivalent_calls_price_c_and_q_in_mother_calls():
+    costs = {"confidence_over_mother": 0.5, "prior_over_mother": 0.25}
+    assert equivalent_calls("jacobi", 6.0, costs) == 6.0
+    assert equivalent_calls("jacobi+prior", 4.0, costs) == 4.25
+    assert equivalent_calls("nara", 4.0, costs) == 4.0 + 2.0 + 0.25
+    assert equivalent_calls("nara", 4.0, costs, reprior=True) == 4.0 + 2.0 + 1.0 + 0.25
+
+
+def test_quality_does_not_degrade_is_an_equivalence_test():
+    _, claims, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5, gap=0.002)})
+    tost = next(c for c in claims if "TOST" in c["claim"])
+    assert tost["verdict"] == HELD and tost["test"]["kind"] == "equivalence"
+    _, claims, _ = decide({"digits": _seeds(nara=3.0, jp=4.6, control=6.5, gap=0.03)})
+    assert next(c for c in claims if "TOST" in c["claim"])["verdict"] == NOT_HELD
 
 
 def test_quality_rule_nll_and_mmd():
@@ -135,7 +187,7 @@ def test_claim_text_describes_the_tasks_run():
 def test_smoke_preset_runs_end_to_end(tmp_path):
     out, data = run_experiment("nara", "smoke", out_dir=tmp_path / "run",
                                overrides=["executor.kind=serial", "tasks=[digits,sine]"])
-    assert len(data["claims"]) == 6 and sum(c["headline"] for c in data["claims"]) == 2
+    assert len(data["claims"]) == 10 and sum(c["headline"] for c in data["claims"]) == 2
     assert data["headline"]["verdict"] == data["verdict"] and "test" in data["headline"]
     m = data["metrics"]
     assert m["baseline/digits_sequential_calls"] == 64.0 and m["baseline/sine_sequential_calls"] == 16.0
@@ -143,7 +195,7 @@ def test_smoke_preset_runs_end_to_end(tmp_path):
     assert m["baseline/digits_jacobi_deviation"] == 0.0  # exact Jacobi reproduces the sequential samples
     assert m["baseline/digits_jacobi_prior_deviation"] == 0.0
     assert m["baseline/digits_jacobi_nll_gap_pct"] == 0.0
-    assert m["baseline/digits_sequential_wall_ms"] > 0
+    assert m["baseline/digits_sequential_time_ratio"] == 1.0 and m["mechanism/digits_confidence_over_mother"] > 0
     for name in ("speed_quality", "digits_samples", "sine_samples"):
         assert (out / "figures" / f"{name}.png").is_file()
     assert len(list((out / "trials").glob("*.json"))) == 6  # task x seed on the trial executor
@@ -153,7 +205,7 @@ def test_smoke_preset_runs_end_to_end(tmp_path):
 def test_smoke_claim_follows_the_tasks(tmp_path):
     _, data = run_experiment("nara", "smoke", out_dir=tmp_path / "run", seeds=[0, 1, 2],
                              overrides=["executor.kind=serial", "tasks=[digits]"])
-    assert data["claim"] == claim_text(["digits"]) and len(data["claims"]) == 3
+    assert data["claim"] == claim_text(["digits"]) and len(data["claims"]) == 5
 
 
 def test_presets_resolve():

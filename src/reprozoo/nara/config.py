@@ -15,6 +15,7 @@ _RULES = "rule constants (NLL margin, spread factor, call/time margins, speed-up
 _LOCKED = {key: _RULES for key in ("margin", "nll_margin", "spread_factor", "call_margin", "time_margin",
                                    "speedup", "min_seeds")}
 
+FULL_SEEDS = 15  # = reprozoo.nara.rules.planned_seeds() (not imported: the rules import this module)
 
 
 def _digits_task() -> TaskConfig:
@@ -58,6 +59,9 @@ class NaraConfig(ExperimentConfig):
                      "confidence_states": 64},
         },
         "quick": {},
+        # the quick preset's models at the seeds rules.planned_seeds() asks for (80% power at the SESOI of
+        # every task's calls and time designs); a test keeps the two in step
+        "full": {"seeds": list(range(FULL_SEEDS))},
         "paper": {"seeds": [0, 1, 2, 3, 4], "eval_samples": 1000, "time_rounds": 5,
                   "digits": {"mother": {"epochs": 60}, "prior": {"epochs": 60}, "confidence_states": 20000,
                              "confidence": {"epochs": 40}},
