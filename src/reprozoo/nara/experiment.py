@@ -1,5 +1,6 @@
 """Experiment ``nara``: at equal sample quality, does NARA sample an AR model with fewer AR calls
-*and* less wall-clock time than the best training-free parallel sampler? Binarised digits (MADE)
+*and* less CPU time (over sequential sampling's, same run) than the best training-free parallel
+sampler? Binarised digits (MADE)
 and noisy sines (dilated causal conv), trials = task x seed on the runtime's trial executor.
 
 The pieces: settings and presets in :mod:`reprozoo.nara.config`, one trial's evaluation (equal
