@@ -8,8 +8,9 @@ from PIL import Image
 from reprozoo.cli import main
 from reprozoo.errors import CheckpointError, DataError, ReproZooError
 from reprozoo.sinet import SINet
+from reprozoo.sinet.checkpoint import load_segmenter, save_checkpoint, save_segmenter
 from reprozoo.sinet.export import export_onnx, max_abs_diff
-from reprozoo.sinet.inference import Segmenter, load_checkpoint, save_checkpoint
+from reprozoo.sinet.inference import Segmenter, load_checkpoint
 
 MEAN, STD = [0.45, 0.42, 0.4], [0.25, 0.24, 0.26]
 
@@ -22,13 +23,18 @@ def checkpoint(tmp_path):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
-    return save_checkpoint(tmp_path / "sinet.pt", model, mean=MEAN, std=STD, image_size=64)
+    return save_segmenter(model, tmp_path / "sinet.safetensors", mean=MEAN, std=STD, image_size=64)
 
 
-def test_checkpoint_roundtrip_and_errors(checkpoint, tmp_path):
-    model, ckpt = load_checkpoint(checkpoint)
-    assert ckpt["image_size"] == 64 and ckpt["mean"] == pytest.approx(MEAN)
-    assert ckpt["model_kwargs"] == {"num_classes": 2, "decoder": "blocking"}
+def test_former_checkpoint_format_is_still_read(checkpoint, tmp_path):
+    model = load_segmenter(checkpoint)[0]
+    former = save_checkpoint(tmp_path / "sinet.pt", model, mean=MEAN, std=STD, image_size=64, synthetic=True)
+    again, info = load_checkpoint(former)  # the former name of load_segmenter
+    assert info["image_size"] == 64 and info["mean"] == pytest.approx(MEAN) and info["synthetic"] is True
+    assert info["model_kwargs"] == {"num_classes": 2, "decoder": "blocking"}
+    assert info["fit"] == "letterbox" and info["threshold"] == 0.5
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    raw = torch.load(former, weights_only=True)
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
@@ -37,12 +43,15 @@ def test_checkpoint_roundtrip_and_errors(checkpoint, tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a reprozoo SINet checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
-    torch.save({**ckpt, "model_kwargs": {"decoder": "gated"}}, tmp_path / "kw.pt")
+    torch.save({**raw, "model_kwargs": {"decoder": "gated"}}, tmp_path / "kw.pt")
     with pytest.raises(CheckpointError, match="cannot rebuild the model from model_kwargs"):
         load_checkpoint(tmp_path / "kw.pt")
-    torch.save({"format": ckpt["format"], "model": ckpt["model"]}, tmp_path / "partial.pt")
+    torch.save({"format": raw["format"], "model": raw["model"]}, tmp_path / "partial.pt")
     with pytest.raises(CheckpointError, match="lacks model_kwargs, mean, std, image_size"):
         load_checkpoint(tmp_path / "partial.pt")
+    torch.save({**raw, "std": [0.2, 0.0, 0.2]}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="'std' must be > 0"):
+        load_checkpoint(tmp_path / "bad.pt")
 
 
 def test_segmenter_returns_input_size(checkpoint):
@@ -139,14 +148,22 @@ def test_segmenter_letterboxes_keeping_the_aspect_ratio(checkpoint):
 
 
 def test_checkpoint_with_unusable_preprocessing_is_refused(checkpoint, tmp_path):
-    _, ckpt = load_checkpoint(checkpoint)
+    from reprozoo.runtime.checkpoint import save_checkpoint as save_library
+
+    model, info = load_segmenter(checkpoint)
+    good = {k: info[k] for k in ("mean", "std", "image_size", "fit", "threshold")}
     for key, value, match in (("std", [0.2, 0.0, 0.2], "'std' must be > 0"),
                               ("std", [0.2, float("nan"), 0.2], "three finite numbers"),
                               ("image_size", -64, "'image_size' must be an integer >= 32"),
-                              ("image_size", 0, "'image_size' must be an integer >= 32")):
-        torch.save({**ckpt, key: value}, tmp_path / "bad.pt")
+                              ("image_size", 0, "'image_size' must be an integer >= 32"),
+                              ("fit", "crop", "'fit' must be one of letterbox, stretch"),
+                              ("threshold", 1.0, r"'threshold' must be a number in \(0, 1\)")):
+        path = save_library(model, tmp_path / "bad.safetensors", **{**good, key: value})
         with pytest.raises(CheckpointError, match=match):
-            load_checkpoint(tmp_path / "bad.pt")
+            load_segmenter(path)
+        with pytest.raises(CheckpointError, match=match):  # and nothing unusable is written
+            save_segmenter(model, tmp_path / "never.safetensors", **{**good, key: value})
+        assert not (tmp_path / "never.safetensors").exists()
 
 
 def test_segment_never_overwrites_one_output_with_another(checkpoint, tmp_path, capsys):
@@ -168,7 +185,8 @@ def test_segment_never_overwrites_one_output_with_another(checkpoint, tmp_path, 
 
 def test_segment_refuses_an_input_folder_as_output_and_warns_about_synthetic_training(tmp_path, capsys):
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "syn.pt", SINet().eval(), mean=MEAN, std=STD, image_size=64, synthetic=True)
+    ckpt = save_segmenter(SINet().eval(), tmp_path / "syn.safetensors", mean=MEAN, std=STD, image_size=64,
+                          synthetic=True)
     imgs = tmp_path / "in"
     imgs.mkdir()
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(imgs / "a.png")

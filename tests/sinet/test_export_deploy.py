@@ -1,23 +1,16 @@
-"""The deployment path computes the same function: BN folding, PReLU rewrites (with the slope > 1
-fallback), channel-shuffle absorption, and ONNX Runtime vs PyTorch at two input sizes."""
+"""The deployment path computes the same function: BN folding (torch's fuse_conv_bn_eval, equal to
+the former hand-written folding), PReLU rewrites (with the slope > 1 fallback), channel-shuffle
+absorption, and ONNX Runtime vs PyTorch at two input sizes."""
 
 import pytest
 import torch
 from torch import nn
 
-from reprozoo.sinet.export import (
-    ConvPReLU,
-    MaxPReLU,
-    deploy_model,
-    deploy_session,
-    export_deploy_onnx,
-    fold_batchnorm,
-    profile_onnx,
-    rewrite_prelu,
-    shuffle_permutation,
-)
-from reprozoo.sinet.inference import Normalized
+from reprozoo.sinet.deploy import deploy_model, fold_batchnorm, shuffle_permutation
+from reprozoo.sinet.deploy_ops import ConvPReLU, MaxPReLU, fold_bn_into_conv, rewrite_prelu
+from reprozoo.sinet.export import deploy_session, export_deploy_onnx, profile_onnx
 from reprozoo.sinet.models import SINet
+from reprozoo.sinet.preprocess import Normalized
 
 torch.set_num_threads(1)
 
@@ -47,6 +40,35 @@ def test_bn_folding_is_exact():
         assert fold_batchnorm(seq) == 1
         assert isinstance(seq[1], nn.Identity) and seq[0].bias is not None
         assert torch.allclose(seq(x), ref, atol=1e-5)
+
+
+@torch.no_grad()
+def _former_fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hand-written folding the library used before fuse_conv_bn_eval (weights, bias)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    return conv.weight * scale.view(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
+
+
+@pytest.mark.parametrize("conv_bias", [False, True])
+def test_fuse_conv_bn_eval_equals_the_former_folding(conv_bias):
+    g = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=conv_bias)  # depthwise, as in SINet's S2 blocks
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+        if conv_bias:
+            conv.bias.copy_(torch.randn(6, generator=g))
+    bn = _randomise(nn.BatchNorm2d(6, eps=1e-3))
+    bn.train()  # the training flags are restored after folding
+    weight, bias = _former_fold(conv, bn)
+    fused = fold_bn_into_conv(conv, bn)
+    assert bn.training and conv.training and not fused.training
+    assert fused.groups == 6 and fused.padding == (1, 1) and fused.bias is not None
+    assert torch.allclose(fused.weight, weight, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(fused.bias, bias, rtol=1e-6, atol=1e-7)
+    x = torch.randn(2, 6, 7, 7, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), bn.eval()(conv(x)), atol=1e-5)
 
 
 def test_prelu_rewrite_is_exact_and_falls_back_for_a_slope_above_one():
@@ -124,10 +146,11 @@ def test_deploy_onnx_matches_pytorch_at_two_sizes(tmp_path, size):
 def test_cli_export_deploy_and_plain(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from reprozoo.cli import main
-    from reprozoo.sinet.inference import save_checkpoint
+    from reprozoo.sinet.checkpoint import save_segmenter
 
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "s.pt", _randomise(SINet()), mean=[0.5] * 3, std=[0.25] * 3, image_size=64)
+    ckpt = save_segmenter(_randomise(SINet()), tmp_path / "s.safetensors", mean=[0.5] * 3, std=[0.25] * 3,
+                          image_size=64)
     for extra in ([], ["--batch", "0", "--ort-optimized", str(tmp_path / "o.onnx")], ["--no-deploy"]):
         out = tmp_path / "m.onnx"
         assert main(["export", "sinet", "--checkpoint", str(ckpt), "--onnx", str(out), "--threads", "1", "--overwrite",
@@ -173,7 +196,7 @@ def test_segmenter_compiled_equals_eager():
 
 def test_blocked_layout_rewrites_are_exact():
     from reprozoo.sinet.blocks import SEGate
-    from reprozoo.sinet.export import ConvSEGate, RepeatedGroupConv, dense_from_grouped
+    from reprozoo.sinet.deploy_ops import ConvSEGate, RepeatedGroupConv, dense_from_grouped
 
     torch.manual_seed(0)
     grouped = nn.Conv2d(8, 6, 1, groups=2, bias=True)

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from reprozoo.sinet.inference import Normalized
 from reprozoo.sinet.losses import SINetLoss, class_weights, edge_target
 from reprozoo.sinet.official import (
     OFFICIAL_MEAN,
@@ -25,6 +24,7 @@ from reprozoo.sinet.official import (
     load_official_sinet,
     official_key,
 )
+from reprozoo.sinet.preprocess import Normalized
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "sinet"
 GOLDEN = json.loads((FIXTURES / "golden.json").read_text())

@@ -255,12 +255,12 @@ def test_cli_checkpoint_odd_size_and_ntsc_rate(tmp_path, capsys):
     import torch
 
     from reprozoo.sinet import SINet
-    from reprozoo.sinet.inference import save_checkpoint
+    from reprozoo.sinet.checkpoint import save_segmenter
     from reprozoo.sinet.video_io import VideoInfo, VideoWriter
 
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "sinet.pt", SINet().eval(), mean=[0.5] * 3, std=[0.25] * 3, image_size=64,
-                           synthetic=True)
+    ckpt = save_segmenter(SINet().eval(), tmp_path / "sinet.safetensors", mean=[0.5] * 3, std=[0.25] * 3,
+                          image_size=64, synthetic=True)
     rate = Fraction(30000, 1001)
     writer = VideoWriter(tmp_path / "odd.mp4", VideoInfo(tmp_path / "odd.mp4", 161, 121, rate, 0, None))
     frames = np.random.default_rng(0).integers(0, 256, (7, 121, 161, 3), dtype=np.uint8)

@@ -1,5 +1,5 @@
 """Benchmark ``sinet``: frames/s of SINet and LR-ASPP MobileNetV3 in PyTorch eager mode and in ONNX
-Runtime, each as exported plainly and through the deployment path of :mod:`reprozoo.sinet.export`
+Runtime, each as exported plainly and through the deployment path of :mod:`reprozoo.sinet.deploy`
 (BN folded, channel shuffle absorbed, PReLU as fused convolutions, grouped/narrow convs, SE gates
 and level-2 concats rewritten to stay in ORT's blocked layout, shapes fixed, graph optimised once and
 saved, sequential execution; 2 threads with and without spinning, and 1 thread with its CPU time). Both models get the same path. All rows are measured
@@ -36,7 +36,8 @@ from reprozoo.runtime.registry import register_benchmark
 from reprozoo.runtime.seeding import generator_scope
 from reprozoo.sinet.baselines import LRASPP
 from reprozoo.sinet.benchmark_video import end_to_end, synthetic_clip  # noqa: F401  (re-exported)
-from reprozoo.sinet.export import deploy_model, deploy_session, export_deploy_onnx, ort_session, profile_onnx
+from reprozoo.sinet.deploy import deploy_model
+from reprozoo.sinet.export import deploy_session, export_deploy_onnx, ort_session, profile_onnx
 from reprozoo.sinet.models import SINet
 
 GOAL_SPEEDUP = 2.0  # SINet >= 2x LR-ASPP's FPS in ONNX Runtime (deployment path for both)

@@ -103,12 +103,13 @@ SYNTHETIC_WARNING = ("warning: this checkpoint was trained on generated portrait
                      "photos (train on real data with `reprozoo run sinet-portrait --preset paper --set data_root=...`)")
 
 
-def segment_images(images: list[Path], checkpoint: Path | None, out: Path, threshold: float = 0.5,
+def segment_images(images: list[Path], checkpoint: Path | None, out: Path, threshold: float | None = None,
                    warn=None, compile: bool = False, overwrite: bool = False) -> tuple[int, list[str]]:
     """Write ``<name>_mask.png`` (0/255, input size) and ``<name>_overlay.png`` for every image;
     returns (number written, problems). A bad file is skipped and reported, the rest still run.
     ``checkpoint=None``: the bundled official SINet (``Segmenter.pretrained``, images resized to
     224x224 as in the official code); a checkpoint letterboxes at its size (aspect ratio kept);
+    ``threshold=None``: the checkpoint's (0.5 unless it stores one);
     ``compile``: ``torch.compile`` the network (the first image compiles it, see ``Segmenter``).
     No output replaces an input; an existing output is replaced only with ``overwrite``."""
     import numpy as np
@@ -116,7 +117,7 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
     from reprozoo.cli_commands import check_output_folder
     from reprozoo.sinet.inference import Segmenter
 
-    if not 0.0 < threshold < 1.0:
+    if threshold is not None and not 0.0 < threshold < 1.0:
         raise DataError(f"--threshold must be in (0, 1), got {threshold}")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; pass a folder for the masks and overlays")
@@ -134,6 +135,7 @@ def segment_images(images: list[Path], checkpoint: Path | None, out: Path, thres
         segmenter = Segmenter.from_checkpoint(checkpoint, compile=compile)
     if segmenter.synthetic and warn is not None:
         warn(SYNTHETIC_WARNING)
+    threshold = segmenter.threshold if threshold is None else threshold
     done, problems = 0, []
     for (path, problem), stem in zip(items, names):
         if problem is not None:
@@ -207,11 +209,12 @@ def register(app: typer.Typer) -> None:
                                                       "(.mp4 .m4v .mov .mkv .webm .avi)")],
         out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png; "
                                           "for a video: the output video file")],
-        checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (sinet.pt from `reprozoo run "
+        checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (*.safetensors from "
+                                                        "Segmenter.save, or sinet.pt from `reprozoo run "
                                                         "sinet-portrait`); default: the bundled official "
                                                         "EG1800 weights")] = None,
         threshold: Annotated[float | None, typer.Option(help="foreground probability threshold (images; "
-                                                        "default 0.5)")] = None,
+                                                        "default: the checkpoint's, 0.5)")] = None,
         compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network: about 2x faster per image "
                                               "on CPU after a 20-50 s compile on the first image (needs a C++ compiler)")] = False,
         background: Annotated[str | None, typer.Option(help="video: blur | color:#RRGGBB | image:PATH "
@@ -244,7 +247,7 @@ def register(app: typer.Typer) -> None:
         if given:
             raise DataError(f"{', '.join(given)}: options that apply to video inputs only "
                             f"({', '.join(VIDEO_SUFFIXES)})")
-        done, problems = segment_images(list(images), checkpoint, out, 0.5 if threshold is None else threshold,
+        done, problems = segment_images(list(images), checkpoint, out, threshold,
                                         warn=lambda m: typer.echo(m, err=True), compile=compile,
                                         overwrite=overwrite)
         typer.echo(f"segmented {done} image(s) -> {out}")
@@ -262,7 +265,7 @@ def register(app: typer.Typer) -> None:
     @export_app.command("sinet")
     def export_sinet_cmd(
         onnx: Annotated[Path, typer.Option(help="output .onnx file")],
-        checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (sinet.pt); default: the bundled "
+        checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (*.safetensors or sinet.pt); default: the bundled "
                                                         "official EG1800 weights")] = None,
         size: Annotated[int, typer.Option(help="input size (default: the checkpoint's)")] = 0,
         batch: Annotated[int, typer.Option(help="batch size fixed in the graph (0: dynamic batch)")] = 1,
@@ -275,13 +278,14 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option(help="replace existing --onnx / --ort-optimized files")] = False,
     ) -> None:
         """SINet -> ONNX (input: RGB in [0, 1], (B, 3, S, S); output: logits). The default deployment
-        graph computes the same function with fewer, fusable operators (see reprozoo.sinet.export)."""
+        graph computes the same function with fewer, fusable operators (see reprozoo.sinet.deploy)."""
         import torch
 
         from reprozoo.cli_commands import check_new_file
+        from reprozoo.sinet.checkpoint import load_segmenter
         from reprozoo.sinet.export import deploy_session, export_deploy_onnx, export_onnx
-        from reprozoo.sinet.inference import Normalized, load_checkpoint
         from reprozoo.sinet.official import pretrained_checkpoint
+        from reprozoo.sinet.preprocess import Normalized
 
         if onnx.is_dir():
             raise OutputError(f"--onnx {onnx} is a folder; pass a file name such as {onnx / 'sinet.onnx'}")
@@ -289,7 +293,7 @@ def register(app: typer.Typer) -> None:
             raise DataError(f"--batch must be >= 0 (0: dynamic), got {batch}")
         if threads < 1:
             raise DataError(f"--threads must be >= 1, got {threads}")
-        model, ckpt = pretrained_checkpoint() if checkpoint is None else load_checkpoint(checkpoint)
+        model, ckpt = pretrained_checkpoint() if checkpoint is None else load_segmenter(checkpoint)
         check_new_file(onnx, "--onnx", overwrite)
         if ort_optimized is not None:
             check_new_file(ort_optimized, "--ort-optimized", overwrite)

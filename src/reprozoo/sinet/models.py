@@ -22,6 +22,15 @@ SINET_CONFIG: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
 DECODERS = ("blocking", "plain", "none")
 
 
+def _init_kwargs(num_classes, p, q, chnn, config, pooling) -> dict:
+    """Constructor arguments as JSON values (``config`` only when it is not the paper's)."""
+    kwargs = {"num_classes": int(num_classes), "p": int(p), "q": int(q), "chnn": int(chnn), "pooling": bool(pooling)}
+    plain = [[list(branch) for branch in module] for module in config]
+    if plain != [[list(branch) for branch in module] for module in SINET_CONFIG]:
+        kwargs["config"] = plain
+    return kwargs
+
+
 class SINetEncoder(nn.Module):
     """Levels 1-3 of SINet and the 1x1 classifier on the 1/8-resolution features.
 
@@ -36,10 +45,12 @@ class SINetEncoder(nn.Module):
             raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
         if len(config) < p + q:
             raise ConfigError(f"config lists {len(config)} S2-modules but p + q = {p + q}")
+        given = config
         if not pooling:  # ablation: same weights, every branch at full resolution
             config = tuple(((k1, 1), (k2, 1)) for (k1, _), (k2, _) in config)
         if isinstance(chnn, bool) or not isinstance(chnn, int) or chnn < 1:
             raise ConfigError(f"chnn must be an integer >= 1, got {chnn!r}")
+        self.init_kwargs = _init_kwargs(num_classes, p, q, chnn, given, pooling)
         # the official widths: level 2 (and level3_0's output) 48 + 4(chnn - 1), level 3 96 + 4(chnn - 1)
         c2, c3 = 48 + 4 * (chnn - 1), 96 + 4 * (chnn - 1)
         self.num_classes = num_classes
@@ -54,6 +65,11 @@ class SINetEncoder(nn.Module):
         self.br3 = BR(c2 + c3)
         self.classifier = nn.Conv2d(c2 + c3, num_classes, 1, bias=False)
         self.skip_channels = c2
+
+    @property
+    def reprozoo_spec(self) -> dict:
+        """The registered name and constructor arguments (what a checkpoint stores)."""
+        return {"name": "sinet_encoder", "kwargs": dict(self.init_kwargs)}
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x1 = self.level1(x)
@@ -97,6 +113,11 @@ class SINet(nn.Module):
         self.skip = CBR(self.encoder.skip_channels, num_classes, 1)
         self.bn_2 = nn.BatchNorm2d(num_classes, eps=BN_EPS)
         self.head = nn.Conv2d(num_classes, num_classes, 3, 1, 1, bias=False)
+
+    @property
+    def reprozoo_spec(self) -> dict:
+        """The registered name and constructor arguments (what a checkpoint stores)."""
+        return {"name": "sinet", "kwargs": {**self.encoder.init_kwargs, "decoder": self.decoder}}
 
     def forward_decoder(self, e: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
                         out_size) -> tuple[torch.Tensor, torch.Tensor]:

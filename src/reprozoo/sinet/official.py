@@ -31,6 +31,7 @@ from torch import nn
 from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.runtime.checkpoint import load_strict, read_state_dict, unwrap_state_dict
 from reprozoo.sinet.models import SINet, SINetEncoder
+from reprozoo.sinet.preprocess import Normalized
 
 OFFICIAL_MEAN_BGR = (107.304565, 115.69884, 132.35703)  # 0-255 scale, B, G, R
 OFFICIAL_STD_BGR = (63.97182, 65.1337, 68.29726)
@@ -178,8 +179,6 @@ def load_pretrained(model: nn.Module | None = None) -> SINet:
 def pretrained_net(model: SINet | None = None) -> nn.Module:
     """The bundled SINet with its preprocessing built in: input RGB in [0, 1] (B, 3, H, W), output
     logits (channel 1 = person). Any size runs (the official code needs multiples of 32)."""
-    from reprozoo.sinet.inference import Normalized
-
     return Normalized(load_pretrained(model), OFFICIAL_MEAN, OFFICIAL_STD).eval()
 
 
@@ -213,8 +212,8 @@ def is_official_layout(state: Mapping[str, Any]) -> bool:
 
 
 def load_weights(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]) -> nn.Module:
-    """Load a checkpoint in our key layout (``.safetensors``, a state dict, a ``sinet.pt``) or in the
-    official one (recognised by its key names; loaded with ``rgb_input=True``), strictly."""
+    """Load a checkpoint in our key layout (plain ``.safetensors``, a state dict, a former-format
+    ``sinet.pt``) or in the official one (recognised by its key names; loaded with ``rgb_input=True``), strictly."""
     state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     if is_official_layout(state):
         return load_official(model, state)
@@ -222,7 +221,8 @@ def load_weights(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]) -
 
 
 def pretrained_checkpoint() -> tuple[SINet, dict[str, Any]]:
-    """``(model, checkpoint-like dict)`` of the bundled weights, shaped like ``inference.load_checkpoint``'s."""
+    """``(model, info)`` of the bundled weights, shaped like :func:`reprozoo.sinet.checkpoint.load_segmenter`'s."""
     model = load_pretrained()
-    return model, {"model_kwargs": {"num_classes": 2}, "mean": list(OFFICIAL_MEAN), "std": list(OFFICIAL_STD),
-                   "image_size": IMAGE_SIZE, "synthetic": False, "fit": "stretch"}
+    return model, {"model_kwargs": model.reprozoo_spec["kwargs"], "mean": list(OFFICIAL_MEAN),
+                   "std": list(OFFICIAL_STD), "image_size": IMAGE_SIZE, "synthetic": False, "fit": "stretch",
+                   "threshold": 0.5}

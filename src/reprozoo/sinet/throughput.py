@@ -151,7 +151,7 @@ def mirror_steep_prelus(model: nn.Module) -> int:
     whose slopes ``a`` include some > 1 is rewritten, for those channels, as the convolution negated,
     PReLU with slope ``1/a`` and a scale by ``-a`` after it: ``PReLU_a(y) = -a * PReLU_{1/a}(-y)``
     (exact up to rounding). All slopes are then <= 1, so the deployment export fuses the PReLU into
-    the convolution (:class:`reprozoo.sinet.export.ConvPReLU`) instead of keeping it as a PReLU. The
+    the convolution (:class:`reprozoo.sinet.deploy_ops.ConvPReLU`) instead of keeping it as a PReLU. The
     bundled official SINet has two such slopes in its first layer (1.21, 1.31, at 112x112), which
     alone made it about 1.7x slower than the same architecture in ONNX Runtime (6.0-6.5 vs 3.5 CPU-ms
     per frame, 1 thread). Returns the number of PReLUs rewritten."""
@@ -240,7 +240,7 @@ class FrameEngine:
         model, self.denormals_flushed = flush_denormals(model)
         self.prelus_mirrored = 0
         if kind == "ort":  # ORT only: in eager the extra Mul would cost, and PReLU is not fused anyway
-            from reprozoo.sinet.export import fold_batchnorm
+            from reprozoo.sinet.deploy import fold_batchnorm
 
             fold_batchnorm(model)
             self.prelus_mirrored = mirror_steep_prelus(model)
