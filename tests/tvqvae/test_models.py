@@ -97,3 +97,18 @@ def test_topic_word_reads_train_mode_standardisation():
     assert torch.allclose(theta.sum(-1), torch.ones(4)) and torch.equal(theta, model.theta(x))  # no sampling
     bow = BowDecoder(3, 7)
     assert bow.topic_word().shape == (3, 7)
+
+
+def test_constructors_take_the_common_drop_rate_name():
+    from reprozoo.errors import ConfigError
+
+    vq = create_model("tvq_vq_autoencoder", input_dim=8, hidden_dims=(8,), code_dim=4, n_codes=6, n_neighbors=2,
+                      drop_rate=0.25)
+    assert vq.dropout.p == 0.25
+    tm = create_model("tvq_topic_model", n_topics=3, n_words=20, n_codes=6, code_dim=4, drop_rate=0.1)
+    assert tm.theta_dropout.p == 0.1
+    assert create_model("prodlda", n_topics=3, n_words=20, drop_rate=0.2).theta_dropout.p == 0.2
+    assert TopicEncoder(6, 3, drop_rate=0.3).body[-1].p == 0.3
+    with pytest.raises(ConfigError, match="dropout"):  # the old name has no caller, so no alias
+        create_model("tvq_vq_autoencoder", input_dim=8, hidden_dims=(8,), code_dim=4, n_codes=6, n_neighbors=2,
+                     dropout=0.25)

@@ -7,7 +7,9 @@
   UMAP/HDBSCAN extras): k-means on the same MiniLM sentence embeddings, topic words by
   class-based TF-IDF ``tf(w, c) * log(1 + A / f(w))`` (A = mean words per cluster);
 - :func:`random_topics`: the negative control, random word lists from the vocabulary and random
-  mixtures.
+  mixtures;
+- :func:`planted_topics`: the positive control's weaker arm, embedding clusters of an independent
+  k-means draw whose last NPMI words are replaced by random vocabulary words (a known loss).
 
 Each returns ``(topics, theta)``: ``topics[k]`` the ranked top words, ``theta`` (N, K).
 """
@@ -197,3 +199,28 @@ def random_topics(data: PreparedCorpus, k: int, seed: int, *, top_n: int = 25) -
     n = min(top_n, len(words))
     topics = [[words[i] for i in rng.choice(len(words), n, replace=False)] for _ in range(k)]
     return topics, rng.dirichlet(np.ones(k), size=data.bow.shape[0])
+
+
+def planted_topics(data: PreparedCorpus, k: int, seed: int, *, n_planted: int = 1, npmi_topn: int = 10,
+                   seed_offset: int = 7919, top_n: int = 25) -> tuple[list[list[str]], np.ndarray]:
+    """Positive-control arm: :func:`embedding_clusters` on an independent k-means draw (``seed +
+    seed_offset``, so its seed-to-seed noise is as large as the baseline's own), then in every topic
+    the words at ranks ``npmi_topn - n_planted + 1 .. npmi_topn`` (the last ones NPMI reads) are
+    replaced by random vocabulary words not already in that topic. A random word co-occurs with the
+    topic's words no more than chance, so the arm is worse than the intact baseline by construction."""
+    if not 1 <= n_planted <= npmi_topn <= top_n:
+        raise ConfigError(f"planted words must satisfy 1 <= n_planted ({n_planted}) <= npmi_topn ({npmi_topn}) "
+                          f"<= top_n ({top_n})")
+    topics, theta = embedding_clusters(data, k, seed + seed_offset, top_n=top_n)
+    rng = np.random.default_rng(seed)
+    words = data.vocab.words
+    planted = []
+    for topic in topics:
+        topic = list(topic)
+        taken = set(topic)
+        free = [i for i in range(len(words)) if words[i] not in taken]
+        picks = rng.choice(len(free), size=min(n_planted, len(free)), replace=False)
+        for pos, j in zip(range(npmi_topn - n_planted, npmi_topn), picks):
+            topic[pos] = words[free[int(j)]]
+        planted.append(topic)
+    return planted, theta

@@ -21,7 +21,11 @@ optimiser are not counted), from ``count_call_flops`` on fresh copies after the 
 
 ``limit_fraction`` = the stage's achieved FLOP/s (``flops`` over ``ms``) as a fraction of
 ``peak_flops``, the float32 1024x1024 ``torch.mm`` throughput measured right after the timings with
-the same ``threads``: near 1 is compute-bound, a few percent is overhead-bound."""
+the same ``threads``: near 1 is compute-bound, a few percent is overhead-bound.
+
+``trials=True`` (the default) adds the experiment's trials per CPU-second, every trial preparing
+its own corpus vs the corpus shared by the trials of a process, in the same run
+(:mod:`reprozoo.tvqvae.benchmark_trials`)."""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def _timed(fn) -> tuple[float, float]:
 
 @register_benchmark("tvqvae", description="TVQ-VAE encode + fit time vs LDA, ProdLDA, embedding clustering "
                                            "(ratios to LDA's fit time, same run)")
-def run(quick: bool = False, k: int = 10, per_category: int = 0) -> dict[str, Any]:
+def run(quick: bool = False, k: int = 10, per_category: int = 0, trials: bool = True) -> dict[str, Any]:
     per = per_category or (60 if quick else 200)
     corpus = (load_fortunes(max_per_category=per, min_words=3) if fortunes_available()
               else procedural_corpus(per * 4, 4))
@@ -103,8 +107,18 @@ def run(quick: bool = False, k: int = 10, per_category: int = 0) -> dict[str, An
     cpu = {name: c for name, (_, c) in times.items()}
     ratios.update({f"CPU: {name} fit / LDA fit": cpu[name] / cpu["lda"] for name in ("tvq", "prodlda", "cluster")})
     ratios["CPU: encode / LDA fit"] = encode_cpu / cpu["lda"]
-    return {"rows": rows, "ratios": ratios, "load_average": list(os.getloadavg()), "peak_flops": peak,
-            "threads": threads}
+    out = {"rows": rows, "ratios": ratios, "load_average": list(os.getloadavg()), "peak_flops": peak,
+           "threads": threads}
+    if trials and fortunes_available():
+        from reprozoo.tvqvae.benchmark_trials import trial_throughput
+
+        res = trial_throughput(quick)
+        out["rows"] += res["rows"]
+        out["ratios"].update(res["ratios"])
+        out["trials_identical"] = res["identical_results"]
+        out["trial_settings"] = res["settings"]
+        out["load_average_end"] = list(os.getloadavg())
+    return out
 
 
 def stage_flops(corpus, enc: TokenEncoder, data, k: int, tvq: TVQVAE, prodlda_epochs: int) -> dict[str, dict]:

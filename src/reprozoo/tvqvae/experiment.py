@@ -1,13 +1,15 @@
 """Experiment ``tvq-vae``: TVQ-VAE vs ProdLDA, gensim LDA and embedding clustering on the Debian
-fortunes corpus (11 topical categories), K in {10, 20}, 3 seeds, one shared vocabulary.
+fortunes corpus (11 topical categories), K in {10, 20}, one shared vocabulary; a random-word
+negative control and a planted positive control.
 
-The rule, fixed in code before any number existed: per seed, average the paper's topic quality
-(TQ = NPMI x diversity over the best 50% of topics) over the K values; over >= ``MIN_SEEDS`` paired
-seeds, the one-sided 95% t-interval of TVQ-VAE's mean paired gain over the strongest of the three
-baselines (by mean) must lie above ``TQ_MARGIN`` ("held"); "not held" when its upper bound is below
-the margin, "inconclusive" otherwise (:func:`reprozoo.runtime.verdict.headline`). The random-word
-control must lose to TVQ-VAE by the same rule, or the verdict is "inconclusive". The design (SESOI,
-pilot SD, planned seeds) is ``TQ_PLAN``. Sub-claims: the same rule on NMI against the categories
+The rule (:mod:`reprozoo.tvqvae.experiment_rule`), fixed in code before the runs that decide it:
+per seed, average the paper's topic quality (TQ = NPMI x diversity over the best 50% of topics)
+over the K values; over >= ``MIN_SEEDS`` paired seeds, the one-sided 95% t-interval of TVQ-VAE's
+mean paired gain over the strongest of the three baselines (by mean) must lie above ``TQ_MARGIN``
+("held"); "not held" when its upper bound is below the margin, "inconclusive" otherwise. Gates:
+the random-word control loses, the clustering baseline beats its planted copy (positive control),
+the codebook is in use (mechanism). ``TQ_PLAN`` holds the design (SESOI, pilot SD, planned seeds);
+the ``full`` preset runs the planned seeds. Sub-claims: the same rule on NMI against the categories
 (k-means on theta), TVQ-VAE vs ProdLDA (the codebook's own contribution), and the all-topic TQ.
 """
 
@@ -26,37 +28,26 @@ from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import Headline, Plan, claim, headline, superiority
 from reprozoo.tvqvae import baselines
 from reprozoo.tvqvae.corpus import PreparedCorpus, prepare_corpus
 from reprozoo.tvqvae.embeddings import POOLINGS, TokenEncoder
 from reprozoo.tvqvae.estimator import TVQVAE
+from reprozoo.tvqvae.experiment_rule import (
+    CLAIM,
+    CONTROL,
+    MIN_SEEDS,
+    NMI_MARGIN,
+    PLANTED_WORDS,
+    TQ_MARGIN,
+    TQ_PLAN,
+    code_perplexity,
+    decide,
+)
 from reprozoo.tvqvae.metrics import best_half, clustering_scores, topic_quality
 
-ARMS = ("tvq", "prodlda", "lda", "cluster", "random")
+ARMS = ("tvq", "prodlda", "lda", "cluster", "random", "planted")
 BASELINES = ("prodlda", "lda", "cluster")
-CONTROL = "random"
 CORPORA = ("fortunes", "procedural", "file")
-# margins of the rules, fixed before the first quick run
-TQ_MARGIN = 0.01  # absolute TQ (NPMI x diversity)
-NMI_MARGIN = 0.01  # absolute NMI
-MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
-# the headline's design, fixed beside its margin
-TQ_PLAN = Plan(
-    sesoi=0.02,
-    sesoi_source=("practical threshold: Yoo & Choi (AAAI 2024) publish TVQ-VAE's own best-50% TQ (0.157 on 20NG, "
-                  "mean over K = 10..50, official README table) and describe it as on par with the baselines, so "
-                  "there is no reported gap to scale; 0.02 TQ (about 1/8 of that TQ level, twice the margin) is the "
-                  "smallest gain we would call a better topic model"),
-    margin=TQ_MARGIN,
-    pilot_sd=0.026,
-    pilot_source=("quick run recorded in docs/tvqvae.md (3 seeds, TVQ-VAE vs clustering, TQ best-50% mean over K): "
-                  "the old rule's bar 0.052 = 2 x the SD of the paired differences"),
-)
-
-CLAIM = ("TVQ-VAE's topics (a ProdLDA-style model over a VQ codebook of language-model token embeddings) "
-         "have higher topic quality (NPMI x diversity, best-50% protocol) than the strongest of ProdLDA, LDA "
-         "and embedding clustering on the same corpus")
 PAPER = ("Yoo & Choi, Topic-VQ-VAE: Leveraging Latent Codebooks for Flexible Topic-Guided Document "
          "Generation (AAAI 2024)")
 
@@ -100,6 +91,8 @@ class TVQConfig(ExperimentConfig):
                   "vq_hidden": [64, 64], "vq_epochs": 2, "topic_epochs": 30, "lda_passes": 2, "max_len": 64,
                   "min_df": 2, "with_cv": False, "executor": {"kind": "serial"}},
         "quick": {"executor": {"kind": "local", "workers": 2}},
+        # the planned power of TQ_PLAN: the quick settings at the planned number of seeds
+        "full": {"seeds": list(range(TQ_PLAN.planned_n or MIN_SEEDS)), "executor": {"kind": "local", "workers": 2}},
         "paper": {"max_per_category": 0, "max_len": 256, "vq_hidden": [500, 500, 1000], "vq_epochs": 1000,
                   "vq_max_tokens": 0, "topic_epochs": 500, "lda_passes": 20, "topics": [10, 20, 30, 40, 50],
                   "codebook_init": "uniform", "standardize": False, "restart_dead": False, "threads": 0, "device": "auto"},
@@ -115,6 +108,8 @@ class TVQConfig(ExperimentConfig):
             raise UnknownNameError(f"unknown arm {bad}; choose from: {', '.join(ARMS)}")
         if "tvq" not in self.arms or CONTROL not in self.arms or not set(BASELINES) & set(self.arms):
             raise ConfigError("arms must include 'tvq', 'random' (the control) and at least one baseline")
+        if "planted" in self.arms and "cluster" not in self.arms:
+            raise ConfigError("the 'planted' arm (positive control) is compared with 'cluster'; add 'cluster' to arms")
         if not self.topics or min(self.topics) < 2:
             raise ConfigError(f"topics needs K values >= 2, e.g. topics=[10,20]; got {self.topics}")
         if self.pooling not in POOLINGS:
@@ -176,7 +171,8 @@ def _fit_arm(arm: str, data: PreparedCorpus, cfg: TVQConfig, seed: int) -> dict[
             vq = m.vq_
             scores = [[s for _, s in m.get_topic(t, 25)] for t in range(k)]
             out[k] = (m.get_topics(25), m.transform_counts(m.code_counts_), scores,
-                      {"codebook_usage": m.codebook_usage_})
+                      {"codebook_usage": m.codebook_usage_,
+                       "code_perplexity": code_perplexity(m.code_counts_.numpy())})
         return out
     for k in cfg.topics:
         if arm == "prodlda":
@@ -186,10 +182,31 @@ def _fit_arm(arm: str, data: PreparedCorpus, cfg: TVQConfig, seed: int) -> dict[
             topics, theta = baselines.lda(data, k, seed, passes=cfg.lda_passes)
         elif arm == "cluster":
             topics, theta = baselines.embedding_clusters(data, k, seed)
+        elif arm == "planted":
+            topics, theta = baselines.planted_topics(data, k, seed, n_planted=PLANTED_WORDS)
         else:
             topics, theta = baselines.random_topics(data, k, seed)
         out[k] = (topics, theta, None, {})
     return out
+
+
+_SHARED: dict[tuple, tuple[PreparedCorpus, Any]] = {}  # one entry: this process's corpus and gensim dictionary
+_CORPUS_KEYS = ("corpus", "categories", "max_per_category", "procedural_docs", "procedural_topics", "data_root",
+                "encoder", "max_len", "pooling", "min_df", "max_df", "topics", "device")
+
+
+def shared_corpus(cfg: TVQConfig) -> tuple[PreparedCorpus, Any]:
+    """The seed-independent work of a trial -- the prepared corpus (vocabulary, counts, cached
+    embeddings) and the gensim dictionary the coherence scores use -- built once per process and
+    reused by every later trial of the same corpus settings (a worker runs many trials)."""
+    key = tuple(repr(getattr(cfg, name, None)) for name in _CORPUS_KEYS)
+    if key not in _SHARED:
+        from reprozoo.runtime.extras import require
+
+        data = prepare(cfg)
+        _SHARED.clear()
+        _SHARED[key] = (data, require("gensim.corpora", what="the tvq-vae experiment").Dictionary(data.tokens))
+    return _SHARED[key]
 
 
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
@@ -197,10 +214,7 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     cfg: TVQConfig = tctx.config
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    data = prepare(cfg)
-    from reprozoo.runtime.extras import require
-
-    dictionary = require("gensim.corpora", what="the tvq-vae experiment").Dictionary(data.tokens)
+    data, dictionary = shared_corpus(cfg)
     result: dict[str, Any] = {"arm": trial.arm, "seed": trial.seed, "n_docs": len(data.texts),
                               "vocab": len(data.vocab), "by_k": {}}
     for k, (topics, theta, scores, extra) in _fit_arm(trial.arm, data, cfg, trial.seed).items():
@@ -222,29 +236,6 @@ def _per_seed(results: list[dict], arm: str, metric: str, ks: list[int]) -> np.n
     return np.asarray([np.mean([r["by_k"][str(k)][metric] for k in ks]) for r in rows])
 
 
-def decide(vals: dict[str, dict[str, np.ndarray]], base: list[str]) -> tuple[Headline, list[dict[str, object]]]:
-    """The rules, fixed in code: ``vals[arm][metric]`` holds one number per seed (paired by seed).
-    Returns the headline and the claims (the first entry is the headline)."""
-    head = headline(vals["tvq"]["tq_best50"], {a: vals[a]["tq_best50"] for a in base}, vals[CONTROL]["tq_best50"],
-                    margin=TQ_MARGIN, min_seeds=MIN_SEEDS, plan=TQ_PLAN, name="TQ best-50% (mean over K)",
-                    control_name="random words")
-    claims = [claim(CLAIM, head, headline=True)]
-    sub = headline(vals["tvq"]["tq_all"], {a: vals[a]["tq_all"] for a in base}, vals[CONTROL]["tq_all"],
-                   margin=TQ_MARGIN, min_seeds=MIN_SEEDS, name="TQ all topics (mean over K)", control_name="random words")
-    claims.append(claim("the same comparison with NPMI and diversity over all topics (the OCTIS/gensim protocol)", sub))
-    if "nmi_kmeans" in vals["tvq"]:
-        sub = headline(vals["tvq"]["nmi_kmeans"], {a: vals[a]["nmi_kmeans"] for a in base},
-                       vals[CONTROL]["nmi_kmeans"], margin=NMI_MARGIN, min_seeds=MIN_SEEDS,
-                       name="NMI (k-means on theta) vs categories", control_name="random mixtures")
-        claims.append(claim("TVQ-VAE's document mixtures cluster the labelled categories better than the strongest "
-                            "baseline (NMI)", sub))
-    if "prodlda" in vals:
-        t = superiority(vals["tvq"]["tq_best50"], vals["prodlda"]["tq_best50"], margin=TQ_MARGIN, min_seeds=MIN_SEEDS,
-                        name="TQ best-50%", other_name="ProdLDA (same networks on word counts)")
-        claims.append(claim("the codebook helps: TVQ-VAE beats ProdLDA fed word counts (TQ best-50%)", t))
-    return head, claims
-
-
 @register_experiment("tvq-vae", paper=PAPER, claim=CLAIM, config=TVQConfig)
 def run(cfg: TVQConfig, ctx) -> ExperimentResult:
     data = prepare(cfg, progress=ctx.progress)  # encode once (cached); the trials reuse the cache
@@ -255,14 +246,15 @@ def run(cfg: TVQConfig, ctx) -> ExperimentResult:
     base = [a for a in BASELINES if a in cfg.arms]
     vals = {a: {m: _per_seed(results, a, m, ks) for m in ("tq_best50", "tq_all", "nmi_kmeans")
                 if m != "nmi_kmeans" or labelled} for a in cfg.arms}
-    head, claims = decide(vals, base)
+    usage = [r["by_k"][str(k)].get("code_perplexity") for r in results if r["arm"] == "tvq" for k in ks]
+    head, claims = decide(vals, base, usage)
 
     metrics: dict[str, float] = {}
     table = []
     names = ("npmi_best50", "npmi_all", "diversity_best50", "diversity_all", "tq_best50", "tq_all", "cv_all",
              "nmi_kmeans", "purity_kmeans", "nmi_argmax", "purity_argmax")
     for arm in cfg.arms:
-        group = {"tvq": "method", CONTROL: "control"}.get(arm, f"baseline_{arm}")
+        group = {"tvq": "method", CONTROL: "control", "planted": "positive_planted"}.get(arm, f"baseline_{arm}")
         for k in ks:
             row: dict[str, Any] = {"arm": arm, "K": k}
             for m in names:
@@ -277,8 +269,9 @@ def run(cfg: TVQConfig, ctx) -> ExperimentResult:
     metrics["corpus/vocab"] = float(len(data.vocab))
     metrics["corpus/tokens"] = float(len(data.encoded.words))
     metrics["corpus/skipped_docs"] = float(data.n_skipped)
-    usage = [r["by_k"][str(k)].get("codebook_usage") for r in results if r["arm"] == "tvq" for k in ks]
-    metrics["method/codebook_usage"] = float(np.mean([u for u in usage if u is not None]))
+    codes_used = [r["by_k"][str(k)].get("codebook_usage") for r in results if r["arm"] == "tvq" for k in ks]
+    metrics["method/codebook_usage"] = float(np.mean([u for u in codes_used if u is not None]))
+    metrics["method/code_perplexity_share"] = float(np.mean([u for u in usage if u is not None]))
     figures = _figures(cfg, results, ks, ctx)
     notes = (f"corpus {cfg.corpus}: {len(data.texts)} documents ({data.n_skipped} skipped: no vocabulary word), "
              f"vocabulary {len(data.vocab)} words (min_df={cfg.min_df}, max_df={cfg.max_df}), "
@@ -289,7 +282,9 @@ def run(cfg: TVQConfig, ctx) -> ExperimentResult:
              "(k = K) on theta, and argmax theta, against the categories. Values mean ± std over seeds. "
              f"VQ: {cfg.n_codes} codes x {cfg.code_dim}, {cfg.n_neighbors} nearest summed, hidden {cfg.vq_hidden}, "
              f"{cfg.vq_epochs} epochs x {cfg.vq_max_tokens or 'all'} tokens, codebook init {cfg.codebook_init}; "
-             f"topic stage {cfg.topic_epochs} epochs; LDA {cfg.lda_passes} passes.")
+             f"topic stage {cfg.topic_epochs} epochs; LDA {cfg.lda_passes} passes. Positive control: clustering "
+             f"vs an independent clustering draw with {PLANTED_WORDS} random word(s) planted at the end of each "
+             "top-10 list.")
     return ExperimentResult.from_headline(head, metrics, claims=claims, table=table, figures=figures, notes=notes)
 
 
@@ -328,4 +323,5 @@ def _figures(cfg: TVQConfig, results: list[dict], ks: list[int], ctx) -> list[st
     return paths
 
 
-__all__ = ["TVQConfig", "run", "run_one", "prepare", "decide", "ARMS", "TQ_MARGIN", "NMI_MARGIN", "TQ_PLAN"]
+__all__ = ["TVQConfig", "run", "run_one", "prepare", "shared_corpus", "decide", "ARMS", "TQ_MARGIN", "NMI_MARGIN",
+           "TQ_PLAN"]

@@ -41,7 +41,7 @@ class VQAutoEncoder(nn.Module):
     """Token-embedding autoencoder with a multi-hot VQ bottleneck on the unit sphere."""
 
     def __init__(self, input_dim: int = 768, hidden_dims: tuple[int, ...] = (500, 500, 1000), code_dim: int = 100,
-                 n_codes: int = 300, n_neighbors: int = 5, dropout: float = 0.0, quantize: str = "sum",
+                 n_codes: int = 300, n_neighbors: int = 5, drop_rate: float = 0.0, quantize: str = "sum",
                  commitment: float = 0.25):
         super().__init__()
         if not 1 <= n_neighbors <= n_codes:
@@ -52,7 +52,7 @@ class VQAutoEncoder(nn.Module):
         self.input_dim, self.code_dim, self.n_codes, self.n_neighbors = input_dim, code_dim, n_codes, n_neighbors
         self.quantize, self.commitment = quantize, commitment
         self.encoder = _mlp([input_dim, *hidden_dims, code_dim])
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(drop_rate)  # on z, after the L2 normalisation
         self.codebook = nn.Parameter(torch.empty(n_codes, code_dim).uniform_(-1.0, 1.0))
         self.decoder = _mlp([code_dim, *reversed(hidden_dims), input_dim])
         # input standardisation (identity unless set_input_stats is called); part of the saved state
@@ -104,14 +104,14 @@ class VQAutoEncoder(nn.Module):
 class TopicEncoder(nn.Module):
     """q(theta | x) = LogisticNormal(mu(x), diag exp(logvar(x))) and the learnable prior."""
 
-    def __init__(self, n_input: int, n_topics: int, hidden: tuple[int, ...] = (100, 100), dropout: float = 0.0,
+    def __init__(self, n_input: int, n_topics: int, hidden: tuple[int, ...] = (100, 100), drop_rate: float = 0.0,
                  prior_mean: float | None = None):
         super().__init__()
         dims = [n_input, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [nn.Linear(a, b), nn.Tanh()]
-        self.body = nn.Sequential(*layers, nn.Dropout(dropout))
+        self.body = nn.Sequential(*layers, nn.Dropout(drop_rate))
         self.mu = nn.Sequential(nn.Linear(dims[-1], n_topics), nn.BatchNorm1d(n_topics, affine=False))
         self.logvar = nn.Sequential(nn.Linear(dims[-1], n_topics), nn.BatchNorm1d(n_topics, affine=False))
         m0 = 1.0 / n_topics if prior_mean is None else prior_mean
@@ -226,11 +226,11 @@ class TopicModel(nn.Module):
     """Inference network + decoder with the ELBO (batch means; weights explicit)."""
 
     def __init__(self, encoder: TopicEncoder, decoder: nn.Module, w_code: float = 0.0, w_word: float = 1.0,
-                 w_kl: float = 1.0, theta_dropout: float = 0.0):
+                 w_kl: float = 1.0, drop_rate: float = 0.0):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
         self.w_code, self.w_word, self.w_kl = w_code, w_word, w_kl
-        self.theta_dropout = nn.Dropout(theta_dropout)
+        self.theta_dropout = nn.Dropout(drop_rate)  # on theta before decoding (the released code: 0)
 
     def forward_full(self, x: torch.Tensor, words: torch.Tensor,
                      eps: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
