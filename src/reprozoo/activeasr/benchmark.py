@@ -5,6 +5,11 @@
 - training throughput (labelled utterances per second) of a supervised step and of a step with
   the consistency-regularisation branch (teacher decode + strong view), and their ratio (the cost
   of CR per step);
+- trials per CPU-second: one small active-learning trial (the CR arm: 32-utterance pool, 8 + 8
+  labelled, 2 x 6 steps) with torch's default thread count (all cores; what a trial got before the
+  runtime pinned every trial to ``config.threads`` = 1, and what a worker per core then
+  oversubscribed) and with one thread, timed in the same run by CPU time (``process_time``, all
+  threads) and wall time; the ratio is the gain of the one-thread trials in trials per CPU-second;
 - corpus synthesis speed (espeak-ng + post-processing): audio seconds produced per second (one
   untimed pass, then the same utterances timed with ``runtime.profile.measure_latency``).
 
@@ -29,6 +34,7 @@ ops not counted) and ``*_limit_fraction`` its achieved FLOP/s over ``peak_flops`
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import numpy as np
@@ -63,6 +69,36 @@ def synthesis_speed(n: int = 20) -> dict[str, float]:
     audio = sum(render(item, tts).size for item in plan) / 16000  # one untimed pass: warm-up and audio length
     dt = measure_latency(lambda: [render(item, tts) for item in plan], warmup=0, repeats=1)["median_ms"] / 1000
     return {"utterances_per_s": n / dt, "audio_s_per_s": audio / dt}
+
+
+def trial_throughput(threads: int, repeats: int = 2) -> dict[str, float]:
+    """Trials per CPU-second and per wall-second of one small CR trial run with ``threads`` torch
+    threads (median of ``repeats``; the caller's thread count is restored)."""
+    import time
+
+    from reprozoo.activeasr.loop import ALConfig, run_active_learning
+
+    data = _speech(40, seconds=1.0)
+    pool = SpeechSet(data.waves[:32], data.texts[:32], data.ids[:32], data.durations[:32])
+    test = SpeechSet(data.waves[32:], data.texts[32:], data.ids[32:], data.durations[32:])
+    al = ALConfig(acquisition="least_confidence", unsup="cr", initial=8, per_round=8, rounds=1, steps_per_round=6)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    cpu, wall = [], []
+    try:
+        for _ in range(repeats + 1):  # the first call warms up (allocations, kernels)
+            torch.manual_seed(0)
+            trainer = CTCTrainer(create_model("ctc_tcn_tiny"), TrainSettings(batch_size=8, mu=1, tau=0.0),
+                                 total_steps=12, generator=torch.Generator().manual_seed(0))
+            c0, w0 = time.process_time(), time.perf_counter()
+            run_active_learning(trainer, pool, test, al, rng=np.random.default_rng(0))
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+    finally:
+        torch.set_num_threads(before)
+    c, w = float(np.median(cpu[1:])), float(np.median(wall[1:]))
+    return {"threads": threads, "cpu_s_per_trial": c, "wall_s_per_trial": w, "trials_per_cpu_s": 1 / c,
+            "trials_per_wall_s": 1 / w}
 
 
 @register_benchmark("activeasr", description="CTC inference RTF (batch 1 vs 32), training utt/s with vs without CR, "
@@ -112,10 +148,15 @@ def run(quick: bool = False, model: str = "ctc_tcn_tiny") -> dict[str, Any]:
                  "supervised_limit_fraction": frac(step_flops["none"], step_ms["none"]),
                  "with_cr_limit_fraction": frac(step_flops["cr"], step_ms["cr"]),
                  "flops_note": "per step of 16 labelled utterances, forward + backward (features included as above)"})
+    cores = max(1, os.cpu_count() or 1)
+    per = {t: trial_throughput(t, repeats=1 if quick else 3) for t in (cores, 1)}  # default (all cores), then 1
+    rows.append({"measure": "trials per CPU-second (small CR trial)", "cores": cores,
+                 **{f"threads{t}_{k}": round(v, 4) for t, r in per.items() for k, v in r.items() if k != "threads"}})
     synth = synthesis_speed(8 if quick else 30)
     rows.append({"measure": "corpus synthesis", **{k: round(v, 2) for k, v in synth.items()},
                  "flops_note": "espeak-ng + numpy post-processing: not counted (outside torch)"})
     ratios = {"inference RTF batch32/batch1": b32 / b1, "training throughput CR/supervised": tput["cr"] / tput["none"],
-              "synthesis audio seconds per second": synth["audio_s_per_s"]}
+              "synthesis audio seconds per second": synth["audio_s_per_s"],
+              "trials per CPU-second, 1 thread / all cores": per[1]["trials_per_cpu_s"] / per[cores]["trials_per_cpu_s"]}
     return {"rows": rows, "ratios": {k: round(float(v), 4) for k, v in ratios.items()},
             "threads": torch.get_num_threads(), "peak_flops": peak, "batch1_rtf_below_1": bool(np.float64(b1) < 1.0)}

@@ -15,15 +15,11 @@ are chosen and in whether the unlabelled rest of the pool is used:
 - ``upper``: every pool utterance labelled (upper bound);
 - ``control``: the initial seed set only, never more labels (negative control).
 
-Rule, fixed in code before any number existed: at every budget point after the first acquisition,
-over >= ``MIN_SEEDS`` paired seeds, the one-sided 95% t-interval [L, U] of ``al_cr``'s mean paired
-CER reduction against the stronger of ``random_sup`` and ``al_sup`` decides: "held" if L >
-``MARGIN_CER``, "not held" if U < ``MARGIN_CER`` (a gain of the margin is excluded), else
-"inconclusive"; the headline holds when every budget point holds. It is "inconclusive" unless three
-gates pass: the negative control loses to every arm that gets more labels at the final budget point
-(same rule), the interval of the baseline's final CER lies inside ``CALIBRATION_CER``, and the
-consistency branch was active (the method's mean pseudo-labelled share of the unlabelled batch is at
-least ``MIN_PSEUDO_SHARE``). The design (SESOI, pilot SD, planned seeds) is ``PLAN``.
+Rule and gates (negative control, positive control ``upper`` vs ``control``, calibration, the
+pseudo-labelled share as the mechanism gate) and the design ``PLAN``: :mod:`reprozoo.activeasr.rule`.
+Presets ``quick`` (the demo) and ``full`` (the planned power) use the pilot-chosen confidence
+threshold ``CR_TAU`` and start the unsupervised loss after round 0, so round 0 is the same for
+every arm of a seed that starts from the initial set.
 """
 
 from __future__ import annotations
@@ -39,6 +35,23 @@ import torch
 from reprozoo.activeasr.features import FeatureConfig, Featurizer
 from reprozoo.activeasr.inference import save_transcriber
 from reprozoo.activeasr.loop import ALConfig, run_active_learning
+from reprozoo.activeasr.rule import (  # noqa: F401  (re-exported: the rule's names)
+    ALTERNATIVES,
+    BASELINE,
+    CALIBRATION_CER,
+    CLAIM,
+    CONTROL,
+    CR_TAU,
+    MARGIN_CER,
+    METHOD,
+    MIN_PSEUDO_SHARE,
+    MIN_SEEDS,
+    PLAN,
+    POSITIVE,
+    UNSUP_ARMS,
+    decide,
+    pseudo_share,
+)
 from reprozoo.activeasr.training import CTCTrainer, SpeechSet, TrainSettings
 from reprozoo.data.spoken_commands import CommandCorpusConfig, build_command_corpus, load_command_corpus
 from reprozoo.errors import ConfigError, UnknownNameError
@@ -47,39 +60,7 @@ from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.registry import create_model, list_models, register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import (
-    Headline,
-    Plan,
-    calibration,
-    claim,
-    combine,
-    every_part,
-    strongest,
-    superiority,
-    threshold,
-)
 
-MARGIN_CER = 1.0  # CER points the method must gain (absolute): the margin of the interval test
-CALIBRATION_CER = (5.0, 90.0)  # the interval of the baseline's final CER must fall inside this range
-MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
-# mechanism gate: the share of the sampled unlabelled batch that passed the confidence filter and got
-# a pseudo-label (``kept``, logged per round; steps before the CR ramp starts count as 0), averaged
-# over the method's headline rounds and seeds; below a tenth, consistency regularisation is nearly off
-MIN_PSEUDO_SHARE = 0.10
-PLAN = Plan(
-    sesoi=4.0,
-    sesoi_source=("Bang et al. (arXiv 2006.11021) show their gains only as curves on in-house data; the closest "
-                  "published figure for AL + unlabelled data in ASR, Drugman et al. (arXiv 1903.02852), is a 12.5% "
-                  "relative error reduction at a fixed budget, i.e. 4.0 CER points on this benchmark's baseline "
-                  "(random_sup, 32.1% final CER in the quick run of docs/activeasr.md)"),
-    margin=MARGIN_CER,
-    pilot_sd=1.70,
-    pilot_source=("quick re-run on the idle machine in docs/activeasr.md (3 seeds); only per-arm SDs are recorded, "
-                  "so sqrt(sd_a^2 + sd_b^2) of the larger budget point: al_cr 1.1 vs al_sup 1.3 at 60 labelled "
-                  "(90 labelled: 0.8 vs 0.4 -> 0.89)"),
-)
-METHOD, BASELINE, CONTROL = "al_cr", "random_sup", "control"
-ALTERNATIVES = ("random_sup", "al_sup")
 ARMS: dict[str, tuple[str, str]] = {  # name -> (selection, unsupervised branch)
     "random_sup": ("random", "none"),
     "al_sup": ("al", "none"),
@@ -89,10 +70,16 @@ ARMS: dict[str, tuple[str, str]] = {  # name -> (selection, unsupervised branch)
     "upper": ("all", "none"),
     "control": ("none", "none"),
 }
-CLAIM = ("Active learning with augmented consistency regularisation on the unlabelled pool reaches a lower "
-         "CER than supervised training on randomly or actively selected utterances at the same labelling budget")
 PAPER = ("Bang, Kim, Yoo, Ha, Efficient Active Learning for Automatic Speech Recognition via Augmented "
          "Consistency Regularization (arXiv 2006.11021, 2020)")
+
+QUICK_CORPUS = {"n_pool": 300, "n_dev": 10, "n_test": 80, "pad_ms": [0, 150], "rate_wpm": [150, 200]}
+QUICK_AL = {"initial": 30, "per_round": 30, "rounds": 2, "steps_per_round": 100}
+# tau: the pilot's threshold (rule.CR_TAU); start_step: no unsupervised loss in round 0 (an untrained
+# teacher's transcripts are noise, and round 0 stays identical across the arms of a seed)
+QUICK_TRAIN = {"lr": 3e-3, "batch_size": 12, "mu": 1, "tau": CR_TAU, "start_step": QUICK_AL["steps_per_round"]}
+# the plan's seeds for 80% power at the SESOI, at least 8 (the pilot SD comes from 3 seeds)
+FULL_SEEDS = max(PLAN.planned_n or 0, 8)
 
 
 @dataclass
@@ -115,10 +102,11 @@ class ActiveASRConfig(ExperimentConfig):
                   "corpus": {"n_pool": 32, "n_dev": 2, "n_test": 8},
                   "al": {"initial": 8, "per_round": 8, "rounds": 1, "steps_per_round": 4},
                   "train": {"batch_size": 4}},
-        "quick": {"model": "ctc_tcn_tiny",
-                  "corpus": {"n_pool": 300, "n_dev": 10, "n_test": 80, "pad_ms": [0, 150], "rate_wpm": [150, 200]},
-                  "al": {"initial": 30, "per_round": 30, "rounds": 2, "steps_per_round": 100},
-                  "train": {"lr": 3e-3, "batch_size": 12, "mu": 1}},
+        # the demo: 3 seeds (underpowered when the MDE exceeds the SESOI); CR from round 1 at the pilot's tau
+        "quick": {"model": "ctc_tcn_tiny", "corpus": QUICK_CORPUS, "al": QUICK_AL, "train": QUICK_TRAIN},
+        # the planned power (PLAN): the same trials on FULL_SEEDS seeds
+        "full": {"model": "ctc_tcn_tiny", "corpus": QUICK_CORPUS, "al": QUICK_AL, "train": QUICK_TRAIN,
+                 "seeds": list(range(FULL_SEEDS))},
         "paper": {},
     }
 
@@ -132,7 +120,7 @@ class ActiveASRConfig(ExperimentConfig):
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown:
             raise UnknownNameError(f"unknown arm {unknown}; choose from: {', '.join(ARMS)}")
-        need = {METHOD, CONTROL, *ALTERNATIVES}
+        need = {METHOD, CONTROL, POSITIVE, *ALTERNATIVES}
         if not need <= set(self.arms):
             raise ConfigError(f"arms must include {sorted(need)} (the headline compares them)")
         if self.al.acquisition == "random":
@@ -214,54 +202,6 @@ def _cer(results: dict[str, list[dict]], arm: str, r: int) -> np.ndarray:
     return np.asarray([res["points"][r]["cer"] for res in results[arm]])
 
 
-def pseudo_share(results: dict[str, list[dict]], arm: str, rounds: list[int]) -> float | None:
-    """Mean ``kept`` (share of the sampled unlabelled batch that got a pseudo-label) of ``arm`` over
-    ``rounds`` and seeds; None when the results do not log it."""
-    got = [res["points"][r]["kept"] for res in results[arm] for r in rounds if "kept" in res["points"][r]]
-    return float(np.mean(got)) if got else None
-
-
-
-def decide(results: dict[str, list[dict]], *, margin: float = MARGIN_CER) -> tuple[Headline, list[dict]]:
-    """The rule of this experiment on per-arm lists (aligned by seed) of run_one results: the headline
-    and the claims (the first one is the headline)."""
-    n_points = len(results[METHOD][0]["points"])
-    points = list(range(1, n_points)) if n_points > 1 else [0]
-    tests = []
-    for r in points:
-        alts = {a: _cer(results, a, r) for a in ALTERNATIVES}
-        best = strongest(alts, higher_is_better=False)
-        tests.append(superiority(_cer(results, METHOD, r), alts[best], margin=margin, higher_is_better=False,
-                                 min_seeds=MIN_SEEDS,
-                                 name=f"test CER (%) at {results[METHOD][0]['points'][r]['labelled']} labelled",
-                                 other_name=f"strongest alternative '{best}'"))
-    last = n_points - 1
-    ctrl = [superiority(_cer(results, arm, last), _cer(results, CONTROL, last), margin=margin,
-                        higher_is_better=False, min_seeds=MIN_SEEDS, name=f"{arm} vs control CER",
-                        other_name="control")
-            for arm in results if arm != CONTROL]
-    cal = calibration(_cer(results, BASELINE, last), CALIBRATION_CER, name=f"baseline ({BASELINE}) final CER (%)")
-    share = pseudo_share(results, METHOD, points)
-    mech = None if share is None else threshold(share, at_least=MIN_PSEUDO_SHARE,
-                                                name=f"{METHOD} pseudo-labelled share of the unlabelled batch")
-    head = every_part(tests, negative_control=ctrl, calibration=cal, mechanism=mech, plan=PLAN)
-    claims: list[dict] = [claim(CLAIM, head, headline=True)]
-    subs = [("al_sup", "random_sup", "least-confidence AL beats random selection (supervised only)"),
-            ("al_cr", "random_cr", "least-confidence AL beats random selection (with CR)"),
-            ("random_cr", "random_sup", "CR on the unlabelled pool beats supervised-only training (random selection)"),
-            ("al_cr", "al_pl", "augmented CR beats plain pseudo-labelling without augmentation (AL selection)")]
-    for a, b, text in subs:
-        if a in results and b in results:
-            claims.append(claim(text, superiority(_cer(results, a, last), _cer(results, b, last), margin=margin,
-                                                  higher_is_better=False, min_seeds=MIN_SEEDS,
-                                                  name="final test CER (%)", other_name=b)))
-    ok = all(t.verdict == "held" for t in ctrl)
-    claims.append(claim("negative control: the initial labelled set alone loses to every arm with more labels",
-                        combine(ctrl), "every labelled arm beats the initial-set-only control at the final budget"
-                        if ok else "; ".join(t.evidence for t in ctrl if t.verdict != "held")))
-    return head, claims
-
-
 @register_experiment("active-asr", paper=PAPER, claim=CLAIM, config=ActiveASRConfig)
 def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
     if not cfg.pool_data:
@@ -284,8 +224,8 @@ def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
             metrics[f"{group}/cer_round{r}"] = float(c.mean())
             metrics[f"{group}/wer_round{r}"] = float(w.mean())
             metrics[f"{group}/labelled_round{r}"] = float(p["labelled"])
-            share = pseudo_share(results, arm, [r])
-            if share is not None:
+            share = pseudo_share(results, arm, [r]) if ARMS[arm][1] != "none" else None
+            if share is not None:  # the arms that use the unlabelled pool: pseudo-labelled share per round
                 metrics[f"{group}/pseudo_share_round{r}"] = share
             table.append({"arm": arm, "labelled": p["labelled"],
                           "hours": round(float(np.mean([res["points"][r]["hours"] for res in results[arm]])), 4),
@@ -297,6 +237,7 @@ def run(cfg: ActiveASRConfig, ctx) -> ExperimentResult:
              f"{cfg.corpus.test_accents}, variants {cfg.corpus.test_variants} and sentences. Model {cfg.model}; "
              f"{cfg.al.steps_per_round} steps per round, warm start; AL criterion {cfg.al.acquisition}; budget "
              f"{cfg.al.initial} + {cfg.al.rounds} x {cfg.al.per_round:g} {cfg.al.budget_unit} of {cfg.corpus.n_pool}. "
+             f"Confidence threshold tau {cfg.train.tau:g}, unsupervised loss from step {cfg.train.start_step}. "
              f"Margin {MARGIN_CER} CER points (one-sided 95% t-interval of the paired CER reduction); mechanism gate: "
              f"pseudo-labelled share >= {MIN_PSEUDO_SHARE:g}. CPU time of all trials: "
              f"{sum(r['cpu_s'] for rs in results.values() for r in rs):.0f} s.")
