@@ -1,10 +1,12 @@
-"""Training throughput of the ``rexnet-channels`` study network, three ways in one run.
+"""Training throughput of the ``rexnet-channels`` study network, in several trial settings, in one run.
 
-The same ReXNet study arm (linear schedule, SiLU, width 0.25) takes training steps (AdamW, batch 128,
-one torch thread) in the former trial setting (32x32 canvas, 10 classes, contiguous NCHW tensors), in
-that setting with the channels-last memory format, and in the current one (16x16 mirror digits, 20
-classes, channels-last). Rates are images per CPU-second of this process and trials per CPU-second for
-the current trial (2,876 images x 12 epochs); ratios are against the former setting.
+The same ReXNet study arm (linear schedule, SiLU, width 0.25) takes training steps (AdamW, one torch
+thread) in each setting: the former trial (32x32 canvas, 10 classes, contiguous NCHW tensors, batch 64;
+1,438 images x 3 epochs), that setting in the channels-last memory format, the first redesign's trial
+(16x16 mirror digits, 20 classes, channels-last, batch 128; 2,876 images x 12 epochs) and the trial of
+the current presets (:mod:`reprozoo.rexnet.channels_experiment`: channels-last, batch 256, 4 distorted
+copies). Rates are images per CPU-second of this process, and trials per CPU-second from each setting's
+own trial size; ratios are against the former trial.
 """
 
 from __future__ import annotations
@@ -15,26 +17,35 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-SETTINGS = {"former_32px_nchw": (32, 10, False), "32px_channels_last": (32, 10, True),
-            "current_16px_channels_last": (16, 20, True)}
-TRIAL_IMAGES = 2876 * 12
+# name -> (image size, classes, channels-last, batch, training images per trial)
+SETTINGS = {
+    "former_32px_nchw": (32, 10, False, 64, 1438 * 3),
+    "32px_channels_last": (32, 10, True, 64, 1438 * 3),
+    "redesign_16px_b128": (16, 20, True, 128, 2876 * 12),
+    "current_16px_b256": (16, 20, True, 256, 11504 * 2),
+}
+BASE = "former_32px_nchw"
 
 
-def trial_throughput(steps: int = 6, batch: int = 128, rounds: int = 2) -> dict[str, Any]:
+def trial_throughput(steps: int = 6, batch: int | None = None, rounds: int = 2) -> dict[str, Any]:
+    """``batch`` overrides every setting's own batch size (tests)."""
     from reprozoo.rexnet.study import Arm, build_study_model
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     cpu = dict.fromkeys(SETTINGS, 0.0)
+    images = {}
     try:
         torch.manual_seed(0)
         nets = {}
-        for name, (size, classes, cl) in SETTINGS.items():
+        for name, (size, classes, cl, bs, _) in SETTINGS.items():
+            bs = batch or bs
             model = build_study_model(Arm("linear", "silu", 0.25), image_size=size, num_classes=classes)
-            x, y = torch.randn(batch, 1, size, size), torch.randint(0, classes, (batch,))
+            x, y = torch.randn(bs, 1, size, size), torch.randint(0, classes, (bs,))
             if cl:
                 model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
             nets[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3), x, y)
+            images[name] = steps * bs * rounds
         for r in range(rounds + 1):  # the first round warms up and is not counted
             for name, (model, opt, x, y) in nets.items():
                 start = time.process_time()
@@ -47,13 +58,15 @@ def trial_throughput(steps: int = 6, batch: int = 128, rounds: int = 2) -> dict[
                     cpu[name] += time.process_time() - start
     finally:
         torch.set_num_threads(before)
-    images = steps * batch * rounds
-    base = images / cpu["former_32px_nchw"]
+    rate = {name: images[name] / cpu[name] for name in SETTINGS}
+    trials = {name: rate[name] / SETTINGS[name][4] for name in SETTINGS}
     rows, ratios = [], {}
-    for name in SETTINGS:
-        rate = images / cpu[name]
-        rows.append({"group": "trials", "setting": name, "images_per_cpu_s": round(rate, 1),
-                     "trials_per_cpu_s": round(rate / TRIAL_IMAGES, 6), "ratio_vs_former": round(rate / base, 3)})
-        if name != "former_32px_nchw":
-            ratios[f"train images/cpu-s {name}/former_32px_nchw"] = rate / base
+    for name, (*_, bs, per_trial) in SETTINGS.items():
+        rows.append({"group": "trials", "setting": name, "batch": batch or bs, "trial_images": per_trial,
+                     "images_per_cpu_s": round(rate[name], 1), "trials_per_cpu_s": round(trials[name], 6),
+                     "ratio_vs_former": round(rate[name] / rate[BASE], 3),
+                     "trial_ratio_vs_former": round(trials[name] / trials[BASE], 3)})
+        if name != BASE:
+            ratios[f"train images/cpu-s {name}/{BASE}"] = rate[name] / rate[BASE]
+            ratios[f"trials/cpu-s {name}/{BASE}"] = trials[name] / trials[BASE]
     return {"rows": rows, "ratios": ratios}

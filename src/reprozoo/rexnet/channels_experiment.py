@@ -15,15 +15,15 @@ mirror digits (:mod:`reprozoo.rexnet.mirror_digits`: 20 classes, each digit and 
 - ``linear_relu6`` and ``stagewise_silu``: the two crossed ablations;
 - ``control`` (negative control): linear schedule with *no* activation after the stem, the
   expansion 1x1 convs and the penultimate conv (the paper's rank argument says this is worse);
-- ``rexnet_short`` (positive control): ``rexnet`` trained for a quarter of the epochs.
+- ``rexnet_short`` (positive control): ``rexnet`` trained for half of the epochs.
 
 Headline (:func:`reprozoo.runtime.verdict.headline`, rule and ``ACC_MARGIN`` fixed before the first
 quick run): ``rexnet`` beats the strongest of the three alternatives (by mean) by more than
 ``ACC_MARGIN``: the one-sided 95% lower bound of the mean paired gain over seeds must exceed
 ``ACC_MARGIN`` ("not held" when the upper bound is below it, "inconclusive" otherwise). The control
 must lose to ``rexnet`` by the same test, ``rexnet`` must beat ``rexnet_short`` by the same test
-(positive control), and every compared arm must fit its train set (``FIT_TRAIN_ACC``, the mechanism
-gate), else the headline is "inconclusive". The design (SESOI,
+(positive control), and every compared arm must learn its train set (``FIT_TRAIN_ACC``, the mechanism
+gate; the control is not gated), else the headline is "inconclusive". The design (SESOI,
 pilot SD, seeds for 80% power) is :data:`PLAN`. The schedule and activation effects are sub-claims
 read from the 2x2 design, each by the same superiority test.
 """
@@ -69,8 +69,13 @@ PLAN = Plan(
 )
 METHOD, CONTROL, SHORT = "rexnet", "control", "rexnet_short"
 EARLY_BLOCKS = 3  # stage-wise arms copy the linear widths of stages 1-2 (blocks 0-2); no later block is narrower
-SHORT_FRACTION = 4  # positive control: ReXNet trained for a quarter of the epochs (a known-true loss)
-FIT_TRAIN_ACC = 0.95  # mechanism gate: every compared arm fits its train set (fixed budget all arms must reach)
+SHORT_FRACTION = 2  # positive control: ReXNet trained for half of the epochs (a known-true loss)
+# mechanism gate: every compared arm learns its train set at the budget (mean final-epoch train accuracy). Was 0.95
+# for 2,876 train images x 12 epochs, where every arm memorised its images (pilot: train 0.94-0.97, test 0.45-0.61);
+# lowered before the pilot of the 4-copy data (11,504 images x 2 epochs, where the control reaches train 0.57 and
+# test 0.60): a CPU-affordable budget there reaches no plateau, so the gate checks that no compared arm is left
+# behind in training (chance = 0.05), not that every arm has converged.
+FIT_TRAIN_ACC = 0.50
 ALTERNATIVES = ("mbv2", "linear_relu6", "stagewise_silu")
 ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penultimate conv)
     "rexnet": ("linear", "silu"),
@@ -83,7 +88,7 @@ ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penul
 LABELS = {"rexnet": "linear + SiLU (ReXNet)", "mbv2": "stage-wise + ReLU6 (MobileNetV2)",
           "linear_relu6": "linear + ReLU6", "stagewise_silu": "stage-wise + SiLU",
           "control": "linear, no act. after expansion (control)",
-          "rexnet_short": "ReXNet, a quarter of the epochs (positive control)"}
+          "rexnet_short": "ReXNet, half of the epochs (positive control)"}
 
 
 @dataclass
@@ -93,8 +98,8 @@ class ChannelsConfig(ExperimentConfig):
     # data: mirror digits (20 classes: each digit and its mirror image), calibrated on the control arm only
     dataset: str = "mirror"  # mirror (20 classes, 16x16) | digits (the former 10-class set, 32x32)
     image_size: int = 16
-    train_copies: int = 1  # distorted draws of each of the 1,438 train digits (x2 with the mirrors)
-    test_copies: int = 1  # ... of each of the 359 test digits
+    train_copies: int = 4  # distorted draws of each of the 1,438 train digits (x2 with the mirrors): 11,504 images
+    test_copies: int = 2  # ... of each of the 359 test digits: 1,436 images
     max_train: int = 0  # 0 = all; > 0 truncates (smoke)
     max_test: int = 0
     digit_size: int = 12
@@ -103,17 +108,17 @@ class ChannelsConfig(ExperimentConfig):
     contrast_min: float = 0.4
     contrast_max: float = 1.0
     data_seed: int = 0
-    # training (the same for every arm; the positive control runs a quarter of the epochs)
-    epochs: int = 12
-    batch_size: int = 128
+    # training (the same for every arm; the positive control runs half of the epochs)
+    epochs: int = 2
+    batch_size: int = 256
     lr: float = 5e-3
     weight_decay: float = 0.01
     warmup_epochs: float = 0.5
     dropout: float = 0.0
 
     PRESETS: ClassVar[dict] = {
-        "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "epochs": 4, "batch_size": 32,
-                  "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
+        "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "train_copies": 1, "test_copies": 1, "epochs": 4,
+                  "batch_size": 32, "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
         "quick": {"device": "cpu"},
         "full": {"device": "cpu", "seeds": list(range(10))},
         "paper": {"seeds": [0, 1, 2, 3, 4], "train_copies": 6, "epochs": 30, "width_mult": 0.5},
@@ -206,18 +211,19 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the rule
 def fitted_gate(curves: dict[str, list[list[float]]], arms_: tuple[str, ...]) -> list[Test]:
-    """Mechanism gate: the budget is high enough for every compared arm to fit its train set (mean final
-    train accuracy over seeds at least :data:`FIT_TRAIN_ACC`), so the comparison measures what each
-    network represents, not how fast it trains."""
+    """Mechanism gate: the budget is high enough for every compared arm to learn its train set (mean
+    final-epoch train accuracy over seeds at least :data:`FIT_TRAIN_ACC`), so a gap between arms is
+    not one arm left behind in training. The no-activation control is not gated: on the calibrated
+    data it is the arm whose missing capacity should show."""
     return [threshold(float(np.mean([c[-1] for c in curves[a]])), at_least=FIT_TRAIN_ACC,
                       name=f"{a} final train accuracy") for a in arms_]
 
 
 def positive_control(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> Test:
-    """Known-true effect on the same benchmark and rule: ReXNet beats itself trained for a quarter of
+    """Known-true effect on the same benchmark and rule: ReXNet beats itself trained for half of
     the epochs by more than ``margin``."""
     return superiority(accs[METHOD], accs[SHORT], margin=margin, min_seeds=MIN_SEEDS,
-                       name="positive control (full vs quarter budget) test accuracy", other_name=f"'{SHORT}'")
+                       name="positive control (full vs half budget) test accuracy", other_name=f"'{SHORT}'")
 
 
 def decide(accs: dict[str, list[float]], margin: float = ACC_MARGIN,
@@ -227,7 +233,7 @@ def decide(accs: dict[str, list[float]], margin: float = ACC_MARGIN,
     the positive control (when its arm ran) and, given per-epoch train ``curves``, on every compared
     arm fitting its train set (:func:`fitted_gate`)."""
     pos = positive_control(accs, margin) if SHORT in accs else None
-    mech = fitted_gate(curves, (METHOD, *ALTERNATIVES, CONTROL)) if curves is not None else None
+    mech = fitted_gate(curves, (METHOD, *ALTERNATIVES)) if curves is not None else None
     return headline(accs[METHOD], {a: accs[a] for a in ALTERNATIVES}, accs[CONTROL], margin=margin,
                     min_seeds=MIN_SEEDS, plan=PLAN, name="test accuracy", control_name=LABELS[CONTROL],
                     positive_control=pos, mechanism=mech)
