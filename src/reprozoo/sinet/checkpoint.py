@@ -30,7 +30,7 @@ import torch
 from reprozoo.errors import CheckpointError, ReproZooError
 from reprozoo.runtime import checkpoint as library
 from reprozoo.runtime.checks import one_line
-from reprozoo.sinet.models import SINet
+from reprozoo.sinet.network import SINet
 
 FORMER = "reprozoo.sinet/1"
 FITS = ("letterbox", "stretch")

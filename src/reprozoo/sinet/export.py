@@ -85,7 +85,7 @@ def export_deploy_onnx(model: nn.Module, path: str | Path, x: torch.Tensor, *, o
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None)
     if optimized_path is None:
         return path, info
-    ort = _ort()
+    ort = ort_module()
     opts = _session_options(ort, threads)
     opts.optimized_model_filepath = str(optimized_path)
     opts.log_severity_level = 3  # the saved graph holds this CPU's blocked-layout kernels: it is for this machine
@@ -93,9 +93,9 @@ def export_deploy_onnx(model: nn.Module, path: str | Path, x: torch.Tensor, *, o
     return Path(optimized_path), info
 
 
-def _ort():
-    ort = require("onnxruntime", what="ONNX Runtime sessions")
-    return ort
+def ort_module():
+    """The ``onnxruntime`` module (a one-line error naming ``pip install 'reprozoo[onnx]'`` without it)."""
+    return require("onnxruntime", what="ONNX Runtime sessions")
 
 
 def _session_options(ort, threads: int, *, optimize: bool = True, profile_prefix: str | None = None,
@@ -122,7 +122,7 @@ def deploy_session(path: str | Path, threads: int = 2, *, preoptimized: bool = F
     parallel executor, 2 inter-op threads), ``threads`` intra-op threads, full graph optimisation
     (none when ``preoptimized``: the graph was saved optimised); ``spin`` sets
     ``session.intra_op.allow_spinning`` (None: ORT's default, on)."""
-    ort = _ort()
+    ort = ort_module()
     opts = _session_options(ort, threads, optimize=not preoptimized, spin=spin, parallel=parallel)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
@@ -131,7 +131,7 @@ def profile_onnx(path: str | Path, feed: dict, *, threads: int = 2, runs: int = 
                  spin: bool | None = None) -> dict[str, float]:
     """ONNX Runtime's own profiler (``SessionOptions.enable_profiling``): kernel milliseconds per
     run by operator type, sorted, largest first (after the graph optimiser's rewrites)."""
-    ort = _ort()
+    ort = ort_module()
     warm = 3
     with tempfile.TemporaryDirectory() as tmp:
         opts = _session_options(ort, threads, profile_prefix=os.path.join(tmp, "ort"), spin=spin)

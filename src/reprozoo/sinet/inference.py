@@ -20,7 +20,8 @@ from torch import nn
 from reprozoo.errors import DataError
 from reprozoo.sinet.checkpoint import FITS, load_segmenter, save_checkpoint, save_segmenter
 from reprozoo.sinet.deploy import deploy_model
-from reprozoo.sinet.models import SINet
+from reprozoo.sinet.network import SINet
+from reprozoo.sinet.official import IMAGE_SIZE, OFFICIAL_MEAN, OFFICIAL_STD, load_pretrained
 from reprozoo.sinet.preprocess import Normalized, as_batch, letterbox
 
 load_checkpoint = load_segmenter  # the former name: (model, info) of a segmenter checkpoint
@@ -98,8 +99,6 @@ class Segmenter:
     def pretrained(cls, compile: bool = False, deploy: bool = True) -> Segmenter:
         """The bundled official SINet (EG1800 portraits) with its own preprocessing: each image is
         resized to 224x224 without keeping the aspect ratio, as the official code does."""
-        from reprozoo.sinet.official import IMAGE_SIZE, OFFICIAL_MEAN, OFFICIAL_STD, load_pretrained
-
         return cls(load_pretrained(), OFFICIAL_MEAN, OFFICIAL_STD, IMAGE_SIZE, synthetic=False, deploy=deploy,
                    compile=compile, fit="stretch")
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.runtime.checkpoint import load_strict, read_state_dict, unwrap_state_dict
-from reprozoo.sinet.models import SINet, SINetEncoder
+from reprozoo.sinet.network import SINet, SINetEncoder
 from reprozoo.sinet.preprocess import Normalized
 
 OFFICIAL_MEAN_BGR = (107.304565, 115.69884, 132.35703)  # 0-255 scale, B, G, R

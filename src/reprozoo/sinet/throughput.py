@@ -121,9 +121,9 @@ def ort_session_ftz(path: str | Path, threads: int, spin: bool = False):
     ``torch.set_flush_denormal(True)`` (flush-to-zero and denormals-are-zero in that thread's MXCSR).
     The pretrained SINet's activations underflow into subnormal floats; with them flushed it ran at
     the untrained model's speed (3.5 vs 5.6-5.8 CPU-ms per 224x224 frame, 1 thread, same output mean)."""
-    from reprozoo.sinet.export import _ort
+    from reprozoo.sinet.export import ort_module
 
-    ort = _ort()
+    ort = ort_module()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -9,8 +9,8 @@ average, ``smooth`` = weight of the past), feathered by a small Gaussian blur (s
 model's resolution, about 2 px of a 480-line frame) and upsampled bilinearly to the frame, so edges
 are soft, not blocky; the result is the alpha of the person over the new background: ``blur`` (the
 frame itself, strongly blurred), ``color:#RRGGBB`` or ``image:PATH`` (scaled to cover the frame,
-centre-cropped). ``mask_only`` yields the alpha as a
-gray frame instead. :func:`segment_video` runs it file to file through :mod:`reprozoo.sinet.video_io`
+centre-cropped; the compositing is in :mod:`reprozoo.sinet.video_composite`). ``mask_only`` yields
+the alpha as a gray frame instead. :func:`segment_video` runs it file to file through :mod:`reprozoo.sinet.video_io`
 (streaming; frame rate, size and audio kept) and reports the frames per second end to end.
 
     >>> from reprozoo.sinet.video import segment_frames
