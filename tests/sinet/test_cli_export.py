@@ -210,3 +210,17 @@ def test_export_to_an_existing_folder_is_one_error_and_leaves_no_temp_file(check
     assert sorted(p.name for p in tmp_path.iterdir()) == before and not list(target.iterdir())
     with pytest.raises(ReproZooError, match="is a folder"):
         export_onnx(load_checkpoint(checkpoint)[0], target, mean=MEAN, std=STD, image_size=64)
+
+
+def test_segment_thresholds_at_the_checkpoints_threshold_unless_told(checkpoint, tmp_path):
+    image = np.random.default_rng(4).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    prob = Segmenter.from_checkpoint(checkpoint).probability(image).numpy()
+    lo, hi = (float(q) for q in np.quantile(prob, [0.3, 0.7]))  # a random model: thresholds from its own range
+    strict = save_segmenter(load_segmenter(checkpoint)[0], tmp_path / "strict.safetensors", mean=MEAN, std=STD,
+                            image_size=64, threshold=hi)
+    for extra, cut in (([], hi), (["--threshold", str(lo)], lo)):
+        out = tmp_path / f"out{cut}"
+        assert main(["segment", str(tmp_path / "a.png"), "--checkpoint", str(strict), "--out", str(out), *extra]) == 0
+        mask = np.asarray(Image.open(out / "a_mask.png")) > 0
+        assert np.array_equal(mask, prob > cut) and 0 < mask.sum() < mask.size
