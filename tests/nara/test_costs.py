@@ -63,7 +63,7 @@ def test_full_preset_carries_the_planned_seeds():
     n = planned_seeds()
     for p in PLANS.values():
         assert p.seeds == seeds_for_power(p.sesoi, p.pilot_sd, bound=p.margin)
-    assert n == max(p.seeds for p in PLANS.values())
+    assert n == max(PLANS[("digits", "calls")].seeds, PLANS[("digits", "time")].seeds) == 21
     full = NaraConfig.from_preset("full")
-    assert full.seeds == list(range(n)) and full.tasks == ["digits", "sine"]
-    assert all(p.power_at(n) >= 0.8 for p in PLANS.values())
+    assert full.seeds == list(range(n)) and full.tasks == ["digits"]
+    assert all(PLANS[("digits", part)].power_at(n) >= 0.8 for part in ("calls", "time"))
