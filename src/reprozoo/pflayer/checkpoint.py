@@ -1,4 +1,9 @@
-"""Weights in and out: the official PfLayer layout, torchvision's ResNet layout and ours.
+"""Weights in and out: our checkpoints (the library's one format) and readers of the official PfLayer
+layout and torchvision's ResNet layout.
+
+``save_pretrained(model, path, **extra)`` is :func:`reprozoo.runtime.checkpoint.save_checkpoint`: one
+``.safetensors`` file with the weights, the registered model name and its constructor kwargs, so
+``create_model(name, checkpoint_path=path)`` or ``load_checkpoint(path)`` rebuild the model from it.
 
 ``load_pretrained(model, source)`` takes a path (``.safetensors`` or a torch file read with
 ``weights_only=True``) or a state dict, unwraps ``{"state_dict"|"model"|"state_dict_ema": ...}`` and
@@ -18,7 +23,8 @@ Renamings (applied to any layout; our own keys pass through unchanged):
   ``attn.proj`` there (``attn.fc1`` / ``attn.fc2`` here); PiT's ``transformers.{s}`` are our
   ``stages.{s}``.
 
-``save_pretrained(model, path)`` writes our layout as safetensors.
+Our own checkpoints pass through unchanged, so ``load_pretrained`` also reads them into a model you
+built. The official layouts are read only; everything is written in the library's format.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from reprozoo.runtime.checkpoint import load_strict, read_state_dict, save_safetensors, unwrap_state_dict
+from reprozoo.runtime.checkpoint import (
+    load_checkpoint,
+    load_strict,
+    read_state_dict,
+    save_checkpoint,
+    unwrap_state_dict,
+)
 
 _RESNET_RULES = [
     (r"^conv1\.0\.", "stem.conv."), (r"^conv1\.1\.", "stem.bn."),  # official
@@ -85,6 +97,14 @@ def _describe(model: nn.Module) -> str:
     return f" (spatial op '{op}', width {model.width_mult:g})" if op is not None else ""
 
 
-def save_pretrained(model: nn.Module, path: str | Path) -> Path:
-    """Write ``model``'s weights (our layout) to a ``.safetensors`` file."""
-    return save_safetensors(model, path)
+def save_pretrained(model: nn.Module, path: str | Path, *, model_name: str | None = None,
+                    model_kwargs: Mapping[str, Any] | None = None, **extra: Any) -> Path:
+    """Write ``model`` as a ``reprozoo.checkpoint/1`` file (``*.safetensors``): weights, the name and
+    kwargs ``create_model`` built it with (``model_name`` / ``model_kwargs`` for a model built from
+    the classes directly) and ``extra`` JSON values."""
+    return save_checkpoint(model, path, model_name=model_name, model_kwargs=model_kwargs, **extra)
+
+
+def load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, extra)`` from a file written by :func:`save_pretrained` (the model in eval mode)."""
+    return load_checkpoint(path)

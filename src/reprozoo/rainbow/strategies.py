@@ -18,13 +18,14 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprozoo.errors import ConfigError
+from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.rainbow.augment import TrainAugment, cutmix
 from reprozoo.rainbow.memory import EpisodicMemory, RainbowPolicy, make_policy
 from reprozoo.rainbow.metrics import class_accuracy, summarize
@@ -306,6 +307,35 @@ class ContinualLearner:
         return StreamResult(reported, np.stack(class_acc), list(scenario.major), mem_labels, mem_keys,
                             selections, best_acc)
 
+
+def save_model(model: nn.Module, path: str | Path, **extra) -> Path:
+    """Write a trained continual learner's model (``learner.model_``) as a library checkpoint.
+
+    ``model`` is a backbone built by ``create_model`` or a :class:`Normalized` wrapper of one; the
+    checkpoint stores the backbone with its final head size as ``num_classes`` and, for a wrapper, the
+    normalisation as ``extra["mean"]`` / ``extra["std"]``. :func:`load_model` rebuilds it."""
+    from reprozoo.runtime.checkpoint import model_spec, save_checkpoint
+
+    net = model.net if isinstance(model, Normalized) else model
+    name, kwargs = model_spec(net)
+    if name is None:
+        raise CheckpointError(f"{type(net).__name__} was not built by create_model; build the backbone with "
+                              "reprozoo.create_model(name, ...) so its checkpoint can name it")
+    kwargs["num_classes"] = int(net.head.out_features)
+    if isinstance(model, Normalized):
+        extra = {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(), **extra}
+    return save_checkpoint(net, path, model_name=name, model_kwargs=kwargs, **extra)
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """``(model, extra)`` from :func:`save_model`: the backbone, wrapped in :class:`Normalized` when the
+    file holds a normalisation; eval mode."""
+    from reprozoo.runtime.checkpoint import load_checkpoint
+
+    net, extra = load_checkpoint(path)
+    if "mean" in extra and "std" in extra:
+        return Normalized(net, tuple(extra["mean"]), tuple(extra["std"])).eval(), extra
+    return net, extra
 
 def _grow_head(model: nn.Module, n_out: int) -> None:
     old = model.head
