@@ -20,6 +20,12 @@ def test_benchmark_reports_ratios_from_one_run(quick_run):
     assert out["ratios"]["training throughput CR/supervised"] == pytest.approx(tput["with CR"] / tput["supervised"],
                                                                               rel=0.02)
     assert out["ratios"]["synthesis audio seconds per second"] > 0
+    trials = rows["trials per CPU-second (small CR trial)"]
+    cores = trials["cores"]
+    assert out["ratios"]["trials per CPU-second, 1 thread / all cores"] == pytest.approx(
+        trials["threads1_trials_per_cpu_s"] / trials[f"threads{cores}_trials_per_cpu_s"], rel=0.02)
+    assert trials["threads1_trials_per_cpu_s"] == pytest.approx(1 / trials["threads1_cpu_s_per_trial"], rel=0.02)
+    assert out["threads"] == 1  # the caller's thread count is restored
 
 
 def test_synthesis_speed_counts_audio():

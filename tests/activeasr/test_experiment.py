@@ -6,8 +6,18 @@ import soundfile as sf
 import torch
 from scipy import stats
 
-from reprozoo.activeasr.experiment import ARMS, MARGIN_CER, MIN_PSEUDO_SHARE, PLAN, ActiveASRConfig, decide
+from reprozoo.activeasr.experiment import (
+    ARMS,
+    CR_TAU,
+    FULL_SEEDS,
+    MARGIN_CER,
+    MIN_PSEUDO_SHARE,
+    PLAN,
+    ActiveASRConfig,
+    decide,
+)
 from reprozoo.errors import ConfigError, UnknownNameError
+from reprozoo.runtime.power import power, seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
@@ -41,7 +51,8 @@ def test_rule_held_on_a_clear_gain():
     assert head.verdict == claims[0]["verdict"] == HELD
     assert "strongest alternative 'al_sup'" in head.evidence and "(passed)" in head.evidence
     assert "at 80 labelled" in head.evidence and "at 120 labelled" in head.evidence  # every budget point
-    assert set(head.gates) == {"negative_control", "calibration"}  # no pseudo-label log: no mechanism gate
+    # no pseudo-label log: no mechanism gate
+    assert set(head.gates) == {"negative_control", "positive_control", "calibration"}
     assert claims[0]["test"]["plan"]["planned_n"] == PLAN.planned_n
     subs = {c["claim"]: c["verdict"] for c in claims}
     assert subs["augmented CR beats plain pseudo-labelling without augmentation (AL selection)"] == HELD
@@ -68,7 +79,7 @@ def test_rule_inconclusive_when_the_control_does_not_lose():
     cers = dict(BASE, control=[[50, 30, 20], [52, 31, 21], [51, 29, 20]])  # as good as the random arms
     head, claims = decide(_results(cers))
     assert head.verdict == INCONCLUSIVE and "cannot separate arms" in head.evidence
-    assert claims[-1]["verdict"] != HELD
+    assert next(c for c in claims if c["claim"].startswith("negative control"))["verdict"] != HELD
 
 
 def test_rule_inconclusive_when_the_baseline_is_not_calibrated():
@@ -79,11 +90,38 @@ def test_rule_inconclusive_when_the_baseline_is_not_calibrated():
 
 
 def test_mechanism_gate_on_the_pseudo_labelled_share():
-    assert MIN_PSEUDO_SHARE == 0.10
-    head, _ = decide(_results(BASE, kept=0.03))  # CR nearly off: a clear gain is not credited to it
+    assert MIN_PSEUDO_SHARE == 0.25
+    head, _ = decide(_results(BASE, kept=0.2))  # CR on a fifth of the pool: a clear gain is not credited to it
     assert head.verdict == INCONCLUSIVE and "mechanism inactive" in head.evidence
-    assert head.gates["mechanism"][0].estimate == pytest.approx(0.03)
+    assert head.gates["mechanism"][0].estimate == pytest.approx(0.2)
     assert decide(_results(BASE, kept=0.4))[0].verdict == HELD
+
+
+def test_positive_control_is_upper_vs_control_and_must_be_detected():
+    head, claims = decide(_results(BASE))
+    pos = head.gates["positive_control"][0]
+    # final CER: control 47, 49, 48 vs upper 10, 11, 10 -> paired reductions 37, 38, 38
+    assert pos.verdict == HELD and pos.estimate == pytest.approx((37 + 38 + 38) / 3) and pos.n == 3
+    assert claims[-1]["claim"].startswith("positive control") and claims[-1]["verdict"] == HELD
+    # upper no better than control: the known-true effect is not seen, so the headline cannot be trusted
+    flat = dict(BASE, upper=[[50, 48, 47], [52, 50, 49], [51, 49, 48]])
+    head, _ = decide(_results(flat))
+    assert head.verdict == INCONCLUSIVE and head.gates["positive_control"][0].verdict != HELD
+    assert "positive control" in head.evidence and "(FAILED)" in head.evidence
+    # the positive-control arm is not one of the negative-control comparisons
+    assert all("upper" not in t.name for t in head.gates["negative_control"])
+
+
+def test_plan_seeds_from_the_power_function():
+    n = seeds_for_power(PLAN.sesoi, PLAN.pilot_sd, bound=PLAN.margin)
+    assert PLAN.planned_n == n and FULL_SEEDS == max(n, 8)
+    assert power(PLAN.sesoi, PLAN.pilot_sd, FULL_SEEDS, bound=PLAN.margin) >= 0.8
+    full, quick = ActiveASRConfig.from_preset("full"), ActiveASRConfig.from_preset("quick")
+    assert full.seeds == list(range(FULL_SEEDS)) and quick.seeds == [0, 1, 2]
+    for cfg in (full, quick):  # the pilot's threshold, CR from round 1
+        assert cfg.train.tau == CR_TAU == 0.65 and cfg.train.start_step == cfg.al.steps_per_round == 100
+    assert (full.corpus, full.al, full.train, full.model) == (quick.corpus, quick.al, quick.train, quick.model)
+    assert full.arms == ["random_sup", "al_sup", "al_cr", "upper", "control"] and len(quick.arms) == len(ARMS)
 
 
 def test_fewer_than_three_seeds_is_inconclusive():
@@ -108,9 +146,12 @@ def test_smoke_run_and_transcribe_command(tmp_path, capsys):
     torch.set_num_threads(1)
     out, data = run_experiment("active-asr", "smoke", out_dir=tmp_path / "run", progress=False)
     m = data["metrics"]
-    assert data["verdict"] == INCONCLUSIVE and len(data["claims"]) == 6  # one seed: the rule needs three
+    assert data["verdict"] == INCONCLUSIVE and len(data["claims"]) == 7  # one seed: the rule needs three
     assert data["headline"]["plan"]["planned_n"] == PLAN.planned_n and "mechanism" in data["headline"]
     assert m["method/pseudo_share_round1"] == data["headline"]["mechanism"][0]["estimate"]
+    # the pseudo-labelled share per round, for the arms that use the unlabelled pool only
+    assert {k for k in m if "pseudo_share" in k} == {f"{a}/pseudo_share_round{r}" for a in ("method", "random_cr", "al_pl")
+                                                     for r in (0, 1)}
     assert m["baseline/labelled_round0"] == 8 and m["baseline/labelled_round1"] == 16
     assert m["method/labelled_round1"] == 16 and m["control/labelled_round1"] == 8 and m["upper/labelled_round0"] == 32
     for arm in ("baseline", "method", "al_pl", "upper", "control"):

@@ -6,7 +6,7 @@
   the consistency-regularisation branch (teacher decode + strong view), and their ratio (the cost
   of CR per step);
 - trials per CPU-second: one small active-learning trial (the CR arm: 32-utterance pool, 8 + 8
-  labelled, 2 x 6 steps) with torch's default thread count (all cores; what a trial got before the
+  labelled, 2 x 6 steps, 2 x 2 with ``--quick``) with torch's default thread count (all cores; what a trial got before the
   runtime pinned every trial to ``config.threads`` = 1, and what a worker per core then
   oversubscribed) and with one thread, timed in the same run by CPU time (``process_time``, all
   threads) and wall time; the ratio is the gain of the one-thread trials in trials per CPU-second;
@@ -71,7 +71,7 @@ def synthesis_speed(n: int = 20) -> dict[str, float]:
     return {"utterances_per_s": n / dt, "audio_s_per_s": audio / dt}
 
 
-def trial_throughput(threads: int, repeats: int = 2) -> dict[str, float]:
+def trial_throughput(threads: int, repeats: int = 2, steps: int = 6) -> dict[str, float]:
     """Trials per CPU-second and per wall-second of one small CR trial run with ``threads`` torch
     threads (median of ``repeats``; the caller's thread count is restored)."""
     import time
@@ -81,7 +81,7 @@ def trial_throughput(threads: int, repeats: int = 2) -> dict[str, float]:
     data = _speech(40, seconds=1.0)
     pool = SpeechSet(data.waves[:32], data.texts[:32], data.ids[:32], data.durations[:32])
     test = SpeechSet(data.waves[32:], data.texts[32:], data.ids[32:], data.durations[32:])
-    al = ALConfig(acquisition="least_confidence", unsup="cr", initial=8, per_round=8, rounds=1, steps_per_round=6)
+    al = ALConfig(acquisition="least_confidence", unsup="cr", initial=8, per_round=8, rounds=1, steps_per_round=steps)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     cpu, wall = [], []
@@ -89,7 +89,7 @@ def trial_throughput(threads: int, repeats: int = 2) -> dict[str, float]:
         for _ in range(repeats + 1):  # the first call warms up (allocations, kernels)
             torch.manual_seed(0)
             trainer = CTCTrainer(create_model("ctc_tcn_tiny"), TrainSettings(batch_size=8, mu=1, tau=0.0),
-                                 total_steps=12, generator=torch.Generator().manual_seed(0))
+                                 total_steps=2 * steps, generator=torch.Generator().manual_seed(0))
             c0, w0 = time.process_time(), time.perf_counter()
             run_active_learning(trainer, pool, test, al, rng=np.random.default_rng(0))
             cpu.append(time.process_time() - c0)
@@ -149,7 +149,7 @@ def run(quick: bool = False, model: str = "ctc_tcn_tiny") -> dict[str, Any]:
                  "with_cr_limit_fraction": frac(step_flops["cr"], step_ms["cr"]),
                  "flops_note": "per step of 16 labelled utterances, forward + backward (features included as above)"})
     cores = max(1, os.cpu_count() or 1)
-    per = {t: trial_throughput(t, repeats=1 if quick else 3) for t in (cores, 1)}  # default (all cores), then 1
+    per = {t: trial_throughput(t, repeats=1 if quick else 3, steps=2 if quick else 6) for t in (cores, 1)}  # default (all cores), then 1
     rows.append({"measure": "trials per CPU-second (small CR trial)", "cores": cores,
                  **{f"threads{t}_{k}": round(v, 4) for t, r in per.items() for k, v in r.items() if k != "threads"}})
     synth = synthesis_speed(8 if quick else 30)
