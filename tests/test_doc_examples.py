@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", "docs/index.md", "docs/verdicts.md", "docs/running.md", "docs/cli.md",
          "docs/development.md", "docs/activeasr.md", "docs/eclips.md", "docs/genas.md", "docs/gmp.md",
-         "docs/nara.md", "docs/sinet.md", "docs/tvqvae.md"]
+         "docs/nara.md", "docs/pflayer.md", "docs/rainbow.md", "docs/sinet.md", "docs/tvqvae.md"]
 MIN_BLOCKS = {"README.md": 1, "docs/activeasr.md": 1, "docs/eclips.md": 1, "docs/genas.md": 1, "docs/gmp.md": 2,
-              "docs/nara.md": 2, "docs/sinet.md": 4, "docs/tvqvae.md": 2}
+              "docs/nara.md": 2, "docs/pflayer.md": 3, "docs/rainbow.md": 2, "docs/sinet.md": 4, "docs/tvqvae.md": 2}
 
 
 def _python_blocks(page: str) -> list[str]:
