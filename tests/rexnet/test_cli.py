@@ -2,6 +2,7 @@ import torch
 
 from reprozoo.cli import main
 from reprozoo.rexnet import load_pretrained
+from reprozoo.runtime.checkpoint import load_checkpoint
 from reprozoo.runtime.registry import create_model
 from tests.rexnet.official_layout import V1_100, OfficialLayout
 
@@ -17,8 +18,16 @@ def test_convert_official_checkpoint(tmp_path, capsys):
     torch.save(official.state_dict(), tmp_path / "official.pth")
     assert main(["rexnet-convert", "rexnet_100", str(tmp_path / "official.pth"), str(tmp_path / "ours.safetensors"),
                  "--num-classes", "10"]) == 0
-    ours = load_pretrained(create_model("rexnet_100", num_classes=10), tmp_path / "ours.safetensors")
-    assert torch.equal(ours.head.fc.weight, official.output[1].weight.flatten(1))
+    dst = tmp_path / "ours.safetensors"
+    ours = create_model("rexnet_100", checkpoint_path=dst)  # the library's format: name and kwargs inside
+    assert ours.num_classes == 10 and torch.equal(ours.head.fc.weight, official.output[1].weight.flatten(1))
+    model, extra = load_checkpoint(dst)
+    assert extra == {"source": "rexnet-convert"} and torch.equal(model.head.fc.weight, ours.head.fc.weight)
+    again = load_pretrained(create_model("rexnet_100", num_classes=10), dst)  # the layout reader reads it too
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), ours.state_dict().values()))
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(official.eval()(x).flatten(1), ours.eval()(x), rtol=1e-4, atol=1e-5)
     assert main(["rexnet-convert", "rexnet_130", str(tmp_path / "official.pth"), str(tmp_path / "x.safetensors")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: checkpoint does not fit this model (") and "shape mismatch" in err[0]

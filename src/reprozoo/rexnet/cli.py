@@ -1,5 +1,6 @@
 """ReXNet commands: ``reprozoo rexnet-info MODEL`` (schedule, params, MACs) and
-``reprozoo rexnet-convert MODEL SRC DST`` (official/timm checkpoint -> our safetensors)."""
+``reprozoo rexnet-convert MODEL SRC DST`` (official/timm checkpoint -> a ``reprozoo.checkpoint/1`` file,
+the format of :func:`reprozoo.runtime.checkpoint.save_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -22,20 +23,15 @@ def _rexnet(model: str, **kwargs):
     return net
 
 
-def _save_safetensors(tensors: dict, dst: Path) -> None:
-    """Write through a temporary file beside ``dst``; any failure is one OutputError, nothing left."""
-    from safetensors.torch import save_file
-
+def _write_checkpoint(net, dst: Path) -> None:
+    """``save_checkpoint`` (the library's format: weights + model name and kwargs); any failure to
+    write is one OutputError and leaves nothing behind."""
     from reprozoo.errors import OutputError
+    from reprozoo.runtime.checkpoint import save_checkpoint
 
-    tmp = dst.with_name(f".{dst.name}.tmp")
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp))
-        tmp.replace(dst)
+        save_checkpoint(net, dst, source="rexnet-convert")
     except Exception as err:  # OSError, or safetensors' own error type for the same I/O failures
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
         why = getattr(err, "strerror", None) or " ".join(str(err).split())
         raise OutputError(f"cannot write {dst}: {why}") from None
 
@@ -66,7 +62,8 @@ def register(app: typer.Typer) -> None:
                     dst: Annotated[Path, typer.Argument(help="output .safetensors file")],
                     num_classes: Annotated[int, typer.Option(help="classes of the checkpoint")] = 1000,
                     overwrite: Annotated[bool, typer.Option(help="replace an existing DST file")] = False) -> None:
-        """Convert a checkpoint to our key layout (strict: refuses missing/unexpected keys)."""
+        """Convert an official / timm checkpoint to a reprozoo checkpoint (strict: refuses missing or
+        unexpected keys); the file loads with create_model(MODEL, checkpoint_path=DST)."""
         from reprozoo.cli_commands import check_new_file
         from reprozoo.errors import ConfigError
         from reprozoo.rexnet.checkpoint import load_pretrained
@@ -79,5 +76,6 @@ def register(app: typer.Typer) -> None:
         if num_classes < 1:
             raise ConfigError(f"--num-classes must be >= 1, got {num_classes}")
         net = load_pretrained(_rexnet(model, num_classes=num_classes), src)
-        _save_safetensors({k: v.contiguous() for k, v in net.state_dict().items()}, dst)
-        typer.echo(f"wrote {dst} ({len(net.state_dict())} tensors, our layout)")
+        _write_checkpoint(net, dst)
+        typer.echo(f"wrote {dst} ({len(net.state_dict())} tensors; load it with "
+                   f"create_model('{model}', checkpoint_path=...))")
