@@ -229,8 +229,9 @@ COMMANDS = {'antispoof': {'packages': ['eclips'],
                    'help': "Partition a dataset's training set into BlurryM tasks and save the indices per "
                            'task.'},
  'rexnet-convert': {'packages': ['rexnet'],
-                    'help': 'Convert a checkpoint to our key layout (strict: refuses missing/unexpected '
-                            'keys).'},
+                    'help': 'Convert an official / timm checkpoint to a reprozoo checkpoint (strict: refuses '
+                            'missing or\n'
+                            'unexpected keys); the file loads with create_model(MODEL, checkpoint_path=DST).'},
  'rexnet-info': {'packages': ['rexnet'],
                  'help': 'Channel schedule, parameter count and MACs of a registered ReXNet.'},
  'segment': {'packages': ['sinet'],
