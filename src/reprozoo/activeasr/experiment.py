@@ -12,8 +12,8 @@ are chosen and in whether the unlabelled rest of the pool is used:
 - ``al_cr``: active learning + consistency regularisation (the method);
 - ``al_pl``: active learning + plain pseudo-labelling without augmentation (ablation: does the
   *augmented* consistency matter?);
-- ``upper``: every pool utterance labelled (upper bound);
-- ``control``: the initial seed set only, never more labels (negative control).
+- ``upper``: every pool utterance labelled (upper bound; the positive control against ``control``);
+- ``control``: the initial seed set only, never more labels (the negative control).
 
 Rule and gates (negative control, positive control ``upper`` vs ``control``, calibration, the
 pseudo-labelled share as the mechanism gate) and the design ``PLAN``: :mod:`reprozoo.activeasr.rule`.
