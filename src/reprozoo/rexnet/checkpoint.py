@@ -1,4 +1,8 @@
-"""Loading ReXNet weights saved in the official repository's layout, timm's layout or ours.
+"""Reading ReXNet weights saved in the official repository's layout, timm's layout or ours.
+
+This module only reads: weights are written in the library's one format by
+:func:`reprozoo.runtime.checkpoint.save_checkpoint` (``reprozoo rexnet-convert`` converts an official or
+timm file to it), and such a file loads with ``create_model(name, checkpoint_path=...)``.
 
 ``load_pretrained(model, path_or_state_dict)`` reads a ``.safetensors`` file or a torch file
 (``weights_only=True``), unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` and DDP's
