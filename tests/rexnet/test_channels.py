@@ -16,6 +16,7 @@ from reprozoo.rexnet.channels_experiment import (
     PLAN,
     ChannelsConfig,
     arms,
+    data,
     decide,
     factor_claims,
     fitted_gate,
@@ -44,10 +45,19 @@ def test_all_arms_are_at_equal_macs_and_the_counter_agrees():
 def test_presets_mirror_data_and_budget():
     q = ChannelsConfig.from_preset("quick")
     assert (q.dataset, q.image_size, q.num_classes, q.epochs, q.batch_size, q.lr, q.width_mult, q.seeds) == (
-        "mirror", 16, 20, 12, 128, 5e-3, 0.25, [0, 1, 2])
-    assert ChannelsConfig.from_preset("full").seeds == list(range(10))
+        "mirror", 16, 20, 2, 256, 5e-3, 0.25, [0, 1, 2])
+    assert (q.train_copies, q.test_copies) == (4, 2)
+    assert ChannelsConfig.from_preset("full").seeds == list(range(PLAN.planned_n))  # the power function's seeds
     s = ChannelsConfig.from_preset("smoke")
-    assert (s.epochs, s.batch_size, s.max_train) == (4, 32, 64)
+    assert (s.epochs, s.batch_size, s.max_train, s.train_copies, s.test_copies) == (4, 32, 64, 1, 1)
+
+
+def test_calibrated_data_sizes():
+    (xtr, ytr), (xte, yte) = data(ChannelsConfig.from_preset("quick"))
+    # 1,438 train digits x 4 copies x 2 (mirrors), 359 test digits x 2 copies x 2
+    assert xtr.shape == (11_504, 1, 16, 16) and xte.shape == (1_436, 1, 16, 16)
+    assert torch.equal(torch.bincount(ytr, minlength=20)[:10], torch.bincount(ytr, minlength=20)[10:])
+    assert int(yte.min()) == 0 and int(yte.max()) == 19
 
 
 def test_mirror_digits_add_ten_mirrored_classes():
@@ -125,10 +135,25 @@ def test_rule_is_the_one_sided_t_interval_by_hand():
     assert head.test.lower == pytest.approx(0.085 / 3 - half) and head.test.upper == pytest.approx(0.085 / 3 + half)
     assert head.verdict == INCONCLUSIVE
     rec = head.record()
-    assert rec["plan"]["sesoi"] == PLAN.sesoi == 0.023 and rec["plan"]["margin"] == ACC_MARGIN
-    assert rec["plan"]["planned_n"] == PLAN.planned_n == 30 and rec["negative_control"][0]["verdict"] == HELD
-    assert rec["test"]["mde"] > PLAN.sesoi  # 3 seeds at this SD cannot detect the SESOI: "underpowered"
-    assert any("underpowered" in r for r in head.reasons)
+    assert rec["plan"]["sesoi"] == PLAN.sesoi == 0.049 and rec["plan"]["margin"] == ACC_MARGIN
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 4 and rec["negative_control"][0]["verdict"] == HELD
+    # 3 seeds at this SD (0.0126) could detect 0.039 with 80% power, less than the SESOI: not "underpowered"
+    assert rec["test"]["mde"] == pytest.approx(0.0389, abs=5e-4) and not any("underpowered" in r for r in head.reasons)
+    wide = decide(_accs([0.88, 0.93, 0.86], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))  # paired SD 0.031
+    assert wide.record()["test"]["mde"] > PLAN.sesoi and any("underpowered" in r for r in wide.reasons)
+
+
+def test_plan_seeds_come_from_the_power_function():
+    from reprozoo.runtime.power import power, seeds_for_power
+
+    # SESOI: the paper's -17.8% relative error (26.9 -> 22.1) on the pilot's strongest alternative
+    # (stagewise_silu, 0.448), halved; SD of the pilot's paired differences +0.018 / +0.052 / +0.030
+    assert PLAN.sesoi == pytest.approx(0.5 * 4.8 / 26.9 * (1 - 0.448), abs=5e-4)
+    assert PLAN.pilot_sd == pytest.approx(float(torch.tensor([0.018, 0.052, 0.030], dtype=torch.float64).std()),
+                                          abs=5e-4)
+    assert PLAN.seeds == seeds_for_power(0.049, 0.0173, bound=ACC_MARGIN) == 4
+    at3 = power(0.049, 0.0173, 3, bound=ACC_MARGIN)
+    assert at3 == pytest.approx(0.789, abs=1e-3) and at3 < 0.8 <= PLAN.power_at(4)
 
 
 def test_factor_claims_use_the_same_interval_test():
@@ -155,7 +180,7 @@ def test_config_errors_come_before_any_work():
 def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
     out, data = run_experiment("rexnet-channels", "smoke", out_dir=tmp_path / "run")
     assert data["verdict"] == INCONCLUSIVE and "fewer than 3 seeds" in data["evidence"]
-    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 30
+    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 4
     assert data["headline"]["test"]["kind"] == "superiority" and data["headline"]["test"]["n"] == 1
     assert sorted(p.stem for p in (out / "trials").glob("*.json")) == sorted(f"{a}__seed0" for a in ARM_SETTINGS)
     m = data["metrics"]
@@ -170,12 +195,12 @@ def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
 
 
 def test_fit_gate_reads_each_arms_final_train_accuracy():
-    fitted = [0.5, 0.8, 0.9, 0.95, 0.96, 0.96, 0.965, 0.97]
-    rising = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    fitted = [0.2, 0.55, 0.62]
+    rising = [0.1, 0.2, 0.3]
     tests = fitted_gate({"a": [fitted, fitted], "b": [fitted, rising]}, ("a", "b"))
-    assert tests[0].verdict == HELD and tests[0].estimate == pytest.approx(0.97)
-    assert tests[1].verdict == NOT_HELD and tests[1].estimate == pytest.approx((0.97 + 0.9) / 2)
-    assert FIT_TRAIN_ACC == 0.95
+    assert tests[0].verdict == HELD and tests[0].estimate == pytest.approx(0.62)
+    assert tests[1].verdict == NOT_HELD and tests[1].estimate == pytest.approx((0.62 + 0.3) / 2)
+    assert FIT_TRAIN_ACC == 0.50
 
 
 def test_positive_control_and_plateau_gate_the_headline():
@@ -186,5 +211,6 @@ def test_positive_control_and_plateau_gate_the_headline():
     assert head.verdict == HELD and head.record()["positive_control"][0]["estimate"] == pytest.approx(0.275)
     blind = decide({**accs, "rexnet_short": accs["rexnet"]}, curves=curves)
     assert blind.verdict == INCONCLUSIVE and "no power" in blind.evidence
-    slow = decide(accs, curves={**curves, "mbv2": [[0.2, 0.4, 0.6, 0.8]] * 3})  # mbv2 did not fit
+    slow = decide(accs, curves={**curves, "mbv2": [[0.1, 0.2, 0.3, 0.4]] * 3})  # mbv2 did not learn
+    assert decide(accs, curves={**curves, "control": [[0.1, 0.2]] * 3}).verdict == HELD  # the control is not gated
     assert slow.verdict == INCONCLUSIVE and "mechanism inactive" in slow.evidence
