@@ -63,3 +63,19 @@ def test_benchmark_flops_are_the_work_of_each_timed_stage(quick_bench):
         row = stages[name]
         expect = row["flops"] / (row["ms"] / 1000) / out["peak_flops"]
         assert row["limit_fraction"] == pytest.approx(expect, abs=1e-4) and 0 < row["limit_fraction"] < 1.5
+
+
+def test_trial_throughput_compares_per_trial_and_shared_preparation_in_one_run():
+    from reprozoo.tvqvae.benchmark_trials import trial_throughput
+    from reprozoo.tvqvae.experiment import TVQConfig
+
+    cfg = TVQConfig.from_preset("smoke", ["arms=[tvq,lda,cluster,random,planted]", "topic_epochs=5", "vq_epochs=1"])
+    before = torch.get_num_threads()
+    out = trial_throughput(seeds=(0,), cfg=cfg)
+    assert torch.get_num_threads() == before  # restored
+    per, shared = out["rows"]
+    assert (per["mode"], shared["mode"]) == ("per_trial", "shared") and per["trials"] == shared["trials"] == 5
+    assert out["identical_results"] is True  # sharing the corpus changes no number
+    ratio = out["ratios"]["trials/cpu-s shared / per_trial"]
+    assert ratio == pytest.approx(per["cpu_s"] / shared["cpu_s"], rel=0.02)
+    assert shared["trials_per_cpu_s"] == pytest.approx(5 / shared["cpu_s"], rel=0.02)
