@@ -7,8 +7,8 @@ Arms (identical data, iterations, batches and seeds):
 * ``ensemble_mean``: a plain deep ensemble of K independently trained learners, mean fusion
   (the strongest simple alternative a practitioner would try);
 * ``eclips_nosampler``: K learners, learnable softmax decision fusion trained on the mixture NLL
-  + per-member CE (test time: the deterministic fused probability, or the MC-dropout predictive
-  mean with ``mc_test=true``);
+  + per-member CE (test time: the MC-dropout predictive mean, ``mc_test=true`` as in the paper,
+  or the deterministic fused probability with ``mc_test=false``);
 * ``eclips``: the same plus the uncertainty-guided, bucket-balanced sampler;
 * ``control``: the single learner trained on shuffled labels (negative control, must sit at chance).
 
@@ -16,30 +16,14 @@ Every arm is scored video-wise on the held-out camera: Variance (frame-probabili
 inside a video), Bias, HTER at the EER threshold of a source-domain validation split (the honest
 threshold) and at the test set's own EER threshold (the published convention), AUC.
 
-Rules, fixed here before any number existed (per seed, values averaged over held-out domains; every
-test is a one-sided 95% paired t-interval over >= ``MIN_SEEDS`` seeds against a margin fixed here):
-
-* headline: ECLIPS lowers Variance compared with the strongest (lowest-Variance) of single / wide /
-  ensemble_mean by more than ``V_REL_MARGIN`` of that arm's Variance
-  (:func:`~reprozoo.runtime.verdict.superiority`: the lower bound of the mean paired drop must exceed
-  the margin), and its validation-threshold HTER is no worse than that arm's within ``HTER_MARGIN``
-  (:func:`~reprozoo.runtime.verdict.noninferiority`); both parts must be held. Gated on the negative
-  control (the 90% interval of its AUC inside 0.5 +- ``CONTROL_AUC_BAND``, and ECLIPS's AUC above it
-  by more than ``AUC_MARGIN``) and on calibration (the interval of the single backbone's AUC inside
-  ``CALIBRATION_AUC``), else inconclusive. The design is :data:`PLAN`.
-* (a) scaling the backbone does not reduce Variance: ``wide`` and ``single`` are equivalent on
-  Variance within ``V_REL_MARGIN`` of the single backbone's Variance
-  (:func:`~reprozoo.runtime.verdict.equivalence`, two one-sided tests);
-* (b) ECLIPS lowers Variance and does not raise HTER compared with ``single``;
-* (c) ECLIPS beats the mean-fusion deep ensemble on Variance (HTER no worse);
-* (d) the uncertainty sampler lowers HTER (ECLIPS vs ECLIPS without the sampler), by more than
-  ``HTER_MARGIN``.
+The rules (margins, the design :data:`PLAN`, the positive control, the mechanism gate, the
+sub-claims and :func:`decide`) live in :mod:`reprozoo.eclips.experiment_rule`.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +32,16 @@ import torch
 
 from reprozoo.eclips import metrics as M
 from reprozoo.eclips.data import domain_names, lodo_split
+from reprozoo.eclips.experiment_rule import (  # noqa: F401  (re-exported)
+    CLAIM,
+    METHOD,
+    MIN_ITERS,
+    MIN_SEEDS,
+    PLAN,
+    V_REL_MARGIN,
+    decide,
+    entropy_ratio,
+)
 from reprozoo.eclips.inference import save_antispoofer
 from reprozoo.eclips.models import Ensemble, base_learner
 from reprozoo.eclips.training import FitSettings, fit, score_frames
@@ -57,47 +51,15 @@ from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import (
-    INCONCLUSIVE,
-    NOT_HELD,
-    Headline,
-    Plan,
-    Test,
-    calibration,
-    claim,
-    equivalence,
-    every_part,
-    noninferiority,
-    strongest,
-    superiority,
-)
+from reprozoo.runtime.verdict import INCONCLUSIVE
 
 ARMS = ("single", "wide", "ensemble_mean", "eclips_nosampler", "eclips", "control")
-ALTERNATIVES = ("single", "wide", "ensemble_mean")
-METHOD = "eclips"
-# rules (fixed before the first quick run)
-V_REL_MARGIN = 0.10  # Variance must drop by > 10% of the alternative's Variance (lower bound of the paired drop)
-HTER_MARGIN = 0.02  # non-inferiority margin on video HTER (validation threshold), absolute
-AUC_MARGIN = 0.05  # ECLIPS's AUC must exceed the control's by this much
-CONTROL_AUC_BAND = 0.10  # the shuffled-label control's AUC interval must lie inside 0.5 +- this
-CALIBRATION_AUC = (0.60, 0.99)  # the single backbone must land clearly away from chance and from 100%
-MIN_SEEDS = 3
-PILOT_VARIANCE = 0.001143  # ensemble_mean's video Variance in the quick run of record (the Plan's units)
-PLAN = Plan(
-    sesoi=0.25 * PILOT_VARIANCE,
-    sesoi_source=("Kim et al. report ECLIPS lowering video-wise Variance against prior methods but give no "
-                  "per-comparison size we could read, so a practical threshold: a quarter of the strongest "
-                  "alternative's Variance (2.5x the 10% margin), in Variance units at ensemble_mean's 0.001143 in "
-                  "the pilot run"),
-    margin=V_REL_MARGIN * PILOT_VARIANCE,
-    pilot_sd=0.0002155,
-    pilot_source=("quick run of record in docs/eclips.md (3 seeds, four held-out cameras): SD of the paired Variance "
-                  "differences eclips - ensemble_mean, from its evidence '2 x paired std' = 0.000431"),
-)
 
-CLAIM = ("An ensemble of base learners with learnable decision fusion and MC dropout (ECLIPS) makes "
-         "video-wise FAS predictions more stable (lower Variance) than the strongest simple alternative "
-         "without raising HTER on an unseen domain, while scaling a single backbone does not")
+
+def _bench() -> dict[str, Any]:
+    """The benchmark of the quick / pilot / full presets (one held-out camera, width-8 learners, K = 4)."""
+    return {"targets": ["cam0"], "width": 8, "embed_dim": 32, "k": 4, "test_mc_samples": 4, "frames_test": 8,
+            "fit": {"iters": MIN_ITERS, "n_per_bucket": 4, "refresh_every": 100, "mc_samples": 4, "subset": 600}}
 
 
 @dataclass
@@ -118,9 +80,9 @@ class ECLIPSConfig(ExperimentConfig):
     feature_norm: bool = True
     k: int = 4  # ensemble members
     tau: float = 1.0
-    # ECLIPS arms: MC-dropout predictive mean at test time; default off (deterministic fused probability),
-    # set after one 1-seed smoke run showed MC dropout adding frame Variance
-    mc_test: bool = False
+    # ECLIPS arms: MC-dropout predictive mean at test time, as in the paper (on since the redesign of issue #27;
+    # it was off by default before, after one 1-seed smoke run, see the docs' history). The mechanism gate needs it.
+    mc_test: bool = True
     test_mc_samples: int = 8
     bias_mode: str = "prob"
     fit: FitSettings = field(default_factory=lambda: FitSettings(iters=1500, n_per_bucket=8))
@@ -131,13 +93,14 @@ class ECLIPSConfig(ExperimentConfig):
                   "n_test_ids": 4, "frames_train": 2, "frames_test": 4, "width": 4, "embed_dim": 8, "k": 2, "test_mc_samples": 2,
                   "fit": {"iters": 6, "n_per_bucket": 2, "refresh_every": 3, "mc_samples": 2, "subset": 32},
                   "executor": {"kind": "serial"}},
-        # quick: leave-one-camera-out over all four cameras at half the per-camera cost of the earlier
-        # two-camera preset (100 instead of 200 iterations, the sampler still refreshed 4 times, 8 instead of
-        # 16 scored frames per video), set before any verdict at it; 4 x 6 arms x 3 seeds = 72 trials.
-        # The earlier preset (cam0 + cam3, 200 iterations, 16 test frames) and its result are in the docs.
-        "quick": {"seeds": [0, 1, 2], "targets": ["cam0", "cam1", "cam2", "cam3"], "width": 8, "embed_dim": 32,
-                  "k": 4, "test_mc_samples": 4, "frames_test": 8,
-                  "fit": {"iters": 100, "n_per_bucket": 4, "refresh_every": 25, "mc_samples": 4, "subset": 600}},
+        # redesign (issue #27), fixed before the pilot: one held-out camera (cam0), 400 iterations so the learned
+        # fusion can leave uniform (the mechanism gate), MC dropout at test (T = 4); the earlier 4-camera,
+        # 100-iteration quick preset and its run are in the docs' history.
+        "quick": {"seeds": [0, 1, 2], **_bench()},
+        # pilot: the quick setting on seeds disjoint from quick/full, the four arms of the headline's rule and gates
+        "pilot": {"seeds": [100, 101, 102], "arms": ["single", "ensemble_mean", "eclips", "control"], **_bench()},
+        # full: the seeds the power function asks for at the pilot SD (PLAN.planned_n), resumable
+        "full": {"seeds": list(range(PLAN.planned_n or MIN_SEEDS)), **_bench()},
         "paper": {"seeds": [0, 1, 2, 3, 4], "width": 32, "embed_dim": 64,
                   "fit": {"iters": 1500, "n_per_bucket": 8, "refresh_every": 100, "mc_samples": 8}},
     }
@@ -228,6 +191,7 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
            "frame_auc": frame.auc, "mean_uncertainty": float(test["uncertainty"].mean()),
            "loss_last": hist["loss"][-1], "refreshes": hist["refreshes"],
            "fusion_weights": hist["weights"][-1] if hist["weights"] else None}
+    out["fusion_entropy"] = entropy_ratio(out["fusion_weights"])
     if trial.seed == cfg.seeds[0]:  # material for the figures
         g = M.group_videos(probs, tl, tv)
         out["roc"] = _roc_points(g.score, g.y)
@@ -245,62 +209,6 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
 
 def _per_seed(results: list[dict], arm: str, seeds: list[int], key) -> list[float]:
     return [float(np.mean([key(r) for r in results if r["arm"] == arm and r["seed"] == s])) for s in seeds]
-
-
-def decide(v: dict[str, list[float]], hter: dict[str, list[float]], auc: dict[str, list[float]],
-           arms: list[str]) -> tuple[Headline | None, list[dict[str, Any]]]:
-    """The rules of this module on per-seed numbers (``v``/``hter``/``auc``: arm -> per-seed values).
-    Returns ``(headline, claims)``; the headline is None when no alternative arm was run."""
-    claims: list[dict[str, Any]] = []
-
-    def lower_v(a: str, b: str) -> Test:
-        margin = V_REL_MARGIN * float(np.mean(v[b]))
-        return superiority(v[a], v[b], margin=margin, higher_is_better=False, min_seeds=MIN_SEEDS,
-                           name="video Variance", other_name=b)
-
-    def keeps_hter(a: str, b: str) -> Test:
-        return noninferiority(hter[a], hter[b], margin=HTER_MARGIN, higher_is_better=False, min_seeds=MIN_SEEDS,
-                              name="video HTER (val threshold)", other_name=b)
-
-    def both(a: str, b: str, **gates) -> Headline:
-        """Lower Variance *and* HTER no worse: both parts must be held."""
-        return every_part([lower_v(a, b), keeps_hter(a, b)], **gates)
-
-    alts = {a: v[a] for a in ALTERNATIVES if a in arms}
-    if not alts:
-        return None, claims
-    best = strongest(alts, higher_is_better=False)
-    if "control" in arms:
-        lo, hi = 0.5 - CONTROL_AUC_BAND, 0.5 + CONTROL_AUC_BAND
-        negative = [superiority(auc[METHOD], auc["control"], margin=AUC_MARGIN, min_seeds=MIN_SEEDS, name="video AUC",
-                                other_name="shuffled-label control"),
-                    calibration(auc["control"], (lo, hi), name="shuffled-label control AUC (at chance)")]
-    else:
-        negative = [Test("threshold", NOT_HELD, "no negative control was run", "control")]
-    calib = None
-    if "single" in arms:
-        calib = calibration(auc["single"], CALIBRATION_AUC, name="single-backbone video AUC")
-    head = both(METHOD, best, negative_control=negative, calibration=calib, plan=PLAN)
-    head = replace(head, evidence=f"strongest alternative by Variance: '{best}'; {head.evidence}")
-    claims.append(claim(CLAIM, head, headline=True))
-    if {"single", "wide"} <= set(arms):
-        margin = V_REL_MARGIN * float(np.mean(v["single"]))
-        claims.append(claim("(a) scaling the backbone 2x in width does not reduce video-wise Variance (equivalent "
-                            f"to the single backbone within {V_REL_MARGIN:.0%} of its Variance)",
-                            equivalence(v["wide"], v["single"], margin=margin, higher_is_better=False,
-                                        min_seeds=MIN_SEEDS, name="video Variance", other_name="single")))
-    if "single" in arms:
-        claims.append(claim("(b) ECLIPS lowers Variance and does not raise HTER compared with the single backbone",
-                            both(METHOD, "single")))
-    if "ensemble_mean" in arms:
-        claims.append(claim("(c) ECLIPS (learnable fusion + MC dropout + sampler) beats the mean-fusion deep "
-                            "ensemble on Variance without raising HTER", both(METHOD, "ensemble_mean")))
-    if "eclips_nosampler" in arms:
-        claims.append(claim("(d) the uncertainty-guided sampler lowers HTER (ECLIPS vs ECLIPS without it)",
-                            superiority(hter[METHOD], hter["eclips_nosampler"], margin=HTER_MARGIN,
-                                        higher_is_better=False, min_seeds=MIN_SEEDS,
-                                        name="video HTER (val threshold)", other_name="eclips_nosampler")))
-    return head, claims
 
 
 def _figures(cfg: ECLIPSConfig, ctx, results: list[dict], summary: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
@@ -363,7 +271,10 @@ def run(cfg: ECLIPSConfig, ctx) -> ExperimentResult:
             "hter": lambda r: r["video"]["hter"], "auc": lambda r: r["video"]["auc"],
             "hter_test_eer": lambda r: r["hter_test_eer"], "frame_hter": lambda r: r["frame_hter"]}
     per = {k: {a: _per_seed(results, a, seeds, f) for a in cfg.arms} for k, f in pick.items()}
-    head, claims = decide(per["variance"], per["hter"], per["auc"], list(cfg.arms))
+    entropy = (_per_seed(results, METHOD, seeds, lambda r: r["fusion_entropy"])
+               if all(r.get("fusion_weights") is not None for r in results if r["arm"] == METHOD) else None)
+    head, claims = decide(per["variance"], per["hter"], per["auc"], list(cfg.arms), entropy=entropy,
+                          mc_test=cfg.mc_test, iters=cfg.fit.iters)
     metrics, table, summary = {}, [], {}
     params = {r["arm"]: r["params"] for r in results}
     for arm in cfg.arms:
@@ -374,8 +285,14 @@ def run(cfg: ECLIPSConfig, ctx) -> ExperimentResult:
         metrics[f"{group}/{arm}_params"] = float(params[arm])
         table.append({"arm": arm, "params": params[arm], **{k: round(summary[arm][k][0], 5) for k in pick}})
     for r in results:
-        if r["arm"] == METHOD and r.get("fusion_weights") is not None:
-            metrics[f"method/fusion_w_max_{r['target']}_seed{r['seed']}"] = float(max(r["fusion_weights"]))
+        if r["arm"].startswith(METHOD) and r.get("fusion_weights") is not None:  # the mechanism, per trial
+            key = f"{'method' if r['arm'] == METHOD else 'baseline'}/{r['arm']}_fusion"
+            tail = f"{r['target']}_seed{r['seed']}"
+            metrics[f"{key}_entropy_{tail}"] = float(r["fusion_entropy"])
+            for i, w in enumerate(r["fusion_weights"]):
+                metrics[f"{key}_w{i}_{tail}"] = float(w)
+    if entropy is not None:
+        metrics["method/eclips_fusion_entropy"] = float(np.mean(entropy))
     for t in cfg.targets:
         for arm in cfg.arms:
             vals = [r["video"]["hter"] for r in results if r["arm"] == arm and r["target"] == t]
