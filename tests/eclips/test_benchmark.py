@@ -36,3 +36,16 @@ def test_benchmark_reports_flops_and_fraction_of_peak(quick_measure):
     for row in (vmap, grouped):
         assert row["loop_limit_fraction_same_pair"] == pytest.approx(
             loop["flops"] / (row["loop_ms_same_pair"] / 1000) / out["peak_flops"], rel=1e-3, abs=1e-4)
+
+
+def test_trial_rate_reports_trials_per_cpu_second_at_both_thread_counts():
+    from reprozoo.eclips.benchmark import trial_rate
+
+    before = torch.get_num_threads()
+    out = trial_rate(rounds=1, iters=2, width=4, embed_dim=8, k=2, size=16, n_frames=48, n_score=12, mc_samples=2)
+    assert torch.get_num_threads() == before  # the thread count is restored
+    assert out["threads"] == [2, 1] and out["iters"] == 2
+    for t in ("1", "2"):
+        assert out["cpu_s_per_trial"][t] > 0
+        assert out["trials_per_cpu_s"][t] == pytest.approx(1.0 / out["cpu_s_per_trial"][t])
+    assert out["ratio"] == pytest.approx(out["trials_per_cpu_s"]["1"] / out["trials_per_cpu_s"]["2"])

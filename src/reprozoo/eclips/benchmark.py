@@ -1,4 +1,5 @@
-"""``reprozoo bench eclips``: frames/s of the K-member ensemble against one base learner, the
+"""``reprozoo bench eclips``: trials per CPU-second of a shortened ECLIPS trial at one torch thread
+against two (:func:`trial_rate`: the runtime runs each trial at one thread), frames/s of the K-member ensemble against one base learner, the
 members run in a Python loop vs in one pass (``torch.func.stack_module_state`` + ``vmap``, and
 grouped convolutions, :class:`~reprozoo.eclips.batched.GroupedMembers`), and the cost of MC dropout
 (T passes), all as ratios measured in the same run.
@@ -15,6 +16,7 @@ grouped rows also give the loop's fraction from their own interleaved pair."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import torch
@@ -22,6 +24,7 @@ import torch
 from reprozoo.eclips.batched import GroupedMembers, stacked_forward
 from reprozoo.eclips.ensemble import Ensemble
 from reprozoo.eclips.models import base_learner
+from reprozoo.eclips.training import FitSettings, fit, score_frames
 from reprozoo.eclips.uncertainty import predict
 from reprozoo.runtime.profile import (
     add_limit_fraction,
@@ -86,6 +89,48 @@ def measure(quick: bool = False, k: int = 4, width: int = 32, embed_dim: int = 6
             "peak_flops": peak}
 
 
+def trial_cost(threads: int, *, iters: int = 20, width: int = 8, embed_dim: int = 32, k: int = 4, size: int = 32,
+               n_frames: int = 720, n_score: int = 480, mc_samples: int = 4) -> float:
+    """CPU seconds (this process, all its threads) of one shortened ECLIPS-arm trial at ``threads`` torch
+    threads: ``iters`` training iterations of the quick preset's K-member learners (4 frames per bucket, three
+    source cameras, one sampler refresh) on random frames, then MC-dropout scoring of ``n_score`` frames."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        frames = torch.randint(0, 256, (n_frames, 3, size, size), dtype=torch.uint8, generator=gen)
+        labels = torch.arange(n_frames) % 2
+        domains = (torch.arange(n_frames) // 2) % 3
+        torch.manual_seed(0)
+        model = Ensemble([base_learner(width, embed_dim) for _ in range(k)])
+        settings = FitSettings(iters=iters, n_per_bucket=4, uncertainty_sampling=True, refresh_every=max(1, iters // 2),
+                               mc_samples=mc_samples, subset=120)
+        start = time.process_time()
+        fit(model, frames, labels, domains, settings, generator=gen)
+        score_frames(model, frames[:n_score], mc_samples=mc_samples, generator=gen)
+        return time.process_time() - start
+    finally:
+        torch.set_num_threads(before)
+
+
+def trial_rate(quick: bool = False, rounds: int = 2, threads: tuple[int, ...] = (2, 1), **kw: Any) -> dict[str, Any]:
+    """Trials per CPU-second of :func:`trial_cost` at each thread count (the best of ``rounds`` interleaved
+    rounds) and the ratio of the last to the first, measured in one run: the runtime's one torch thread per
+    trial (issue #27) against torch's default of one thread per core."""
+    kw.setdefault("iters", 10 if quick else 40)
+    cpu: dict[int, list[float]] = {t: [] for t in threads}
+    for t in threads:  # warm-up (first-call costs) at every thread count, not timed
+        trial_cost(t, **{**kw, "iters": 2})
+    for _ in range(rounds):
+        for t in threads:
+            cpu[t].append(trial_cost(t, **kw))
+    best = {t: min(v) for t, v in cpu.items()}
+    rate = {t: 1.0 / best[t] for t in threads}
+    return {"iters": kw["iters"], "cpu_s_per_trial": {str(t): best[t] for t in threads},
+            "trials_per_cpu_s": {str(t): rate[t] for t in threads},
+            "ratio": rate[threads[-1]] / rate[threads[0]], "threads": list(threads)}
+
+
 @register_benchmark("eclips", description="ECLIPS ensemble vs one base learner (loop vs vmap) and MC-dropout cost")
 def run(quick: bool = False) -> dict[str, Any]:
     # quick: the quick preset's base learner (width 8); full: the paper preset's (width 32)
@@ -93,6 +138,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     out = measure(quick=quick, width=8 if quick else 32, embed_dim=32 if quick else 64, batch=32 if quick else 64)
     r = out["ratios"]
     v, g = r["ensemble_vmap / ensemble_loop (latency)"], r["ensemble_grouped / ensemble_loop (latency)"]
+    out["trial_rate"] = trial_rate(quick=quick)
+    tr = out["trial_rate"]
+    out["ratios"]["trials per CPU-s, 1 thread / 2 threads (shortened ECLIPS trial)"] = tr["ratio"]
     out["goal"] = (f"report only: one-pass members vs the loop: vmap {v:.2f}x, grouped conv {g:.2f}x the "
                    "loop's latency (< 1 = faster)")
     out["met"] = True
