@@ -14,7 +14,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                 'claim': 'Active learning with augmented consistency regularisation on the unlabelled pool '
                          'reaches a lower CER than supervised training on randomly or actively selected '
                          'utterances at the same labelling budget',
-                'presets': ['smoke', 'quick', 'paper']},
+                'presets': ['smoke', 'quick', 'full', 'paper']},
  'eclips-fas': {'module': 'reprozoo.eclips.experiment',
                 'package': 'eclips',
                 'paper': 'Kim et al., Advancing Cross-Domain Generalizability in Face Anti-Spoofing: '
@@ -23,7 +23,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                          '(ECLIPS) makes video-wise FAS predictions more stable (lower Variance) than the '
                          'strongest simple alternative without raising HTER on an unseen domain, while '
                          'scaling a single backbone does not',
-                'presets': ['smoke', 'quick', 'paper']},
+                'presets': ['smoke', 'quick', 'pilot', 'full', 'paper']},
  'genas-correlation': {'module': 'reprozoo.genas.experiment',
                        'package': 'genas',
                        'paper': 'Jeong et al., GeNAS: Neural Architecture Search with Better Generalization '
@@ -54,10 +54,10 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
           'paper': 'Yoo, Chun, Yun, Ha, Yoo: Neural Approximation of an Auto-Regressive Process through '
                    'Confidence Guided Sampling (NARA), arXiv 1910.06705, 2019',
           'claim': 'At equal sample quality (NLL under the mother within 1%, MMD and autocorrelation within '
-                   "the sequential samples' spread), NARA needs fewer AR calls and less wall-clock time than "
-                   'the best training-free parallel sampler (exact Jacobi, Jacobi from the prior, tolerance '
-                   'Jacobi) on binarised digits and noisy sines, over >= 3 seeds',
-          'presets': ['smoke', 'quick', 'paper']},
+                   "the sequential samples' spread), NARA needs fewer AR calls and less CPU time per batch "
+                   'than the best training-free parallel sampler (exact Jacobi, Jacobi from the prior, '
+                   'tolerance Jacobi) on binarised digits and noisy sines, over >= 3 seeds',
+          'presets': ['smoke', 'quick', 'full', 'paper']},
  'pflayer-imagenet': {'module': 'reprozoo.pflayer.training',
                       'package': 'pflayer',
                       'paper': 'Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR '
@@ -131,7 +131,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
              'claim': "TVQ-VAE's topics (a ProdLDA-style model over a VQ codebook of language-model token "
                       'embeddings) have higher topic quality (NPMI x diversity, best-50% protocol) than the '
                       'strongest of ProdLDA, LDA and embedding clustering on the same corpus',
-             'presets': ['smoke', 'quick', 'paper']}}
+             'presets': ['smoke', 'quick', 'full', 'paper']}}
 
 BENCHMARKS = {'activeasr': {'module': 'reprozoo.activeasr.benchmark',
                'package': 'activeasr',
@@ -231,7 +231,8 @@ COMMANDS = {'antispoof': {'packages': ['eclips'],
  'rexnet-convert': {'packages': ['rexnet'],
                     'help': 'Convert an official / timm checkpoint to a reprozoo checkpoint (strict: refuses '
                             'missing or\n'
-                            'unexpected keys); the file loads with create_model(MODEL, checkpoint_path=DST).'},
+                            'unexpected keys); the file loads with create_model(MODEL, '
+                            'checkpoint_path=DST).'},
  'rexnet-info': {'packages': ['rexnet'],
                  'help': 'Channel schedule, parameter count and MACs of a registered ReXNet.'},
  'segment': {'packages': ['sinet'],
