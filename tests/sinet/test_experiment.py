@@ -68,7 +68,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert len(heads) == 1 and heads[0]["verdict"] == data["verdict"]
     for name in ("predictions", "gate_map", "iou_by_arm"):
         assert (out / "figures" / f"{name}.png").is_file()
-    model, ckpt = load_checkpoint(out / "sinet.pt")
+    model, ckpt = load_checkpoint(out / "sinet.safetensors")
     assert ckpt["image_size"] == 64 and model.decoder == "blocking" and ckpt["synthetic"] is True
     trials = out / "trials"
     for key in ("encoder__seed0__extranone__poolingTrue", "lraspp__seed0__extranone",

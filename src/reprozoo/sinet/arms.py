@@ -215,7 +215,7 @@ def run_one(trial: Trial, tctx: TrialContext) -> dict[str, Any]:
             and fraction == 1):
         from reprozoo.sinet.inference import save_checkpoint
 
-        name = f"sinet_{trial['decoder']}{'' if trial['pooling'] else '_unpooled'}.pt"
+        name = f"sinet_{trial['decoder']}{'' if trial['pooling'] else '_unpooled'}.safetensors"
         save_checkpoint(tctx.workdir / name, model, mean=mean, std=std, image_size=s,
                         model_kwargs={"decoder": trial["decoder"], "pooling": trial["pooling"]},
                         synthetic=not cfg.data_root)

@@ -56,7 +56,7 @@ def load_segmenter(path: str | Path) -> tuple[SINet, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train one with `reprozoo run sinet-portrait` "
-                              "(it writes sinet.pt) or pass the right --checkpoint")
+                              "(it writes sinet.safetensors) or pass the right --checkpoint")
     meta = library.checkpoint_meta(path)
     if meta is None:
         if path.suffix == ".safetensors":

@@ -210,8 +210,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output folder for <name>_mask.png and <name>_overlay.png; "
                                           "for a video: the output video file")],
         checkpoint: Annotated[Path | None, typer.Option(help="SINet checkpoint (*.safetensors from "
-                                                        "Segmenter.save, or sinet.pt from `reprozoo run "
-                                                        "sinet-portrait`); default: the bundled official "
+                                                        "Segmenter.save or `reprozoo run sinet-portrait`, or a "
+                                                        "former sinet.pt); default: the bundled official "
                                                         "EG1800 weights")] = None,
         threshold: Annotated[float | None, typer.Option(help="foreground probability threshold (images; "
                                                         "default: the checkpoint's, 0.5)")] = None,

@@ -106,10 +106,11 @@ def data_note(cfg) -> str:
 
 
 def copy_checkpoint(ctx, result: dict[str, Any]) -> None:
-    """The first seed's blocking SINet becomes ``<run>/sinet.pt``."""
+    """The first seed's blocking SINet becomes ``<run>/sinet.safetensors`` (the library's checkpoint
+    format: ``Segmenter.from_checkpoint``, ``reprozoo segment --checkpoint``)."""
     rel = result.get("checkpoint")
     if rel:
         src = ctx.out_dir / rel
-        tmp = ctx.out_dir / "sinet.pt.tmp"
+        tmp = ctx.out_dir / "sinet.safetensors.tmp"
         tmp.write_bytes(src.read_bytes())
-        tmp.replace(ctx.out_dir / "sinet.pt")
+        tmp.replace(ctx.out_dir / "sinet.safetensors")
