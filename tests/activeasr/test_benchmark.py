@@ -64,3 +64,13 @@ def test_benchmark_reports_flops_and_fraction_of_peak(quick_run):
         assert row[frac] == pytest.approx(achieved, rel=0.02, abs=2e-4) and 0 < achieved < 1.5
     synth = rows["corpus synthesis"]
     assert "flops" not in synth and "limit_fraction" not in synth and "not counted" in synth["flops_note"]
+
+
+def test_the_trial_throughput_leaves_the_callers_random_state_alone():
+    from reprozoo.activeasr.benchmark import trial_throughput
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert trial_throughput(1, repeats=1, steps=1)["trials_per_cpu_s"] > 0
+    assert torch.equal(torch.rand(3), expected)

@@ -49,3 +49,13 @@ def test_trial_rate_reports_trials_per_cpu_second_at_both_thread_counts():
         assert out["cpu_s_per_trial"][t] > 0
         assert out["trials_per_cpu_s"][t] == pytest.approx(1.0 / out["cpu_s_per_trial"][t])
     assert out["ratio"] == pytest.approx(out["trials_per_cpu_s"]["1"] / out["trials_per_cpu_s"]["2"])
+
+
+def test_the_trial_cost_leaves_the_callers_random_state_alone():
+    from reprozoo.eclips.benchmark import trial_cost
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert trial_cost(1, iters=1, k=2, n_frames=48, n_score=8, mc_samples=2) > 0
+    assert torch.equal(torch.rand(3), expected)

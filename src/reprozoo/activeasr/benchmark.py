@@ -86,14 +86,15 @@ def trial_throughput(threads: int, repeats: int = 2, steps: int = 6) -> dict[str
     torch.set_num_threads(threads)
     cpu, wall = [], []
     try:
-        for _ in range(repeats + 1):  # the first call warms up (allocations, kernels)
-            torch.manual_seed(0)
-            trainer = CTCTrainer(create_model("ctc_tcn_tiny"), TrainSettings(batch_size=8, mu=1, tau=0.0),
-                                 total_steps=2 * steps, generator=torch.Generator().manual_seed(0))
-            c0, w0 = time.process_time(), time.perf_counter()
-            run_active_learning(trainer, pool, test, al, rng=np.random.default_rng(0))
-            cpu.append(time.process_time() - c0)
-            wall.append(time.perf_counter() - w0)
+        with torch.random.fork_rng():  # the same initial weights every repeat; the caller's RNG untouched
+            for _ in range(repeats + 1):  # the first call warms up (allocations, kernels)
+                torch.manual_seed(0)
+                trainer = CTCTrainer(create_model("ctc_tcn_tiny"), TrainSettings(batch_size=8, mu=1, tau=0.0),
+                                     total_steps=2 * steps, generator=torch.Generator().manual_seed(0))
+                c0, w0 = time.process_time(), time.perf_counter()
+                run_active_learning(trainer, pool, test, al, rng=np.random.default_rng(0))
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - w0)
     finally:
         torch.set_num_threads(before)
     c, w = float(np.median(cpu[1:])), float(np.median(wall[1:]))
