@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from reprozoo.rexnet import benchmark
 
@@ -41,3 +42,13 @@ def test_trial_throughput_rows_are_ratios_against_the_former_setting():
     assert cur["trial_ratio_vs_former"] == pytest.approx(cur["ratio_vs_former"] * 4_314 / 23_008, rel=1e-2)
     assert out["ratios"]["trials/cpu-s current_16px_b256/former_32px_nchw"] == pytest.approx(
         cur["trials_per_cpu_s"] / old["trials_per_cpu_s"], rel=1e-2)
+
+
+def test_trial_throughput_leaves_the_callers_random_state_alone():
+    from reprozoo.rexnet.benchmark_trials import trial_throughput
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    trial_throughput(steps=1, batch=4, rounds=1)
+    assert torch.equal(torch.rand(3), expected)

@@ -36,12 +36,14 @@ def trial_throughput(steps: int = 6, batch: int | None = None, rounds: int = 2) 
     cpu = dict.fromkeys(SETTINGS, 0.0)
     images = {}
     try:
-        torch.manual_seed(0)
         nets = {}
+        gen = torch.Generator().manual_seed(0)
         for name, (size, classes, cl, bs, _) in SETTINGS.items():
             bs = batch or bs
-            model = build_study_model(Arm("linear", "silu", 0.25), image_size=size, num_classes=classes)
-            x, y = torch.randn(bs, 1, size, size), torch.randint(0, classes, (bs,))
+            with torch.random.fork_rng(devices=[]):  # fixed initial weights; the caller's RNG untouched
+                torch.manual_seed(0)
+                model = build_study_model(Arm("linear", "silu", 0.25), image_size=size, num_classes=classes)
+            x, y = torch.randn(bs, 1, size, size, generator=gen), torch.randint(0, classes, (bs,), generator=gen)
             if cl:
                 model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
             nets[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3), x, y)
