@@ -43,3 +43,15 @@ def test_no_module_is_over_400_lines():
     long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_experiments_are_registered_from_experiment_modules():
+    """Each package registers its experiments from ``experiment.py`` (or an ``experiments/`` folder)."""
+    from reprozoo.runtime.registry_index import EXPERIMENTS
+
+    elsewhere = {name: e["module"] for name, e in EXPERIMENTS.items()
+                 if not (e["module"].endswith(".experiment") or ".experiments." in e["module"])}
+    assert not elsewhere, elsewhere
+    for path in SRC.rglob("*.py"):
+        if path.name != "experiment.py" and "experiments" not in path.parts and path.parent.name != "runtime":
+            assert "@register_experiment" not in path.read_text(), path

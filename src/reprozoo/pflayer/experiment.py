@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from reprozoo.errors import ConfigError, DataError
+from reprozoo.pflayer import training
 from reprozoo.pflayer.members import train_members
 from reprozoo.pflayer.ops import spatial_ops
 from reprozoo.pflayer.resnet import study_net
@@ -392,4 +393,8 @@ def run_ops(cfg: OpsConfig, ctx) -> ExperimentResult:
                f"{PLAN.planned_n} seeds planned for 80% power of the non-inferiority test at no true gap)."))
 
 
-from reprozoo.pflayer import training as _training  # noqa: E402,F401  (registers pflayer-imagenet)
+@register_experiment("pflayer-imagenet", paper=training.PAPER, claim=training.CLAIM, config=training.ImageNetConfig)
+def run_imagenet(cfg: training.ImageNetConfig, ctx) -> ExperimentResult:
+    """Experiment ``pflayer-imagenet``: the paper's ResNet recipe on an ImageNet folder (its data, trials and
+    rule are in :mod:`reprozoo.pflayer.training`)."""
+    return training.run_imagenet(cfg, ctx)

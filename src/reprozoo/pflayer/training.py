@@ -25,7 +25,7 @@ from reprozoo.runtime.image_classification import (
     imagenet_transforms,
 )
 from reprozoo.runtime.profile import count_params
-from reprozoo.runtime.registry import create_model, register_experiment
+from reprozoo.runtime.registry import create_model
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.seeding import seed_everything
 from reprozoo.runtime.verdict import INCONCLUSIVE
@@ -120,7 +120,6 @@ def recipe(cfg: ImageNetConfig) -> ImageRecipe:
         mixed_precision=cfg.mixed_precision)
 
 
-@register_experiment("pflayer-imagenet", paper=PAPER, claim=CLAIM, config=ImageNetConfig)
 def run_imagenet(cfg: ImageNetConfig, ctx) -> ExperimentResult:
     train, val, classes = build_data(cfg, ctx.out_dir)
     rows = []

@@ -42,7 +42,6 @@ from reprozoo.rexnet.study import MAC_TOLERANCE, Arm, build_study_model, equal_m
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.profile import count_params
-from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import Headline, Plan, Test, claim, headline, superiority, threshold
@@ -273,7 +272,6 @@ def _figure(ctx, stats: dict[str, tuple[float, float]], accs: dict[str, list[flo
     return save_figure(fig, ctx.out_dir, "accuracy_by_arm")
 
 
-@register_experiment("rexnet-channels", paper=PAPER, claim=CLAIM, config=ChannelsConfig)
 def run_channels(cfg: ChannelsConfig, ctx) -> ExperimentResult:
     study = arms(cfg)
     macs = equal_mac_arms(study, METHOD, image_size=cfg.image_size, num_classes=cfg.num_classes)  # before training

@@ -16,7 +16,6 @@ from reprozoo.rexnet.blocks import ACTIVATIONS
 from reprozoo.rexnet.rank import KINDS, RankRecord, cell_means, rank_sweep
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.figures import save_figure
-from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, claim, combine, superiority
@@ -273,7 +272,6 @@ def run_one(trial: Trial, tctx) -> list[dict]:
     return [asdict(r) for r in records]
 
 
-@register_experiment("rexnet-rank", paper=PAPER, claim=CLAIM, config=RankConfig)
 def run_rank(cfg: RankConfig, ctx) -> ExperimentResult:
     results = ctx.run_trials(run_one, [Trial("sweep", s) for s in cfg.seeds], description="rank sweeps (one per seed)")
     records = [RankRecord(**r) for per_seed in results for r in per_seed]

@@ -35,7 +35,7 @@ from reprozoo.runtime.image_classification import (  # noqa: F401  (warmup_cosin
     write_tiny_imagefolder,
 )
 from reprozoo.runtime.profile import count_params
-from reprozoo.runtime.registry import create_model, register_experiment
+from reprozoo.runtime.registry import create_model
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.seeding import seed_everything
 from reprozoo.runtime.trials import Trial
@@ -212,7 +212,6 @@ def anchor_test(tops: list[float], target: float, margin: float, name: str = "va
     return threshold(tops[0], at_least=target - margin, name=f"{name} (one seed: no interval)")
 
 
-@register_experiment("rexnet-imagenet", paper=PAPER, claim=CLAIM, config=ImageNetConfig)
 def run_imagenet(cfg: ImageNetConfig, ctx) -> ExperimentResult:
     train, val, num_classes = build_data(cfg, ctx.out_dir)
     trials = [Trial("train", s) for s in cfg.seeds]

@@ -58,7 +58,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                    'than the best training-free parallel sampler (exact Jacobi, Jacobi from the prior, '
                    'tolerance Jacobi) on binarised digits and noisy sines, over >= 3 seeds',
           'presets': ['smoke', 'quick', 'full', 'paper']},
- 'pflayer-imagenet': {'module': 'reprozoo.pflayer.training',
+ 'pflayer-imagenet': {'module': 'reprozoo.pflayer.experiment',
                       'package': 'pflayer',
                       'paper': 'Han et al., Learning Features with Parameter-Free Layers (PfLayer), ICLR '
                                '2022',
@@ -83,7 +83,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                              'EWC) in final accuracy on a blurry online stream at 4 memory slots per class, '
                              'while fine-tuning without memory loses',
                     'presets': ['smoke', 'quick', 'full', 'paper']},
- 'rexnet-channels': {'module': 'reprozoo.rexnet.channels_experiment',
+ 'rexnet-channels': {'module': 'reprozoo.rexnet.experiment',
                      'package': 'rexnet',
                      'paper': 'Han et al., Rethinking Channel Dimensions for Efficient Model Design '
                               '(ReXNet), CVPR 2021',
@@ -91,7 +91,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                               'the block index, SiLU after each expansion layer) is more accurate than the '
                               'stage-wise MobileNetV2 configuration with ReLU6 and than either change alone.',
                      'presets': ['smoke', 'quick', 'full', 'paper']},
- 'rexnet-imagenet': {'module': 'reprozoo.rexnet.training',
+ 'rexnet-imagenet': {'module': 'reprozoo.rexnet.experiment',
                      'package': 'rexnet',
                      'paper': 'Han et al., Rethinking Channel Dimensions for Efficient Model Design '
                               '(ReXNet), CVPR 2021',
@@ -100,7 +100,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                               'user-supplied ImageNet folder; quick/smoke only exercise the training path on '
                               'small proxy data and do not test the ImageNet number.',
                      'presets': ['smoke', 'quick', 'paper']},
- 'rexnet-rank': {'module': 'reprozoo.rexnet.rank_experiment',
+ 'rexnet-rank': {'module': 'reprozoo.rexnet.experiment',
                  'package': 'rexnet',
                  'paper': 'Han et al., Rethinking Channel Dimensions for Efficient Model Design (ReXNet), '
                           'CVPR 2021',
