@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -26,6 +28,22 @@ def test_multistep_schedule_milestones():
     opt = torch.optim.Adam(torch.nn.Linear(1, 1).parameters(), lr=5e-4)
     sched = make_scheduler(opt, 300)
     assert sorted(sched.milestones) == [150, 250] and sched.gamma == 0.5
+    assert StageConfig().schedule == "multistep"  # the library's default stays the official schedule
+
+
+def test_cosine_schedule_anneals_to_zero_over_the_stage():
+    opt = torch.optim.Adam(torch.nn.Linear(1, 1).parameters(), lr=2e-3)
+    sched = make_scheduler(opt, 10, "cosine")
+    lrs = []
+    for _ in range(10):  # the rate each of the 10 epochs trains at (one step per epoch)
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(2e-3) and lrs[5] == pytest.approx(1e-3)
+    assert lrs[-1] == pytest.approx(2e-3 * 0.5 * (1 + math.cos(math.pi * 9 / 10)))  # 2.4e-5, the last epoch
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(ConfigError, match="schedule must be one of multistep, cosine"):
+        StageConfig(schedule="linear").validate()
 
 
 def test_best_keeper_ignores_early_epochs():

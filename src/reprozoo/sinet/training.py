@@ -2,7 +2,9 @@
 
 * Adam (lr 5e-4) with coupled L2 weight decay in three groups: depthwise conv weights 0, other
   conv weights 2e-4, everything else (BN, PReLU, Linear) 2e-6;
-* MultiStepLR at epochs [E/2, E - E/6], gamma 0.5;
+* MultiStepLR at epochs [E/2, E - E/6], gamma 0.5 (``schedule="multistep"``, the default); the
+  experiments' presets may choose ``schedule="cosine"`` (per-epoch cosine annealing to zero over the
+  stage, so every budget ends on a plateau of its own);
 * stage 1 trains the encoder on 1/8-resolution labels (band kernel 5 at 28 px), stage 2 builds the
   full network from the best stage-1 encoder and trains everything (band kernel 15 at 224 px);
 * the best epoch (per-image foreground IoU on the *validation* split, among epochs >= 0.6 E) is
@@ -26,6 +28,8 @@ from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.sinet.losses import SINetLoss, band_kernel, resize_labels
 from reprozoo.sinet.metrics import SegMeter
 
+SCHEDULES = ("multistep", "cosine")
+
 
 @dataclass
 class StageConfig:
@@ -40,8 +44,11 @@ class StageConfig:
     band_kernel: int = 0  # at the logits' resolution; 0 = scaled from 15 @ 224 (5 @ 28 in stage 1)
     best_from: float = 0.6  # keep the best epoch among epochs >= best_from * epochs
     max_steps_per_epoch: int = 0
+    schedule: str = "multistep"  # multistep (official: halve at E/2 and E - E/6) | cosine (to zero at E)
 
     def validate(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("stage epochs and batch_size must be >= 1")
         if self.lr <= 0:
@@ -77,7 +84,11 @@ def make_optimizer(model: nn.Module, cfg: StageConfig) -> torch.optim.Optimizer:
                             betas=(0.9, 0.999), eps=1e-8)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int):
+def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str = "multistep"):
+    """The per-epoch learning-rate schedule: the official MultiStepLR, or cosine annealing from the
+    base rate to zero over ``epochs``."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs), eta_min=0.0)
     milestones = sorted({max(1, epochs // 2), max(1, epochs - epochs // 6)})
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.5)
 
@@ -144,7 +155,7 @@ def train_stage(model: nn.Module, train_data: Dataset, val_data: Dataset, cfg: S
     kernel = cfg.band_kernel or (band_kernel(logits_size, 5, 28) if stage == 1 else band_kernel(logits_size, 15, 224))
     loss_fn = SINetLoss(weight, cfg.boundary_weight, kernel)
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg.epochs)
+    scheduler = make_scheduler(optimizer, cfg.epochs, cfg.schedule)
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=64, seed=seed,
                        device=device, max_steps_per_epoch=cfg.max_steps_per_epoch)
     trainer: Trainer | None = None
