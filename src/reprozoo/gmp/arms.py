@@ -13,6 +13,8 @@ from reprozoo.gmp.training import FitConfig
 from reprozoo.runtime.config import ExperimentConfig
 
 ARMS = ("pps", "cpl", "pps1g")
+SEGMENT_RULE = "density"  # every arm's mask -> segment rule (reprozoo.gmp.segment_rules), fixed before the pilot
+SEGMENT_FRACTION = 0.5  # the density rule's level: half of the mixture's peak
 ARM_NAMES = {"pps": "PPS (GMP)", "cpl": "CPL", "pps1g": "PPS-1G", "whole": "whole video"}
 
 
@@ -31,6 +33,8 @@ class ArchConfig:
     cpl_proposals: int = 8
     pps_mixtures: int = 5
     n_neg: int = 2
+    segment_rule: str = SEGMENT_RULE  # a single Gaussian's segment is c +- w/2 under both rules
+    segment_fraction: float = SEGMENT_FRACTION
 
 
 @dataclass
@@ -81,7 +85,8 @@ def arm_config(cfg: GmpConfig, arm: str, vocab_size: int, dim: int) -> GrounderC
     a = cfg.arch
     base = dict(vocab_size=vocab_size, word_dim=dim, frame_dim=dim, d_model=a.d_model, heads=a.heads,
                 layers=a.layers, ffn=a.ffn, dropout=a.dropout, grid=a.grid, sigma=a.sigma,
-                lambda_inter=a.lam, lambda_intra=a.lam, n_neg=a.n_neg, sigma_neg=a.sigma)
+                lambda_inter=a.lam, lambda_intra=a.lam, n_neg=a.n_neg, sigma_neg=a.sigma,
+                segment_rule=a.segment_rule, segment_fraction=a.segment_fraction)
     if arm == "cpl":
         base.update(components=[1] * a.cpl_proposals, negatives="complement", share_transformer=True,
                     alpha_ivc=1.0, alpha_inter=5.0)

@@ -60,6 +60,10 @@ class GrounderConfig:
     lambda_intra: float = 0.15
     lambda_inter: float = 0.15
     shrink: float = 0.0  # gamma of the segment rule (0.15 on ActivityNet)
+    # mask -> segment: "centre" (the paper's importance-weighted centre +- w/2) | "density" (the span
+    # where the mixture is >= segment_fraction of its peak; see reprozoo.gmp.segment_rules)
+    segment_rule: str = "centre"
+    segment_fraction: float = 0.5
     legacy_width_indexing: bool = False  # reproduce the official code's batch-dependent width bug
     legacy_eos_cut: bool = False  # reproduce the official batch-dependent end-of-sentence target (bug)
     official: bool = True  # the official code's choices for the three options below when they are None
@@ -86,6 +90,10 @@ class GrounderConfig:
             raise ConfigError(f"model.components must list >= 1 Gaussian per proposal, got {self.components}")
         if self.mask_kind not in ("gauss", "laplace"):
             raise ConfigError(f"model.mask_kind must be 'gauss' or 'laplace', got '{self.mask_kind}'")
+        if self.segment_rule not in ("centre", "density"):
+            raise ConfigError(f"model.segment_rule must be 'centre' or 'density', got '{self.segment_rule}'")
+        if not 0 < self.segment_fraction < 1:
+            raise ConfigError(f"model.segment_fraction must be in (0, 1), got {self.segment_fraction}")
         if self.negatives not in ("learned", "complement"):
             raise ConfigError(f"model.negatives must be 'learned' or 'complement', got '{self.negatives}'")
         for name in ("sigma", "sigma_neg"):

@@ -2,26 +2,19 @@
 CPL's single-Gaussian proposals on the synthetic grounding benchmark, per event type.
 
 Arms (all trained on the same data per seed, the same epochs and the same validation-based
-epoch selection -- the tuning budget is identical):
+epoch selection -- the tuning budget is identical; every arm's segments come from the same
+density rule, under which a single Gaussian's segment is the paper's ``c +- w/2``):
 
-* ``pps``   -- K = 5 mixtures of 1..5 Gaussians, learned easy negatives, pull + intra/inter push;
-* ``cpl``   -- the paper's named baseline: K = 8 single Gaussians, left/right complement
-  negatives, diversity loss (CPL, CVPR 2022);
+* ``pps``   -- K mixtures of 1..K Gaussians, learned easy negatives, pull + intra/inter push;
+* ``cpl``   -- the paper's named baseline: single Gaussians, left/right complement negatives,
+  diversity loss (CPL, CVPR 2022);
 * ``pps1g`` -- the same PPS training with every proposal a single Gaussian (no mixture): it tells
   whether a gain comes from the mixture or from the rest of the scheme;
-* ``whole`` -- negative control (no training): the whole video as the prediction.
+* ``whole`` -- negative control (no training): the whole video as the prediction;
+* oracle splice -- positive control (no training): CPL's predictions with a planted two-Gaussian
+  mixture on a fixed share of the two-part test events.
 
-Rules, fixed before the first run (constants below). Every comparison is the one-sided 95%
-t-interval [L, U] of the mean paired difference over >= ``MIN_SEEDS`` seeds against a margin:
-
-* headline, part 1 (superiority): on two-part events, PPS's test R@1 at IoU 0.5 beats the
-  *strongest* of CPL and PPS-1G: held if L > ``TWO_PART_MARGIN``, not held if U < it, else
-  inconclusive; design ``TWO_PART_PLAN``;
-* headline, part 2 (non-inferiority): on single-block events PPS is no worse than CPL: held if
-  L > -``SINGLE_MARGIN``, not held if U < -``SINGLE_MARGIN``; design ``SINGLE_PLAN``;
-* the headline holds when both parts hold; the whole-video control must lose to both PPS and CPL on
-  two-part events (same rule), else the headline is "inconclusive";
-* sub-claims: PPS vs CPL and PPS vs PPS-1G on two-part events (same rule), ramp events reported.
+The rule, its plans, gates and margins are in :mod:`reprozoo.gmp.experiment_rule`.
 """
 
 from __future__ import annotations
@@ -35,55 +28,31 @@ import torch
 from reprozoo.errors import ConfigError
 from reprozoo.gmp.arms import ARM_NAMES, ARMS, GmpConfig, arm_config
 from reprozoo.gmp.data import EVENT_TYPES, make_split, make_world
+from reprozoo.gmp.experiment_rule import (
+    METRIC,
+    ORACLE_SHARE,
+    SINGLE_MARGIN,
+    SINGLE_PLAN,
+    TWO_PART_MARGIN,
+    TWO_PART_PLAN,
+    decide_headline,
+)
 from reprozoo.gmp.inference import save_grounder
 from reprozoo.gmp.metrics import recall_table, summarise, vote_top1
 from reprozoo.gmp.models import build_grounder
+from reprozoo.gmp.segment_rules import mixture_usage, planted_mixture, segments_by_rule
 from reprozoo.gmp.training import fit, loader_for, predict
 from reprozoo.runtime.accel import resolve_device
 from reprozoo.runtime.figures import pyplot, save_figure
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
-from reprozoo.runtime.verdict import (
-    Headline,
-    Plan,
-    claim,
-    every_part,
-    noninferiority,
-    strongest,
-    superiority,
-)
-from reprozoo.runtime.verdict import decide as gate
 
-TWO_PART_MARGIN = 0.03  # R@1 IoU 0.5 (fraction of queries)
-SINGLE_MARGIN = 0.03
-MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
-# the design of the two headline parts, fixed beside their margins
-TWO_PART_PLAN = Plan(
-    sesoi=0.021,
-    sesoi_source=("Kim et al. (AAAI 2024), Charades-STA table of the official README: PPS 51.49 vs CPL 49.24 R@1 "
-                  "IoU 0.5, +2.25 points = +4.6% relative; the same relative gain over this benchmark's CPL on "
-                  "two-part events (0.455 in the quick run of docs/gmp.md) is 0.021. It is below the margin, so no "
-                  "number of seeds gives the rule power at the paper's effect"),
-    margin=TWO_PART_MARGIN,
-    pilot_sd=0.1025,
-    pilot_source=("quick run in docs/gmp.md (3 seeds, PPS vs CPL on two-part events): the old rule's bar 0.205 = "
-                  "2 x the SD of the paired differences"),
-)
-SINGLE_PLAN = Plan(
-    sesoi=0.0,
-    sesoi_source=("Kim et al. (AAAI 2024) claim no loss where one Gaussian suffices (PPS is on par with or above CPL "
-                  "on Charades-STA and ActivityNet Captions, official README tables): a true difference of 0 on "
-                  "single-block events"),
-    margin=SINGLE_MARGIN,
-    pilot_sd=0.191,
-    pilot_source=("quick run in docs/gmp.md (3 seeds, single-block PPS vs CPL): the old rule's lower bound -0.43 = "
-                  "mean -0.209 - 2 SE, so SE 0.11 and SD = SE x sqrt(3)"),
-    kind="noninferiority",
-)
-METRIC = "R1@0.5"
+
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
-    """Train one arm on one seed's data; evaluate on that seed's test split, per event type."""
+    """Train one arm on one seed's data; evaluate on that seed's test split, per event type. PPS
+    trials add the mechanism measures and the paper's centre rule on the same model; CPL trials add
+    the oracle splice (the positive control)."""
     cfg: GmpConfig = tctx.config
     world = make_world(cfg.data, seed=trial.seed)
     train = make_split(world, cfg.n_train, seed=1000 * trial.seed + 1)
@@ -99,22 +68,74 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     train_s = time.perf_counter() - t0
     save_grounder(model, tctx.workdir / "grounder.safetensors", world.vocab, cfg.data.clips, cfg.fit.vote)
     pred = predict(model, loader_for(test, world.vocab, cfg.fit.eval_batch_size), cfg.fit.vote, keep=True)
-    hits = recall_table(pred["top1"], pred["ranked"], pred["gt"])
     types = np.asarray(test.types)
-    out = {"overall": summarise(hits), "types": {t: summarise(hits, types == t) for t in EVENT_TYPES},
-           "train_s": train_s, "epochs": len(history),
+    out = {**_scored(pred["top1"], pred["ranked"], pred["gt"], types), "train_s": train_s, "epochs": len(history),
+           "val_curve": [float(h.get(f"val_{cfg.fit.select}", float("nan"))) for h in history],
            "selected_epoch": int(np.argmax([h.get(f"val_{cfg.fit.select}", -1) for h in history])) + 1}
+    parts = _mixtures(pred["extra"])
     top = vote_top1(pred["segments"], pred["loss"], cfg.fit.vote)
-    examples, masks = [], torch.cat([e["masks"] for e in pred["extra"]])
-    picks = _example_indices(test.types, cfg.examples)
-    for i in picks:
+    two = types == "two-part"
+    if trial.arm == "pps":
+        out["mechanism"] = _mechanism(parts, top, two, mcfg.segment_fraction)
+        centre = torch.stack([segments_by_rule("centre", c, w, a) for c, w, a in
+                              zip(parts["centres"], parts["widths"].unbind(1), parts["importance"])], 1)
+        top_c = vote_top1(centre, pred["loss"], cfg.fit.vote)
+        ranked_c = centre.gather(1, pred["loss"].argsort(-1)[..., None].expand(-1, -1, 2))
+        out["centre_rule"] = _scored(centre[torch.arange(len(top_c)), top_c], ranked_c, pred["gt"], types)
+    if trial.arm == "cpl":
+        out["oracle"] = _scored(oracle_splice(pred["top1"], pred["gt"], two, trial.seed, mcfg.segment_fraction),
+                                pred["ranked"], pred["gt"], types)
+    examples = []
+    for i in _example_indices(test.types, cfg.examples):
         k = int(top[i])
         ex = {"index": i, "type": test.types[i], "sentence": test.sentences[i], "gt": test.gt[i].tolist(),
-              "segment": pred["segments"][i, k].tolist(), "mask": masks[i, k].tolist()}
+              "segment": pred["segments"][i, k].tolist(), "mask": parts["masks"][i, k].tolist()}
         if kind == "gmp":
-            ex["components"] = _components(model, pred, i, k, cfg)
+            ex["components"] = [{"centre": float(c), "width": float(parts["widths"][i, k]), "importance": float(a)}
+                                for c, a in zip(parts["centres"][k][i], parts["importance"][k][i])]
         examples.append(ex)
     out["examples"] = examples
+    return out
+
+
+def _scored(top1, ranked, gt, types) -> dict[str, Any]:
+    hits = recall_table(top1, ranked, gt)
+    return {"overall": summarise(hits), "types": {t: summarise(hits, types == t) for t in EVENT_TYPES}}
+
+
+def _mixtures(extra: list[dict]) -> dict[str, Any]:
+    """The kept per-batch predictions joined over the test split."""
+    k = len(extra[0]["centres"])
+    return {"masks": torch.cat([e["masks"] for e in extra]), "widths": torch.cat([e["widths"] for e in extra]),
+            "centres": [torch.cat([e["centres"][j] for e in extra]) for j in range(k)],
+            "importance": [torch.cat([e["importance"][j] for e in extra]) for j in range(k)]}
+
+
+def _mechanism(parts: dict[str, Any], top: torch.Tensor, two: np.ndarray, fraction: float) -> dict[str, float]:
+    """Means over the two-part test events of :func:`mixture_usage` of each query's top-1 mixture."""
+    n, width = len(top), max(c.shape[1] for c in parts["centres"])
+    centres, imp = torch.zeros(n, width), torch.zeros(n, width)
+    for j, (c, a) in enumerate(zip(parts["centres"], parts["importance"])):
+        rows = top == j
+        centres[rows, : c.shape[1]], imp[rows, : a.shape[1]] = c[rows], a[rows]
+    use = mixture_usage(centres, parts["widths"][torch.arange(n), top], imp, fraction)
+    sel = torch.as_tensor(two)
+    k = torch.as_tensor([parts["centres"][int(j)].shape[1] for j in top])
+    return {"nondominant": float(use["nondominant"][sel].mean()), "centre_span": float(use["centre_span"][sel].mean()),
+            "rule_changed": float((use["rule_iou"][sel] < 0.9).float().mean()),
+            "multi_gaussian_top1": float((k[sel] > 1).float().mean())}
+
+
+def oracle_splice(top1: torch.Tensor, gt: torch.Tensor, two: np.ndarray, seed: int, fraction: float = 0.5,
+                  share: float = ORACLE_SHARE) -> torch.Tensor:
+    """The positive control: ``top1`` with a planted two-Gaussian mixture (its density-rule segment)
+    on ``round(share x n)`` of the n two-part events, drawn from the seed; other queries unchanged."""
+    idx = np.flatnonzero(two)
+    pick = np.random.default_rng([seed, 77]).choice(idx, size=int(round(share * idx.size)), replace=False)
+    out = top1.clone()
+    if pick.size:
+        c, w, a = planted_mixture(gt[pick])
+        out[pick] = segments_by_rule("density", c, w, a, fraction=fraction)
     return out
 
 
@@ -123,15 +144,6 @@ def _example_indices(types: list[str], n: int) -> list[int]:
     order = [i for i, t in enumerate(types) if t == "two-part"] + [i for i, t in enumerate(types) if t != "two-part"]
     per = [i for i in order[: max(n - n // 3, 0)]] + [i for i in order if types[i] == "single"][: n // 3]
     return sorted(set(per))[:n]
-
-
-def _components(model, pred, i, k, cfg) -> list[dict]:
-    """Centres, width and importances of mixture k of test video i."""
-    b, j = divmod(i, cfg.fit.eval_batch_size)
-    ex = pred["extra"][b]
-    centres, imp = ex["centres"][k][j], ex["importance"][k][j]
-    return [{"centre": float(c), "width": float(ex["widths"][j, k]), "importance": float(a)}
-            for c, a in zip(centres, imp)]
 
 
 def whole_video_control(cfg: GmpConfig, seed: int) -> dict[str, Any]:
@@ -145,39 +157,26 @@ def whole_video_control(cfg: GmpConfig, seed: int) -> dict[str, Any]:
     return {"overall": summarise(hits), "types": {t: summarise(hits, types == t) for t in EVENT_TYPES}}
 
 
-# ------------------------------------------------------------------ decision
+def planted_mixture_scores(cfg: GmpConfig, seed: int) -> dict[str, float]:
+    """Two-part R@1 IoU 0.5 of the planted two-Gaussian mixture on every two-part test event, under
+    the density rule and under the paper's centre rule (model-free: the rules' check)."""
+    world = make_world(cfg.data, seed=seed)
+    test = make_split(world, cfg.n_test, seed=1000 * seed + 3)
+    gt = torch.as_tensor(test.gt)[torch.as_tensor(np.asarray(test.types) == "two-part")]
+    if not len(gt):
+        return {"density": float("nan"), "centre": float("nan")}
+    c, w, a = planted_mixture(gt)
+    out = {}
+    for rule in ("density", "centre"):
+        seg = segments_by_rule(rule, c, w, a, fraction=cfg.arch.segment_fraction)
+        out[rule] = float(recall_table(seg, seg[:, None], gt)[METRIC].mean())
+    return out
 
-def decide(scores: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]]:
-    """``scores[arm][event_type]`` = per-seed R@1 IoU 0.5 (paired seeds). Returns the headline
-    (both parts, gated by the whole-video control) and the claims list."""
-    two = {arm: scores[arm]["two-part"] for arm in scores}
-    alts = {a: two[a] for a in ("cpl", "pps1g") if a in two}
-    best = strongest(alts)
-    test = superiority(two["pps"], alts[best], margin=TWO_PART_MARGIN, min_seeds=MIN_SEEDS,
-                       name="two-part R@1 IoU0.5", other_name=f"strongest alternative {ARM_NAMES[best]}")
-    controls = [superiority(two[a], two["whole"], margin=TWO_PART_MARGIN, min_seeds=MIN_SEEDS,
-                            name=f"two-part R@1 IoU0.5, {ARM_NAMES[a]}", other_name="whole video")
-                for a in ("pps", "cpl") if a in two]
-    parts = [gate(test, negative_control=controls, plan=TWO_PART_PLAN)]
-    claims = [claim("On two-part events PPS's R@1 at IoU 0.5 beats the strongest single-Gaussian alternative "
-                    "(CPL or PPS-1G) by more than the margin (negative control: whole video)", parts[0], headline=True)]
-    if "cpl" in scores:
-        single = noninferiority(scores["pps"]["single"], scores["cpl"]["single"], margin=SINGLE_MARGIN,
-                                min_seeds=MIN_SEEDS, name="single-block R@1 IoU0.5", other_name="CPL")
-        parts.append(gate(single, negative_control=controls, plan=SINGLE_PLAN))
-        claims.append(claim(f"On single-block events PPS is no worse than CPL beyond {SINGLE_MARGIN:g} R@1 IoU0.5",
-                            parts[1], headline=True))
-    for alt in alts:
-        t = superiority(two["pps"], two[alt], margin=TWO_PART_MARGIN, min_seeds=MIN_SEEDS, name="two-part R@1 IoU0.5",
-                        other_name=ARM_NAMES[alt])
-        what = ("the paper's named baseline" if alt == "cpl"
-                else "the same scheme without mixtures: a gain here comes from the mixture")
-        claims.append(claim(f"PPS beats {ARM_NAMES[alt]} on two-part events ({what})", t))
-    if "ramp" in scores["pps"] and "cpl" in scores:
-        t = superiority(scores["pps"]["ramp"], scores["cpl"]["ramp"], margin=TWO_PART_MARGIN, min_seeds=MIN_SEEDS,
-                        name="ramp R@1 IoU0.5", other_name="CPL")
-        claims.append(claim("PPS beats CPL on ramp events (a smaller gain is expected)", t))
-    return every_part(parts), claims
+
+# ------------------------------------------------------------------ decision
+def decide(scores: dict[str, dict[str, list[float]]], **gates: Any):
+    """The headline and the claims (see :func:`reprozoo.gmp.experiment_rule.decide_headline`)."""
+    return decide_headline(scores, **gates)
 
 
 # ------------------------------------------------------------------ figures
@@ -243,8 +242,27 @@ def run(cfg: GmpConfig, ctx) -> ExperimentResult:
     control = [whole_video_control(cfg, s) for s in cfg.seeds]
     scores = {arm: {t: [r["types"][t][METRIC] for r in rs] for t in EVENT_TYPES} for arm, rs in results.items()}
     scores["whole"] = {t: [r["types"][t][METRIC] for r in control] for t in EVENT_TYPES}
-    head, claims = decide(scores)
+    gates: dict[str, Any] = {}
+    if "pps" in results:
+        gates["nondominant"] = [r["mechanism"]["nondominant"] for r in results["pps"]]
+        gates["centre_rule"] = [r["centre_rule"]["types"]["two-part"][METRIC] for r in results["pps"]]
+    if "cpl" in results:
+        gates["oracle"] = [r["oracle"]["types"]["two-part"][METRIC] for r in results["cpl"]]
+    head, claims = decide(scores, **gates)
     metrics: dict[str, float] = {}
+    for r, seed in zip(results["pps"], cfg.seeds):  # the mechanism, per trial
+        for k, v in r["mechanism"].items():
+            metrics[f"mechanism/pps_seed{seed}_{k}"] = v
+    for k in results["pps"][0]["mechanism"]:
+        metrics[f"mechanism/pps_{k}"] = float(np.mean([r["mechanism"][k] for r in results["pps"]]))
+    for key, arm in (("centre_rule", "pps"), ("oracle", "cpl")):
+        if arm in results:
+            for scope in EVENT_TYPES:
+                metrics[f"{key}/{arm}_{scope}_{METRIC}"] = float(np.mean([r[key]["types"][scope][METRIC]
+                                                                          for r in results[arm]]))
+    planted = [planted_mixture_scores(cfg, s) for s in cfg.seeds]
+    for rule in ("density", "centre"):
+        metrics[f"control/planted_mixture_two-part_{METRIC}_{rule}_rule"] = float(np.mean([p[rule] for p in planted]))
     table = []
     for arm, rs in {**results, "whole": control}.items():
         group = "method" if arm == "pps" else ("control" if arm == "whole" else "baseline")
@@ -268,4 +286,4 @@ def run(cfg: GmpConfig, ctx) -> ExperimentResult:
 
 
 __all__ = ["ARMS", "GmpConfig", "SINGLE_MARGIN", "SINGLE_PLAN", "TWO_PART_MARGIN", "TWO_PART_PLAN", "arm_config",
-           "decide", "run", "run_one", "whole_video_control"]
+           "decide", "oracle_splice", "planted_mixture_scores", "run", "run_one", "whole_video_control"]

@@ -39,9 +39,9 @@ from reprozoo.gmp.proposals import (
     complement_negatives,
     gaussian_masks,
     mixture_mask,
-    mixture_segments,
     summed_negative,
 )
+from reprozoo.gmp.segment_rules import segments_by_rule
 from reprozoo.runtime.registry import register_model
 
 
@@ -251,7 +251,8 @@ class CPL(MaskedQueryGrounder):
         masks = gaussian_masks(centres, widths, c.grid, c.sigma, c.mask_kind)
         ones = torch.ones_like(centres)
         return {"masks": masks, "centres": centres[..., None], "widths": widths, "importance": ones[..., None],
-                "segments": mixture_segments(centres[..., None], widths, ones[..., None], c.shrink)}
+                "segments": segments_by_rule(c.segment_rule, centres[..., None], widths, ones[..., None], c.shrink,
+                                             c.segment_fraction)}
 
     def easy_negatives(self, out, best, progress):
         c = self.config
@@ -313,7 +314,7 @@ class GMP(MaskedQueryGrounder):
                 importance[i] = torch.softmax(scores[:, start:start + k], -1)
                 start += k
         masks = torch.stack([mixture_mask(g, a) for g, a in zip(comps, importance)], 1)
-        segments = torch.stack([mixture_segments(ce, w, a, c.shrink)
+        segments = torch.stack([segments_by_rule(c.segment_rule, ce, w, a, c.shrink, c.segment_fraction)
                                 for ce, w, a in zip(centres, widths, importance)], 1)
         return {"masks": masks, "components": comps, "centres": centres, "widths": torch.stack(widths, 1),
                 "importance": importance, "segments": segments}
