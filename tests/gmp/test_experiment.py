@@ -14,6 +14,7 @@ from reprozoo.gmp.experiment import (
     GmpConfig,
     decide,
 )
+from reprozoo.runtime.power import seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
@@ -26,10 +27,15 @@ def _scores(pps, cpl, pps1g, whole, single=(0.6, 0.62, 0.61), cpl_single=(0.6, 0
             "whole": arm(whole, (0.1, 0.1, 0.1))}
 
 
+GATES = {"oracle": [0.48, 0.52, 0.50], "nondominant": [0.3, 0.35, 0.4], "centre_rule": [0.5, 0.52, 0.55]}
+
+
 def test_rule_holds_when_pps_beats_the_strongest_alternative_and_ties_on_single():
-    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)))
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)),
+                          **GATES)
     assert head.verdict == HELD and "strongest alternative PPS-1G" in head.evidence
-    assert [c["verdict"] for c in claims] == [HELD, HELD, HELD, HELD, NOT_HELD]
+    assert [c["verdict"] for c in claims] == [HELD, HELD, HELD, HELD, INCONCLUSIVE, HELD, HELD, HELD]  # ramp: zero difference
+    assert {"positive_control", "mechanism", "negative_control"} <= set(claims[0]["test"])
     assert head.plan == TWO_PART_PLAN and claims[1]["test"]["plan"]["sesoi"] == SINGLE_PLAN.sesoi
     # single-block: differences 0, +0.01, +0.01 -> L = 0.0067 - t(0.95, 2) * 0.0058 / sqrt(3) = -0.0031 > -0.03
     single = claims[1]["test"]["test"]
@@ -38,30 +44,52 @@ def test_rule_holds_when_pps_beats_the_strongest_alternative_and_ties_on_single(
 
 def test_rule_is_not_held_when_pps_loses_to_the_strongest_alternative():
     # PPS beats CPL clearly but not PPS-1G: the gain comes from the scheme, not the mixture
-    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.61, 0.63, 0.62), (0.2, 0.2, 0.21)))
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.63, 0.65, 0.66), (0.2, 0.2, 0.21)),
+                          **GATES)
     assert head.verdict == NOT_HELD and claims[0]["verdict"] == NOT_HELD
-    # gains over PPS-1G -0.01, -0.01, +0.02: mean 0, SD 0.01 sqrt(3), so U = t(0.95, 2) x 0.01 = 0.0292 < 0.03
-    assert head.test.upper == pytest.approx(stats.t.ppf(0.95, 2) * 0.01) and head.test.upper < TWO_PART_MARGIN
+    # gains over PPS-1G -0.03, -0.03, -0.02: mean -0.0267, SD 0.00577, U = mean + t(0.95, 2) SD / sqrt(3) < 0
+    want = -0.08 / 3 + stats.t.ppf(0.95, 2) * np.std([-0.03, -0.03, -0.02], ddof=1) / np.sqrt(3)
+    assert head.test.upper == pytest.approx(want) and head.test.upper < TWO_PART_MARGIN == 0
     vs = {c["claim"].split(" on two-part")[0]: c["verdict"] for c in claims if not c["headline"]}
     assert vs["PPS beats CPL"] == HELD and vs["PPS beats PPS-1G"] == NOT_HELD
 
 
 def test_rule_is_inconclusive_when_the_interval_cannot_tell():
     # gains over PPS-1G of +0.02, +0.20, +0.05: the interval contains the margin; underpowered
-    head, claims = decide(_scores((0.47, 0.67, 0.51), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)))
+    head, claims = decide(_scores((0.47, 0.67, 0.51), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)),
+                          **GATES)
     assert head.verdict == INCONCLUSIVE and head.test.lower < TWO_PART_MARGIN < head.test.upper
     assert "underpowered" in head.evidence
 
 
+def test_positive_control_and_mechanism_gate_the_headline():
+    scores = _scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21))
+    # the oracle splice does not beat CPL: no power, whatever PPS does
+    head, claims = decide(scores, **{**GATES, "oracle": [0.40, 0.42, 0.42]})
+    assert head.verdict == INCONCLUSIVE and "no power (positive control not detected)" in head.evidence
+    # the mixtures are not used (mean non-dominant importance 0.1 < 0.2): mechanism inactive
+    head, claims = decide(scores, **{**GATES, "nondominant": [0.05, 0.1, 0.15]})
+    assert head.verdict == INCONCLUSIVE and "mechanism inactive" in head.evidence
+    assert head.gates["mechanism"][0].estimate == pytest.approx(0.1) and claims[-1]["verdict"] == NOT_HELD
+
+
+def test_plans_give_power_only_above_their_bounds():
+    assert TWO_PART_MARGIN < TWO_PART_PLAN.sesoi and TWO_PART_PLAN.margin == TWO_PART_MARGIN
+    assert TWO_PART_PLAN.planned_n == seeds_for_power(TWO_PART_PLAN.sesoi, TWO_PART_PLAN.pilot_sd, bound=0.0)
+    assert SINGLE_PLAN.planned_n == seeds_for_power(0.0, SINGLE_PLAN.pilot_sd, bound=-SINGLE_MARGIN)
+    assert TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n) >= 0.8 > TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n - 1)
+
+
 def test_rule_is_inconclusive_when_the_whole_video_control_does_not_lose():
-    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.45, 0.46, 0.47)))
+    head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.45, 0.46, 0.47)),
+                          **GATES)
     assert claims[0]["verdict"] == INCONCLUSIVE and head.verdict == INCONCLUSIVE
     assert "cannot separate arms" in head.evidence
 
 
 def test_rule_fails_when_single_block_events_get_worse():
     head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21),
-                                  single=(0.50, 0.52, 0.51)))
+                                  single=(0.50, 0.52, 0.51)), **GATES)
     assert claims[0]["verdict"] == HELD and claims[1]["verdict"] == NOT_HELD and head.verdict == NOT_HELD
     assert head.test.kind == "noninferiority" and head.test.upper < -SINGLE_MARGIN  # the deciding part
 
@@ -78,8 +106,9 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
 
 def test_smoke_preset_runs_the_whole_path(tmp_path):
     out, m = run_experiment("gmp-grounding", "smoke", out_dir=tmp_path / "run", progress=False)
-    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 5
+    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 8
     assert m["headline"]["verdict"] == m["verdict"] and len(m["headline"]["negative_control"]) == 2
+    assert len(m["headline"]["positive_control"]) == 1 and len(m["headline"]["mechanism"]) == 1
     assert m["headline"]["plan"]["sesoi"] in (TWO_PART_PLAN.sesoi, SINGLE_PLAN.sesoi)
     met = m["metrics"]
     for arm in ("pps", "cpl", "pps1g", "whole"):
@@ -98,6 +127,11 @@ def test_smoke_preset_runs_the_whole_path(tmp_path):
     for t, vals in lengths.items():
         assert met[f"control/whole_{t}_mIoU"] == pytest.approx(np.mean(vals), abs=1e-6)
     assert met["control/whole_single_R1@0.5"] == 0.0
+    # the mechanism per trial and the rules' model-free check: the planted mixture scores 1 / 0
+    assert 0 <= met["mechanism/pps_seed0_nondominant"] <= 1 and "mechanism/pps_seed2_rule_changed" in met
+    assert met["control/planted_mixture_two-part_R1@0.5_density_rule"] == 1.0
+    assert met["control/planted_mixture_two-part_R1@0.5_centre_rule"] == 0.0
+    assert met["oracle/cpl_two-part_R1@0.5"] >= met["baseline/cpl_two-part_R1@0.5"]
     assert (out / "figures" / "r1_per_type.png").is_file() and (out / "figures" / "examples.png").is_file()
     assert (out / "trials" / "pps__seed0" / "grounder.safetensors").is_file()
     stored = json.loads((out / "metrics.json").read_text())
