@@ -31,9 +31,10 @@ def test_rank_statistics_on_hand_computed_cases():
     assert rep["a"]["kendall"] == pytest.approx(-1) and rep["a"]["topk"] == 0 and rep["a"]["regret"] == 4
 
 
-def _taus(flat, acc, loss, rand=(0.0, 0.01, -0.01)):
+def _taus(flat, acc, loss, rand=(0.0, 0.01, -0.01), oracle=(0.6, 0.62, 0.65)):
     base = {p: [0.0, 0.0, 0.0] for p in PROXIES}
-    base.update({"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand)})
+    base.update({"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand),
+                 "oracle": list(oracle)})
     return {t: {p: list(v) for p, v in base.items()} for t in TARGETS}
 
 

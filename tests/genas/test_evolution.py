@@ -107,17 +107,19 @@ def test_search_smoke_preset(tmp_path):
     assert data["verdict"] == "inconclusive"  # one seed
     assert data["headline"]["negative_control"][0]["kind"] == "superiority" and "plan" in data["headline"]
     assert set(m) == {f"{g}/{p}_winner_{t}_acc" for g, p in (("method", "flatness"), ("baseline", "val_acc"),
-                                                             ("baseline", "val_loss"), ("control", "random"))
+                                                             ("baseline", "val_loss"), ("control", "random"),
+                                                             ("control", "oracle"))
                       for t in ("test", "shift")}
+    assert len(data["headline"]["positive_control"]) == 2  # oracle- vs random-score search, test and shifted
     assert all(0 <= v <= 1 for v in m.values())
 
 
 def test_search_rule_on_crafted_winners():
     from reprozoo.genas.search_experiment import ACC_MARGIN, ACC_PLAN, decide
 
-    def per(flat, acc, loss, rand):
-        return {t: {"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand)}
-                for t in ("test", "shift")}
+    def per(flat, acc, loss, rand, oracle=(0.97, 0.98, 0.99)):
+        return {t: {"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand),
+                    "oracle": list(oracle)} for t in ("test", "shift")}
 
     base = [0.90, 0.91, 0.92]
     head, claims = decide(per(np.add(base, [0.03, 0.04, 0.035]), base, np.add(base, -0.01), np.add(base, -0.02)))

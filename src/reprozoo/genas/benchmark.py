@@ -71,6 +71,16 @@ def measure(quick: bool = False, width: int = 8) -> dict[str, Any]:
             "met": bool(res["ratio"] <= PAPER_RATIO + 1.0)}
 
 
-@register_benchmark("genas", description="flatness vs validation-accuracy scoring time per genotype (tiny NB201 supernet)")
-def run(quick: bool = False) -> dict[str, Any]:
-    return measure(quick=quick)
+@register_benchmark("genas", description="flatness vs validation-accuracy scoring time per genotype (tiny NB201 "
+                                         "supernet); stand-alone training runs per CPU-second, one at a time vs grouped")
+def run(quick: bool = False, trials: bool = True) -> dict[str, Any]:
+    """``trials`` adds the experiments' stand-alone training runs per CPU-second (one at a time vs
+    grouped: :mod:`reprozoo.genas.benchmark_trials`)."""
+    out = measure(quick=quick)
+    if trials:
+        from reprozoo.genas.benchmark_trials import trial_throughput
+
+        res = trial_throughput(genotypes=2 if quick else 4)
+        out["rows"] += res["rows"]
+        out["ratios"].update(res["ratios"])
+    return out

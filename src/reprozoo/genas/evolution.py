@@ -57,18 +57,33 @@ NB201_SETTINGS = {"population": 100, "top_k": 30, "n_mutation": 50, "n_crossover
                   "generations": 20}
 
 
+@dataclass
 class NB201Space:
-    """Every cell is legal: mutation redraws each edge with probability p; crossover mixes per edge."""
+    """Every cell is legal: mutation redraws each edge with probability p; crossover mixes per edge.
+    ``connected_only=True`` leaves out the cells whose output is the constant zero (no path from
+    input to output): a sampled, mutated or crossed cell that is disconnected is drawn again."""
+
+    connected_only: bool = False
+    max_redraws: int = 1000
+
+    def _legal(self, make) -> NB201Genotype:
+        for _ in range(self.max_redraws):
+            g = make()
+            if not self.connected_only or g.connected:
+                return g
+        raise DataError(f"no connected cell in {self.max_redraws} draws")
 
     def sample(self, rng: np.random.Generator) -> NB201Genotype:
-        return NB201Genotype.from_codes(rng.integers(0, len(NB201_OPS), len(NB201_EDGES)).tolist())
+        return self._legal(lambda: NB201Genotype.from_codes(
+            rng.integers(0, len(NB201_OPS), len(NB201_EDGES)).tolist()))
 
     def mutate(self, g: NB201Genotype, p: float, rng: np.random.Generator) -> NB201Genotype:
-        codes = [int(rng.integers(len(NB201_OPS))) if rng.random() < p else c for c in g.codes]
-        return NB201Genotype.from_codes(codes)
+        return self._legal(lambda: NB201Genotype.from_codes(
+            [int(rng.integers(len(NB201_OPS))) if rng.random() < p else c for c in g.codes]))
 
     def crossover(self, a: NB201Genotype, b: NB201Genotype, rng: np.random.Generator) -> NB201Genotype:
-        return NB201Genotype.from_codes([x if rng.random() < 0.5 else y for x, y in zip(a.codes, b.codes)])
+        return self._legal(lambda: NB201Genotype.from_codes(
+            [x if rng.random() < 0.5 else y for x, y in zip(a.codes, b.codes)]))
 
 
 @dataclass

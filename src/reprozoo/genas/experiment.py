@@ -34,6 +34,7 @@ from reprozoo.errors import ConfigError
 from reprozoo.genas import search_experiment as search
 from reprozoo.genas.correlation import bootstrap_ci, correlation_report, kendall
 from reprozoo.genas.data import digits_splits
+from reprozoo.genas.grouped import train_copies
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
     DEFAULT_SIGMAS,
@@ -46,12 +47,11 @@ from reprozoo.genas.proxies import (
     acc_flatness,
     angle_flatness,
     check_sigmas,
-    evaluate,
     proxy_data,
     score_all,
 )
 from reprozoo.genas.spaces import NB201Genotype, sample_nb201
-from reprozoo.genas.supernet import SupernetConfig, batches_of, fit_in_memory, train_supernet
+from reprozoo.genas.supernet import SupernetConfig, batches_of, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.figures import pyplot
 from reprozoo.runtime.registry import register_experiment
@@ -67,6 +67,7 @@ from reprozoo.runtime.verdict import (
     combine,
     every_part,
     superiority,
+    threshold,
 )
 
 PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
@@ -86,7 +87,9 @@ TAU_PLAN = Plan(
                   "the noisiest of the four parts: flatness 0.22 vs val_loss 0.22 on shifted test (vs val_acc: 0.17 "
                   "test, 0.29 shifted); the paired SD of flatness vs val_loss is surely far smaller"),
 )
-PROXIES = ("val_acc", "val_loss", "flatness", "pure_flatness", "angle", "angle+flatness", "acc+flatness", "random")
+MECH_MAX_TAU = 0.9  # mechanism gate: flatness must not rank genotypes like val loss (mean tau <= this); fixed before the pilot
+PROXIES = ("val_acc", "val_loss", "flatness", "pure_flatness", "angle", "angle+flatness", "acc+flatness", "random",
+           "oracle")
 TARGETS = ("test", "shift")
 
 
@@ -113,12 +116,15 @@ class CorrelationConfig(ExperimentConfig):
     n_boot: int = 1000
     top_k: int = 5
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    grouped: bool = True  # train a genotype's stand-alone copies as one grouped network (same numbers, cheaper)
     threads: int = 1
 
     PRESETS: ClassVar[dict] = {
         "smoke": {"seeds": [0], "n_genotypes": 6, "gt_runs": 1, "supernet": {"epochs": 2},
                   "standalone": {"epochs": 2}, "n_boot": 50, "top_k": 2, "pure_draws": 1},
         "quick": {"seeds": [0, 1, 2], "n_genotypes": 30, "gt_runs": 2, "standalone": {"epochs": 30}},
+        "full": {"seeds": list(range(TAU_PLAN.planned_n or 3)), "n_genotypes": 30, "gt_runs": 2,
+                 "standalone": {"epochs": 30}},
         "paper": {"seeds": [0, 1, 2], "n_genotypes": 60, "gt_runs": 2},
     }
 
@@ -178,10 +184,22 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
         rows = [score_all(proxies, net, g, pdata) for g in pool]
         return {"genotypes": [g.index for g in pool], "scores": {p.name: [r[p.name] for r in rows] for p in proxies}}
     genotype = NB201Genotype.from_index(trial["arch"])
-    net = fit_in_memory(_net(cfg, genotype), data.train.x, data.train.y, cfg.standalone, seed=trial.seed)
-    test = evaluate(net, batches_of(data.test, 512))
-    shift = evaluate(net, batches_of(data.shifted, 512))
-    return {"test": test[1], "shift": shift[1], "test_loss": test[0]}
+    copies = range(cfg.gt_runs + 1)  # gt_runs ground-truth runs + one independent run whose val acc is the oracle
+    res = train_copies(lambda: _net(cfg, genotype), data.train.x, data.train.y, cfg.standalone,
+                       init_seeds=[standalone_seed(trial["arch"], r) for r in copies],
+                       order_seeds=[standalone_seed(trial["arch"], r) + 1 for r in copies], grouped=cfg.grouped,
+                       evals={"test": batches_of(data.test, 512), "shift": batches_of(data.shifted, 512),
+                              "val": batches_of(data.val, 512)})
+    gt = slice(0, cfg.gt_runs)
+    return {"test": float(np.mean([a for _, a in res["test"][gt]])),
+            "shift": float(np.mean([a for _, a in res["shift"][gt]])),
+            "test_loss": float(np.mean([v for v, _ in res["test"][gt]])),
+            "oracle": res["val"][cfg.gt_runs][1]}
+
+
+def standalone_seed(arch: int, run: int) -> int:
+    """The initial-weight seed of stand-alone run ``run`` of a genotype (its batch order uses this + 1)."""
+    return 1_000 * int(arch) + 2 * int(run)
 
 
 def _figures(ctx, per_seed, taus, out: list[str]) -> None:
@@ -231,16 +249,39 @@ def random_control(taus: dict[str, dict[str, list[float]]], control_ci: dict[str
     return out
 
 
+def positive_control(taus: dict[str, dict[str, list[float]]], margin: float = TAU_MARGIN) -> list[Test]:
+    """The positive control, one :class:`Test` per target: ranking by stand-alone validation accuracy
+    (``oracle``, a near-oracle) must beat the random score under the headline's own rule."""
+    return [superiority(taus[t]["oracle"], taus[t]["random"], margin=margin, min_seeds=MIN_SEEDS,
+                        name=f"oracle (stand-alone val acc): tau with {t} acc", other_name="random score")
+            for t in TARGETS]
+
+
+def mechanism(mech_taus: list[float]) -> Test:
+    """The mechanism gate: the official flatness score must rank genotypes differently from the
+    validation loss (mean over seeds of their Kendall tau across genotypes <= ``MECH_MAX_TAU``);
+    otherwise the flatness term is inactive and the score *is* the validation loss."""
+    return threshold(float(np.mean(mech_taus)), at_most=MECH_MAX_TAU,
+                     name="Kendall tau between flatness and val-loss scores across genotypes (mean over seeds)")
+
+
 def decide(taus: dict[str, dict[str, list[float]]], control_ci: dict[str, tuple[float, float]],
-           margin: float = TAU_MARGIN) -> tuple[Headline, list[dict]]:
-    """The headline rule on per-seed Kendall taus: ``taus[target][proxy] = [tau per seed]``. Returns
-    the headline and the sub-claims (a) and (b)."""
+           mech_taus: list[float] | None = None, margin: float = TAU_MARGIN) -> tuple[Headline, list[dict]]:
+    """The headline rule on per-seed Kendall taus: ``taus[target][proxy] = [tau per seed]``, gated by
+    the random score (negative control), the oracle (positive control, when ``taus`` has it) and the
+    flatness-vs-loss rank agreement ``mech_taus`` (mechanism, when given). Returns the headline and
+    the sub-claims (a) and (b)."""
     parts: dict[str, list[Test]] = {}
     for alt, label in (("val_acc", "a"), ("val_loss", "b")):
         parts[label] = [superiority(taus[target]["flatness"], taus[target][alt], margin=margin, min_seeds=MIN_SEEDS,
                                     name=f"tau with {target} acc", other_name=alt) for target in TARGETS]
     a, b = combine(parts["a"]), combine(parts["b"])
-    head = every_part(parts["a"] + parts["b"], negative_control=random_control(taus, control_ci), plan=TAU_PLAN)
+    gates = {"negative_control": random_control(taus, control_ci)}
+    if all("oracle" in taus[t] for t in TARGETS):
+        gates["positive_control"] = positive_control(taus, margin)
+    if mech_taus is not None:
+        gates["mechanism"] = mechanism(mech_taus)
+    head = every_part(parts["a"] + parts["b"], plan=TAU_PLAN, **gates)
     if a == HELD and b == HELD:
         why = "flatness beats both validation accuracy and validation loss"
     elif a == HELD and b == NOT_HELD:
@@ -265,14 +306,10 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
     pools = {s: genotype_pool(cfg, s) for s in cfg.seeds}
     archs = sorted({g.index for pool in pools.values() for g in pool})
     trials = [Trial("supernet", s) for s in cfg.seeds]
-    trials += [Trial("standalone", r, arch=a) for a in archs for r in range(cfg.gt_runs)]
+    trials += [Trial("standalone", 0, arch=a) for a in archs]  # gt_runs + 1 copies per trial
     results = ctx.run_trials(run_one, trials, description="genas-correlation trials")
     sup = {t.seed: r for t, r in zip(trials, results) if t.arm == "supernet"}
-    gt_runs: dict[int, list[dict]] = {}
-    for t, r in zip(trials, results):
-        if t.arm == "standalone":
-            gt_runs.setdefault(t["arch"], []).append(r)
-    gt = {a: {k: float(np.mean([r[k] for r in rs])) for k in TARGETS} for a, rs in gt_runs.items()}
+    gt = {t["arch"]: r for t, r in zip(trials, results) if t.arm == "standalone"}
 
     rng = np.random.default_rng(12345)
     per_seed, taus = [], {t: {p: [] for p in PROXIES} for t in TARGETS}
@@ -281,16 +318,18 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
     for s in cfg.seeds:
         res = sup[s]
         truth = {t: [gt[a][t] for a in res["genotypes"]] for t in TARGETS}
-        per_seed.append({"seed": s, "scores": res["scores"], "gt": truth})
+        scores = {**res["scores"], "oracle": [gt[a]["oracle"] for a in res["genotypes"]]}
+        per_seed.append({"seed": s, "scores": scores, "gt": truth})
         for t in TARGETS:
-            rep = correlation_report({p: res["scores"][p] for p in PROXIES}, truth[t], k=cfg.top_k,
+            rep = correlation_report({p: scores[p] for p in PROXIES}, truth[t], k=cfg.top_k,
                                      n_boot=cfg.n_boot, rng=rng)
             for p in PROXIES:
                 taus[t][p].append(rep[p]["kendall"])
                 reports[t][p].append(rep[p])
     control_ci = {t: bootstrap_ci(kendall, [(d["scores"]["random"], d["gt"][t]) for d in per_seed],
                                   n_boot=cfg.n_boot, rng=rng) for t in TARGETS}
-    head, claims = decide(taus, control_ci)
+    mech_taus = [kendall(d["scores"]["flatness"], d["scores"]["val_loss"]) for d in per_seed]
+    head, claims = decide(taus, control_ci, mech_taus)
     claims.insert(0, claim(CLAIM, head, headline=True))
 
     # ablations reported beside the headline (not part of the rule)
@@ -305,7 +344,7 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
 
     metrics: dict[str, float] = {}
     for p in PROXIES:
-        grp = "method" if p == "flatness" else ("control" if p == "random" else "baseline")
+        grp = "method" if p == "flatness" else ("control" if p in ("random", "oracle") else "baseline")
         for t in TARGETS:
             metrics[f"{grp}/{p}_tau_{t}"] = float(np.mean(taus[t][p]))
         metrics[f"{grp}/{p}_spearman_test"] = float(np.mean([r["spearman"] for r in reports["test"][p]]))
@@ -319,6 +358,7 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
                       f"top-{cfg.top_k} test": round(metrics[f"{grp}/{p}_topk_test"], 3),
                       "regret test": round(metrics[f"{grp}/{p}_regret_test"], 4),
                       "regret shift": round(metrics[f"{grp}/{p}_regret_shift"], 4)})
+    metrics["mechanism/flatness_val_loss_tau"] = float(np.mean(mech_taus))
     all_test = np.array([v["test"] for v in gt.values()])
     all_shift = np.array([v["shift"] for v in gt.values()])
     metrics.update({"data/gt_test_mean": float(all_test.mean()), "data/gt_test_min": float(all_test.min()),
@@ -327,7 +367,8 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
     figures: list[str] = []
     _figures(ctx, per_seed, taus, figures)
     notes = (f"{cfg.n_genotypes} genotypes per seed, ground truth = mean of {cfg.gt_runs} stand-alone runs of "
-             f"{cfg.standalone.epochs} epochs; supernet {cfg.supernet.epochs} epochs; BN recalibration "
+             f"{cfg.standalone.epochs} epochs; oracle (positive control) = validation accuracy of one more, "
+             f"independent stand-alone run; supernet {cfg.supernet.epochs} epochs; BN recalibration "
              f"protocol '{cfg.recal_protocol}' ({cfg.recal_images} training images per candidate); flatness sigmas {list(cfg.sigmas)} with the "
              f"official L_0 = 0 depth term, cumulative noise, one draw, noise on every parameter. Ground-truth test "
              f"accuracy over the {len(gt)} architectures: mean {all_test.mean():.3f}, range "

@@ -19,15 +19,17 @@ NetworkCIFAR of ``retrain_layers`` cells at ``retrain_C``).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from reprozoo.errors import ConfigError
-from reprozoo.genas.darts import AuxiliaryStep, DartsNetwork
+from reprozoo.genas.darts import DartsNetwork
 from reprozoo.genas.data import digits_splits
 from reprozoo.genas.evolution import DartsSpace, EvolutionConfig, NB201Space, evolve
+from reprozoo.genas.grouped import train_copies
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
     DEFAULT_SIGMAS,
@@ -37,11 +39,10 @@ from reprozoo.genas.proxies import (
     ValAccuracy,
     ValLoss,
     check_sigmas,
-    evaluate,
     proxy_data,
 )
 from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, sample_darts
-from reprozoo.genas.supernet import SupernetConfig, batches_of, fit_in_memory, train_supernet
+from reprozoo.genas.supernet import SupernetConfig, batches_of, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
@@ -73,8 +74,9 @@ ACC_PLAN = Plan(
     pilot_source=("quick run in docs/genas.md (3 seeds): the old rule's bar 0.019 = 2 x the paired SD of flatness vs "
                   "val_acc winners on test accuracy (the only paired SD recorded)"),
 )
-SEARCH_PROXIES = ("flatness", "val_acc", "val_loss", "random")
+SEARCH_PROXIES = ("flatness", "val_acc", "val_loss", "random", "oracle")
 SPACES = ("nb201", "darts")
+TARGETS = ("test", "shift")
 
 
 @dataclass
@@ -101,11 +103,16 @@ class SearchConfig(ExperimentConfig):
     val_batch_size: int = 64  # official held-out batch size
     sigmas: list[float] = field(default_factory=lambda: list(DEFAULT_SIGMAS))
     retrain_runs: int = 3
+    proxies: list[str] = field(default_factory=lambda: list(SEARCH_PROXIES))  # the searches run per seed
+    oracle_epochs: int = 10  # the oracle search's score: val acc of one stand-alone run this long
+    connected_only: bool = False  # nb201: leave out cells with no input-output path
+    grouped: bool = True  # retrain a winner's runs as one grouped network (same numbers, cheaper)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     threads: int = 1
 
     PRESETS: ClassVar[dict] = {
         "smoke": {"seeds": [0], "supernet": {"epochs": 2}, "standalone": {"epochs": 2}, "retrain_runs": 1,
+                  "oracle_epochs": 2,
                   "evolution": {"population": 6, "top_k": 2, "n_mutation": 2, "n_crossover": 2, "generations": 2}},
         "quick": {"seeds": [0, 1, 2], "standalone": {"epochs": 30}, "retrain_runs": 3,
                   "evolution": {"population": 16, "top_k": 4, "n_mutation": 6, "n_crossover": 6, "generations": 4}},
@@ -115,8 +122,11 @@ class SearchConfig(ExperimentConfig):
     def validate(self) -> None:
         if not self.seeds:
             raise ConfigError("seeds must list at least one integer, e.g. seeds=[0,1,2]")
-        if self.retrain_runs < 1 or self.width < 1 or self.recal_images < 1:
-            raise ConfigError("retrain_runs, width and recal_images must be >= 1")
+        if self.retrain_runs < 1 or self.width < 1 or self.recal_images < 1 or self.oracle_epochs < 1:
+            raise ConfigError("retrain_runs, width, recal_images and oracle_epochs must be >= 1")
+        unknown = [p for p in self.proxies if p not in SEARCH_PROXIES]
+        if unknown or not self.proxies:
+            raise ConfigError(f"proxies must be a non-empty list of {', '.join(SEARCH_PROXIES)}, got {self.proxies}")
         if self.recal_protocol not in RECAL_PROTOCOLS:
             raise ConfigError(f"recal_protocol must be one of {', '.join(RECAL_PROTOCOLS)}, got '{self.recal_protocol}'")
         if self.val_batch_size < 1:
@@ -172,34 +182,77 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
         if cfg.space == "darts":
             rng = np.random.default_rng(trial.seed)
             sampler = lambda: sample_darts(rng)  # noqa: E731  (repaired uniform genes, as in the GeNAS code)
-        train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu", sampler=sampler)
+        if set(cfg.proxies) & {"flatness", "val_acc", "val_loss"}:  # the control scores need no supernet
+            train_supernet(net, data.train, cfg.supernet, seed=trial.seed, device="cpu", sampler=sampler)
         pdata = proxy_data(data.train, data.val, protocol=cfg.recal_protocol, recal_images=cfg.recal_images,
                            val_batch_size=cfg.val_batch_size, seed=trial.seed)
         proxies = {"flatness": Flatness(cfg.sigmas, seed=trial.seed), "val_acc": ValAccuracy(),
                    "val_loss": ValLoss(), "random": RandomScore(trial.seed)}
         out = {}
-        for name, proxy in proxies.items():
-            space = DartsSpace(cfg.mutate_reduction) if cfg.space == "darts" else NB201Space()
-            res = evolve(lambda g, p=proxy: p.score(net, g, pdata), space, cfg.evolution,
-                         np.random.default_rng(trial.seed))
+        for name in cfg.proxies:
+            space = DartsSpace(cfg.mutate_reduction) if cfg.space == "darts" else NB201Space(cfg.connected_only)
+            if name == "oracle":
+                score = lambda g: oracle_score(cfg, data, g)  # noqa: E731
+            else:
+                score = lambda g, p=proxies[name]: p.score(net, g, pdata)  # noqa: E731
+            res = evolve(score, space, cfg.evolution, np.random.default_rng(trial.seed))
             out[name] = {"best": arch_key(cfg, res.best), "score": res.best_score, "evaluated": res.n_evaluated}
         return out
-    step = AuxiliaryStep(cfg.auxiliary_weight) if cfg.space == "darts" else None
-    net = fit_in_memory(_net(cfg, from_key(cfg, trial["arch"])), data.train.x, data.train.y,
-                        cfg.standalone, seed=trial.seed, step_fn=step)
-    return {"test": evaluate(net, batches_of(data.test, 512))[1], "shift": evaluate(net, batches_of(data.shifted, 512))[1]}
+    genotype = from_key(cfg, trial["arch"])
+    runs = range(cfg.retrain_runs)
+    res = train_copies(lambda: _net(cfg, genotype), data.train.x, data.train.y, cfg.standalone,
+                       init_seeds=[_seed(trial["arch"], r) for r in runs],
+                       order_seeds=[_seed(trial["arch"], r) + 1 for r in runs],
+                       grouped=cfg.grouped and cfg.space == "nb201",
+                       evals={"test": batches_of(data.test, 512), "shift": batches_of(data.shifted, 512)})
+    return {k: float(np.mean([a for _, a in res[k]])) for k in ("test", "shift")}
 
+
+def _seed(key, run: int) -> int:
+    """Initial-weight seed of run ``run`` of a genotype (its batch order uses this + 1); the oracle's
+    short run is run 100, so it never shares a seed with a retraining run."""
+    base = key if isinstance(key, int) else zlib.crc32(str(key).encode()) % 1_000_000
+    return 1_000 * int(base) + 2 * int(run)
+
+
+def oracle_score(cfg, data, genotype) -> float:
+    """The positive control's score: validation accuracy of one stand-alone run of ``oracle_epochs``
+    epochs (a cheap, noisy near-oracle of stand-alone accuracy; seeded by the genotype)."""
+    key = arch_key(cfg, genotype)
+    short = replace(cfg.standalone, epochs=cfg.oracle_epochs)
+    res = train_copies(lambda: _net(cfg, genotype), data.train.x, data.train.y, short,
+                       init_seeds=[_seed(key, 100)], order_seeds=[_seed(key, 100) + 1], grouped=False,
+                       evals={"val": batches_of(data.val, 512)})
+    return res["val"][0][1]
+
+
+
+def positive_control(per: dict[str, dict[str, list[float]]]) -> list:
+    """The positive control (and the issue's mechanism gate: the space must be able to separate
+    proxies): the oracle-score search winner must beat the random-score search winner by the rule."""
+    return [superiority(per[t]["oracle"], per[t]["random"], margin=ACC_MARGIN, min_seeds=MIN_SEEDS,
+                        name=f"oracle-search winner {t} acc", other_name="random-score search") for t in TARGETS]
 
 
 def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]]:
     """The rule on the winners' accuracies ``per[target][proxy]`` (one value per supernet seed):
-    the headline and the claims (the first is the headline)."""
+    the headline and the claims (the first is the headline). A calibration run that searched with
+    the control scores only (oracle and random) is decided on the positive control alone."""
+    have = set(per["test"])
+    pos = positive_control(per) if {"oracle", "random"} <= have else None
+    if not {"flatness", "val_acc", "val_loss", "random"} <= have:
+        if pos is None:
+            raise ConfigError("genas-search needs proxies flatness, val_acc, val_loss and random, or oracle and random")
+        head = every_part(pos)
+        return head, [claim("calibration run: the oracle-score search beats the random-score search", head,
+                            headline=True)]
     parts = {alt: [superiority(per[t]["flatness"], per[t][alt], margin=ACC_MARGIN, min_seeds=MIN_SEEDS,
-                               name=f"winner {t} acc", other_name=alt) for t in ("test", "shift")]
+                               name=f"winner {t} acc", other_name=alt) for t in TARGETS]
              for alt in ("val_acc", "val_loss")}
     control = superiority(per["test"]["flatness"], per["test"]["random"], margin=ACC_MARGIN, min_seeds=MIN_SEEDS,
                           name="winner test acc", other_name="random search")
-    head = every_part(parts["val_acc"] + parts["val_loss"], negative_control=control, plan=ACC_PLAN)
+    head = every_part(parts["val_acc"] + parts["val_loss"], negative_control=control, positive_control=pos,
+                      plan=ACC_PLAN)
     va, vl = combine(parts["val_acc"]), combine(parts["val_loss"])
     if va == HELD and vl == NOT_HELD:
         why = "flatness beats the accuracy-searched winner but not the loss-searched one (the gain is the loss term's)"
@@ -221,19 +274,17 @@ def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]
 def run(cfg: SearchConfig, ctx) -> ExperimentResult:
     """The ``genas-search`` experiment (registered in :mod:`reprozoo.genas.experiment`)."""
     searches = ctx.run_trials(run_one, [Trial("search", s) for s in cfg.seeds], description="searches")
-    winners = sorted({r[p]["best"] for r in searches for p in SEARCH_PROXIES})
-    trials = [Trial("retrain", r, arch=a) for a in winners for r in range(cfg.retrain_runs)]
+    names = [p for p in SEARCH_PROXIES if p in cfg.proxies]
+    winners = sorted({r[p]["best"] for r in searches for p in names})
+    trials = [Trial("retrain", 0, arch=a) for a in winners]  # retrain_runs copies per trial
     results = ctx.run_trials(run_one, trials, description="retraining winners")
-    acc: dict[int, dict[str, float]] = {}
-    for a in winners:
-        rs = [r for t, r in zip(trials, results) if t["arch"] == a]
-        acc[a] = {k: float(np.mean([r[k] for r in rs])) for k in ("test", "shift")}
-    per = {t: {p: [acc[r[p]["best"]][t] for r in searches] for p in SEARCH_PROXIES} for t in ("test", "shift")}
+    acc = {t["arch"]: r for t, r in zip(trials, results)}
+    per = {t: {p: [acc[r[p]["best"]][t] for r in searches] for p in names} for t in TARGETS}
     head, claims = decide(per)
     metrics = {}
     table = []
-    for p in SEARCH_PROXIES:
-        grp = "method" if p == "flatness" else ("control" if p == "random" else "baseline")
+    for p in names:
+        grp = "method" if p == "flatness" else ("control" if p in ("random", "oracle") else "baseline")
         for t in ("test", "shift"):
             metrics[f"{grp}/{p}_winner_{t}_acc"] = float(np.mean(per[t][p]))
         table.append({"search proxy": p, "winners": ", ".join(str(from_key(cfg, r[p]["best"])) for r in searches),
