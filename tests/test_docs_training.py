@@ -96,3 +96,53 @@ def test_what_the_blocks_print(ran):
     assert _stdout(ran, "Face anti-spoofing")[0] == "3"
     assert _stdout(ran, "NAS supernets") == ["True"]
     assert _stdout(ran, "Autoregressive samplers") == ["2 True"]
+
+
+def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeypatch):
+    """The page's promise for the recipe calls, whose schedule spans the whole run (per-step warm-up +
+    cosine): stopped in its third epoch and resumed, a run ends with the weights and history of a run
+    never stopped."""
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from reprozoo.runtime.image_classification import ImageRecipe, fit_classifier
+    from reprozoo.runtime.trainer import Trainer
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(22, 3, 8, 8, generator=g), torch.randint(0, 3, (22,), generator=g)
+    train, val = TensorDataset(x[:16], y[:16]), TensorDataset(x[16:], y[16:])
+
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.2),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    recipe = ImageRecipe(epochs=4, batch_size=4, lr=0.1, warmup_epochs=1, label_smoothing=0.1, device="cpu")
+    straight = net()
+    full = fit_classifier(straight, train, val, recipe, seed=3, out_dir=tmp_path / "a")
+
+    train_epoch = Trainer.train_epoch
+
+    def stop_in_the_third_epoch(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", stop_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(net(), train, val, recipe, seed=3, out_dir=tmp_path / "b")
+    epochs_run = []
+
+    def counted(self, epoch):
+        epochs_run.append(epoch)
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", counted)
+    resumed = net()  # fresh weights: the checkpoint replaces them
+    torch.manual_seed(12345)  # another global RNG state at restart: the checkpoint restores it
+    again = fit_classifier(resumed, train, val, recipe, seed=3, out_dir=tmp_path / "b", resume=True)
+    assert epochs_run == [2, 3]  # only the epochs the interrupted run had not finished
+    assert again == full and len(full) == 4
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
