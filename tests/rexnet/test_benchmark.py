@@ -52,3 +52,15 @@ def test_trial_throughput_leaves_the_callers_random_state_alone():
     torch.manual_seed(123)
     trial_throughput(steps=1, batch=4, rounds=1)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_seed_batching_reports_batched_against_one_at_a_time_in_one_run():
+    from reprozoo.rexnet.benchmark_trials import seed_batching
+
+    out = seed_batching(n_seeds=2, steps=1, batch=4, rounds=1)
+    rows = {r["setting"]: r for r in out["rows"]}
+    assert set(rows) == {"batched_vmap", "one_at_a_time"} and rows["one_at_a_time"]["ratio_vs_one_at_a_time"] == 1.0
+    ratio = out["ratios"]["trials/cpu-s batched_vmap/one_at_a_time"]
+    assert ratio > 0 and rows["batched_vmap"]["ratio_vs_one_at_a_time"] == pytest.approx(ratio, abs=1e-3)
+    assert rows["batched_vmap"]["images_per_cpu_s"] / rows["one_at_a_time"]["images_per_cpu_s"] == pytest.approx(
+        ratio, rel=2e-2)

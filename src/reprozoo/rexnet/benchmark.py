@@ -74,10 +74,13 @@ def run(quick: bool = False, channels_last: bool | None = None, trials: bool = T
         out["rows"] += extra["rows"]
         out["ratios"].update(extra["ratios"])
     if trials:
-        from reprozoo.rexnet.benchmark_trials import trial_throughput
+        from reprozoo.rexnet.benchmark_trials import seed_batching, trial_throughput
 
         extra = trial_throughput(steps=2 if quick else 6)
         out["trials"], out["trial_ratios"] = extra["rows"], extra["ratios"]
+        batching = seed_batching(steps=1 if quick else 3)
+        out["trials"] += batching["rows"]
+        out["trial_ratios"].update(batching["ratios"])
     peak = matmul_peak_flops(min_time_s=0.2 if quick else 0.5)
     for row in out["rows"]:  # work per timed call: 2 FLOPs per MAC, times the batch
         row["flops"] = 2 * macs * row["batch"]

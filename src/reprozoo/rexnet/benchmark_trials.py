@@ -6,7 +6,9 @@ thread) in each setting: the former trial (32x32 canvas, 10 classes, contiguous 
 (16x16 mirror digits, 20 classes, channels-last, batch 128; 2,876 images x 12 epochs) and the trial of
 the current presets (:mod:`reprozoo.rexnet.channels_experiment`: channels-last, batch 256, 4 distorted
 copies). Rates are images per CPU-second of this process, and trials per CPU-second from each setting's
-own trial size; ratios are against the former trial.
+own trial size; ratios are against the former trial. :func:`seed_batching` measures, in one run, several
+seeds trained as ONE batched model (:class:`reprozoo.rexnet.channels_batched.StackedSeeds`, ``vmap``)
+against the same seeds trained one at a time in channels-last, the experiment's way.
 """
 
 from __future__ import annotations
@@ -72,3 +74,55 @@ def trial_throughput(steps: int = 6, batch: int | None = None, rounds: int = 2) 
             ratios[f"train images/cpu-s {name}/{BASE}"] = rate[name] / rate[BASE]
             ratios[f"trials/cpu-s {name}/{BASE}"] = trials[name] / trials[BASE]
     return {"rows": rows, "ratios": ratios}
+
+
+def seed_batching(n_seeds: int = 4, steps: int = 3, batch: int = 256, size: int = 16, rounds: int = 2) -> dict[str, Any]:
+    """Trials per CPU-second of ``n_seeds`` seeds of the ReXNet study arm trained as one ``vmap``-batched model
+    vs one at a time (channels-last), same steps, batch and inputs, one thread, interleaved rounds."""
+    import copy
+
+    from reprozoo.rexnet.channels_batched import StackedSeeds
+    from reprozoo.rexnet.study import Arm, build_study_model
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        models = []
+        for seed in range(n_seeds):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                models.append(build_study_model(Arm("linear", "silu", 0.25), image_size=size, num_classes=20))
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n_seeds, batch, 1, size, size, generator=gen)
+        y = torch.randint(0, 20, (n_seeds, batch), generator=gen)
+        stacked = StackedSeeds([copy.deepcopy(m) for m in models])
+        alone = [m.to(memory_format=torch.channels_last) for m in models]
+        opts = [torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01) for m in alone]
+        xs = [xi.contiguous(memory_format=torch.channels_last) for xi in x]
+
+        def batched():
+            for _ in range(steps):
+                stacked.step(x, y)
+
+        def one_at_a_time():
+            for m, opt, xi, yi in zip(alone, opts, xs, y):
+                for _ in range(steps):
+                    loss = F.cross_entropy(m(xi), yi)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+        cpu = {"batched_vmap": 0.0, "one_at_a_time": 0.0}
+        for r in range(rounds + 1):  # the first round warms up and is not counted
+            for name, fn in (("batched_vmap", batched), ("one_at_a_time", one_at_a_time)):
+                start = time.process_time()
+                fn()
+                if r:
+                    cpu[name] += time.process_time() - start
+    finally:
+        torch.set_num_threads(before)
+    images = n_seeds * steps * batch * rounds
+    rows = [{"group": "seed batching", "setting": name, "seeds": n_seeds, "batch": batch,
+             "images_per_cpu_s": round(images / cpu[name], 1),
+             "ratio_vs_one_at_a_time": round(cpu["one_at_a_time"] / cpu[name], 3)} for name in cpu]
+    return {"rows": rows, "ratios": {"trials/cpu-s batched_vmap/one_at_a_time": cpu["one_at_a_time"] / cpu["batched_vmap"]}}

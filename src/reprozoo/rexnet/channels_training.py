@@ -18,9 +18,10 @@ from reprozoo.runtime.trainer import tensor_epoch
 
 def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: int, lr: float,
                  weight_decay: float, warmup_epochs: float, channels_last: bool = True,
-                 eval_batch: int = 512) -> dict[str, Any]:
+                 eval_batch: int = 512, test_every_epoch: bool = False) -> dict[str, Any]:
     """Train ``model`` on ``data = ((x_train, y_train), (x_test, y_test))``; returns ``test_acc``,
-    ``train_acc`` (per epoch, measured on the fly), ``train_loss`` (per epoch)."""
+    ``train_acc`` (per epoch, measured on the fly), ``train_loss`` (per epoch) and, with
+    ``test_every_epoch``, ``test_acc_curve`` (test accuracy after each epoch; budget calibration)."""
     from reprozoo.rexnet.training import warmup_cosine
 
     (xtr, ytr), (xte, yte) = data
@@ -32,14 +33,24 @@ def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = warmup_cosine(opt, steps * epochs, int(round(warmup_epochs * steps)))
     gen = torch.Generator().manual_seed(7919 * int(seed) + 3)
-    accs, losses = [], []
-    model.train()
-    for _ in range(epochs):
+    accs, losses, tests = [], [], []
+    for epoch in range(epochs):
+        model.train()
         acc, loss = tensor_epoch(model, xtr, ytr, torch.randperm(n, generator=gen), batch_size, opt, sched)
         accs.append(acc)
         losses.append(loss)
+        if test_every_epoch or epoch == epochs - 1:
+            tests.append(test_accuracy(model, xte, yte, eval_batch))
+    out = {"test_acc": tests[-1], "train_acc": accs, "train_loss": losses}
+    if test_every_epoch:
+        out["test_acc_curve"] = tests
+    return out
+
+
+def test_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eval_batch: int = 512) -> float:
+    """Accuracy of ``model`` in eval mode (batch-norm running statistics) on ``(x, y)``."""
     model.eval()
     with torch.no_grad():
-        test_hits = sum(int((model(xte[i:i + eval_batch]).argmax(1) == yte[i:i + eval_batch]).sum())
-                        for i in range(0, len(xte), eval_batch))
-    return {"test_acc": test_hits / len(xte), "train_acc": accs, "train_loss": losses}
+        hits = sum(int((model(x[i:i + eval_batch]).argmax(1) == y[i:i + eval_batch]).sum())
+                   for i in range(0, len(x), eval_batch))
+    return hits / len(x)
