@@ -83,8 +83,12 @@ def _quick_bench():
 def test_benchmark_reports_ratios_from_one_run():
     out = _quick_bench()
     assert set(out["ratios"]) == {"train_step pps/cpl", "inference pps/cpl", "importance batched/loop",
-                                 "importance batched/loop batch1"}
+                                 "importance batched/loop batch1", "seed trials per CPU-s current/former"}
     assert all(v > 0 for v in out["ratios"].values())
+    seed = next(r for r in out["rows"] if r.get("what") == "seed trials per CPU-s")
+    # the ratio is the quotient of the two rates measured in this run; PPS with 5 mixtures costs more
+    assert seed["ratio"] == pytest.approx(seed["current_trials_per_cpu_s"] / seed["former_trials_per_cpu_s"])
+    assert seed["former_step_cpu_ms"]["cpl"] > 0 and set(seed["current_step_cpu_ms"]) == {"pps", "cpl", "pps1g"}
     seqs = {r["model"]: r["reconstructor_sequences_per_sample"] for r in out["rows"] if "model" in r}
     assert seqs == {"pps": 3 + (2 + 3) + 1 + 1, "cpl": 3 + 1 + 2}
 

@@ -16,11 +16,20 @@ not counted), and ``X_limit_fraction``, its achieved FLOP/s over ``peak_flops``:
 - importance pass: per pass over the batch (64 or 1 queries). The reconstructor work of the
   batched pass and of the loop is the same; the batched pass also scores the Gaussians
   (attention pool) and runs the single-Gaussian heads, which the loop leaves out, so it carries
-  slightly more FLOPs (``importance_extra_flops``)."""
+  slightly more FLOPs (``importance_extra_flops``).
+
+Affordable seeds: the ``seed trials per CPU-s`` row measures, in the same run, the CPU time
+(``process_time``) of one training step of each of the experiment's three trained arms (PPS, CPL,
+PPS-1G) at the former PPS size (``FORMER_PPS_MIXTURES`` = 5 mixtures of 1..5 Gaussians, 21
+reconstructor sequences per sample) and at the current one (``ArchConfig.pps_mixtures``),
+interleaved, and turns each into trials per CPU-second at the ``full`` preset's training budget
+(updates per trial; evaluation not counted); their ratio is the gain."""
 
 from __future__ import annotations
 
 import copy
+import math
+import time
 from typing import Any
 
 import torch
@@ -94,6 +103,54 @@ def _batched_importance(model, batch):
     return run
 
 
+FORMER_PPS_MIXTURES = 5  # the experiment's PPS before the redesign (mixtures of 1..5 Gaussians)
+SEED_ARMS = ("pps", "cpl", "pps1g")
+
+
+def _seed_step_cpu(arch: dict | None, batch_size: int, rounds: int) -> dict[str, float]:
+    """CPU seconds of one training step per trained arm (median of ``rounds``)."""
+    cfg = GmpConfig()
+    for k, v in (arch or {}).items():
+        setattr(cfg.arch, k, v)
+    world = make_world(ToyConfig(), seed=0)
+    data = make_split(world, batch_size, seed=0)
+    batch = collate([GroundingDataset(data, world.vocab)[i] for i in range(batch_size)])
+    out = {}
+    for arm in SEED_ARMS:
+        torch.manual_seed(0)
+        model = build_grounder("cpl" if arm == "cpl" else "gmp", arm_config(cfg, arm, len(world.vocab), 32),
+                               torch.as_tensor(world.vocab.vectors)).train()
+        step = _train_step(model, batch)
+        step()
+        times = []
+        for _ in range(rounds):
+            t0 = time.process_time()
+            step()
+            times.append(time.process_time() - t0)
+        out[arm] = sorted(times)[len(times) // 2]
+    return out
+
+
+def seed_throughput(batch_size: int, arch: dict | None = None, rounds: int = 5) -> dict[str, Any]:
+    """Trials per CPU-second of the former and the current trial (training updates only, at the
+    ``full`` preset's budget), measured interleaved in this process; ``ratio`` = current / former."""
+    full = GmpConfig.from_preset("full")
+    updates = math.ceil(full.n_train / full.fit.batch_size) * full.fit.epochs
+    former = {**(arch or {}), "pps_mixtures": FORMER_PPS_MIXTURES}
+    cpu: dict[str, dict[str, float]] = {"former": dict.fromkeys(SEED_ARMS, 0.0), "current": dict.fromkeys(SEED_ARMS, 0.0)}
+    for _ in range(2):  # two interleaved halves: a slow spell of the machine hits both
+        for name, a in (("former", former), ("current", arch)):
+            for arm, v in _seed_step_cpu(a, batch_size, rounds).items():
+                cpu[name][arm] += v / 2
+    scale = updates * full.fit.batch_size / batch_size  # steps of this batch size per trial
+    rate = {k: len(SEED_ARMS) / (sum(v.values()) * scale) for k, v in cpu.items()}
+    return {"what": "seed trials per CPU-s", "batch": batch_size, "updates_per_trial": updates,
+            "former_step_cpu_ms": {a: round(1000 * v, 2) for a, v in cpu["former"].items()},
+            "current_step_cpu_ms": {a: round(1000 * v, 2) for a, v in cpu["current"].items()},
+            "former_trials_per_cpu_s": rate["former"], "current_trials_per_cpu_s": rate["current"],
+            "ratio": rate["current"] / rate["former"]}
+
+
 @register_benchmark("gmp", description="PPS vs CPL: training step time at equal batch, inference queries/s")
 def run(quick: bool = False, batch_size: int = 64, arch: dict | None = None) -> dict[str, Any]:
     """``arch`` overrides fields of the experiment's architecture (``ArchConfig``)."""
@@ -148,8 +205,11 @@ def run(quick: bool = False, batch_size: int = 64, arch: dict | None = None) -> 
         kind = "cpl" if arm == "cpl" else "gmp"
         rows.append({"model": arm, "params": count_params(m),
                      "reconstructor_sequences_per_sample": num_reconstructor_passes(m.config, kind)})
+    seeds = seed_throughput(batch_size, arch, rounds=2 if quick else 5)
+    rows.append(seeds)
     ratios = {"train_step pps/cpl": train["ratio"], "inference pps/cpl": infer["ratio"],
-              "importance batched/loop": imp["ratio"], "importance batched/loop batch1": imp1["ratio"]}
+              "importance batched/loop": imp["ratio"], "importance batched/loop batch1": imp1["ratio"],
+              "seed trials per CPU-s current/former": seeds["ratio"]}
     return {"rows": rows, "ratios": ratios, "threads": int(train["threads"]), "peak_flops": peak,
             "goal": "batched importance pass faster than one pass per mixture (ratio < 1) at both batch sizes",
             "met": bool(imp["ratio"] < 1.0 and imp1["ratio"] < 1.0)}
