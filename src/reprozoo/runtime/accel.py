@@ -6,6 +6,7 @@ N processes see the same optimisation (the distributed test checks this).
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -14,12 +15,12 @@ from accelerate.utils import DataLoaderConfiguration
 
 from reprozoo.errors import ConfigError
 
-_DEVICES = ("auto", "cpu", "cuda", "mps")
 
-
-def resolve_device(name: str) -> str:
+def resolve_device(name: str | torch.device) -> str:
     """A user's device string as torch reads it: ``auto`` -> ``cuda`` when a GPU is visible, else
-    ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` as given, once checked to be present here."""
+    ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` as given, once checked to be present here.
+    A ``torch.device`` is read as its string (``torch.device("cuda", 1)`` is ``cuda:1``)."""
+    name = str(name) if isinstance(name, torch.device) else name
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
@@ -28,7 +29,7 @@ def resolve_device(name: str) -> str:
         if not torch.backends.mps.is_available():
             raise ConfigError("device 'mps' was asked for but this machine has no MPS backend; use cpu or auto")
         return name
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    match = re.fullmatch(r"cuda(?::(\d+))?", name) if isinstance(name, str) else None
     if match is None:
         raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{name}'")
     if not torch.cuda.is_available():
@@ -38,14 +39,29 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def make_accelerator(device: str = "auto", mixed_precision: str = "no") -> Accelerator:
-    """``device``: auto (GPU if present / as launched) | cpu | cuda | mps."""
-    if device not in _DEVICES:
-        raise ConfigError(f"device must be one of {list(_DEVICES)}, got '{device}'")
+def _launched() -> bool:
+    """True in a process started by ``accelerate launch`` / ``torchrun`` (one of several)."""
+    return int(os.environ.get("LOCAL_RANK", -1)) != -1 or int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+def make_accelerator(device: str | torch.device = "auto", mixed_precision: str = "no") -> Accelerator:
+    """The library's ``Accelerator`` on ``device``, read by :func:`resolve_device`: ``auto`` (the GPU
+    when one is visible, or as ``accelerate launch`` placed this process) | ``cpu`` | ``cuda`` |
+    ``cuda:N`` | ``mps``. ``cuda:N`` makes GPU N this process's current CUDA device
+    (``torch.cuda.set_device``); in a launched multi-process run each process already has its GPU, so
+    there it is refused (use ``auto`` and ``CUDA_VISIBLE_DEVICES``)."""
     if mixed_precision not in ("no", "fp16", "bf16"):
         raise ConfigError(f"mixed_precision must be no|fp16|bf16, got '{mixed_precision}'")
+    name = str(device) if isinstance(device, torch.device) else device
+    resolved = resolve_device(name)
+    index = re.fullmatch(r"cuda:(\d+)", resolved)
+    if index is not None:
+        if _launched():
+            raise ConfigError(f"device '{resolved}' names one GPU, but this process is one of a launched "
+                              "multi-process run that places each process on its own GPU; use auto or cuda")
+        torch.cuda.set_device(int(index.group(1)))
     return Accelerator(
-        cpu=device == "cpu",
+        cpu=resolved == "cpu",
         mixed_precision=mixed_precision,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
