@@ -45,17 +45,19 @@ def test_all_arms_are_at_equal_macs_and_the_counter_agrees():
 def test_presets_mirror_data_and_budget():
     q = ChannelsConfig.from_preset("quick")
     assert (q.dataset, q.image_size, q.num_classes, q.epochs, q.batch_size, q.lr, q.width_mult, q.seeds) == (
-        "mirror", 16, 20, 2, 256, 5e-3, 0.25, [0, 1, 2])
-    assert (q.train_copies, q.test_copies) == (4, 2)
-    assert ChannelsConfig.from_preset("full").seeds == list(range(PLAN.planned_n))  # the power function's seeds
+        "mirror", 16, 20, 4, 256, 5e-3, 0.25, [0, 1, 2])
+    assert (q.train_copies, q.test_copies) == (2, 2)
+    f = ChannelsConfig.from_preset("full")
+    assert f.seeds == list(range(PLAN.planned_n))  # the power function's seeds
+    assert (f.epochs, f.train_copies, f.batch_size) == (12, 2, 256)  # the plateau budget of the calibration
     s = ChannelsConfig.from_preset("smoke")
     assert (s.epochs, s.batch_size, s.max_train, s.train_copies, s.test_copies) == (4, 32, 64, 1, 1)
 
 
 def test_calibrated_data_sizes():
     (xtr, ytr), (xte, yte) = data(ChannelsConfig.from_preset("quick"))
-    # 1,438 train digits x 4 copies x 2 (mirrors), 359 test digits x 2 copies x 2
-    assert xtr.shape == (11_504, 1, 16, 16) and xte.shape == (1_436, 1, 16, 16)
+    # 1,438 train digits x 2 copies x 2 (mirrors), 359 test digits x 2 copies x 2
+    assert xtr.shape == (5_752, 1, 16, 16) and xte.shape == (1_436, 1, 16, 16)
     assert torch.equal(torch.bincount(ytr, minlength=20)[:10], torch.bincount(ytr, minlength=20)[10:])
     assert int(yte.min()) == 0 and int(yte.max()) == 19
 
@@ -188,19 +190,19 @@ def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
     assert m["method/rexnet_params"] == sum(p.numel() for p in build_study_model(
         Arm("linear", "silu", 0.25), image_size=16, num_classes=20).parameters())
     stored = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
-    assert {len(r.get("result", r)["train_acc_curve"]) for r in stored} == {4, 2}  # the short arm: 4 // 2 epochs
+    assert {len(r.get("result", r)["train_acc_curve"]) for r in stored} == {4, 1}  # the short arm: 4 // 4 epochs
     assert m["method/rexnet_acc"] * 64 == pytest.approx(round(m["method/rexnet_acc"] * 64))  # 64 test images
     assert [c["headline"] for c in data["claims"]] == [True] + [False] * 5
     assert (out / "figures" / "accuracy_by_arm.png").stat().st_size > 1000
 
 
 def test_fit_gate_reads_each_arms_final_train_accuracy():
-    fitted = [0.2, 0.55, 0.62]
-    rising = [0.1, 0.2, 0.3]
+    fitted = [0.6, 0.88, 0.93]
+    rising = [0.5, 0.7, 0.8]
     tests = fitted_gate({"a": [fitted, fitted], "b": [fitted, rising]}, ("a", "b"))
-    assert tests[0].verdict == HELD and tests[0].estimate == pytest.approx(0.62)
-    assert tests[1].verdict == NOT_HELD and tests[1].estimate == pytest.approx((0.62 + 0.3) / 2)
-    assert FIT_TRAIN_ACC == 0.50
+    assert tests[0].verdict == HELD and tests[0].estimate == pytest.approx(0.93)
+    assert tests[1].verdict == NOT_HELD and tests[1].estimate == pytest.approx((0.93 + 0.8) / 2)
+    assert FIT_TRAIN_ACC == 0.90
 
 
 def test_positive_control_and_plateau_gate_the_headline():

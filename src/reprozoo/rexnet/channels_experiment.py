@@ -15,7 +15,7 @@ mirror digits (:mod:`reprozoo.rexnet.mirror_digits`: 20 classes, each digit and 
 - ``linear_relu6`` and ``stagewise_silu``: the two crossed ablations;
 - ``control`` (negative control): linear schedule with *no* activation after the stem, the
   expansion 1x1 convs and the penultimate conv (the paper's rank argument says this is worse);
-- ``rexnet_short`` (positive control): ``rexnet`` trained for half of the epochs.
+- ``rexnet_short`` (positive control): ``rexnet`` trained for a quarter of the epochs.
 
 Headline (:func:`reprozoo.runtime.verdict.headline`, rule and ``ACC_MARGIN`` fixed before the first
 quick run): ``rexnet`` beats the strongest of the three alternatives (by mean) by more than
@@ -66,13 +66,13 @@ PLAN = Plan(
 )
 METHOD, CONTROL, SHORT = "rexnet", "control", "rexnet_short"
 EARLY_BLOCKS = 3  # stage-wise arms copy the linear widths of stages 1-2 (blocks 0-2); no later block is narrower
-SHORT_FRACTION = 2  # positive control: ReXNet trained for half of the epochs (a known-true loss)
-# mechanism gate: every compared arm learns its train set at the budget (mean final-epoch train accuracy). Was 0.95
-# for 2,876 train images x 12 epochs, where every arm memorised its images (pilot: train 0.94-0.97, test 0.45-0.61);
-# lowered before the pilot of the 4-copy data (11,504 images x 2 epochs, where the control reaches train 0.57 and
-# test 0.60): a CPU-affordable budget there reaches no plateau, so the gate checks that no compared arm is left
-# behind in training (chance = 0.05), not that every arm has converged.
-FIT_TRAIN_ACC = 0.50
+SHORT_FRACTION = 4  # positive control: ReXNet trained for a quarter of the epochs (a known-true loss)
+# mechanism gate: every compared arm learns its train set at the budget (mean final-epoch train accuracy over seeds).
+# Fixed before the pilot of the plateau budget from the calibration of the control and ReXNet alone (seed 0, 2 copies,
+# 12 epochs): both reach 0.94-0.95 train accuracy while their test accuracy has flattened (+1.0 point over the last
+# fifth of the epochs, +4.3 points for ReXNet between the 8- and the 12-epoch budget); both pass 0.90 only in the
+# tenth epoch, so an arm below 0.90 is still climbing. (0.95 at 2,876 images x 12 epochs; 0.50 at 11,504 x 2.)
+FIT_TRAIN_ACC = 0.90
 ALTERNATIVES = ("mbv2", "linear_relu6", "stagewise_silu")
 ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penultimate conv)
     "rexnet": ("linear", "silu"),
@@ -85,7 +85,7 @@ ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penul
 LABELS = {"rexnet": "linear + SiLU (ReXNet)", "mbv2": "stage-wise + ReLU6 (MobileNetV2)",
           "linear_relu6": "linear + ReLU6", "stagewise_silu": "stage-wise + SiLU",
           "control": "linear, no act. after expansion (control)",
-          "rexnet_short": "ReXNet, half of the epochs (positive control)"}
+          "rexnet_short": "ReXNet, a quarter of the epochs (positive control)"}
 
 
 @dataclass
@@ -95,7 +95,7 @@ class ChannelsConfig(ExperimentConfig):
     # data: mirror digits (20 classes: each digit and its mirror image), calibrated on the control arm only
     dataset: str = "mirror"  # mirror (20 classes, 16x16) | digits (the former 10-class set, 32x32)
     image_size: int = 16
-    train_copies: int = 4  # distorted draws of each of the 1,438 train digits (x2 with the mirrors): 11,504 images
+    train_copies: int = 2  # distorted draws of each of the 1,438 train digits (x2 with the mirrors): 5,752 images
     test_copies: int = 2  # ... of each of the 359 test digits: 1,436 images
     max_train: int = 0  # 0 = all; > 0 truncates (smoke)
     max_test: int = 0
@@ -105,8 +105,8 @@ class ChannelsConfig(ExperimentConfig):
     contrast_min: float = 0.4
     contrast_max: float = 1.0
     data_seed: int = 0
-    # training (the same for every arm; the positive control runs half of the epochs)
-    epochs: int = 2
+    # training (the same for every arm; the positive control runs a quarter of the epochs)
+    epochs: int = 12  # the plateau budget (calibrated on the control and ReXNet alone, see FIT_TRAIN_ACC)
     batch_size: int = 256
     lr: float = 5e-3
     weight_decay: float = 0.01
@@ -116,7 +116,7 @@ class ChannelsConfig(ExperimentConfig):
     PRESETS: ClassVar[dict] = {
         "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "train_copies": 1, "test_copies": 1, "epochs": 4,
                   "batch_size": 32, "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
-        "quick": {"device": "cpu"},
+        "quick": {"device": "cpu", "epochs": 4},  # the demo: a third of the plateau budget (wiring, not a decision)
         "full": {"device": "cpu", "seeds": list(range(PLAN.planned_n or MIN_SEEDS))},  # 80% power at the SESOI
         "paper": {"seeds": [0, 1, 2, 3, 4], "train_copies": 6, "epochs": 30, "width_mult": 0.5},
     }
@@ -217,10 +217,10 @@ def fitted_gate(curves: dict[str, list[list[float]]], arms_: tuple[str, ...]) ->
 
 
 def positive_control(accs: dict[str, list[float]], margin: float = ACC_MARGIN) -> Test:
-    """Known-true effect on the same benchmark and rule: ReXNet beats itself trained for half of
-    the epochs by more than ``margin``."""
+    """Known-true effect on the same benchmark and rule: ReXNet beats itself trained for a quarter
+    of the epochs by more than ``margin``."""
     return superiority(accs[METHOD], accs[SHORT], margin=margin, min_seeds=MIN_SEEDS,
-                       name="positive control (full vs half budget) test accuracy", other_name=f"'{SHORT}'")
+                       name="positive control (full vs quarter budget) test accuracy", other_name=f"'{SHORT}'")
 
 
 def decide(accs: dict[str, list[float]], margin: float = ACC_MARGIN,
