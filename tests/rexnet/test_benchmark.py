@@ -35,12 +35,13 @@ def test_trial_throughput_rows_are_ratios_against_the_former_setting():
     out = trial_throughput(steps=1, batch=8, rounds=1)
     rows = {r["setting"]: r for r in out["rows"]}
     assert set(rows) == set(SETTINGS) and rows["former_32px_nchw"]["ratio_vs_former"] == 1.0
-    cur, old = rows["current_16px_b256"], rows["former_32px_nchw"]
+    cur, old = rows["redesign2_16px_b256"], rows["former_32px_nchw"]
     assert cur["ratio_vs_former"] == pytest.approx(cur["images_per_cpu_s"] / old["images_per_cpu_s"], rel=1e-2)
-    # the current trial is 23,008 training images (11,504 x 2 epochs), the former one 4,314 (1,438 x 3)
+    # the second redesign's trial is 23,008 training images (11,504 x 2 epochs), the former one 4,314 (1,438 x 3)
     assert (cur["trial_images"], old["trial_images"]) == (23_008, 4_314)
+    assert rows["plateau_16px_b256"]["trial_images"] == 69_024  # the plateau budget: 5,752 x 12 epochs
     assert cur["trial_ratio_vs_former"] == pytest.approx(cur["ratio_vs_former"] * 4_314 / 23_008, rel=1e-2)
-    assert out["ratios"]["trials/cpu-s current_16px_b256/former_32px_nchw"] == pytest.approx(
+    assert out["ratios"]["trials/cpu-s redesign2_16px_b256/former_32px_nchw"] == pytest.approx(
         cur["trials_per_cpu_s"] / old["trials_per_cpu_s"], rel=1e-2)
 
 
