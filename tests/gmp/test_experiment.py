@@ -27,14 +27,15 @@ def _scores(pps, cpl, pps1g, whole, single=(0.6, 0.62, 0.61), cpl_single=(0.6, 0
             "whole": arm(whole, (0.1, 0.1, 0.1))}
 
 
-GATES = {"oracle": [0.48, 0.52, 0.50], "nondominant": [0.3, 0.35, 0.4], "centre_rule": [0.5, 0.52, 0.55]}
+GATES = {"oracle": [0.48, 0.52, 0.50], "nondominant": [0.3, 0.35, 0.4], "centre_span": [0.1, 0.12, 0.2],
+         "centre_rule": [0.5, 0.52, 0.55]}
 
 
 def test_rule_holds_when_pps_beats_the_strongest_alternative_and_ties_on_single():
     head, claims = decide(_scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21)),
                           **GATES)
     assert head.verdict == HELD and "strongest alternative PPS-1G" in head.evidence
-    assert [c["verdict"] for c in claims] == [HELD, HELD, HELD, HELD, INCONCLUSIVE, HELD, HELD, HELD]  # ramp: zero difference
+    assert [c["verdict"] for c in claims] == [HELD, HELD, HELD, HELD, INCONCLUSIVE, HELD, HELD, HELD, HELD]  # ramp: zero difference
     assert {"positive_control", "mechanism", "negative_control"} <= set(claims[0]["test"])
     assert head.plan == TWO_PART_PLAN and claims[1]["test"]["plan"]["sesoi"] == SINGLE_PLAN.sesoi
     # single-block: differences 0, +0.01, +0.01 -> L = 0.0067 - t(0.95, 2) * 0.0058 / sqrt(3) = -0.0031 > -0.03
@@ -70,7 +71,11 @@ def test_positive_control_and_mechanism_gate_the_headline():
     # the mixtures are not used (mean non-dominant importance 0.1 < 0.2): mechanism inactive
     head, claims = decide(scores, **{**GATES, "nondominant": [0.05, 0.1, 0.15]})
     assert head.verdict == INCONCLUSIVE and "mechanism inactive" in head.evidence
-    assert head.gates["mechanism"][0].estimate == pytest.approx(0.1) and claims[-1]["verdict"] == NOT_HELD
+    assert head.gates["mechanism"][0].estimate == pytest.approx(0.1) and claims[-2]["verdict"] == NOT_HELD
+    # the importance is split but the Gaussians sit on one spot (the pilot's case): mechanism inactive
+    head, claims = decide(scores, **{**GATES, "centre_span": [0.004, 0.011, 0.006]})
+    assert head.verdict == INCONCLUSIVE and "mechanism inactive" in head.evidence
+    assert [t.verdict for t in head.gates["mechanism"]] == [HELD, NOT_HELD]
 
 
 def test_plans_give_power_only_above_their_bounds():
@@ -106,9 +111,9 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
 
 def test_smoke_preset_runs_the_whole_path(tmp_path):
     out, m = run_experiment("gmp-grounding", "smoke", out_dir=tmp_path / "run", progress=False)
-    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 8
+    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 9
     assert m["headline"]["verdict"] == m["verdict"] and len(m["headline"]["negative_control"]) == 2
-    assert len(m["headline"]["positive_control"]) == 1 and len(m["headline"]["mechanism"]) == 1
+    assert len(m["headline"]["positive_control"]) == 1 and len(m["headline"]["mechanism"]) == 2
     assert m["headline"]["plan"]["sesoi"] in (TWO_PART_PLAN.sesoi, SINGLE_PLAN.sesoi)
     met = m["metrics"]
     for arm in ("pps", "cpl", "pps1g", "whole"):

@@ -245,6 +245,7 @@ def run(cfg: GmpConfig, ctx) -> ExperimentResult:
     gates: dict[str, Any] = {}
     if "pps" in results:
         gates["nondominant"] = [r["mechanism"]["nondominant"] for r in results["pps"]]
+        gates["centre_span"] = [r["mechanism"]["centre_span"] for r in results["pps"]]
         gates["centre_rule"] = [r["centre_rule"]["types"]["two-part"][METRIC] for r in results["pps"]]
     if "cpl" in results:
         gates["oracle"] = [r["oracle"]["types"]["two-part"][METRIC] for r in results["cpl"]]
