@@ -150,3 +150,18 @@ def test_best_epoch_is_only_a_flagged_legacy_option():
     # evaluation consumes no randomness: same training, so best-of-epochs >= final-epoch accuracy
     assert all(b >= a for a, b in zip(last.task_acc, best.task_acc))
     assert np.allclose(best.class_acc, last.class_acc)  # per-class accuracy always from the final epoch
+
+
+def test_the_device_defaults_to_auto_and_is_read_by_the_runtime_resolver():
+    from reprozoo.rainbow.batched import BatchedLearner
+    from reprozoo.runtime.accel import resolve_device
+
+    auto = torch.device(resolve_device("auto"))
+    assert ContinualLearner(_model).device == auto
+    assert BatchedLearner([_model], CLSettings()).device == auto
+    assert ContinualLearner(_model, device=torch.device("cpu")).device == torch.device("cpu")
+    for bad in ("gpu", "cuda:x"):
+        with pytest.raises(ConfigError, match="device must be auto, cpu, cuda, cuda:N or mps"):
+            ContinualLearner(_model, device=bad)
+        with pytest.raises(ConfigError, match="device must be"):
+            BatchedLearner([_model], CLSettings(), device=bad)

@@ -28,6 +28,7 @@ from reprozoo.eclips.ensemble import Ensemble, ensemble_loss
 from reprozoo.eclips.sampler import MODES, UncertaintySampler
 from reprozoo.eclips.uncertainty import predict
 from reprozoo.errors import ConfigError
+from reprozoo.runtime.accel import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,8 +99,10 @@ def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.no_grad()
 def score_frames(model: nn.Module, frames: torch.Tensor, *, mc_samples: int = 0, uncertainty: str = "variance",
                  batch_size: int = 1024, generator: torch.Generator | None = None,
-                 device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Per-frame live probability and uncertainty (see :func:`reprozoo.eclips.uncertainty.predict`)."""
+                 device: str | torch.device | None = None) -> dict[str, np.ndarray]:
+    """Per-frame live probability and uncertainty (see :func:`reprozoo.eclips.uncertainty.predict`),
+    computed on ``device`` (default: the device the model's weights are on)."""
+    device = _device_of(model) if device is None else torch.device(resolve_device(device))
     probs, uncs = [], []
     for start in range(0, len(frames), batch_size):
         x = normalize(frames[start:start + batch_size].to(device))
@@ -110,10 +113,12 @@ def score_frames(model: nn.Module, frames: torch.Tensor, *, mc_samples: int = 0,
 
 
 def fit(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
-        settings: FitSettings, *, generator: torch.Generator, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Train ``model`` in place; returns a small history (loss every 50 iterations, the fusion
-    weights of an ensemble, the number of sampler refreshes)."""
+        settings: FitSettings, *, generator: torch.Generator, device: str | torch.device = "auto") -> dict[str, Any]:
+    """Train ``model`` in place on ``device`` (read by :func:`reprozoo.runtime.accel.resolve_device`:
+    ``auto`` is the GPU when one is visible); returns a small history (loss every 50 iterations, the
+    fusion weights of an ensemble, the number of sampler refreshes)."""
     settings.validate()
+    device = torch.device(resolve_device(device))
     model.to(device).train()
     sampler = UncertaintySampler(domains.numpy(), labels.numpy(), settings.n_per_bucket,
                                  eta=settings.eta if settings.uncertainty_sampling else 0.0,
@@ -160,3 +165,9 @@ def fit(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, domains: t
                 history["weights"].append(model.weights().detach().cpu().tolist())
     model.eval()
     return history
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

@@ -28,6 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from reprozoo.rainbow.memory import EpisodicMemory, RainbowPolicy, make_policy
 from reprozoo.rainbow.metrics import class_accuracy
 from reprozoo.rainbow.strategies import CLSettings, StreamResult, epoch_lrs
+from reprozoo.runtime.accel import resolve_device
 
 BATCHABLE_METHODS = ("rm", "er", "gdumb", "finetune")
 
@@ -62,11 +63,11 @@ class BatchedLearner:
     """Runs one arm for ``len(seeds)`` seeds at once; ``fit`` returns one StreamResult per seed."""
 
     def __init__(self, model_fns: Sequence[Callable[[], nn.Module]], settings: CLSettings,
-                 device: str | torch.device = "cpu", seeds: Sequence[int] = (0,)):
+                 device: str | torch.device = "auto", seeds: Sequence[int] = (0,)):
         if len(model_fns) != len(seeds):
             raise ValueError("one model_fn per seed")
         self.model_fns, self.s = list(model_fns), settings
-        self.device, self.seeds = torch.device(device), list(seeds)
+        self.device, self.seeds = torch.device(resolve_device(device)), list(seeds)
 
     # ------------------------------------------------------------------ model state
     def _seeded_build(self, i: int, index: int) -> nn.Module:
@@ -296,7 +297,7 @@ class BatchedLearner:
 
 
 def batched_joint(setups: Sequence, settings: CLSettings, epochs: int, seeds: Sequence[int],
-                  device: str | torch.device = "cpu") -> list[float]:
+                  device: str | torch.device = "auto") -> list[float]:
     """:func:`~reprozoo.rainbow.strategies.joint_accuracy` for several seeds as one batched model;
     ``setups``: ``(data, scenario, model_fn)`` per seed."""
     from reprozoo.rainbow.scenarios import scenario_from_tasks

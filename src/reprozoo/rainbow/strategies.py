@@ -38,6 +38,7 @@ from reprozoo.rainbow.settings import (  # noqa: F401  (re-exported)
     epoch_lrs,
     make_scheduler,
 )
+from reprozoo.runtime.accel import resolve_device
 
 
 class Normalized(nn.Module):
@@ -95,9 +96,9 @@ class ContinualLearner:
     """
 
     def __init__(self, model_fn: Callable[[], nn.Module], settings: CLSettings | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0, progress: Callable | None = None):
+                 device: str | torch.device = "auto", seed: int = 0, progress: Callable | None = None):
         self.model_fn, self.s = model_fn, settings or CLSettings()
-        self.device, self.seed = torch.device(device), seed
+        self.device, self.seed = torch.device(resolve_device(device)), seed
         self.progress = progress
 
     # ------------------------------------------------------------------ helpers
@@ -347,7 +348,7 @@ def _grow_head(model: nn.Module, n_out: int) -> None:
 
 def joint_accuracy(model_fn: Callable[[], nn.Module], x_train: torch.Tensor, y_train: np.ndarray,
                    x_test: torch.Tensor, y_test: np.ndarray, settings: CLSettings | None = None,
-                   epochs: int = 10, device: str | torch.device = "cpu", seed: int = 0) -> float:
+                   epochs: int = 10, device: str | torch.device = "auto", seed: int = 0) -> float:
     """Upper bound for intransigence: one model trained offline on all training data at once."""
     from reprozoo.rainbow.scenarios import scenario_from_tasks
 
