@@ -14,7 +14,7 @@ def test_topics_command_writes_json_figure_and_html(tiny_encoder, tmp_path, caps
     assert code in (0, None)
     data = json.loads((out / "topics.json").read_text())
     assert data["n_topics"] == 3 and [len(t["words"]) for t in data["topics"]] == [5, 5, 5]
-    assert (out / "figures" / "topic_words.png").exists() and (out / "model" / "config.json").exists()
+    assert (out / "figures" / "topic_words.png").exists() and (out / "model.safetensors").is_file()
     assert "TVQ-VAE topics" in (out / "topics.html").read_text()
     printed = capsys.readouterr().out
     assert "topic   0:" in printed and data["topics"][0]["words"][0] in printed

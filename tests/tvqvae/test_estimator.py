@@ -95,11 +95,18 @@ def test_fit_transform_topics_generate(fitted, corpus):
 def test_same_seed_same_model_and_save_load_roundtrip(fitted, corpus, tiny_encoder, tmp_path):
     again = TVQVAE(3, encoder=tiny_encoder, **SMALL, random_state=0).fit(corpus)
     assert np.array_equal(again.topics_, fitted.topics_)
-    fitted.save(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "weights.safetensors"]
-    loaded = TVQVAE.load(tmp_path / "m")
+    from reprozoo.runtime.checkpoint import checkpoint_meta
+
+    written = fitted.save(tmp_path / "m.safetensors")
+    assert written == tmp_path / "m.safetensors" and sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    meta = checkpoint_meta(written)  # the library format: name, kwargs, version, vocabulary
+    assert meta["model"] == "TVQVAE" and meta["kwargs"] == {**fitted.get_params(), "vq_hidden": list(fitted.vq_hidden)}
+    assert meta["extra"]["vocabulary"] == fitted.vocab_.to_list() and meta["extra"]["input_dim"] == fitted.input_dim_
+    loaded = TVQVAE.load(written)
     assert np.array_equal(loaded.topics_, fitted.topics_)
     assert np.array_equal(loaded.transform(corpus.texts[:5]), fitted.transform(corpus.texts[:5]))
+    assert loaded.save(tmp_path / "again").read_bytes() == written.read_bytes()  # the ending is added
+    assert np.array_equal(TVQVAE.load(tmp_path / "again").topics_, fitted.topics_)
     with pytest.raises(CheckpointError, match="not a saved TVQVAE"):
         TVQVAE.load(tmp_path)
 
@@ -176,3 +183,19 @@ def test_a_nan_loss_in_the_topic_stage_stops_before_the_update(tiny_encoder, cor
         TVQVAE(3, **{**SMALL, "batch_size": 1000}).fit_prepared(data)
     with pytest.raises(DataError, match=r"^Input X contains NaN\.$"):  # ProdLDA checks its counts first
         baselines.prodlda(data, 3, 0, epochs=2, batch_size=1000)
+
+
+def test_the_device_is_read_by_the_runtime_resolver_in_fit():
+    """TVQVAE and ProdLDA have no resolver of their own: ``fit`` checks the device with
+    runtime.accel.resolve_device before any work (a bad name is a one-line ConfigError)."""
+    import reprozoo.tvqvae.embeddings as embeddings
+    import reprozoo.tvqvae.estimator as estimator
+
+    assert not hasattr(estimator, "resolve_device") or estimator.resolve_device.__module__ == "reprozoo.runtime.accel"
+    assert not hasattr(embeddings, "_pick_device")
+    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"):
+        TVQVAE(3, device="gpu").fit(["x"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
+            TVQVAE(3, device="cuda:0").fit(["x"])
+    assert TVQVAE(3).get_params()["device"] == "auto"

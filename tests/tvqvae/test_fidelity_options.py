@@ -23,6 +23,7 @@ from reprozoo.tvqvae.metrics import top_words, topic_quality
 from reprozoo.tvqvae.models import TVQDecoder, VQAutoEncoder, standardise_over_topics
 from reprozoo.tvqvae.official import load_official_weights
 from reprozoo.tvqvae.training import train_vq
+from tests.tvqvae.former_save import write_former_save
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tvqvae"
 SMALL = {"n_codes": 16, "code_dim": 8, "n_neighbors": 2, "vq_hidden": (16,), "vq_epochs": 2, "topic_epochs": 5,
@@ -133,7 +134,7 @@ def test_from_official_estimator_and_old_saves_without_topic_bn_statistics(tmp_p
     x = load_file(str(FIXTURES / "io.safetensors"))["doc_code_hist"]
     theta = est.transform_counts(x)
     assert theta.shape == (12, 6) and np.allclose(theta.sum(1), 1, atol=1e-6)
-    est.save(tmp_path / "m")
+    write_former_save(est, tmp_path / "m")  # the folder format of saves made before the library format
     tensors = load_file(str(tmp_path / "m" / "weights.safetensors"))
     save_file({k: v for k, v in tensors.items() if "topic_bn" not in k}, str(tmp_path / "m" / "weights.safetensors"))
     assert json.loads((tmp_path / "m" / "config.json").read_text())["params"]["alpha_hidden"] == 1

@@ -175,13 +175,13 @@ def test_text_pickle_and_save_load_round_trip(fitted, docs, tmp_path):
 
     again = pickle.loads(pickle.dumps(fitted))
     assert np.array_equal(again.transform(docs[:5]), fitted.transform(docs[:5]))
-    fitted.save(tmp_path / "a")
-    loaded = TVQVAE.load(tmp_path / "a")
+    fitted.save(tmp_path / "a.safetensors")
+    loaded = TVQVAE.load(tmp_path / "a.safetensors")
     assert loaded.get_params() == fitted.get_params()
-    loaded.save(tmp_path / "b")
-    a, b = load_file(str(tmp_path / "a" / "weights.safetensors")), load_file(str(tmp_path / "b" / "weights.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical
-    assert (tmp_path / "a" / "config.json").read_text() == (tmp_path / "b" / "config.json").read_text()
+    loaded.save(tmp_path / "b.safetensors")
+    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()  # bit-identical
     assert np.array_equal(loaded.transform(docs[:5]), fitted.transform(docs[:5]))
 
 

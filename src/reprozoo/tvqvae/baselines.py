@@ -28,9 +28,10 @@ from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.accel import resolve_device
 from reprozoo.runtime.checks import finite_array, integer, integer_labels
 from reprozoo.tvqvae.corpus import PreparedCorpus
-from reprozoo.tvqvae.estimator import resolve_device, seed_from
+from reprozoo.tvqvae.estimator import seed_from
 from reprozoo.tvqvae.models import BowDecoder, TopicEncoder, TopicModel
 from reprozoo.tvqvae.preprocess import Vocabulary
 from reprozoo.tvqvae.training import train_topic_model
@@ -112,7 +113,7 @@ class ProdLDA(TransformerMixin, BaseEstimator):
             counts = torch.from_numpy(bow)
             self.history_ = train_topic_model(model, counts, counts, epochs=self.epochs, lr=self.lr,
                                               batch_size=self.batch_size, gen=gen,
-                                              device=resolve_device(self.device), progress=self.verbose,
+                                              device=torch.device(resolve_device(self.device)), progress=self.verbose,
                                               name="ProdLDA")
         self.model_ = model.cpu()
         self.topics_ = model.decoder.topic_word().numpy()

@@ -11,7 +11,8 @@ import typer
 
 from reprozoo.errors import DataError, OutputError, OutputExistsError
 
-OUTPUTS = ("topics.json", "topics.html", "figures", "model")  # what `topics` writes into --out
+OUTPUTS = ("topics.json", "topics.html", "figures", "model.safetensors", "model")  # what `topics` writes into --out
+# ("model": the folder an earlier version saved the model in, removed with --overwrite like the rest)
 
 
 def _remove_earlier_outputs(out: Path) -> None:
@@ -77,8 +78,8 @@ def register(app: typer.Typer) -> None:
         topic_epochs: Annotated[int, typer.Option(help="topic-model epochs")] = 300,
         seed: Annotated[int, typer.Option(help="random seed")] = 0,
         replace_bad_bytes: Annotated[bool, typer.Option(help="replace non-UTF-8 bytes instead of failing")] = False,
-        save_model: Annotated[bool, typer.Option(help="also save the fitted model to OUT/model")] = False,
-        overwrite: Annotated[bool, typer.Option(help="replace the topics (and model/) of an earlier run in --out")]
+        save_model: Annotated[bool, typer.Option(help="also save the fitted model to OUT/model.safetensors")] = False,
+        overwrite: Annotated[bool, typer.Option(help="replace the topics (and model) of an earlier run in --out")]
         = False,
     ) -> None:
         """Fit a TVQ-VAE topic model on CORPUS and print its topics."""
@@ -124,5 +125,5 @@ def register(app: typer.Typer) -> None:
         if model.n_skipped_:
             typer.echo(f"skipped {model.n_skipped_} document(s) with no vocabulary word")
         if save_model:
-            model.save(out / "model")
+            model.save(out / "model.safetensors")
         typer.echo(f"wrote {out / 'topics.json'}, {out / 'topics.html'}")

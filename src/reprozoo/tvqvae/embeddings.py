@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from reprozoo.errors import CheckpointError, ConfigError, DataError
+from reprozoo.runtime.accel import resolve_device
 from reprozoo.runtime.extras import require
 from reprozoo.runtime.progress import progress_bar
 from reprozoo.tvqvae.preprocess import word_spans
@@ -97,12 +98,6 @@ class EncodedCorpus:
             return cls(z["vectors"], z["doc"], z["words"], z["sentence"])
 
 
-def _pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 _LOADED: dict[tuple[str, str], tuple] = {}
 
 
@@ -148,7 +143,7 @@ class TokenEncoder:
     # -------------------------------------------------------------- loading
     def _load(self):
         if self._model is None:
-            self._tokenizer, self._model = _load_encoder(self.model_path, str(_pick_device(self.device)))
+            self._tokenizer, self._model = _load_encoder(self.model_path, resolve_device(self.device))
         return self._tokenizer, self._model
 
     def whole_word_vocab(self) -> set[str]:

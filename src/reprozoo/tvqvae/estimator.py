@@ -9,7 +9,6 @@ whose word decoder maps each topic's codebook embedding to the vocabulary (D).
 
 from __future__ import annotations
 
-import json
 import logging
 import numbers
 from pathlib import Path
@@ -22,7 +21,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from reprozoo.errors import CheckpointError, ConfigError, DataError, ReproZooError
+from reprozoo.errors import CheckpointError, ConfigError, DataError
+from reprozoo.runtime.accel import resolve_device
 from reprozoo.runtime.checks import finite_array, integer
 from reprozoo.tvqvae.corpus import PreparedCorpus, _as_texts, prepare_corpus
 from reprozoo.tvqvae.embeddings import POOLINGS, TokenEncoder
@@ -30,7 +30,6 @@ from reprozoo.tvqvae.models import TopicEncoder, TopicModel, TVQDecoder, VQAutoE
 from reprozoo.tvqvae.preprocess import Vocabulary
 from reprozoo.tvqvae.training import code_histograms, train_topic_model, train_vq
 
-FORMAT_VERSION = 1
 logger = logging.getLogger(__name__)
 # ``NotFittedError`` and ``check_is_fitted`` are scikit-learn's (re-exported for old imports)
 __all__ = ["TVQVAE", "NotFittedError", "PreparedCorpus", "check_is_fitted", "prepare_corpus", "seed_from"]
@@ -47,12 +46,6 @@ def seed_from(random_state: Any) -> int:
         return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     except ValueError:
         raise ConfigError(f"random_state must be an int, None or a numpy RandomState, got {random_state!r:.40}") from None
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # ------------------------------------------------------------------ the estimator
@@ -147,6 +140,7 @@ class TVQVAE(TransformerMixin, BaseEstimator):
     def fit(self, docs: Any, y: Any = None) -> TVQVAE:
         """Fit on documents (a list of strings or a :class:`TextCorpus`); returns ``self``."""
         self._validate()
+        resolve_device(self.device)  # a name no device has, or a device this machine lacks: ConfigError
         prepared = prepare_corpus(docs, self._token_encoder(), min_df=self.min_df, max_df=self.max_df,
                                   min_len=self.min_len)
         logger.info("prepared %d documents (%d skipped: no vocabulary word), %d words, %d token vectors",
@@ -164,7 +158,7 @@ class TVQVAE(TransformerMixin, BaseEstimator):
         if data.encoded.vectors.shape[0] < self.n_codes:
             raise DataError(f"only {data.encoded.vectors.shape[0]} token vectors for {self.n_codes} codes; use a "
                             "larger corpus or fewer codes (n_codes)")
-        device = resolve_device(self.device)
+        device = torch.device(resolve_device(self.device))
         seed = seed_from(self.random_state)
         gen = torch.Generator().manual_seed(seed)
         vectors = torch.from_numpy(data.encoded.vectors)
@@ -274,23 +268,12 @@ class TVQVAE(TransformerMixin, BaseEstimator):
 
     # -------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``weights.safetensors`` and ``config.json`` into the folder ``path``."""
-        from safetensors.torch import save_file
+        """Write the fitted model as one library checkpoint (``reprozoo.checkpoint/1``: safetensors
+        weights + JSON metadata with the parameters, the library version and the vocabulary); a
+        ``path`` without the ``.safetensors`` ending gets it. Returns the file written."""
+        from reprozoo.tvqvae.persistence import save
 
-        check_is_fitted(self)
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        tensors = {f"vq.{k}": v.contiguous() for k, v in self.vq_.state_dict().items()}
-        tensors.update({f"topic.{k}": v.contiguous() for k, v in self.model_.state_dict().items()})
-        save_file(tensors, str(out / "weights.safetensors"))
-        params = self.get_params(deep=False)
-        params["vq_hidden"] = [int(h) for h in params["vq_hidden"]]
-        if not (params["random_state"] is None or isinstance(params["random_state"], numbers.Integral)):
-            params["random_state"] = None  # a RandomState object is not saved
-        meta = {"format": FORMAT_VERSION, "class": "TVQVAE", "params": params,
-                "input_dim": self.input_dim_, "vocabulary": self.vocab_.to_list()}
-        (out / "config.json").write_text(json.dumps(meta, indent=1))
-        return out
+        return save(self, path)
 
     @classmethod
     def from_official(cls, weights: Any, words: list[str], *, n_neighbors: int = 5, encoder: str | None = None,
@@ -316,47 +299,8 @@ class TVQVAE(TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path) -> TVQVAE:
-        from safetensors.torch import load_file
+        """A fitted estimator from a file written by :meth:`save` (or the folder of a save made
+        before the library checkpoint format: ``weights.safetensors`` + ``config.json``)."""
+        from reprozoo.tvqvae.persistence import load
 
-        p = Path(path)
-        if not (p / "config.json").is_file() or not (p / "weights.safetensors").is_file():
-            raise CheckpointError(f"{p} is not a saved TVQVAE (needs config.json and weights.safetensors)")
-        try:
-            meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"cannot read {p}/config.json: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-        if (not isinstance(meta, dict) or meta.get("class") != "TVQVAE" or meta.get("format") != FORMAT_VERSION
-                or not isinstance(meta.get("params"), dict) or not isinstance(meta.get("vocabulary"), list)
-                or not isinstance(meta.get("input_dim"), int)):
-            raise CheckpointError(f"{p}/config.json is not a TVQVAE save of format {FORMAT_VERSION}")
-        params = dict(meta["params"])
-        if isinstance(params.get("vq_hidden"), list):
-            params["vq_hidden"] = tuple(params["vq_hidden"])
-        try:
-            est = cls(**params)
-            est._validate()
-        except (TypeError, ReproZooError) as err:
-            raise CheckpointError(f"{p}/config.json has invalid parameters: {str(err).splitlines()[0]}") from None
-        vocab = Vocabulary(meta["vocabulary"])
-        try:
-            tensors = load_file(str(p / "weights.safetensors"))
-        except Exception as err:  # noqa: BLE001  (safetensors raises its own SafetensorError)
-            raise CheckpointError(f"cannot read {p}/weights.safetensors: {type(err).__name__}: "
-                                  f"{str(err).splitlines()[0] if str(err) else 'corrupt file'}") from None
-        vq = VQAutoEncoder(meta["input_dim"], tuple(est.vq_hidden), est.code_dim, est.n_codes, est.n_neighbors,
-                           quantize=est.quantize)
-        model = TopicModel(TopicEncoder(est.n_codes, est.n_topics, prior_mean=est.prior_mean),
-                           TVQDecoder(est.n_topics, torch.zeros(est.n_codes, est.code_dim), len(vocab), est.alpha_hidden),
-                           w_code=est.w_code, w_word=est.w_word, w_kl=est.w_kl)
-        topic_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("topic.")}
-        if model.decoder.topic_bn is not None and "decoder.topic_bn.running_mean" not in topic_sd:
-            # saves made before the topic BatchNorm held running statistics: start them at 0 / 1
-            topic_sd.update({f"decoder.topic_bn.{k}": v for k, v in model.decoder.topic_bn.state_dict().items()})
-        try:
-            vq.load_state_dict({k[3:]: v for k, v in tensors.items() if k.startswith("vq.")})
-            model.load_state_dict(topic_sd)
-        except RuntimeError as err:
-            raise CheckpointError(f"{p}/weights.safetensors does not match its config: {str(err).splitlines()[0]}") from None
-        est.vq_, est.model_, est.vocab_, est.input_dim_ = vq.eval(), model.eval(), vocab, meta["input_dim"]
-        est._set_topics()
-        return est
+        return load(cls, path)
