@@ -81,3 +81,106 @@ def test_prior_distillation_option_and_bad_value():
     cfg.prior_targets = "labels"
     with pytest.raises(ConfigError, match="prior_targets must be"):
         build_task(cfg)
+
+
+def test_fit_config_defaults_to_auto_read_by_the_runtime_resolver():
+    import pytest
+
+    from reprozoo.errors import ConfigError
+
+    assert FitConfig().device == "auto"
+    data = (torch.rand(20, 8, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"):
+        fit_mother(nara_made(8, (8,)), data, FitConfig(epochs=1, batch_size=10, device="gpu"))
+
+
+# ------------------------------------------------------------------ out_dir and resume
+def _bits(n=60, length=8, seed=0):
+    return (torch.rand(n, length, generator=torch.Generator().manual_seed(seed)) < 0.4).float()
+
+
+def _mother():
+    torch.manual_seed(0)
+    return nara_made(8, (16,))
+
+
+def test_an_interrupted_fit_resumes_bit_for_bit_and_epochs_may_grow(tmp_path, monkeypatch):
+    import pytest
+
+    from reprozoo.runtime.trainer import Trainer
+
+    fit = FitConfig(epochs=3, batch_size=16, lr=1e-2, seed=4)
+    straight = _mother()
+    full = fit_mother(straight, _bits(), fit, out_dir=tmp_path / "a")
+    train_epoch = Trainer.train_epoch
+
+    def stop_in_the_third_epoch(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", stop_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit_mother(_mother(), _bits(), fit, out_dir=tmp_path / "b")
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    resumed = _mother()
+    torch.manual_seed(999)  # another global RNG state: the checkpoint restores the run's
+    again = fit_mother(resumed, _bits(), fit, out_dir=tmp_path / "b", resume=True)
+    assert again == full and len(full) == 3
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    # a run of 2 epochs continued to 3 (no schedule depends on the number of epochs) is the 3-epoch run
+    short = _mother()
+    fit_mother(short, _bits(), FitConfig(epochs=2, batch_size=16, lr=1e-2, seed=4), out_dir=tmp_path / "c")
+    longer = fit_mother(short, _bits(), fit, out_dir=tmp_path / "c", resume=True)
+    assert longer == full
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), short.state_dict().values()))
+
+
+def test_without_resume_an_out_dir_with_a_checkpoint_is_refused_and_left_as_it_was(tmp_path):
+    import pytest
+
+    from reprozoo.errors import ConfigError, OutputExistsError
+
+    fit = FitConfig(epochs=1, batch_size=16, seed=1)
+    fit_mother(_mother(), _bits(), fit, out_dir=tmp_path / "run")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    with pytest.raises(OutputExistsError, match=r"already holds a training run \(checkpoints/last.pt\); pass "
+                                                r"resume=True to continue it, or a new out_dir$") as info:
+        fit_mother(_mother(), _bits(), fit, out_dir=tmp_path / "run")
+    assert "\n" not in str(info.value) and last.read_bytes() == before
+    with pytest.raises(ConfigError, match="resume=True needs the out_dir"):
+        fit_mother(_mother(), _bits(), fit, resume=True)
+    # resume=True on a folder without a checkpoint starts the run
+    assert len(fit_mother(_mother(), _bits(), fit, out_dir=tmp_path / "fresh", resume=True)) == 1
+
+
+def test_resume_with_a_changed_setting_names_it(tmp_path):
+    import pytest
+
+    from reprozoo.errors import ConfigError
+
+    fit = FitConfig(epochs=1, batch_size=16, lr=1e-2, seed=1)
+    run = tmp_path / "run"
+    fit_mother(_mother(), _bits(), fit, out_dir=run)
+    changes = [
+        (lambda: fit_mother(_mother(), _bits(), FitConfig(epochs=1, batch_size=16, lr=3e-2, seed=1), out_dir=run,
+                            resume=True), "lr"),
+        (lambda: fit_mother(_mother(), _bits(), FitConfig(epochs=1, batch_size=8, lr=1e-2, seed=1), out_dir=run,
+                            resume=True), "batch_size"),
+        (lambda: fit_mother(_mother(), _bits(seed=5), fit, out_dir=run, resume=True), "data"),
+        (lambda: fit_mother(nara_made(8, (12,)), _bits(), fit, out_dir=run, resume=True), "model"),
+        (lambda: fit_prior(PriorPredictor(8, _mother().family, (16,)), _bits(), fit, out_dir=run, resume=True),
+         "call"),
+    ]
+    for call, name in changes:
+        with pytest.raises(ConfigError, match=rf"^resume=True but {name} differs from the run in .*; resume with the "
+                                              "run's settings or use a new out_dir$") as info:
+            call()
+        assert "\n" not in str(info.value)
+    # epochs may grow and the device may differ (the checkpoint depends on neither) ...
+    assert len(fit_mother(_mother(), _bits(), FitConfig(epochs=2, batch_size=16, lr=1e-2, seed=1, device="cpu"),
+                          out_dir=run, resume=True)) == 2
+    # ... but a run cannot be resumed to fewer epochs than it has finished
+    with pytest.raises(ConfigError, match="has finished 2 epochs, more than epochs=1$"):
+        fit_mother(_mother(), _bits(), fit, out_dir=run, resume=True)

@@ -137,7 +137,7 @@ def _build(cfg: TaskConfig, seed: int, device: str, progress: bool | None) -> Ta
     n = mother.length
     hist = {}
     for f in (cfg.mother, cfg.prior, cfg.confidence):
-        f.seed, f.device = seed, device.split(":")[0]  # the trainer takes cpu | cuda | mps
+        f.seed, f.device = seed, device
     logger.info("nara %s task, seed %d: training the mother on %d sequences (%s)", cfg.kind, seed, len(train), device)
     hist["mother"] = fit_mother(mother, train, cfg.mother, progress=progress)
     mother = mother.to(device).eval()

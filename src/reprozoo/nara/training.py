@@ -1,9 +1,20 @@
 """Training the mother AR model, the prior predictor Q and the confidence predictor C with the
-foundation :class:`~reprozoo.runtime.trainer.Trainer` (custom ``step_fn`` each)."""
+foundation :class:`~reprozoo.runtime.trainer.Trainer` (custom ``step_fn`` each).
+
+With ``out_dir`` every epoch writes ``out_dir/checkpoints/last.pt`` and the call's settings go to
+``out_dir/fit_settings.json``. ``resume=True`` continues that run from its last finished epoch (the
+settings must be the run's: a changed one is a :class:`~reprozoo.errors.ConfigError` naming it;
+``epochs`` may grow, since no schedule depends on it, and ``device`` may change); without it an
+``out_dir`` that already holds a checkpoint is refused (:class:`~reprozoo.errors.OutputExistsError`),
+so a run is never continued or overwritten by accident.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -11,11 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from reprozoo.errors import ConfigError, DataError
+from reprozoo.errors import ConfigError, DataError, OutputExistsError
 from reprozoo.nara.predictors import PriorPredictor, prefix_mask, step_change
 from reprozoo.nara.protocol import Gaussian, ModuleAR, ParallelAR
 from reprozoo.nara.samplers import draw_noise, sample_sequential
 from reprozoo.runtime.trainer import TrainConfig, Trainer
+
+logger = logging.getLogger(__name__)
+SETTINGS_FILE = "fit_settings.json"
+FREE_ON_RESUME = ("epochs", "device")  # may differ from the run's on resume
 
 
 @dataclass
@@ -26,7 +41,7 @@ class FitConfig:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (runtime.accel.resolve_device)
     max_steps_per_epoch: int = 0
 
     def validate(self) -> None:
@@ -39,15 +54,69 @@ def _whole_batch(batch):
     return batch
 
 
-def _train(model, dataset, fit: FitConfig, step_fn, out_dir, progress) -> list[dict[str, float]]:
+def _fingerprint(tensors) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _settings(call: str, model: nn.Module, tensors, fit: FitConfig, **more) -> dict:
+    n_params = sum(p.numel() for p in model.parameters())
+    shapes = " x ".join(str(tuple(t.shape)) for t in tensors)
+    return {"call": call, **asdict(fit), **more, "model": f"{type(model).__name__} with {n_params} parameters",
+            "data": f"{shapes}, sha256 {_fingerprint(tensors)}"}
+
+
+def _prepare_out_dir(out_dir, settings: dict, resume: bool, epochs: int) -> bool:
+    """Check ``out_dir`` against ``resume`` (see the module docstring); True when a run continues."""
+    out = Path(out_dir)
+    last = out / "checkpoints" / "last.pt"
+    record = out / SETTINGS_FILE
+    if not last.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(settings, indent=1))
+        return False
+    if not resume:
+        raise OutputExistsError(f"{out} already holds a training run (checkpoints/last.pt); pass resume=True to "
+                                "continue it, or a new out_dir")
+    if not record.is_file():
+        logger.warning("%s has no %s (a run from an older version): its settings cannot be checked", out,
+                       SETTINGS_FILE)
+    else:
+        try:
+            before = json.loads(record.read_text())
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"cannot read {record}: {str(err).splitlines()[0]}") from None
+        for key in sorted(set(before) | set(settings)):
+            if key not in FREE_ON_RESUME and before.get(key) != settings.get(key):
+                raise ConfigError(f"resume=True but {key} differs from the run in {out}: {before.get(key)!r} there, "
+                                  f"{settings.get(key)!r} now; resume with the run's settings or use a new out_dir")
+    done = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
+    if done > epochs:
+        raise ConfigError(f"resume=True but the run in {out} has finished {done} epochs, more than epochs={epochs}")
+    record.write_text(json.dumps(settings, indent=1))
+    return True
+
+
+def _train(model, dataset, fit: FitConfig, step_fn, out_dir, progress, resume: bool, settings: dict
+           ) -> list[dict[str, float]]:
     fit.validate()
+    if out_dir is None:
+        if resume:
+            raise ConfigError("resume=True needs the out_dir of the run to continue")
+        again = False
+    else:
+        again = _prepare_out_dir(out_dir, settings, resume, fit.epochs)
     cfg = TrainConfig(epochs=fit.epochs, batch_size=fit.batch_size, seed=fit.seed, device=fit.device,
                       checkpoint_every=0 if out_dir is None else 1, max_steps_per_epoch=fit.max_steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=fit.lr)
     collate = _whole_batch if hasattr(dataset, "__getitems__") else None
     trainer = Trainer(model, opt, dataset, cfg, step_fn=step_fn, out_dir=out_dir, progress=progress,
                       collate_fn=collate)
-    history = trainer.fit(resume=out_dir is not None and (Path(out_dir) / "checkpoints" / "last.pt").is_file())
+    history = trainer.fit(resume=again)
     model.eval()
     return history
 
@@ -79,11 +148,13 @@ def mother_step(model: ModuleAR, batch) -> dict[str, torch.Tensor]:
     return {"loss": nll}
 
 
-def fit_mother(model: ModuleAR, data: torch.Tensor, fit: FitConfig, *, out_dir=None, progress=False):
-    """Maximum likelihood (mean NLL per position, nats)."""
+def fit_mother(model: ModuleAR, data: torch.Tensor, fit: FitConfig, *, out_dir=None, resume: bool = False,
+               progress=False):
+    """Maximum likelihood (mean NLL per position, nats). ``out_dir`` / ``resume``: see the module."""
     if data.dim() != 2 or data.shape[1] != model.length:
         raise DataError(f"training data must be (n, {model.length}), got {tuple(data.shape)}")
-    return _train(model, Rows(data), fit, mother_step, out_dir, progress)
+    settings = _settings("fit_mother", model, (data,), fit) if out_dir is not None else {}
+    return _train(model, Rows(data), fit, mother_step, out_dir, progress, resume, settings)
 
 
 # ------------------------------------------------------------------ prior Q
@@ -99,10 +170,12 @@ def prior_step(start: int):
 
 
 def fit_prior(prior: PriorPredictor, data: torch.Tensor, fit: FitConfig, *, start: int = 0, out_dir=None,
-              progress=False):
+              resume: bool = False, progress=False):
     """Maximum likelihood of ``x_t, t >= m`` given the masked prefix, random boundary
-    ``m ~ U{start..N-1}``. ``data`` may be real sequences or samples of the mother (distillation)."""
-    return _train(prior, Rows(data), fit, prior_step(start), out_dir, progress)
+    ``m ~ U{start..N-1}``. ``data`` may be real sequences or samples of the mother (distillation).
+    ``out_dir`` / ``resume``: see the module."""
+    settings = _settings("fit_prior", prior, (data,), fit, start=start) if out_dir is not None else {}
+    return _train(prior, Rows(data), fit, prior_step(start), out_dir, progress, resume, settings)
 
 
 # ------------------------------------------------------------------ confidence C
@@ -192,6 +265,8 @@ def confidence_step(c: nn.Module, batch) -> dict[str, torch.Tensor]:
 
 
 def fit_confidence(confidence: nn.Module, states: ConfidenceStates, fit: FitConfig, *,
-                   out_dir=None, progress=False):
-    """BCE on the "matches the sequential sample" label, mother and Q frozen."""
-    return _train(confidence, states, fit, confidence_step, out_dir, progress)
+                   out_dir=None, resume: bool = False, progress=False):
+    """BCE on the "matches the sequential sample" label, mother and Q frozen. ``out_dir`` /
+    ``resume``: see the module."""
+    settings = _settings("fit_confidence", confidence, states.tensors, fit) if out_dir is not None else {}
+    return _train(confidence, states, fit, confidence_step, out_dir, progress, resume, settings)
