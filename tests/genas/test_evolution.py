@@ -106,6 +106,7 @@ def test_search_smoke_preset(tmp_path):
     m = data["metrics"]
     assert data["verdict"] == "inconclusive"  # one seed
     assert data["headline"]["negative_control"][0]["kind"] == "superiority" and "plan" in data["headline"]
+    assert m.pop("data/supernet_val_acc_mean") > 0  # the calibration gate's measurement
     assert set(m) == {f"{g}/{p}_winner_{t}_acc" for g, p in (("method", "flatness"), ("baseline", "val_acc"),
                                                              ("baseline", "val_loss"), ("control", "random"),
                                                              ("control", "oracle"))

@@ -29,6 +29,7 @@ from reprozoo.errors import ConfigError
 from reprozoo.genas.darts import DartsNetwork
 from reprozoo.genas.data import digits_splits
 from reprozoo.genas.evolution import DartsSpace, EvolutionConfig, NB201Space, evolve
+from reprozoo.genas.experiment_constants import RECAL_IMAGES_DIGITS, SUPERNET_MIN_ACC
 from reprozoo.genas.grouped import train_copies
 from reprozoo.genas.models import NB201Network
 from reprozoo.genas.proxies import (
@@ -55,6 +56,7 @@ from reprozoo.runtime.verdict import (
     combine,
     every_part,
     superiority,
+    threshold,
 )
 
 PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
@@ -62,18 +64,18 @@ CLAIM = ("Evolutionary search with GeNAS flatness finds cells that generalise be
          "than search with supernet validation accuracy or validation loss")
 ACC_MARGIN = 0.01  # accuracy points (fraction); fixed before the first quick run
 MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
+PAPER_SCALED_GAIN = 0.0021  # the paper's gain scaled to this benchmark (see ACC_PLAN.sesoi_source)
 ACC_PLAN = Plan(
-    sesoi=0.0021,
-    sesoi_source=("Jeong et al. (IJCAI 2023, official README model zoo): flatness-searched DARTS cells reach 76.0 / "
-                  "76.1% ImageNet top-1 against 75.3 / 75.4% for accuracy-searched ones (searched on CIFAR-10 / "
-                  "-100), +0.7 points = 2.8% of the accuracy-searched cell's top-1 error; the same relative error "
-                  "reduction of this benchmark's winners (about 7.4% test error) is 0.0021. It is below the margin "
-                  "(0.01), so no number of seeds gives the rule power at this effect"),
+    sesoi=0.02,
+    sesoi_source=("practical threshold, twice the margin: the paper's gain scaled to this benchmark is below any "
+                  "margin the rule can resolve (Jeong et al., IJCAI 2023, official README: flatness-searched DARTS "
+                  "cells 76.0 / 76.1% ImageNet top-1 vs 75.3 / 75.4% accuracy-searched, +0.7 points = 2.8% of the "
+                  "top-1 error; the same error reduction here is 0.0021)"),
     margin=ACC_MARGIN,
     pilot_sd=0.0095,
-    pilot_source=("quick run in docs/genas.md (3 seeds): the old rule's bar 0.019 = 2 x the paired SD of flatness vs "
-                  "val_acc winners on test accuracy (the only paired SD recorded)"),
+    pilot_source="PENDING",
 )
+FULL_SEEDS = 20  # cap of the full preset's seeds (CPU budget, about 25 CPU-min)
 SEARCH_PROXIES = ("flatness", "val_acc", "val_loss", "random", "oracle")
 SPACES = ("nb201", "darts")
 TARGETS = ("test", "shift")
@@ -114,8 +116,12 @@ class SearchConfig(ExperimentConfig):
         "smoke": {"seeds": [0], "supernet": {"epochs": 2}, "standalone": {"epochs": 2}, "retrain_runs": 1,
                   "oracle_epochs": 2,
                   "evolution": {"population": 6, "top_k": 2, "n_mutation": 2, "n_crossover": 2, "generations": 2}},
-        "quick": {"seeds": [0, 1, 2], "standalone": {"epochs": 30}, "retrain_runs": 3,
+        "quick": {"seeds": [0, 1, 2], "standalone": {"epochs": 30}, "retrain_runs": 3, "connected_only": True,
+                  "recal_images": RECAL_IMAGES_DIGITS,
                   "evolution": {"population": 16, "top_k": 4, "n_mutation": 6, "n_crossover": 6, "generations": 4}},
+        "full": {"seeds": list(range(min(ACC_PLAN.planned_n or FULL_SEEDS, FULL_SEEDS))), "standalone": {"epochs": 30}, "retrain_runs": 3,
+                 "connected_only": True, "recal_images": RECAL_IMAGES_DIGITS,
+                 "evolution": {"population": 16, "top_k": 4, "n_mutation": 6, "n_crossover": 6, "generations": 4}},
         "paper": {"seeds": [0, 1, 2], "space": "darts"},
     }
 
@@ -188,15 +194,18 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
                            val_batch_size=cfg.val_batch_size, seed=trial.seed)
         proxies = {"flatness": Flatness(cfg.sigmas, seed=trial.seed), "val_acc": ValAccuracy(),
                    "val_loss": ValLoss(), "random": RandomScore(trial.seed)}
-        out = {}
+        out: dict[str, Any] = {}
         for name in cfg.proxies:
             space = DartsSpace(cfg.mutate_reduction) if cfg.space == "darts" else NB201Space(cfg.connected_only)
             if name == "oracle":
                 score = lambda g: oracle_score(cfg, data, g)  # noqa: E731
             else:
                 score = lambda g, p=proxies[name]: p.score(net, g, pdata)  # noqa: E731
-            res = evolve(score, space, cfg.evolution, np.random.default_rng(trial.seed))
-            out[name] = {"best": arch_key(cfg, res.best), "score": res.best_score, "evaluated": res.n_evaluated}
+            seen: list[float] = []
+            res = evolve(lambda g, f=score, seen=seen: seen.append(f(g)) or seen[-1], space, cfg.evolution,
+                         np.random.default_rng(trial.seed))
+            out[name] = {"best": arch_key(cfg, res.best), "score": res.best_score, "evaluated": res.n_evaluated,
+                         "mean_score": float(np.mean(seen))}
         return out
     genotype = from_key(cfg, trial["arch"])
     runs = range(cfg.retrain_runs)
@@ -234,7 +243,7 @@ def positive_control(per: dict[str, dict[str, list[float]]]) -> list:
                         name=f"oracle-search winner {t} acc", other_name="random-score search") for t in TARGETS]
 
 
-def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]]:
+def decide(per: dict[str, dict[str, list[float]]], supernet_acc: float | None = None) -> tuple[Headline, list[dict]]:
     """The rule on the winners' accuracies ``per[target][proxy]`` (one value per supernet seed):
     the headline and the claims (the first is the headline). A calibration run that searched with
     the control scores only (oracle and random) is decided on the positive control alone."""
@@ -251,8 +260,11 @@ def decide(per: dict[str, dict[str, list[float]]]) -> tuple[Headline, list[dict]
              for alt in ("val_acc", "val_loss")}
     control = superiority(per["test"]["flatness"], per["test"]["random"], margin=ACC_MARGIN, min_seeds=MIN_SEEDS,
                           name="winner test acc", other_name="random search")
+    calib = None if supernet_acc is None else threshold(
+        supernet_acc, at_least=SUPERNET_MIN_ACC,
+        name="supernet val accuracy after BN recalibration (mean over the val_acc search's genotypes; chance 0.1)")
     head = every_part(parts["val_acc"] + parts["val_loss"], negative_control=control, positive_control=pos,
-                      plan=ACC_PLAN)
+                      calibration=calib, plan=ACC_PLAN)
     va, vl = combine(parts["val_acc"]), combine(parts["val_loss"])
     if va == HELD and vl == NOT_HELD:
         why = "flatness beats the accuracy-searched winner but not the loss-searched one (the gain is the loss term's)"
@@ -280,8 +292,9 @@ def run(cfg: SearchConfig, ctx) -> ExperimentResult:
     results = ctx.run_trials(run_one, trials, description="retraining winners")
     acc = {t["arch"]: r for t, r in zip(trials, results)}
     per = {t: {p: [acc[r[p]["best"]][t] for r in searches] for p in names} for t in TARGETS}
-    head, claims = decide(per)
-    metrics = {}
+    sup_acc = float(np.mean([r["val_acc"]["mean_score"] for r in searches])) if "val_acc" in names else None
+    head, claims = decide(per, sup_acc)
+    metrics = {} if sup_acc is None else {"data/supernet_val_acc_mean": sup_acc}
     table = []
     for p in names:
         grp = "method" if p == "flatness" else ("control" if p in ("random", "oracle") else "baseline")
