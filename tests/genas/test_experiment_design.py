@@ -61,7 +61,7 @@ def test_grouped_training_gives_the_numbers_of_one_at_a_time():
 def test_plans_give_the_full_presets_their_seeds():
     n = seeds_for_power(TAU_PLAN.sesoi, TAU_PLAN.pilot_sd, bound=TAU_PLAN.margin)
     assert TAU_PLAN.planned_n == n == 255 and TAU_PLAN.sesoi > TAU_MARGIN  # pilot SD 0.32: out of reach
-    assert len(CorrelationConfig.from_preset("full").seeds) == min(n, CORR_FULL_SEEDS) == 8  # the CPU cap
+    assert len(CorrelationConfig.from_preset("full").seeds) == min(n, CORR_FULL_SEEDS) == 6  # the CPU cap
     m = seeds_for_power(ACC_PLAN.sesoi, ACC_PLAN.pilot_sd, bound=ACC_PLAN.margin)
     assert ACC_PLAN.planned_n == m and ACC_PLAN.sesoi > ACC_MARGIN
     assert len(SearchConfig.from_preset("full").seeds) == min(m, SEARCH_FULL_SEEDS)
