@@ -232,10 +232,21 @@ class ContinualLearner:
         self.ewc_state = (fisher, {n: p.detach().clone() for n, p in params.items()})
 
     # ------------------------------------------------------------------ main loop
-    def fit(self, scenario: Scenario, x_train: torch.Tensor, x_test: torch.Tensor, y_test: np.ndarray
-            ) -> StreamResult:
+    def fit(self, scenario: Scenario, x_train: torch.Tensor, x_test: torch.Tensor, y_test: np.ndarray, *,
+            out_dir: str | Path | None = None, resume: bool = False) -> StreamResult:
+        """Run the stream. With ``out_dir`` the state after every task goes to ``out_dir/stream_state.pt``
+        and ``resume=True`` continues an interrupted run from its last finished task (same settings and
+        data, checked; see :mod:`reprozoo.rainbow.stream_state`); without ``resume`` an ``out_dir``
+        that holds a state is refused."""
+        from reprozoo.rainbow import stream_state
+
         s = self.s
         s.validate(scenario.num_classes)
+        if resume and out_dir is None:
+            raise ConfigError("resume=True needs the out_dir of the run to continue")
+        if out_dir is not None and s.reset_head and not s.reset_optimizer:
+            raise ConfigError("out_dir/resume needs reset_optimizer=True: with reset_optimizer=False the optimiser "
+                              "carried across tasks holds the replaced head's parameters, which no checkpoint restores")
         self.x_train, self.labels = x_train, np.asarray(scenario.labels, dtype=np.int64)
         self.x_test, self.y_test = x_test, np.asarray(y_test, dtype=np.int64)
         self.num_classes = scenario.num_classes
@@ -252,11 +263,21 @@ class ContinualLearner:
         self.memory = EpisodicMemory(policy, capacity)
         self.ewc_state = None
         model = self._build(0)
-        opt, n_out = None, 0
-        task_acc, best_acc, class_acc = [], [], []
-        mem_labels, mem_keys, selections = [], [], []
+        opt, n_out, first = None, 0, 0
+        results: dict[str, list] = {k: [] for k in ("task_acc", "best_acc", "class_acc", "mem_labels", "mem_keys",
+                                                    "selections")}
         seen: set[int] = set()
+        if out_dir is not None:
+            settings = stream_state.run_settings(self, scenario, x_train, x_test, y_test)
+            state = stream_state.check_out_dir(out_dir, resume, settings)
+            if state is not None:
+                n_out, seen, results = stream_state.restore(state, self, model)
+                first = int(state["task"]) + 1
+        task_acc, best_acc, class_acc = results["task_acc"], results["best_acc"], results["class_acc"]
+        mem_labels, mem_keys, selections = results["mem_labels"], results["mem_keys"], results["selections"]
         for t, stream in enumerate(scenario.tasks):
+            if t < first:
+                continue
             stream_labels = self.labels[stream]
             seen |= set(np.unique(stream_labels).tolist())
             exposed = np.asarray(sorted(seen), dtype=np.int64)
@@ -301,6 +322,8 @@ class ContinualLearner:
             mem_keys.append(self.memory.keys.copy())
             sel = self.memory.last_candidates_ if isinstance(policy, RainbowPolicy) else None
             selections.append(sel)
+            if out_dir is not None:
+                stream_state.save_state(out_dir, self, t, model, n_out, seen, results, settings)
             if self.progress is not None:
                 self.progress()
         self.model_ = model
