@@ -89,7 +89,7 @@ def test_what_the_blocks_print(ran):
     assert trainer[-1] == "True"  # resumed after 2 of 3 epochs == never stopped, bit for bit
     assert _stdout(ran, "Image classification")[0] == str(["val_loss", "val_top1", "val_top5"])
     assert _stdout(ran, "Portrait segmentation")[-1] == "torch.Size([64, 64])"
-    assert _stdout(ran, "Topic models") == ["3 (2, 3)"]
+    assert _stdout(ran, "Topic models") == ["3 (2, 3)", "True"]  # saved and loaded back: the same topics
     assert _stdout(ran, "Continual learning") == [str(["A_avg", "A_last", "F_last"])]
     assert _stdout(ran, "Speech recognition") == [str(["kept", "sup", "unsup"]), "2"]
     assert _stdout(ran, "Temporal video grounding") == ["2 True"]
@@ -146,3 +146,32 @@ def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeyp
     assert again == full and len(full) == 4
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_the_default_devices_are_those_the_page_lists():
+    """'Where the calls still differ': every call defaults to auto except the GMP fit and
+    train_supernet (cpu)."""
+    import dataclasses
+    import inspect
+
+    from reprozoo.eclips.training import fit as eclips_fit
+    from reprozoo.genas import train_supernet
+    from reprozoo.gmp.training import fit as gmp_fit
+    from reprozoo.nara import FitConfig
+    from reprozoo.rainbow import ContinualLearner
+    from reprozoo.runtime.image_classification import ImageRecipe
+    from reprozoo.runtime.trainer import TrainConfig
+    from reprozoo.sinet.training import train_stage
+    from reprozoo.tvqvae import TVQVAE
+
+    def default(fn):
+        return inspect.signature(fn).parameters["device"].default
+
+    def field(cls):
+        return {f.name: f.default for f in dataclasses.fields(cls)}["device"]
+
+    assert {field(TrainConfig), field(ImageRecipe), field(FitConfig), default(train_stage), default(TVQVAE),
+            default(ContinualLearner), default(eclips_fit)} == {"auto"}
+    assert (default(gmp_fit), default(train_supernet)) == ("cpu", "cpu")
+    text = PAGE.read_text()
+    assert "Default device: `auto` everywhere except the GMP `fit` and `train_supernet` (`cpu`)" in " ".join(text.split())
