@@ -83,6 +83,11 @@ def test_plans_give_power_only_above_their_bounds():
     assert TWO_PART_PLAN.planned_n == seeds_for_power(TWO_PART_PLAN.sesoi, TWO_PART_PLAN.pilot_sd, bound=0.0)
     assert SINGLE_PLAN.planned_n == seeds_for_power(0.0, SINGLE_PLAN.pilot_sd, bound=-SINGLE_MARGIN)
     assert TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n) >= 0.8 > TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n - 1)
+    # SESOI 0.0457 x 0.6543 = 0.0299, pilot SD 0.0125 x 2.117 = 0.0265 -> 7 seeds; single-block 0.0971 x 2.117 -> 292
+    assert TWO_PART_PLAN.sesoi == pytest.approx(0.0299) and TWO_PART_PLAN.planned_n == 7
+    assert SINGLE_PLAN.planned_n == 292
+    full = GmpConfig.from_preset("full")
+    assert len(full.seeds) == TWO_PART_PLAN.planned_n and full.n_test == 2000 and full.fit.epochs == 6
 
 
 def test_rule_is_inconclusive_when_the_whole_video_control_does_not_lose():
