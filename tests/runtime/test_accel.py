@@ -79,3 +79,50 @@ def test_cuda_n_is_refused_in_a_launched_multi_process_run(two_fake_gpus, monkey
         accel.make_accelerator("cuda:1")
     assert two_fake_gpus == []
     assert accel.make_accelerator("auto").kwargs["cpu"] is False  # auto: as launched
+
+
+def _count_resets(monkeypatch) -> list[int]:
+    from accelerate.state import AcceleratorState
+
+    resets: list[int] = []
+    real = AcceleratorState._reset_state
+
+    def counted(*args, **kwargs):
+        resets.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AcceleratorState, "_reset_state", staticmethod(counted))
+    return resets
+
+
+def test_one_process_can_change_precision_between_trainings(monkeypatch):
+    """Accelerate keeps one state per process; a second training with another precision used to
+    stop on accelerate's 'already been initialized' ValueError."""
+    resets = _count_resets(monkeypatch)
+    assert accel.make_accelerator("cpu").mixed_precision == "no"
+    assert accel.make_accelerator("cpu", mixed_precision="bf16").mixed_precision == "bf16"
+    assert accel.make_accelerator("cpu").mixed_precision == "no"
+    calls = len(resets)
+    accel.make_accelerator("cpu")
+    accel.make_accelerator("auto")  # the CPU here too: the same state, kept
+    assert len(resets) == calls
+
+
+def test_a_state_on_another_device_is_released_not_reused(monkeypatch):
+    """A process whose accelerate state is on a GPU, asked for the CPU, gets the CPU (accelerate
+    alone raises), and the reverse; simulated here by marking the state's device as a GPU."""
+    from accelerate.state import PartialState
+
+    resets = _count_resets(monkeypatch)
+    accel.make_accelerator("cpu")
+    PartialState._shared_state["device"] = torch.device("cuda")
+    built = accel.make_accelerator("cpu")  # released and built again, on the CPU
+    assert built.device.type == "cpu" and len(resets) == 1
+    try:
+        with monkeypatch.context() as launched:  # in a launched run the state is the launcher's: kept
+            launched.setenv("LOCAL_RANK", "0")
+            PartialState._shared_state["device"] = torch.device("cuda")
+            accel._release_other_state("cpu", "no")
+            assert len(resets) == 1
+    finally:
+        PartialState._shared_state["device"] = torch.device("cpu")

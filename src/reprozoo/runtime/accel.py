@@ -44,6 +44,24 @@ def _launched() -> bool:
     return int(os.environ.get("LOCAL_RANK", -1)) != -1 or int(os.environ.get("WORLD_SIZE", 1)) > 1
 
 
+def _release_other_state(resolved: str, mixed_precision: str) -> None:
+    """Accelerate keeps one device and one precision per process (its shared ``AcceleratorState``):
+    a process that trains on the CPU and then on a GPU, or without and then with mixed precision
+    (a test session, a notebook), would get the first device again without a word, or accelerate's
+    ValueError. Outside a launched multi-process run, a state that differs from what is asked is
+    released so the new Accelerator is built as asked; an Accelerator built before keeps working
+    only until then (build one per training, as the library's calls do)."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    if _launched() or not AcceleratorState._shared_state:
+        return
+    device = PartialState._shared_state.get("device")
+    on_cpu = device is None or torch.device(device).type == "cpu"
+    other_device = (resolved == "cpu") != on_cpu
+    if other_device or AcceleratorState._shared_state.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def make_accelerator(device: str | torch.device = "auto", mixed_precision: str = "no") -> Accelerator:
     """The library's ``Accelerator`` on ``device``, read by :func:`resolve_device`: ``auto`` (the GPU
     when one is visible, or as ``accelerate launch`` placed this process) | ``cpu`` | ``cuda`` |
@@ -60,6 +78,7 @@ def make_accelerator(device: str | torch.device = "auto", mixed_precision: str =
             raise ConfigError(f"device '{resolved}' names one GPU, but this process is one of a launched "
                               "multi-process run that places each process on its own GPU; use auto or cuda")
         torch.cuda.set_device(int(index.group(1)))
+    _release_other_state(resolved, mixed_precision)
     return Accelerator(
         cpu=resolved == "cpu",
         mixed_precision=mixed_precision,
