@@ -247,6 +247,20 @@ def test_plans_give_the_full_presets_their_seeds():
     assert ABLATIONS_PLAN.margin == DECODER_MARGIN == 0.0
 
 
+def test_lraspp_trains_sinets_budget_on_sinets_schedule():
+    from reprozoo.sinet.arms import _stage
+
+    for schedule in ("multistep", "cosine"):
+        cfg = SINetPortraitConfig.from_preset("full", [f"stage1.schedule={schedule}", f"stage2.schedule={schedule}"])
+        # LR-ASPP trains SINet's two stages' epochs in one run, on the stage-2 recipe and schedule
+        assert cfg.baseline_epochs == cfg.stage1.epochs + cfg.stage2.epochs
+        baseline = _stage(cfg, "stage2", epochs=cfg.baseline_epochs)
+        assert (baseline.schedule, baseline.epochs, baseline.lr) == (schedule, cfg.baseline_epochs, cfg.stage2.lr)
+        # the positive control: both stages at a quarter of the epochs, on the same schedule
+        quarter = _stage(cfg, "stage2", 0.25)
+        assert quarter.epochs == round(cfg.stage2.epochs / 4) and quarter.schedule == schedule
+
+
 # ------------------------------------------------------------------------------------- config
 def test_config_validation():
     def check(cls, over, match, preset="smoke"):

@@ -100,7 +100,7 @@ def data_note(cfg) -> str:
     a = cfg.augment
     return (f"Data: {source}, at {cfg.image_size}x{cfg.image_size} px; augmentation rotation +-{a.rotation:g} deg, "
             f"scale 1+-{a.scale:g}, shift +-{a.shift:g}. Epochs: stage 1 {cfg.stage1.epochs}, stage 2 "
-            f"{cfg.stage2.epochs} (lr {cfg.stage2.lr:g}). fg_iou = the paper's per-image foreground IoU (mean over "
+            f"{cfg.stage2.epochs} (lr {cfg.stage2.lr:g}, {cfg.stage2.schedule} schedule). fg_iou = the paper's per-image foreground IoU (mean over "
             "test images); miou = confusion-matrix class mean; band_f1 = foreground F1 on the ground-truth "
             "boundary band. Each model keeps its best validation epoch; the test split is used once.")
 
