@@ -41,6 +41,7 @@ from reprozoo.genas.proxies import (
     ValLoss,
     check_sigmas,
     proxy_data,
+    score_all,
 )
 from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, sample_darts
 from reprozoo.genas.supernet import SupernetConfig, batches_of, train_supernet
@@ -195,12 +196,25 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
         proxies = {"flatness": Flatness(cfg.sigmas, seed=trial.seed), "val_acc": ValAccuracy(),
                    "val_loss": ValLoss(), "random": RandomScore(trial.seed)}
         out: dict[str, Any] = {}
+        shared = [proxies[n] for n in ("flatness", "val_acc", "val_loss") if n in cfg.proxies]
+        table: dict[Any, dict[str, float]] = {}
+
+        def supernet_score(g, name):
+            """The three supernet scores of ``g`` from one BN recalibration, cached across the searches
+            (``score_all`` gives each proxy's own ``score`` value: recalibration and noise are seeded
+            per genotype)."""
+            if g not in table:
+                table[g] = score_all(shared, net, g, pdata)
+            return table[g][name]
+
         for name in cfg.proxies:
             space = DartsSpace(cfg.mutate_reduction) if cfg.space == "darts" else NB201Space(cfg.connected_only)
             if name == "oracle":
                 score = lambda g: oracle_score(cfg, data, g)  # noqa: E731
+            elif name == "random":
+                score = lambda g: proxies["random"].score(net, g, pdata)  # noqa: E731
             else:
-                score = lambda g, p=proxies[name]: p.score(net, g, pdata)  # noqa: E731
+                score = lambda g, n=name: supernet_score(g, n)  # noqa: E731
             seen: list[float] = []
             res = evolve(lambda g, f=score, seen=seen: seen.append(f(g)) or seen[-1], space, cfg.evolution,
                          np.random.default_rng(trial.seed))
