@@ -41,10 +41,11 @@ from reprozoo.runtime.registry import register_benchmark
 
 def measure(quick: bool = False, k: int = 4, width: int = 32, embed_dim: int = 64, size: int = 32,
             batch: int = 64, mc_samples: int = 8, macs: bool = True) -> dict[str, Any]:
-    torch.manual_seed(0)
-    single = base_learner(width, embed_dim).eval()
-    ens = Ensemble([base_learner(width, embed_dim) for _ in range(k)]).eval()
-    x = torch.randn(batch, 3, size, size)
+    with torch.random.fork_rng(devices=[]):  # seeded weights and inputs; the caller's global RNG untouched
+        torch.manual_seed(0)
+        single = base_learner(width, embed_dim).eval()
+        ens = Ensemble([base_learner(width, embed_dim) for _ in range(k)]).eval()
+        x = torch.randn(batch, 3, size, size)
     kw = {"rounds": 2, "warmup": 1, "repeats": 5} if quick else {"rounds": 3, "warmup": 3, "repeats": 20}
     members = list(ens.members)
     with torch.inference_mode():
@@ -102,12 +103,13 @@ def trial_cost(threads: int, *, iters: int = 20, width: int = 8, embed_dim: int 
             frames = torch.randint(0, 256, (n_frames, 3, size, size), dtype=torch.uint8, generator=gen)
             labels = torch.arange(n_frames) % 2
             domains = (torch.arange(n_frames) // 2) % 3
-            torch.manual_seed(0)
-            model = Ensemble([base_learner(width, embed_dim) for _ in range(k)])
+            with torch.random.fork_rng(devices=[]):  # initial weights seeded; the caller's global RNG untouched
+                torch.manual_seed(0)
+                model = Ensemble([base_learner(width, embed_dim) for _ in range(k)])
             settings = FitSettings(iters=iters, n_per_bucket=4, uncertainty_sampling=True, refresh_every=max(1, iters // 2),
                                    mc_samples=mc_samples, subset=120)
             start = time.process_time()
-            fit(model, frames, labels, domains, settings, generator=gen)
+            fit(model, frames, labels, domains, settings, generator=gen, device="cpu")
             score_frames(model, frames[:n_score], mc_samples=mc_samples, generator=gen)
             return time.process_time() - start
     finally:
