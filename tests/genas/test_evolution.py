@@ -116,7 +116,7 @@ def test_search_smoke_preset(tmp_path):
 
 
 def test_search_rule_on_crafted_winners():
-    from reprozoo.genas.search_experiment import ACC_MARGIN, ACC_PLAN, decide
+    from reprozoo.genas.search_experiment import ACC_MARGIN, ACC_PLAN, PAPER_SCALED_GAIN, decide
 
     def per(flat, acc, loss, rand, oracle=(0.97, 0.98, 0.99)):
         return {t: {"flatness": list(flat), "val_acc": list(acc), "val_loss": list(loss), "random": list(rand),
@@ -127,7 +127,7 @@ def test_search_rule_on_crafted_winners():
     # gains over val_acc 0.03, 0.04, 0.035: L = 0.035 - t(0.95, 2) * 0.005 / sqrt(3) = 0.0266 > 0.01
     assert head.verdict == "held" and [c["verdict"] for c in claims] == ["held", "held", "held"]
     assert head.test.lower == pytest.approx(0.035 - 2.919986 * 0.005 / np.sqrt(3), abs=1e-6)
-    assert ACC_PLAN.planned_n is None and ACC_PLAN.sesoi < ACC_MARGIN  # the paper's gain is below the margin here
+    assert ACC_PLAN.sesoi == 2 * ACC_MARGIN and PAPER_SCALED_GAIN < ACC_MARGIN  # the paper's gain is below the margin
     head, _ = decide(per(np.add(base, 0.03), base, np.add(base, 0.03), np.add(base, -0.02)))
     assert head.verdict == "not held" and "the gain is the loss term's" in head.evidence
     head, _ = decide(per(np.add(base, 0.03), base, np.add(base, -0.01), np.add(base, 0.03)))
