@@ -137,25 +137,26 @@ def test_rule_is_the_one_sided_t_interval_by_hand():
     assert head.test.lower == pytest.approx(0.085 / 3 - half) and head.test.upper == pytest.approx(0.085 / 3 + half)
     assert head.verdict == INCONCLUSIVE
     rec = head.record()
-    assert rec["plan"]["sesoi"] == PLAN.sesoi == 0.049 and rec["plan"]["margin"] == ACC_MARGIN
-    assert rec["plan"]["planned_n"] == PLAN.planned_n == 4 and rec["negative_control"][0]["verdict"] == HELD
-    # 3 seeds at this SD (0.0126) could detect 0.039 with 80% power, less than the SESOI: not "underpowered"
-    assert rec["test"]["mde"] == pytest.approx(0.0389, abs=5e-4) and not any("underpowered" in r for r in head.reasons)
-    wide = decide(_accs([0.88, 0.93, 0.86], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))  # paired SD 0.031
-    assert wide.record()["test"]["mde"] > PLAN.sesoi and any("underpowered" in r for r in wide.reasons)
+    assert rec["plan"]["sesoi"] == PLAN.sesoi == 0.030 and rec["plan"]["margin"] == ACC_MARGIN
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 7 and rec["negative_control"][0]["verdict"] == HELD
+    # 3 seeds at this SD (0.0126) can detect 0.039 with 80% power, more than the SESOI 0.030: "underpowered"
+    assert rec["test"]["mde"] == pytest.approx(0.0389, abs=5e-4) and any("underpowered" in r for r in head.reasons)
+    tight = decide(_accs([0.88, 0.891, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))  # paired SD 0.0006
+    assert tight.record()["test"]["mde"] < PLAN.sesoi and not any("underpowered" in r for r in tight.reasons)
 
 
 def test_plan_seeds_come_from_the_power_function():
     from reprozoo.runtime.power import power, seeds_for_power
 
-    # SESOI: the paper's -17.8% relative error (26.9 -> 22.1) on the pilot's strongest alternative
-    # (stagewise_silu, 0.448), halved; SD of the pilot's paired differences +0.018 / +0.052 / +0.030
-    assert PLAN.sesoi == pytest.approx(0.5 * 4.8 / 26.9 * (1 - 0.448), abs=5e-4)
-    assert PLAN.pilot_sd == pytest.approx(float(torch.tensor([0.018, 0.052, 0.030], dtype=torch.float64).std()),
+    # SESOI: the paper's -17.8% relative error (26.9 -> 22.1) on the plateau pilot's strongest alternative
+    # (stagewise_silu, 0.666), halved; SD of the pilot's paired differences +0.0216 / -0.0097 / +0.0209
+    assert PLAN.sesoi == pytest.approx(0.5 * 4.8 / 26.9 * (1 - 0.666), abs=5e-4)
+    assert PLAN.pilot_sd == pytest.approx(float(torch.tensor([0.0216, -0.0097, 0.0209], dtype=torch.float64).std()),
                                           abs=5e-4)
-    assert PLAN.seeds == seeds_for_power(0.049, 0.0173, bound=ACC_MARGIN) == 4
-    at3 = power(0.049, 0.0173, 3, bound=ACC_MARGIN)
-    assert at3 == pytest.approx(0.789, abs=1e-3) and at3 < 0.8 <= PLAN.power_at(4)
+    assert PLAN.seeds == seeds_for_power(0.030, 0.0179, bound=ACC_MARGIN) == 7
+    at6 = power(0.030, 0.0179, 6, bound=ACC_MARGIN)
+    assert at6 == pytest.approx(0.758, abs=1e-3) and at6 < 0.8 <= PLAN.power_at(7)
+    assert power(0.030, 0.0179, 3, bound=ACC_MARGIN) == pytest.approx(0.369, abs=1e-3)  # quick's 3 seeds
 
 
 def test_factor_claims_use_the_same_interval_test():
@@ -182,7 +183,7 @@ def test_config_errors_come_before_any_work():
 def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
     out, data = run_experiment("rexnet-channels", "smoke", out_dir=tmp_path / "run")
     assert data["verdict"] == INCONCLUSIVE and "fewer than 3 seeds" in data["evidence"]
-    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 4
+    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 7
     assert data["headline"]["test"]["kind"] == "superiority" and data["headline"]["test"]["n"] == 1
     assert sorted(p.stem for p in (out / "trials").glob("*.json")) == sorted(f"{a}__seed0" for a in ARM_SETTINGS)
     m = data["metrics"]
