@@ -109,3 +109,13 @@ def test_connected_only_space_never_yields_a_dead_cell():
     assert all(c.connected for c in cells)
     assert all(space.mutate(c, 0.5, rng).connected for c in cells[:50])
     assert all(space.crossover(a, b, rng).connected for a, b in zip(cells[:50], cells[50:100]))
+
+
+def test_benchmark_reports_runs_per_cpu_second_both_ways():
+    from reprozoo.genas.benchmark_trials import trial_throughput
+
+    out = trial_throughput(genotypes=1, copies=2, epochs=1)
+    rows = {r["mode"]: r for r in out["rows"]}
+    assert set(rows) == {"one_at_a_time", "grouped"} and all(r["cpu_s"] > 0 for r in rows.values())
+    ratio = out["ratios"]["stand-alone runs/cpu-s grouped/one_at_a_time"]
+    assert ratio > 0 and ratio == pytest.approx(rows["grouped"]["ratio_vs_one_at_a_time"], abs=1e-3)
