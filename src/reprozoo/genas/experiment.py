@@ -19,8 +19,10 @@ seeds: held if L > margin, not held if U < margin (a gain of the margin is exclu
 otherwise. (a) flatness beats validation accuracy with both test and shifted-test accuracy; (b) it
 also beats validation loss on both. Held only when all four comparisons hold, not held when any is
 not held (with (a) held and (b) not held, the gain is the loss term's), inconclusive otherwise.
-Negative control: the random score's bootstrap CI of the seed-mean tau must contain 0, else
-inconclusive. The design (SESOI, pilot SD, planned seeds) is ``TAU_PLAN``.
+Gates (else inconclusive): the random score's bootstrap CI of the seed-mean tau contains 0 (negative
+control); stand-alone val accuracy (``oracle``) beats random by the rule (positive control); flatness
+ranks unlike val loss (mean tau <= ``MECH_MAX_TAU``, mechanism); the supernet beats chance
+(calibration). The design (SESOI, pilot SD, planned seeds) is ``TAU_PLAN``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ Rule, fixed in code (margin ``ACC_MARGIN``): per supernet seed, the winner's sta
 t-interval [L, U] of the mean paired gain over >= ``MIN_SEEDS`` seeds (held if L > margin, not held
 if U < margin, inconclusive otherwise). Held when the flatness winner beats the validation-accuracy
 winner AND the validation-loss winner on test and on shifted test; not held when any of the four
-comparisons is not held; the random-search winner must lose to the flatness winner (same rule), else
-inconclusive. The design (SESOI, pilot SD, planned seeds) is ``ACC_PLAN``.
+comparisons is not held; the random-search winner must lose to the flatness winner (negative control),
+the oracle-score search winner must beat the random-score one (positive control: the space can
+separate proxies) and the supernet must beat chance (calibration), else inconclusive. The design
+(SESOI, pilot SD, planned seeds) is ``ACC_PLAN``.
 
 Spaces: ``space="nb201"`` (smoke / quick: the two-cell NAS-Bench-201 supernet, winners retrained
 as the same two-cell network) or ``space="darts"`` (paper: the GeNAS DARTS supernet of 8 cells at
