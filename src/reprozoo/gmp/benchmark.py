@@ -107,44 +107,52 @@ FORMER_PPS_MIXTURES = 5  # the experiment's PPS before the redesign (mixtures of
 SEED_ARMS = ("pps", "cpl", "pps1g")
 
 
-def _seed_step_cpu(arch: dict | None, batch_size: int, rounds: int) -> dict[str, float]:
-    """CPU seconds of one training step per trained arm (median of ``rounds``)."""
+def _seed_models(arch: dict | None, batch_size: int):
     cfg = GmpConfig()
     for k, v in (arch or {}).items():
         setattr(cfg.arch, k, v)
     world = make_world(ToyConfig(), seed=0)
     data = make_split(world, batch_size, seed=0)
     batch = collate([GroundingDataset(data, world.vocab)[i] for i in range(batch_size)])
-    out = {}
+    steps = {}
     for arm in SEED_ARMS:
         torch.manual_seed(0)
         model = build_grounder("cpl" if arm == "cpl" else "gmp", arm_config(cfg, arm, len(world.vocab), 32),
                                torch.as_tensor(world.vocab.vectors)).train()
-        step = _train_step(model, batch)
-        step()
-        times = []
-        for _ in range(rounds):
-            t0 = time.process_time()
-            step()
-            times.append(time.process_time() - t0)
-        out[arm] = sorted(times)[len(times) // 2]
-    return out
+        steps[arm] = _train_step(model, batch)
+        steps[arm]()  # warm-up
+    return steps
+
+
+def _cpu_s(step) -> float:
+    t0 = time.process_time()
+    step()
+    return time.process_time() - t0
 
 
 def seed_throughput(batch_size: int, arch: dict | None = None, rounds: int = 5) -> dict[str, Any]:
     """Trials per CPU-second of the former and the current trial (training updates only, at the
-    ``full`` preset's budget), measured interleaved in this process; ``ratio`` = current / former."""
+    ``full`` preset's budget), on one torch thread (as every trial runs), each arm's former and
+    current step timed alternately ``rounds`` times (median); ``ratio`` = current / former."""
     full = GmpConfig.from_preset("full")
     updates = math.ceil(full.n_train / full.fit.batch_size) * full.fit.epochs
-    former = {**(arch or {}), "pps_mixtures": FORMER_PPS_MIXTURES}
-    cpu: dict[str, dict[str, float]] = {"former": dict.fromkeys(SEED_ARMS, 0.0), "current": dict.fromkeys(SEED_ARMS, 0.0)}
-    for _ in range(2):  # two interleaved halves: a slow spell of the machine hits both
-        for name, a in (("former", former), ("current", arch)):
-            for arm, v in _seed_step_cpu(a, batch_size, rounds).items():
-                cpu[name][arm] += v / 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        former = _seed_models({**(arch or {}), "pps_mixtures": FORMER_PPS_MIXTURES}, batch_size)
+        current = _seed_models(arch, batch_size)
+        times: dict[str, dict[str, list[float]]] = {"former": {a: [] for a in SEED_ARMS},
+                                                    "current": {a: [] for a in SEED_ARMS}}
+        for _ in range(rounds):
+            for arm in SEED_ARMS:  # alternate: a slow spell of the machine hits both
+                times["former"][arm].append(_cpu_s(former[arm]))
+                times["current"][arm].append(_cpu_s(current[arm]))
+    finally:
+        torch.set_num_threads(threads)
+    cpu = {k: {a: sorted(v)[len(v) // 2] for a, v in per.items()} for k, per in times.items()}
     scale = updates * full.fit.batch_size / batch_size  # steps of this batch size per trial
     rate = {k: len(SEED_ARMS) / (sum(v.values()) * scale) for k, v in cpu.items()}
-    return {"what": "seed trials per CPU-s", "batch": batch_size, "updates_per_trial": updates,
+    return {"what": "seed trials per CPU-s", "batch": batch_size, "updates_per_trial": updates, "threads": 1,
             "former_step_cpu_ms": {a: round(1000 * v, 2) for a, v in cpu["former"].items()},
             "current_step_cpu_ms": {a: round(1000 * v, 2) for a, v in cpu["current"].items()},
             "former_trials_per_cpu_s": rate["former"], "current_trials_per_cpu_s": rate["current"],
