@@ -238,7 +238,6 @@ def _figures(ctx, per_seed, taus, out: list[str]) -> None:
     out.append(save_figure(fig, ctx.out_dir, "kendall_tau_per_proxy"))
 
 
-
 def random_control(taus: dict[str, dict[str, list[float]]], control_ci: dict[str, tuple[float, float]]) -> list[Test]:
     """The negative control, one :class:`Test` per target: the random score's 95% bootstrap CI of the
     seed-mean tau (``control_ci``) must contain 0 ("held"), else the benchmark's ranking is biased."""
@@ -392,7 +391,6 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
              f"accuracy over the {len(gt)} architectures: mean {all_test.mean():.3f}, range "
              f"[{all_test.min():.3f}, {all_test.max():.3f}]; shifted test mean {all_shift.mean():.3f}.")
     return ExperimentResult.from_headline(head, metrics, claims=claims, table=table, figures=figures, notes=notes)
-
 
 
 @register_experiment("genas-search", paper=search.PAPER, claim=search.CLAIM, config=search.SearchConfig)
