@@ -31,7 +31,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                        'claim': 'Ranking sub-networks of a one-shot supernet by GeNAS flatness correlates '
                                 'better with stand-alone test and shifted-test accuracy than ranking by '
                                 'supernet validation accuracy, and the gain is not just the validation loss',
-                       'presets': ['smoke', 'quick', 'paper']},
+                       'presets': ['smoke', 'quick', 'full', 'paper']},
  'genas-search': {'module': 'reprozoo.genas.experiment',
                   'package': 'genas',
                   'paper': 'Jeong et al., GeNAS: Neural Architecture Search with Better Generalization '
@@ -39,7 +39,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                   'claim': 'Evolutionary search with GeNAS flatness finds cells that generalise better (test '
                            'and shifted test) than search with supernet validation accuracy or validation '
                            'loss',
-                  'presets': ['smoke', 'quick', 'paper']},
+                  'presets': ['smoke', 'quick', 'full', 'paper']},
  'gmp-grounding': {'module': 'reprozoo.gmp.experiment',
                    'package': 'gmp',
                    'paper': 'Kim, Ko, Kim, Jeon, Kim: Gaussian Mixture Proposals with Pull-Push Learning '
@@ -48,7 +48,7 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                    'claim': 'Gaussian-mixture proposals trained with pull-push learning ground queries whose '
                             'moment is not one Gaussian-shaped block (two-part events) better than '
                             'single-Gaussian proposals (CPL), and are no worse on single-block events',
-                   'presets': ['smoke', 'quick', 'paper']},
+                   'presets': ['smoke', 'quick', 'full', 'paper']},
  'nara': {'module': 'reprozoo.nara.experiment',
           'package': 'nara',
           'paper': 'Yoo, Chun, Yun, Ha, Yoo: Neural Approximation of an Auto-Regressive Process through '
@@ -142,7 +142,8 @@ BENCHMARKS = {'activeasr': {'module': 'reprozoo.activeasr.benchmark',
             'description': 'ECLIPS ensemble vs one base learner (loop vs vmap) and MC-dropout cost'},
  'genas': {'module': 'reprozoo.genas.benchmark',
            'package': 'genas',
-           'description': 'flatness vs validation-accuracy scoring time per genotype (tiny NB201 supernet)'},
+           'description': 'flatness vs validation-accuracy scoring time per genotype (tiny NB201 supernet); '
+                          'stand-alone training runs per CPU-second, one at a time vs grouped'},
  'gmp': {'module': 'reprozoo.gmp.benchmark',
          'package': 'gmp',
          'description': 'PPS vs CPL: training step time at equal batch, inference queries/s'},
