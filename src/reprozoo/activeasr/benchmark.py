@@ -105,8 +105,9 @@ def trial_throughput(threads: int, repeats: int = 2, steps: int = 6) -> dict[str
 @register_benchmark("activeasr", description="CTC inference RTF (batch 1 vs 32), training utt/s with vs without CR, "
                                             "espeak-ng corpus synthesis speed")
 def run(quick: bool = False, model: str = "ctc_tcn_tiny") -> dict[str, Any]:
-    torch.manual_seed(0)
-    net = create_model(model).eval()
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's global RNG untouched
+        torch.manual_seed(0)
+        net = create_model(model).eval()
     feat = Featurizer()
     data = _speech(32)
     lat = {"warmup": 1, "repeats": 3 if quick else 10}

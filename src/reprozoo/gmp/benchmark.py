@@ -56,9 +56,10 @@ def _setup(batch_size: int, arch_overrides: dict | None = None):
     batch = collate([GroundingDataset(data, world.vocab)[i] for i in range(batch_size)])
     models = {}
     for arm in ("pps", "cpl"):
-        torch.manual_seed(0)
         mcfg = arm_config(cfg, arm, len(world.vocab), 32)
-        models[arm] = build_grounder("cpl" if arm == "cpl" else "gmp", mcfg, torch.as_tensor(world.vocab.vectors))
+        with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's global RNG untouched
+            torch.manual_seed(0)
+            models[arm] = build_grounder("cpl" if arm == "cpl" else "gmp", mcfg, torch.as_tensor(world.vocab.vectors))
     return models, batch
 
 
@@ -116,9 +117,10 @@ def _seed_models(arch: dict | None, batch_size: int):
     batch = collate([GroundingDataset(data, world.vocab)[i] for i in range(batch_size)])
     steps = {}
     for arm in SEED_ARMS:
-        torch.manual_seed(0)
-        model = build_grounder("cpl" if arm == "cpl" else "gmp", arm_config(cfg, arm, len(world.vocab), 32),
-                               torch.as_tensor(world.vocab.vectors)).train()
+        with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's global RNG untouched
+            torch.manual_seed(0)
+            model = build_grounder("cpl" if arm == "cpl" else "gmp", arm_config(cfg, arm, len(world.vocab), 32),
+                                   torch.as_tensor(world.vocab.vectors)).train()
         steps[arm] = _train_step(model, batch)
         steps[arm]()  # warm-up
     return steps
