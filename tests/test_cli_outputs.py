@@ -83,13 +83,13 @@ def test_topics_overwrite_leaves_no_model_of_the_earlier_run(tiny_encoder, tmp_p
     args = ["topics", str(corpus), "--k", "3", "--out", str(out), "--encoder", tiny_encoder, "--vq-epochs", "1",
             "--topic-epochs", "3", "--top-n", "4"]
     assert main([*args, "--save-model"]) == 0
-    assert (out / "model" / "config.json").is_file()
+    assert (out / "model.safetensors").is_file()
     capsys.readouterr()
     assert main([*args, "--k", "2"]) == 2
     assert "--overwrite" in _one_error(capsys) and json.loads((out / "topics.json").read_text())["n_topics"] == 3
     assert main([*args, "--k", "2", "--overwrite"]) == 0
     assert json.loads((out / "topics.json").read_text())["n_topics"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["figures", "topics.html", "topics.json"]  # no old model/
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "topics.html", "topics.json"]  # no old model
 
 
 def test_segment_replaces_its_own_outputs_only_with_overwrite(tmp_path, capsys):

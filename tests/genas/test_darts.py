@@ -147,7 +147,7 @@ def test_search_experiment_runs_the_darts_path(tmp_path):
     assert data["verdict"] == "inconclusive"  # one seed
     assert all(0 <= v <= 1 for v in data["metrics"].values())
     search = json.loads((Path(out) / "trials" / "search__seed0.json").read_text())["result"]
-    assert set(search) == {"flatness", "val_acc", "val_loss", "random"}
+    assert set(search) == {"flatness", "val_acc", "val_loss", "random", "oracle"}
     assert all(DartsGenotype.from_string(r["best"]).legal and r["evaluated"] == 4 for r in search.values())
 
 
