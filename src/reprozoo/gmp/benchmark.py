@@ -47,7 +47,8 @@ from reprozoo.runtime.profile import (
 from reprozoo.runtime.registry import register_benchmark
 
 
-def _setup(batch_size: int, arch_overrides: dict | None = None):
+def _setup(batch_size: int, arch_overrides: dict | None = None, arms: tuple[str, ...] = ("pps", "cpl")):
+    """Each arm's grounder (weights seeded from 0) and one toy batch."""
     cfg = GmpConfig()
     for k, v in (arch_overrides or {}).items():
         setattr(cfg.arch, k, v)
@@ -55,7 +56,7 @@ def _setup(batch_size: int, arch_overrides: dict | None = None):
     data = make_split(world, batch_size, seed=0)
     batch = collate([GroundingDataset(data, world.vocab)[i] for i in range(batch_size)])
     models = {}
-    for arm in ("pps", "cpl"):
+    for arm in arms:
         mcfg = arm_config(cfg, arm, len(world.vocab), 32)
         with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's global RNG untouched
             torch.manual_seed(0)
@@ -109,19 +110,10 @@ SEED_ARMS = ("pps", "cpl", "pps1g")
 
 
 def _seed_models(arch: dict | None, batch_size: int):
-    cfg = GmpConfig()
-    for k, v in (arch or {}).items():
-        setattr(cfg.arch, k, v)
-    world = make_world(ToyConfig(), seed=0)
-    data = make_split(world, batch_size, seed=0)
-    batch = collate([GroundingDataset(data, world.vocab)[i] for i in range(batch_size)])
+    models, batch = _setup(batch_size, arch, SEED_ARMS)
     steps = {}
-    for arm in SEED_ARMS:
-        with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's global RNG untouched
-            torch.manual_seed(0)
-            model = build_grounder("cpl" if arm == "cpl" else "gmp", arm_config(cfg, arm, len(world.vocab), 32),
-                                   torch.as_tensor(world.vocab.vectors)).train()
-        steps[arm] = _train_step(model, batch)
+    for arm, model in models.items():
+        steps[arm] = _train_step(model.train(), batch)
         steps[arm]()  # warm-up
     return steps
 
