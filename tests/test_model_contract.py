@@ -158,6 +158,8 @@ def test_model_contract(name, tmp_path):
     features = _run(model, inputs, "forward_features") if hasattr(model, "forward_features") else None
 
     path = save_checkpoint(model, tmp_path / f"{name}.safetensors")
+    again = save_checkpoint(model, tmp_path / f"{name}-again.safetensors")
+    assert path.read_bytes() == again.read_bytes()  # saving is deterministic, metadata included
     for loaded in (create_model(name, checkpoint_path=path), load_checkpoint(path)[0]):
         mine, theirs = model.state_dict(), loaded.state_dict()
         assert list(mine) == list(theirs) and all(torch.equal(mine[k], theirs[k]) for k in mine)
@@ -169,6 +171,27 @@ def test_model_contract(name, tmp_path):
 
     with pytest.raises(ConfigError, match=f"model '{name}' does not take not_a_setting="):
         create_model(name, **kwargs, not_a_setting=1)
+
+
+def test_checkpoints_in_the_former_two_key_metadata_layout_still_load(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from reprozoo.runtime.checkpoint import FORMAT, META_KEY, checkpoint_meta
+
+    torch.manual_seed(0)
+    model = create_model("rm_mlp_digits")
+    path = save_checkpoint(model, tmp_path / "new.safetensors")
+    meta = checkpoint_meta(path)
+    assert meta["format"] == FORMAT and meta["model"] == "rm_mlp_digits"
+    old = tmp_path / "old.safetensors"  # written as before: the format also as its own metadata key
+    save_file(dict(model.state_dict()), str(old), metadata={"format": FORMAT, META_KEY: json.dumps(meta)})
+    loaded, _ = load_checkpoint(old)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    foreign = tmp_path / "foreign.safetensors"  # another tool's JSON under the same key is not ours
+    save_file({"w": torch.zeros(1)}, str(foreign), metadata={META_KEY: json.dumps({"x": 1})})
+    assert checkpoint_meta(foreign) is None
 
 
 def test_pretrained_is_refused_where_a_package_ships_no_weights():

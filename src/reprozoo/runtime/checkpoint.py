@@ -10,7 +10,7 @@ or user checkpoints.
 - :func:`save_checkpoint` / :func:`load_checkpoint`: the library's one checkpoint format (below).
 
 The checkpoint format (``reprozoo.checkpoint/1``) is one ``.safetensors`` file: the model's state
-dict as tensors and, in the file's metadata under ``"reprozoo"``, a JSON object with the registered
+dict as tensors and, in the file's metadata under ``"reprozoo"``, a JSON object with the format name, the registered
 model name, the constructor keyword arguments, the library version and whatever a package needs at
 inference time (``extra``: a vocabulary, a normalisation, a decision threshold). Any safetensors
 reader can read the weights; :func:`load_checkpoint` rebuilds the model through the registry
@@ -178,7 +178,9 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str | Non
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, META_KEY: text})
+        # one metadata key: safetensors writes several keys in a random order, so two saves of the
+        # same model would differ byte for byte (the JSON text itself names the format)
+        save_file(tensors, str(tmp), metadata={META_KEY: text})
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -201,10 +203,12 @@ def checkpoint_meta(path: str | Path) -> dict[str, Any] | None:
             stored = f.metadata() or {}
     except Exception as err:  # a truncated or foreign file
         raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
-    if stored.get("format") != FORMAT:
+    if META_KEY not in stored:
         return None
     try:
         meta = json.loads(stored[META_KEY])
+        if not isinstance(meta, dict) or meta.get("format", stored.get("format")) != FORMAT:
+            return None  # a foreign file that happens to use the key, or another format version
         if not isinstance(meta.get("model"), str) or not isinstance(meta.get("kwargs"), dict):
             raise ValueError("no model name or kwargs")
     except (KeyError, ValueError, AttributeError) as err:
