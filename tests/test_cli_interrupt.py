@@ -12,7 +12,16 @@ import time
 
 import pytest
 
-LAUNCH = ("import sys\nfrom reprozoo.cli import main\nprint('ready', flush=True)\n"
+# A shell starts a command with SIGINT at its default and unblocked; a test process may have
+# inherited another state (a library that blocked it around a spawn), so the launcher reports what it
+# inherited and starts the command as a shell would.
+LAUNCH = ("import signal, sys\n"
+          "inherited = (signal.getsignal(signal.SIGINT) is signal.default_int_handler,\n"
+          "             signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))\n"
+          "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+          "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
+          "from reprozoo.cli import main\n"
+          "print('ready', 'default=%s blocked=%s' % inherited, flush=True)\n"
           "sys.exit(main(sys.argv[1:]))\n")
 
 
@@ -22,13 +31,20 @@ def _interrupt(argv: list[str], sig: int, cwd, after: float = 2.0, wait_for: str
     env = dict(os.environ, REPROZOO_PROGRESS="0", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, *argv], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == "ready"
+    ready = proc.stdout.readline().split(maxsplit=1)
+    assert ready and ready[0] == "ready", proc.stderr.read()
     while wait_for and not proc.stdout.readline().startswith(wait_for):
         assert proc.poll() is None, proc.stderr.read()
     time.sleep(after)
     assert proc.poll() is None, "the command ended before it could be interrupted"
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # never leave the command running after the test
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"still running 120 s after the signal (SIGINT as inherited: {ready[1].strip()}); "
+                    f"stderr:\n{err[-3000:]}")
     return proc.returncode, err
 
 
