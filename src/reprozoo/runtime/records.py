@@ -3,7 +3,8 @@
 A run's ``metrics.json`` carries its provenance (commit, date, machine, threads, load average at the
 start, wall and CPU seconds; see :func:`start_provenance` / :func:`finish_provenance`).
 :func:`record_run` copies it into the results folder; :func:`write_docs` regenerates the results
-table of README.md and the results section of each ``docs/<package>.md`` between the markers
+table of README.md and the results section of each package's experiment page,
+``docs/experiments/<package>.md``, between the markers
 :data:`BEGIN` and :data:`END`, and :func:`stale_docs` lists the files whose generated text no longer
 matches the records (a test keeps them in step).
 """
@@ -196,8 +197,8 @@ def _replace_block(text: str, block: str, where: str) -> str:
 def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]]],
                    packages: dict[str, str], history: dict[str, list[dict[str, Any]]] | None = None
                    ) -> dict[Path, str]:
-    """The new text of README.md and of every docs/<package>.md that has records (``packages`` maps
-    experiment -> package; ``history`` the earlier runs per experiment)."""
+    """The new text of README.md and of every experiment page, docs/experiments/<package>.md, that has
+    records (``packages`` maps experiment -> package; ``history`` the earlier runs per experiment)."""
     root = Path(root)
     history = history or {}
     out: dict[Path, str] = {}
@@ -207,9 +208,11 @@ def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]
     for name in sorted(records):
         by_pkg.setdefault(packages.get(name, ""), []).append(name)
     for pkg, names in sorted(by_pkg.items()):
-        doc = root / "docs" / f"{pkg}.md"
+        doc = root / "docs" / "experiments" / f"{pkg}.md"
+        if not doc.is_file() and (root / "docs" / f"{pkg}.md").is_file():  # TRANSITION: pages not yet split
+            doc = root / "docs" / f"{pkg}.md"
         if not pkg or not doc.is_file():
-            raise ConfigError(f"no docs/{pkg}.md for the records of {', '.join(names)}")
+            raise ConfigError(f"no experiment page docs/experiments/{pkg}.md for the records of {', '.join(names)}")
         block = "\n".join(experiment_section(n, records[n], history.get(n)) for n in names)
         out[doc] = _replace_block(doc.read_text(), block, str(doc.relative_to(root)))
     return out
