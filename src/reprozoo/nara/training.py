@@ -2,8 +2,9 @@
 foundation :class:`~reprozoo.runtime.trainer.Trainer` (custom ``step_fn`` each).
 
 With ``out_dir`` every epoch writes ``out_dir/checkpoints/last.pt`` and the call's settings go to
-``out_dir/fit_settings.json``. ``resume=True`` continues that run from its last finished epoch (the
-settings must be the run's: a changed one is a :class:`~reprozoo.errors.ConfigError` naming it;
+``out_dir/fit_settings.json``, under the library's one rule for output folders
+(:mod:`reprozoo.runtime.fit_folder`). ``resume=True`` continues that run from its last finished epoch
+(the settings must be the run's: a changed one is a :class:`~reprozoo.errors.ConfigError` naming it;
 ``epochs`` may grow, since no schedule depends on it, and ``device`` may change); without it an
 ``out_dir`` that already holds a checkpoint is refused (:class:`~reprozoo.errors.OutputExistsError`),
 so a run is never continued or overwritten by accident.
@@ -11,25 +12,22 @@ so a run is never continued or overwritten by accident.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from reprozoo.errors import ConfigError, DataError, OutputExistsError
+from reprozoo.errors import ConfigError, DataError
 from reprozoo.nara.predictors import PriorPredictor, prefix_mask, step_change
 from reprozoo.nara.protocol import Gaussian, ModuleAR, ParallelAR
 from reprozoo.nara.samplers import draw_noise, sample_sequential
+from reprozoo.runtime.fit_folder import describe_model, fingerprint
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
-SETTINGS_FILE = "fit_settings.json"
 FREE_ON_RESUME = ("epochs", "device")  # may differ from the run's on resume
 
 
@@ -54,69 +52,22 @@ def _whole_batch(batch):
     return batch
 
 
-def _fingerprint(tensors) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _settings(call: str, model: nn.Module, tensors, fit: FitConfig, **more) -> dict:
-    n_params = sum(p.numel() for p in model.parameters())
     shapes = " x ".join(str(tuple(t.shape)) for t in tensors)
-    return {"call": call, **asdict(fit), **more, "model": f"{type(model).__name__} with {n_params} parameters",
-            "data": f"{shapes}, sha256 {_fingerprint(tensors)}"}
-
-
-def _prepare_out_dir(out_dir, settings: dict, resume: bool, epochs: int) -> bool:
-    """Check ``out_dir`` against ``resume`` (see the module docstring); True when a run continues."""
-    out = Path(out_dir)
-    last = out / "checkpoints" / "last.pt"
-    record = out / SETTINGS_FILE
-    if not last.is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(settings, indent=1))
-        return False
-    if not resume:
-        raise OutputExistsError(f"{out} already holds a training run (checkpoints/last.pt); pass resume=True to "
-                                "continue it, or a new out_dir")
-    if not record.is_file():
-        logger.warning("%s has no %s (a run from an older version): its settings cannot be checked", out,
-                       SETTINGS_FILE)
-    else:
-        try:
-            before = json.loads(record.read_text())
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"cannot read {record}: {str(err).splitlines()[0]}") from None
-        for key in sorted(set(before) | set(settings)):
-            if key not in FREE_ON_RESUME and before.get(key) != settings.get(key):
-                raise ConfigError(f"resume=True but {key} differs from the run in {out}: {before.get(key)!r} there, "
-                                  f"{settings.get(key)!r} now; resume with the run's settings or use a new out_dir")
-    done = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
-    if done > epochs:
-        raise ConfigError(f"resume=True but the run in {out} has finished {done} epochs, more than epochs={epochs}")
-    record.write_text(json.dumps(settings, indent=1))
-    return True
+    return {"call": call, **asdict(fit), **more, "model": describe_model(model),
+            "data": f"{shapes}, sha256 {fingerprint(*tensors)}"}
 
 
 def _train(model, dataset, fit: FitConfig, step_fn, out_dir, progress, resume: bool, settings: dict
            ) -> list[dict[str, float]]:
     fit.validate()
-    if out_dir is None:
-        if resume:
-            raise ConfigError("resume=True needs the out_dir of the run to continue")
-        again = False
-    else:
-        again = _prepare_out_dir(out_dir, settings, resume, fit.epochs)
     cfg = TrainConfig(epochs=fit.epochs, batch_size=fit.batch_size, seed=fit.seed, device=fit.device,
                       checkpoint_every=0 if out_dir is None else 1, max_steps_per_epoch=fit.max_steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=fit.lr)
     collate = _whole_batch if hasattr(dataset, "__getitems__") else None
     trainer = Trainer(model, opt, dataset, cfg, step_fn=step_fn, out_dir=out_dir, progress=progress,
-                      collate_fn=collate)
-    history = trainer.fit(resume=again)
+                      collate_fn=collate, settings=settings, free_on_resume=FREE_ON_RESUME)
+    history = trainer.fit(resume=resume)
     model.eval()
     return history
 

@@ -11,7 +11,6 @@ the next task; the run then ends as a run that was never stopped, bit for bit on
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprozoo.errors import ConfigError, OutputExistsError
+from reprozoo.runtime.fit_folder import as_json, check_resume, check_same_settings, fingerprint
 from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
 FILE = "stream_state.pt"
@@ -33,40 +32,23 @@ def _array(t: Any) -> Any:
     return t.numpy() if torch.is_tensor(t) else t
 
 
-def _fingerprint(*arrays: Any) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        t = torch.as_tensor(np.asarray(a)) if not torch.is_tensor(a) else a.detach().cpu()
-        t = t.contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def run_settings(learner, scenario, x_train, x_test, y_test) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (compared key by key)."""
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(learner.s).items()}
     tasks = [np.asarray(t, dtype=np.int64) for t in scenario.tasks]
-    out.update(seed=learner.seed, scenario=_fingerprint(np.asarray(scenario.labels, dtype=np.int64), *tasks),
-               train_data=_fingerprint(x_train), test_data=_fingerprint(x_test, np.asarray(y_test, dtype=np.int64)))
-    return json.loads(json.dumps(out, default=str))  # the values as the file will hold them
+    out.update(seed=learner.seed, scenario=fingerprint(np.asarray(scenario.labels, dtype=np.int64), *tasks),
+               train_data=fingerprint(x_train), test_data=fingerprint(x_test, np.asarray(y_test, dtype=np.int64)))
+    return as_json(out)  # the values as the file will hold them
 
 
 def check_out_dir(out_dir: str | Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The saved state to continue from (None: start the stream); refuses a state that ``resume``
-    does not ask for and a resume with other settings (naming the first that differs)."""
-    path = Path(out_dir) / FILE
-    if not path.is_file():
+    does not ask for and a resume with other settings, naming the first that differs (the library's
+    rule for output folders, :mod:`reprozoo.runtime.fit_folder`; the settings live in the state)."""
+    if not check_resume(out_dir, resume=resume, marker=FILE, what="a continual run"):
         return None
-    if not resume:
-        raise OutputExistsError(f"{out_dir} already holds a continual run ({FILE}); pass resume=True to continue "
-                                "it, or a new out_dir")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    before = json.loads(state["settings"])
-    for key in sorted(set(before) | set(settings)):
-        if before.get(key) != settings.get(key):
-            raise ConfigError(f"resume=True but {key} differs from the run in {out_dir}: {before.get(key)!r} there, "
-                              f"{settings.get(key)!r} now; resume with the run's settings or use a new out_dir")
+    state = torch.load(Path(out_dir) / FILE, map_location="cpu", weights_only=True)
+    check_same_settings(json.loads(state["settings"]), settings, out_dir)
     return state
 
 

@@ -6,7 +6,10 @@ Runs unchanged on CPU, one GPU, or many GPUs/nodes (``accelerate launch`` / ``to
   depend on whether the run was interrupted;
 * a checkpoint holds model, optimizer, scheduler, every RNG state, the epoch and the history;
   ``fit(resume=True)`` continues from it and ends with bit-identical weights on CPU;
-* per-epoch metrics go to ``<out_dir>/train_log.csv``; a progress bar shows while it runs.
+* per-epoch metrics go to ``<out_dir>/train_log.csv``; a progress bar shows while it runs;
+* the output folder follows :mod:`reprozoo.runtime.fit_folder`: an ``out_dir`` that holds
+  ``checkpoints/last.pt`` is refused unless ``fit(resume=True)``, and a resume compares the run's
+  settings (``out_dir/fit_settings.json``) key by key with the trainer's.
 
 The method is given by ``step_fn(model, batch) -> loss | {"loss": loss, **floats}``; the
 default is cross-entropy on ``(inputs, targets)`` batches.
@@ -18,7 +21,7 @@ import csv
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.runtime.accel import make_accelerator
+from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, prepare_out_dir, write_settings
 from reprozoo.runtime.progress import progress_bar
 from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
@@ -55,6 +59,12 @@ class TrainConfig:
             raise ConfigError("epochs >= 0, batch_size >= 1 and grad_accum >= 1 are required")
         if self.scheduler_interval not in ("epoch", "step"):
             raise ConfigError("scheduler_interval must be 'epoch' or 'step'")
+
+
+# TrainConfig fields a resume may change: how the run executes, not what it computes (``epochs``:
+# the trainer's own loop depends on it only through the schedule its caller built)
+FREE_ON_RESUME = ("epochs", "device", "num_workers", "eval_batch_size", "checkpoint_every")
+OPTIMIZER_KEYS = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "alpha")
 
 
 class EpochSampler(Sampler[int]):
@@ -116,6 +126,11 @@ class Trainer:
 
     ``eval_fn(model, loader, accelerator) -> dict`` overrides the default evaluation
     (mean loss of ``step_fn`` and accuracy when the step reports it).
+
+    ``settings`` is what a resume must share with the run it continues (default: the
+    :class:`TrainConfig`, the model's class and size, the optimiser and its hyper-parameters, the
+    scheduler, the step and the number of training and validation items); the keys in
+    ``free_on_resume`` may differ. A training call built on the trainer passes its own recipe.
     """
 
     def __init__(
@@ -134,6 +149,8 @@ class Trainer:
         accelerator: Any = None,
         progress: bool | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        settings: dict[str, Any] | None = None,
+        free_on_resume: tuple[str, ...] = FREE_ON_RESUME,
     ):
         self.config = config or TrainConfig()
         self.config.validate()
@@ -143,6 +160,9 @@ class Trainer:
         if len(train_data) == 0:
             raise ConfigError("the training set is empty")
         self.step_fn, self.eval_fn, self.scheduler = step_fn, eval_fn, scheduler
+        self.settings = settings if settings is not None else self._default_settings(
+            model, optimizer, train_data, val_data)
+        self.free_on_resume = tuple(free_on_resume)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress, self.on_epoch_end = progress, on_epoch_end
         self.sampler = EpochSampler(len(train_data), self.config.seed, shuffle=True)
@@ -158,6 +178,14 @@ class Trainer:
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
+
+    def _default_settings(self, model, optimizer, train_data, val_data) -> dict[str, Any]:
+        step = getattr(self.step_fn, "__qualname__", type(self.step_fn).__name__)
+        hyper = {f"optimizer.{k}": optimizer.defaults[k] for k in OPTIMIZER_KEYS if k in optimizer.defaults}
+        return {"call": "Trainer", **asdict(self.config), "model": describe_model(model),
+                "optimizer": type(optimizer).__name__, **hyper,
+                "scheduler": None if self.scheduler is None else type(self.scheduler).__name__, "step_fn": step,
+                "train_data": len(train_data), "val_data": None if val_data is None else len(val_data)}
 
     # ------------------------------------------------------------ checkpoints
     @property
@@ -257,12 +285,18 @@ class Trainer:
         return {"val_loss": total[0].item() / n, "val_acc": total[1].item() / n}
 
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
-        """Train for ``config.epochs`` epochs; with ``resume`` continue from the last checkpoint."""
-        if resume:
-            if self.checkpoint_path is None:
-                raise CheckpointError("resume needs an out_dir that holds checkpoints/last.pt")
-            if self.checkpoint_path.is_file():
-                self.load_checkpoint(self.checkpoint_path)
+        """Train for ``config.epochs`` epochs; with ``resume`` continue from the last checkpoint.
+
+        An ``out_dir`` holding a checkpoint is refused without ``resume``; a resume with other
+        settings names the first that differs (:mod:`reprozoo.runtime.fit_folder`)."""
+        if prepare_out_dir(self.out_dir, self.settings, resume=resume, marker=CHECKPOINT,
+                           free=self.free_on_resume, write=False):
+            self.load_checkpoint(self.checkpoint_path)
+            if self.start_epoch > self.config.epochs:
+                raise ConfigError(f"resume=True but the run in {self.out_dir} has finished {self.start_epoch} "
+                                  f"epochs, more than epochs={self.config.epochs}")
+        if self.out_dir is not None and self.accelerator.is_main_process:
+            write_settings(self.out_dir, self.settings)
         for epoch in range(self.start_epoch, self.config.epochs):
             row = {"epoch": epoch + 1, **self.train_epoch(epoch), **self.evaluate()}
             if self.scheduler is not None:
