@@ -14,6 +14,7 @@ from reprozoo.gmp.experiment import (
     GmpConfig,
     decide,
 )
+from reprozoo.gmp.experiment_rule import PLATEAU_GAIN_MAX, late_gain
 from reprozoo.runtime.power import seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
@@ -78,6 +79,26 @@ def test_positive_control_and_mechanism_gate_the_headline():
     assert [t.verdict for t in head.gates["mechanism"]] == [HELD, NOT_HELD]
 
 
+def test_late_gain_is_the_rise_of_the_best_validation_score_in_the_last_third():
+    assert late_gain([0.47, 0.55, 0.65, 0.73, 0.76, 0.79]) == pytest.approx(0.79 - 0.73)  # first full run, CPL seed 0
+    assert late_gain([0.4, 0.6, 0.6, 0.59, 0.58, 0.6]) == 0.0  # no rise: at its plateau
+    assert late_gain([0.3, 0.5, 0.55]) == pytest.approx(0.05) and np.isnan(late_gain([0.3, 0.5]))
+
+
+def test_rule_2_gates_both_parts_and_asks_every_arm_for_its_plateau():
+    scores = _scores((0.60, 0.62, 0.64), (0.40, 0.43, 0.41), (0.45, 0.47, 0.46), (0.2, 0.2, 0.21),
+                     single=(0.50, 0.52, 0.51))  # single-block events clearly worse
+    flat = [[0.5, 0.6, 0.61, 0.61, 0.6, 0.61]] * 3
+    rising = [[0.4, 0.5, 0.55, 0.6, 0.65, 0.7]] * 3  # +0.10 in the last third > 0.0299
+    head, _ = decide(scores, **GATES, val_curves={"pps": flat, "cpl": flat, "pps1g": flat})
+    assert head.verdict == NOT_HELD and PLATEAU_GAIN_MAX == TWO_PART_PLAN.sesoi
+    head, claims = decide(scores, **GATES, val_curves={"pps": rising, "cpl": flat, "pps1g": flat})
+    assert head.verdict == INCONCLUSIVE and [c["verdict"] for c in claims[-3:]] == [NOT_HELD, HELD, HELD]
+    # an inactive mechanism makes the single-block part inconclusive too (rule 1 left it ungated)
+    head, claims = decide(scores, **{**GATES, "centre_span": [0.004, 0.011, 0.006]})
+    assert claims[1]["verdict"] == INCONCLUSIVE and head.verdict == INCONCLUSIVE
+
+
 def test_plans_give_power_only_above_their_bounds():
     assert TWO_PART_MARGIN < TWO_PART_PLAN.sesoi and TWO_PART_PLAN.margin == TWO_PART_MARGIN
     assert TWO_PART_PLAN.planned_n == seeds_for_power(TWO_PART_PLAN.sesoi, TWO_PART_PLAN.pilot_sd, bound=0.0)
@@ -116,8 +137,9 @@ def test_bad_settings_are_refused_before_any_work(tmp_path):
 
 def test_smoke_preset_runs_the_whole_path(tmp_path):
     out, m = run_experiment("gmp-grounding", "smoke", out_dir=tmp_path / "run", progress=False)
-    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 9
+    assert m["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and len(m["claims"]) == 12  # 9 + a plateau gate per arm
     assert m["headline"]["verdict"] == m["verdict"] and len(m["headline"]["negative_control"]) == 2
+    assert len(m["headline"]["calibration"]) == 3
     assert len(m["headline"]["positive_control"]) == 1 and len(m["headline"]["mechanism"]) == 2
     assert m["headline"]["plan"]["sesoi"] in (TWO_PART_PLAN.sesoi, SINGLE_PLAN.sesoi)
     met = m["metrics"]

@@ -249,6 +249,7 @@ def run(cfg: GmpConfig, ctx) -> ExperimentResult:
         gates["centre_rule"] = [r["centre_rule"]["types"]["two-part"][METRIC] for r in results["pps"]]
     if "cpl" in results:
         gates["oracle"] = [r["oracle"]["types"]["two-part"][METRIC] for r in results["cpl"]]
+    gates["val_curves"] = {arm: [r["val_curve"] for r in rs] for arm, rs in results.items()}
     head, claims = decide(scores, **gates)
     metrics: dict[str, float] = {}
     for r, seed in zip(results["pps"], cfg.seeds):  # the mechanism, per trial

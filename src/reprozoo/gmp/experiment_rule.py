@@ -14,7 +14,13 @@ Gaussian's segment is the paper's ``c +- w/2``, so CPL and PPS-1G are scored exa
   outside their dominant Gaussian, and the Gaussians the density rule sees lie on average
   >= ``CENTRE_SPAN_MIN`` apart (outermost centres);
 * headline, part 2 (non-inferiority, ``SINGLE_PLAN``): on single-block events PPS is no worse than
-  CPL: held if L > -``SINGLE_MARGIN``, not held if U < -``SINGLE_MARGIN``;
+  CPL: held if L > -``SINGLE_MARGIN``, not held if U < -``SINGLE_MARGIN``; gated like part 1 (rule 2);
+* rule 2 (fixed 2026-12-05 after the first full run, whose record is kept as an earlier run): the
+  gates are the headline's, not part 1's -- part 2 carries the same negative control, positive control
+  and mechanism gates -- and a plateau gate (calibration) asks every trained arm to be at its plateau:
+  averaged over seeds, the best validation R@1 of the last third of the epochs may exceed the best of
+  the epochs before it by at most ``PLATEAU_GAIN_MAX`` (the two-part SESOI: more training must not be
+  able to move an arm by the effect of interest);
 * sub-claims: PPS vs CPL and vs PPS-1G on two-part events, ramp events, and the density rule vs the
   paper's centre rule on the same PPS models (where a gain comes from).
 """
@@ -49,6 +55,7 @@ NONDOMINANT_MIN = 0.2  # mechanism: mean importance outside the dominant Gaussia
 # mean distance between the outermost centres of the Gaussians the density rule sees, a third of the
 # smallest centre distance of a two-part event ((0.10 + 0.08 + 0.10) / 2 = 0.14 of the video)
 CENTRE_SPAN_MIN = 0.05
+RULE_VERSION = 2  # 1: gates on part 1 only, no plateau gate (the first full run, 2026-12-05 12:13 UTC)
 PAPER_RELATIVE_GAIN = (51.49 - 49.24) / 49.24  # official README, Charades-STA R@1 IoU 0.5, PPS vs CPL
 PILOT_CPL_TWO_PART = 0.6543  # CPL's two-part R@1 IoU 0.5 in the pilot (seeds 100-102: 0.674, 0.625, 0.664)
 # A 3-seed SD is a poor estimate: each plan uses the pilot SD times 2.117, its one-sided 80% upper
@@ -75,6 +82,7 @@ SINGLE_PLAN = Plan(
     kind="noninferiority",
 )
 METRIC = "R1@0.5"
+PLATEAU_GAIN_MAX = TWO_PART_PLAN.sesoi  # rule 2: the plateau gate's bound (validation R@1, fraction of queries)
 
 
 def _mean(values: Sequence[float] | None) -> float:
@@ -94,12 +102,31 @@ def mechanism_gate(nondominant: Sequence[float], centre_span: Sequence[float] | 
     return tests
 
 
+def late_gain(curve: Sequence[float]) -> float:
+    """How much the best validation score of the last third of the epochs exceeds the best before it
+    (0 when it does not; NaN for fewer than 3 epochs)."""
+    x = np.asarray(curve, float)
+    if x.size < 3:
+        return float("nan")
+    cut = x.size - max(1, x.size // 3)
+    return max(0.0, float(np.nanmax(x[cut:]) - np.nanmax(x[:cut])))
+
+
+def plateau_gate(curves: dict[str, Sequence[Sequence[float]]]) -> list[Test]:
+    """Rule 2: per trained arm, the mean over seeds of :func:`late_gain` is at most ``PLATEAU_GAIN_MAX``."""
+    return [threshold(float(np.mean([late_gain(c) for c in cs])), at_most=PLATEAU_GAIN_MAX,
+                      name=f"{ARM_NAMES[arm]} at its plateau: mean validation R@1 gain in the last third of the epochs")
+            for arm, cs in curves.items() if cs]
+
+
 def decide_headline(scores: dict[str, dict[str, list[float]]], *, oracle: Sequence[float] | None = None,
                     nondominant: Sequence[float] | None = None, centre_span: Sequence[float] | None = None,
-                    centre_rule: Sequence[float] | None = None) -> tuple[Headline, list[dict]]:
+                    centre_rule: Sequence[float] | None = None,
+                    val_curves: dict[str, Sequence[Sequence[float]]] | None = None) -> tuple[Headline, list[dict]]:
     """``scores[arm][event_type]`` = per-seed R@1 IoU 0.5 (paired seeds; arms pps, cpl, pps1g, whole).
     ``oracle``: the positive control's per-seed two-part R@1 (CPL + planted mixtures); ``nondominant``:
-    PPS's per-seed mechanism measure; ``centre_rule``: PPS's two-part R@1 under the paper's rule."""
+    PPS's per-seed mechanism measure; ``centre_rule``: PPS's two-part R@1 under the paper's rule;
+    ``val_curves[arm]``: per seed, the validation R@1 after each epoch (the plateau gate)."""
     two = {arm: scores[arm]["two-part"] for arm in scores}
     alts = {a: two[a] for a in ("cpl", "pps1g") if a in two}
     best = strongest(alts)
@@ -114,14 +141,16 @@ def decide_headline(scores: dict[str, dict[str, list[float]]], *, oracle: Sequen
                                name=f"{name}, oracle splice (CPL + planted mixtures on {ORACLE_SHARE:.0%})",
                                other_name="CPL")
     mech = mechanism_gate(nondominant, centre_span) if nondominant is not None else None
-    parts = [decide(test, negative_control=controls, positive_control=positive, mechanism=mech, plan=TWO_PART_PLAN)]
+    plateau = plateau_gate(val_curves) if val_curves else None
+    gates = dict(negative_control=controls, positive_control=positive, mechanism=mech, calibration=plateau)
+    parts = [decide(test, plan=TWO_PART_PLAN, **gates)]
     claims = [claim("On two-part events PPS's R@1 at IoU 0.5 beats the strongest single-Gaussian alternative "
                     "(CPL or PPS-1G), segments by the density rule (gates: whole video loses, oracle splice "
-                    "detected, mixtures used)", parts[0], headline=True)]
+                    "detected, mixtures used, every arm at its plateau)", parts[0], headline=True)]
     if "cpl" in scores:
         single = noninferiority(scores["pps"]["single"], scores["cpl"]["single"], margin=SINGLE_MARGIN,
                                 min_seeds=MIN_SEEDS, name="single-block R@1 IoU0.5", other_name="CPL")
-        parts.append(decide(single, negative_control=controls, plan=SINGLE_PLAN))
+        parts.append(decide(single, plan=SINGLE_PLAN, **gates))
         claims.append(claim(f"On single-block events PPS is no worse than CPL beyond {SINGLE_MARGIN:g} R@1 IoU0.5",
                             parts[1], headline=True))
     for alt in alts:
@@ -143,8 +172,11 @@ def decide_headline(scores: dict[str, dict[str, list[float]]], *, oracle: Sequen
         claims.append(claim("Positive control: the oracle splice beats CPL on two-part events", positive))
     for t in mech or []:
         claims.append(claim(f"Mechanism: {t.name} (fixed bound)", t))
+    for t in plateau or []:
+        claims.append(claim(f"Plateau: {t.name} (fixed bound)", t))
     return every_part(parts), claims
 
 
-__all__ = ["CENTRE_SPAN_MIN", "MIN_SEEDS", "NONDOMINANT_MIN", "ORACLE_SHARE", "SEGMENT_FRACTION", "SEGMENT_RULE", "SINGLE_MARGIN",
-           "SINGLE_PLAN", "TWO_PART_MARGIN", "TWO_PART_PLAN", "decide_headline", "mechanism_gate"]
+__all__ = ["CENTRE_SPAN_MIN", "MIN_SEEDS", "NONDOMINANT_MIN", "ORACLE_SHARE", "PLATEAU_GAIN_MAX", "RULE_VERSION",
+           "SEGMENT_FRACTION", "SEGMENT_RULE", "SINGLE_MARGIN", "SINGLE_PLAN", "TWO_PART_MARGIN", "TWO_PART_PLAN",
+           "decide_headline", "late_gain", "mechanism_gate", "plateau_gate"]
