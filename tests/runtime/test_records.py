@@ -15,9 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _repo_like(root: Path, package: str = "toy") -> None:
-    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "experiments").mkdir(parents=True)
     (root / "README.md").write_text(f"# x\n\n{R.BEGIN}\nold table\n{R.END}\n\nrest\n")
-    (root / "docs" / f"{package}.md").write_text(f"# toy\n\nprose\n\n{R.BEGIN}\n{R.END}\n")
+    (root / "docs" / f"{package}.md").write_text("# toy\n\nthe user guide: no results block\n")
+    (root / "docs" / "experiments" / f"{package}.md").write_text(f"# toy\n\nprose\n\n{R.BEGIN}\n{R.END}\n")
 
 
 def test_a_run_records_provenance_and_its_headline(tmp_path):
@@ -41,20 +42,22 @@ def test_record_then_write_and_check_docs(tmp_path):
     root = tmp_path / "repo"
     _repo_like(root)
     packages = {"_toy": "toy"}
-    assert R.stale_docs(root, records, packages) == [root / "README.md", root / "docs" / "toy.md"]
+    page = root / "docs" / "experiments" / "toy.md"  # a package's results live on its experiment page
+    assert R.stale_docs(root, records, packages) == [root / "README.md", page]
     assert len(R.write_docs(root, records, packages)) == 2
     assert R.stale_docs(root, records, packages) == []
     readme = (root / "README.md").read_text()
     assert "| _toy | quick | **held** | 1 [+1, +1] | 0.5 |" in readme and "old table" not in readme
     assert readme.endswith("\n\nrest\n")
-    assert "#### `_toy`" in (root / "docs" / "toy.md").read_text()
+    assert "#### `_toy`" in page.read_text()
+    assert (root / "docs" / "toy.md").read_text() == "# toy\n\nthe user guide: no results block\n"
     # an earlier run kept under a label is rendered beside the run of record
     old = R.record_run(out, tmp_path / "results", label="before-fix")
     assert old.name == "quick--before-fix.json" and old.parent.name == "history"
     hist = R.load_history(tmp_path / "results")
     assert hist["_toy"][0]["label"] == "before-fix" and R.load_records(tmp_path / "results") == records
     R.write_docs(root, records, packages, hist)
-    assert "Earlier runs of record" in (root / "docs" / "toy.md").read_text()
+    assert "Earlier runs of record" in page.read_text()
     with pytest.raises(ConfigError, match="label"):
         R.record_run(out, tmp_path / "results", label="a b")
     readme = (root / "README.md").read_text()
@@ -76,6 +79,12 @@ def test_bad_records_say_what_is_wrong(tmp_path):
     (root / "README.md").write_text("no markers\n")
     with pytest.raises(ConfigError, match="markers"):
         R.generated_docs(root, {}, {})
+    # a package whose experiment page is missing is named, with the page it needs
+    (root / "README.md").write_text(f"{R.BEGIN}\n{R.END}\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "toy.md").write_text(f"{R.BEGIN}\n{R.END}\n")  # a user guide is not an experiment page
+    with pytest.raises(ConfigError, match=r"no experiment page docs/experiments/toy\.md for the records of _toy"):
+        R.generated_docs(root, {"_toy": {}}, {"_toy": "toy"})
 
 
 def test_results_cli_records_and_checks(tmp_path, capsys):

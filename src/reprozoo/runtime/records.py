@@ -209,8 +209,6 @@ def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]
         by_pkg.setdefault(packages.get(name, ""), []).append(name)
     for pkg, names in sorted(by_pkg.items()):
         doc = root / "docs" / "experiments" / f"{pkg}.md"
-        if not doc.is_file() and (root / "docs" / f"{pkg}.md").is_file():  # TRANSITION: pages not yet split
-            doc = root / "docs" / f"{pkg}.md"
         if not pkg or not doc.is_file():
             raise ConfigError(f"no experiment page docs/experiments/{pkg}.md for the records of {', '.join(names)}")
         block = "\n".join(experiment_section(n, records[n], history.get(n)) for n in names)
