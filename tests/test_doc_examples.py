@@ -1,5 +1,6 @@
-"""Every python block of the README and of the pages whose examples are runnable runs as written (tiny
-inputs defined in the block, a fresh process, one thread). Pages join ``PAGES`` once their blocks run."""
+"""Every python block of the README, of the pages whose examples are runnable and of every experiment page
+(docs/experiments/*.md) runs as written (tiny inputs defined in the block, a fresh process, one thread).
+Pages join ``PAGES`` once their blocks run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", "docs/index.md", "docs/verdicts.md", "docs/running.md", "docs/cli.md",
          "docs/development.md", "docs/activeasr.md", "docs/eclips.md", "docs/genas.md", "docs/gmp.md",
-         "docs/nara.md", "docs/pflayer.md", "docs/rainbow.md", "docs/sinet.md", "docs/tvqvae.md"]
+         "docs/nara.md", "docs/pflayer.md", "docs/rainbow.md", "docs/sinet.md", "docs/tvqvae.md",
+         *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs" / "experiments").glob("*.md"))]
 MIN_BLOCKS = {"README.md": 1, "docs/activeasr.md": 1, "docs/eclips.md": 1, "docs/genas.md": 1, "docs/gmp.md": 2,
               "docs/nara.md": 2, "docs/pflayer.md": 3, "docs/rainbow.md": 2, "docs/sinet.md": 4, "docs/tvqvae.md": 2}
 
@@ -24,6 +26,14 @@ def _python_blocks(page: str) -> list[str]:
 
 
 CASES = [(page, i, block) for page in PAGES for i, block in enumerate(_python_blocks(page))]
+
+
+def test_every_package_has_a_user_guide_and_an_experiment_page():
+    """The experiment pages are collected (a package's results block lives there, not in its guide)."""
+    experiments = [p for p in PAGES if p.startswith("docs/experiments/")]
+    assert len(experiments) >= 10
+    for page in experiments:
+        assert (ROOT / "docs" / page.rsplit("/", 1)[1]).is_file(), f"{page} has no user guide"
 
 
 @pytest.mark.parametrize(("page", "least"), sorted(MIN_BLOCKS.items()))
