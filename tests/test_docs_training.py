@@ -149,8 +149,7 @@ def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeyp
 
 
 def test_the_default_devices_are_those_the_page_lists():
-    """'Where the calls still differ': every call defaults to auto except the GMP fit and
-    train_supernet (cpu)."""
+    """'Where the calls still differ': every call with a device setting defaults to auto."""
     import dataclasses
     import inspect
 
@@ -171,7 +170,26 @@ def test_the_default_devices_are_those_the_page_lists():
         return {f.name: f.default for f in dataclasses.fields(cls)}["device"]
 
     assert {field(TrainConfig), field(ImageRecipe), field(FitConfig), default(train_stage), default(TVQVAE),
-            default(ContinualLearner), default(eclips_fit)} == {"auto"}
-    assert (default(gmp_fit), default(train_supernet)) == ("cpu", "cpu")
+            default(ContinualLearner), default(eclips_fit), default(gmp_fit), default(train_supernet)} == {"auto"}
     text = PAGE.read_text()
-    assert "Default device: `auto` everywhere except the GMP `fit` and `train_supernet` (`cpu`)" in " ".join(text.split())
+    assert "Default device: `auto` for every call that has a device setting" in " ".join(text.split())
+
+
+def test_every_out_dir_call_refuses_a_folder_that_holds_a_run(tmp_path):
+    """The page's rule for output folders, through the trainer every recipe call is built on."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from reprozoo.errors import OutputExistsError
+    from reprozoo.runtime.trainer import TrainConfig, Trainer
+
+    def trainer():
+        model = torch.nn.Linear(4, 2)
+        data = TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
+        return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), data,
+                       TrainConfig(epochs=1, batch_size=4, device="cpu"), out_dir=tmp_path / "run", progress=False)
+
+    trainer().fit()
+    with pytest.raises(OutputExistsError, match="pass resume=True to continue it, or a new out_dir$"):
+        trainer().fit()
+    assert "refused unless `resume=True`" in " ".join(PAGE.read_text().split())

@@ -101,3 +101,25 @@ def test_recipe_and_folder_errors_are_one_line(tmp_path):
     train, val, n = image_folders(tmp_path / "d", imagenet_transforms(8, True), imagenet_transforms(8, False))
     assert (len(train), len(val), n) == (6, 6, 3) and train[0][0].shape == (3, 8, 8)
     assert ImageRecipe(batch_size=4, max_steps_per_epoch=2).steps_per_epoch(22) == 2
+
+
+def test_fit_classifier_refuses_a_run_and_names_a_changed_setting_on_resume(tmp_path):
+    """The output-folder rule (runtime.fit_folder); the bit-exact resume is in tests/test_docs_training.py."""
+    from reprozoo.errors import OutputExistsError
+
+    train, val = _data()
+    recipe = ImageRecipe(epochs=1, batch_size=8, lr=0.1, device="cpu")
+    fit_classifier(_net(), train, val, recipe, out_dir=tmp_path / "run")
+    with pytest.raises(OutputExistsError, match=r"already holds a training run \(checkpoints/last.pt\); pass "
+                                                r"resume=True to continue it, or a new out_dir$") as info:
+        fit_classifier(_net(), train, val, recipe, out_dir=tmp_path / "run")
+    assert str(tmp_path / "run") in str(info.value) and "\n" not in str(info.value)
+    for changed, name in [(ImageRecipe(epochs=2, batch_size=8, lr=0.1, device="cpu"), "epochs"),
+                          (ImageRecipe(epochs=1, batch_size=8, lr=0.2, device="cpu"), "lr")]:
+        with pytest.raises(ConfigError, match=rf"^resume=True but {name} differs from the run in "):
+            fit_classifier(_net(), train, val, changed, out_dir=tmp_path / "run", resume=True)
+    with pytest.raises(ConfigError, match="^resume=True but seed differs"):
+        fit_classifier(_net(), train, val, recipe, seed=1, out_dir=tmp_path / "run", resume=True)
+    # the device, the loader workers and the evaluation batch may change: the finished run is returned
+    again = ImageRecipe(epochs=1, batch_size=8, lr=0.1, device="auto", eval_batch_size=3)
+    assert len(fit_classifier(_net(), train, val, again, out_dir=tmp_path / "run", resume=True)) == 1

@@ -93,3 +93,24 @@ def test_stage1_resume_is_exact(tmp_path, monkeypatch):
     assert s_full["best_epoch"] == s_res["best_epoch"]
     assert (tmp_path / "a" / "train_log.csv").read_text() == (tmp_path / "b" / "train_log.csv").read_text()
     assert s_full["band_kernel"] == 3  # 5 @ 28 px scaled to the 4 x 4 stage-1 map, floor 3
+
+
+def test_train_stage_refuses_a_run_and_names_a_changed_setting_on_resume(tmp_path):
+    from reprozoo.errors import OutputExistsError
+
+    train, val, w = _tiny()
+    cfg = StageConfig(epochs=1, batch_size=4, lr=1e-3, best_from=0.0, max_steps_per_epoch=1)
+    kw = dict(weight=w, image_size=32, stage=1, seed=0, device="cpu", progress=False, out_dir=tmp_path / "run")
+    train_stage(SINetEncoder(), train, val, cfg, **kw)
+    best = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(OutputExistsError, match=r"run already holds a training run \(checkpoints/last.pt\); "
+                                                "pass resume=True to continue it, or a new out_dir$"):
+        train_stage(SINetEncoder(), train, val, cfg, **kw)
+    assert (tmp_path / "run" / "best.pt").read_bytes() == best
+    with pytest.raises(ConfigError, match=r"^resume=True but lr differs from the run in .*: 0.001 there, 0.002 now"):
+        train_stage(SINetEncoder(), train, val, StageConfig(epochs=1, batch_size=4, lr=2e-3, best_from=0.0,
+                                                            max_steps_per_epoch=1), resume=True, **kw)
+    with pytest.raises(ConfigError, match="^resume=True but stage differs"):
+        train_stage(SINetEncoder(), train, val, cfg, resume=True, **{**kw, "stage": 2})
+    _, summary = train_stage(SINetEncoder(), train, val, cfg, resume=True, **kw)  # finished: nothing reruns
+    assert summary["best_epoch"] == 1 and len(summary["history"]) == 1

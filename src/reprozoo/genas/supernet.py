@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.genas.spaces import NB201_EDGES, NB201_OPS, NB201Genotype
+from reprozoo.runtime.fit_folder import describe_model, prepare_out_dir
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 
 
@@ -60,6 +61,11 @@ class UniformPathSampler:
     def __call__(self) -> NB201Genotype:
         codes = torch.randint(len(NB201_OPS), (len(NB201_EDGES),), generator=self.generator).tolist()
         return NB201Genotype.from_codes(codes)
+
+    def skip(self, draws: int) -> None:
+        """Advance the generator past ``draws`` draws (a resumed training continues the path sequence)."""
+        for _ in range(draws):
+            torch.randint(len(NB201_OPS), (len(NB201_EDGES),), generator=self.generator)
 
 
 class SPOSStep:
@@ -110,22 +116,43 @@ def sgd_cosine(model: nn.Module, cfg: SupernetConfig, epochs: int):
 def train_supernet(model: nn.Module, train_data, cfg: SupernetConfig, *, seed: int = 0,
                    out_dir: str | Path | None = None, resume: bool = False,
                    sampler: Callable[[], Any] | None = None, progress: bool | None = False,
-                   device: str = "cpu") -> dict[str, torch.Tensor]:
+                   device: str = "auto") -> dict[str, torch.Tensor]:
     """Train ``model`` in place with SPOS; returns theta_init (a state-dict copy from before the first step).
 
-    ``cfg.random_labels`` trains on random labels (seeded by ``cfg.label_seed``, else ``seed``)."""
+    ``cfg.random_labels`` trains on random labels (seeded by ``cfg.label_seed``, else ``seed``). With
+    ``out_dir`` every epoch writes ``checkpoints/last.pt`` (and theta_init goes to ``theta_init.pt``);
+    an ``out_dir`` that holds a run is refused without ``resume=True``, and a resume must use the run's
+    settings (only ``device`` may change), :mod:`reprozoo.runtime.fit_folder`. A resume returns the
+    run's theta_init and continues the default sampler's path sequence (a ``sampler`` of your own
+    continues from the state it has)."""
     cfg.validate()
+    settings = {"call": "train_supernet", **asdict(cfg), "seed": seed, "model": describe_model(model),
+                "train_data": len(train_data), "sampler": "uniform" if sampler is None else type(sampler).__name__}
+    # the rule is applied here, before theta_init is saved, and again (the same check) by the trainer
+    again = prepare_out_dir(out_dir, settings, resume=resume, free=("device",), write=False)
     if cfg.random_labels:
         num_classes = getattr(model, "num_classes", None)
         if not num_classes:
             raise ConfigError("random-label training needs a model with a num_classes attribute")
         train_data = RandomLabelDataset(train_data, num_classes, seed if cfg.label_seed is None else cfg.label_seed)
-    theta_init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    theta_path = Path(out_dir) / "theta_init.pt" if out_dir is not None else None
+    if again and theta_path.is_file():
+        theta_init = torch.load(theta_path, map_location="cpu", weights_only=True)
+    else:
+        theta_init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if theta_path is not None:
+            tmp = theta_path.with_name(theta_path.name + ".tmp")
+            torch.save(theta_init, tmp)
+            tmp.replace(theta_path)
     opt, sched = sgd_cosine(model, cfg, cfg.epochs)
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip, seed=seed,
                      device=device, checkpoint_every=1 if out_dir is not None else 0)
-    trainer = Trainer(model, opt, train_data, tc, step_fn=SPOSStep(sampler or UniformPathSampler(seed)),
-                      scheduler=sched, out_dir=out_dir, progress=progress)
+    paths = sampler or UniformPathSampler(seed)
+    trainer = Trainer(model, opt, train_data, tc, step_fn=SPOSStep(paths), scheduler=sched, out_dir=out_dir,
+                      progress=progress, settings=settings, free_on_resume=("device",))
+    if again and isinstance(paths, UniformPathSampler):
+        done = int(torch.load(trainer.checkpoint_path, map_location="cpu", weights_only=True)["epoch"]) + 1
+        paths.skip(done * len(trainer.train_loader))
     trainer.fit(resume=resume)
     return theta_init
 

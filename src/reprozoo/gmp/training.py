@@ -7,7 +7,8 @@ best validation score (``select``), never the test split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from reprozoo.errors import ConfigError
 from reprozoo.gmp.data import GroundingDataset, collate
 from reprozoo.gmp.metrics import rank_predictions, recall_table, summarise
 from reprozoo.gmp.models import MaskedQueryGrounder
+from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, holds_run
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 
+FREE_ON_RESUME = ("device", "eval_batch_size")  # may change when a run resumes
 EVAL_SEED = 7919  # evaluation word masking: sample i uses seed EVAL_SEED * 100_003 + i
 
 
@@ -102,34 +105,45 @@ def evaluate(model, data, vocab, batch_size: int = 250, vote: str = "loss",
     return recall_table(pred["top1"], pred["ranked"], pred["gt"], ious=ious), pred
 
 
-def fit(model: MaskedQueryGrounder, train, val, vocab, config: FitConfig, *, workdir: str | Path | None = None,
-        resume: bool = False, device: str = "cpu", progress: bool | None = None) -> list[dict[str, float]]:
-    """Train ``model`` in place; at the end it holds the weights of the best validation epoch."""
+def fit(model: MaskedQueryGrounder, train, val, vocab, config: FitConfig, *, out_dir: str | Path | None = None,
+        resume: bool = False, device: str = "auto", progress: bool | None = None,
+        workdir: str | Path | None = None) -> list[dict[str, float]]:
+    """Train ``model`` in place; at the end it holds the weights of the best validation epoch.
+
+    With ``out_dir`` every epoch writes ``checkpoints/last.pt`` and the best epoch ``best.pt``; an
+    ``out_dir`` that holds a run is refused without ``resume=True``, and a resume must use the run's
+    settings (only ``device`` and ``eval_batch_size`` may change), :mod:`reprozoo.runtime.fit_folder`.
+    ``workdir`` is the former name of ``out_dir`` (deprecated)."""
+    if workdir is not None:
+        if out_dir is not None:
+            raise ConfigError("give out_dir only (workdir is its former name)")
+        warnings.warn("fit(workdir=...) is deprecated; use out_dir=", DeprecationWarning, stacklevel=2)
+        out_dir = workdir
     config.validate()
     train_ds = GroundingDataset(train, vocab)
+    val_loader = loader_for(val, vocab, config.eval_batch_size)
+    settings = {"call": "gmp.fit", **asdict(config), "model": describe_model(model), "train_data": len(train_ds),
+                "val_data": len(val_loader.dataset), "vocab": len(vocab)}
     steps_per_epoch = -(-len(train_ds) // config.batch_size)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     total = max(config.epochs * steps_per_epoch, 1)
-    counter = {"step": 0}
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_inverse_sqrt(config.warmup, config.lr))
 
     def step_fn(m, batch):
         batch = dict(batch)
         batch["mask_seed"] = torch.randint(0, 2**62, (batch["words"].shape[0],))
-        counter["step"] += 1
-        return _unwrap(m).training_loss(batch, progress=counter["step"] / total)
-
-    val_loader = loader_for(val, vocab, config.eval_batch_size)
+        # the scheduler counts the updates so far (restored on resume): this is update number last_epoch + 1
+        return _unwrap(m).training_loss(batch, progress=(sched.last_epoch + 1) / total)
 
     def eval_fn(m, loader, acc):
         pred = predict(m, val_loader, config.vote)
         return {f"val_{k}": v for k, v in summarise(recall_table(pred["top1"], pred["ranked"], pred["gt"])).items()}
 
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_inverse_sqrt(config.warmup, config.lr))
-    best_path = Path(workdir) / "best.pt" if workdir is not None else None
+    best_path = Path(out_dir) / "best.pt" if out_dir is not None else None
     best = {"score": -1.0, "state": None}
-    if best_path is not None and resume and best_path.is_file():
+    if best_path is not None and resume and holds_run(out_dir, CHECKPOINT) and best_path.is_file():
         saved = torch.load(best_path, map_location="cpu", weights_only=True)
         best.update(score=float(saved["score"]), state=saved["model"])
 
@@ -139,15 +153,17 @@ def fit(model: MaskedQueryGrounder, train, val, vocab, config: FitConfig, *, wor
             state = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
             best.update(score=score, state=state)
             if best_path is not None:
-                torch.save({"score": score, "model": state, "epoch": epoch}, best_path)
+                tmp = best_path.with_name(best_path.name + ".tmp")
+                torch.save({"score": score, "model": state, "epoch": epoch}, tmp)
+                tmp.replace(best_path)
         row["selected"] = float(score >= best["score"])
 
     tcfg = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, grad_clip=config.grad_clip,
                        device=device, scheduler_interval="step", max_steps_per_epoch=config.max_steps_per_epoch,
-                       checkpoint_every=1 if workdir is not None else 0, eval_batch_size=config.eval_batch_size)
+                       checkpoint_every=1 if out_dir is not None else 0, eval_batch_size=config.eval_batch_size)
     trainer = Trainer(model, opt, train_ds, tcfg, step_fn=step_fn, scheduler=sched, val_data=train_ds,
-                      eval_fn=eval_fn, out_dir=workdir, collate_fn=collate, progress=progress,
-                      on_epoch_end=on_epoch_end)
+                      eval_fn=eval_fn, out_dir=out_dir, collate_fn=collate, progress=progress,
+                      on_epoch_end=on_epoch_end, settings=settings, free_on_resume=FREE_ON_RESUME)
     history = trainer.fit(resume=resume)
     if best["state"] is not None:
         _unwrap(model).load_state_dict(best["state"])

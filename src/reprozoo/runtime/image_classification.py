@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from reprozoo.errors import ConfigError, DataError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SCHEDULES = ("cosine", "step")
+FREE_ON_RESUME = ("device", "num_workers", "eval_batch_size")  # may change when a run resumes
 
 
 @dataclass
@@ -220,11 +221,18 @@ def fit_classifier(model: nn.Module, train_data, val_data, recipe: ImageRecipe, 
     """Train ``model`` on ``train_data`` with ``recipe`` and return the per-epoch history.
 
     The data order is a function of ``seed`` and the epoch; with ``out_dir`` every epoch writes
-    ``train_log.csv`` and ``checkpoints/last.pt`` there and ``resume=True`` continues from it.
-    ``optimizer`` / ``scheduler`` replace the recipe's SGD and warm-up schedule."""
+    ``train_log.csv`` and ``checkpoints/last.pt`` there and ``resume=True`` continues from it. An
+    ``out_dir`` that holds a run is refused without ``resume=True``, and a resume must use the run's
+    recipe (only ``device``, ``num_workers`` and ``eval_batch_size`` may change: the schedule spans
+    ``epochs``). ``optimizer`` / ``scheduler`` replace the recipe's SGD and warm-up schedule."""
+    from reprozoo.runtime.fit_folder import describe_model
     from reprozoo.runtime.trainer import TrainConfig, Trainer
 
     recipe.validate()
+    settings = {"call": "fit_classifier", **asdict(recipe), "seed": seed, "model": describe_model(model),
+                "optimizer": "recipe" if optimizer is None else type(optimizer).__name__,
+                "scheduler": "recipe" if scheduler is None else type(scheduler).__name__,
+                "train_data": len(train_data), "val_data": None if val_data is None else len(val_data)}
     optimizer = optimizer if optimizer is not None else sgd(model, recipe)
     if scheduler is None:
         scheduler = recipe_scheduler(optimizer, recipe, recipe.steps_per_epoch(len(train_data)))
@@ -233,5 +241,6 @@ def fit_classifier(model: nn.Module, train_data, val_data, recipe: ImageRecipe, 
                      mixed_precision=recipe.mixed_precision, scheduler_interval="step",
                      max_steps_per_epoch=recipe.max_steps_per_epoch, drop_last=recipe.drop_last)
     trainer = Trainer(model, optimizer, train_data, tc, step_fn=cross_entropy_step(recipe.label_smoothing),
-                      scheduler=scheduler, val_data=val_data, eval_fn=topk_eval, out_dir=out_dir, progress=progress)
+                      scheduler=scheduler, val_data=val_data, eval_fn=topk_eval, out_dir=out_dir, progress=progress,
+                      settings=settings, free_on_resume=FREE_ON_RESUME)
     return trainer.fit(resume=resume)

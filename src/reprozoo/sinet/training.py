@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from reprozoo.errors import CheckpointError, ConfigError
+from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, holds_run
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.sinet.losses import SINetLoss, band_kernel, resize_labels
 from reprozoo.sinet.metrics import SegMeter
@@ -123,12 +124,12 @@ class BestKeeper:
     in memory and in ``out_dir/best.pt``; restores them from disk when a run is resumed."""
 
     def __init__(self, trainer_model: Callable[[], nn.Module], epochs: int, best_from: float,
-                 out_dir: Path | None, key: str = "val_fg_iou"):
+                 out_dir: Path | None, key: str = "val_fg_iou", restore: bool = True):
         self.get_model, self.key = trainer_model, key
         self.first = min(epochs - 1, int(best_from * epochs + 0.999999) - 1 if best_from > 0 else 0)
         self.path = out_dir / "best.pt" if out_dir is not None else None
         self.best_score, self.best_epoch, self.state = -float("inf"), -1, None
-        if self.path is not None and self.path.is_file():
+        if restore and self.path is not None and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
             self.best_score, self.best_epoch, self.state = saved["score"], saved["epoch"], saved["model"]
 
@@ -148,9 +149,16 @@ def train_stage(model: nn.Module, train_data: Dataset, val_data: Dataset, cfg: S
                 weight: torch.Tensor | None, image_size: int, stage: int = 2, seed: int = 0,
                 device: str = "auto", out_dir: str | Path | None = None, resume: bool = False,
                 progress: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Train one stage; returns the model holding its best validation weights and a summary."""
+    """Train one stage; returns the model holding its best validation weights and a summary.
+
+    With ``out_dir`` every epoch writes ``checkpoints/last.pt`` and the best epoch ``best.pt``; an
+    ``out_dir`` that holds a run is refused without ``resume=True``, and a resume must use the run's
+    settings (only ``device`` may change), :mod:`reprozoo.runtime.fit_folder`."""
     cfg.validate()
     out = Path(out_dir) if out_dir is not None else None
+    settings = {"call": "train_stage", **asdict(cfg), "stage": stage, "image_size": image_size, "seed": seed,
+                "weight": None if weight is None else torch.as_tensor(weight).tolist(),
+                "model": describe_model(model), "train_data": len(train_data), "val_data": len(val_data)}
     logits_size = image_size // 8 if stage == 1 else image_size
     kernel = cfg.band_kernel or (band_kernel(logits_size, 5, 28) if stage == 1 else band_kernel(logits_size, 15, 224))
     loss_fn = SINetLoss(weight, cfg.boundary_weight, kernel)
@@ -159,10 +167,11 @@ def train_stage(model: nn.Module, train_data: Dataset, val_data: Dataset, cfg: S
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=64, seed=seed,
                        device=device, max_steps_per_epoch=cfg.max_steps_per_epoch)
     trainer: Trainer | None = None
-    keeper = BestKeeper(lambda: trainer.unwrapped_model(), cfg.epochs, cfg.best_from, out)
+    keeper = BestKeeper(lambda: trainer.unwrapped_model(), cfg.epochs, cfg.best_from, out,
+                        restore=resume and holds_run(out, CHECKPOINT))  # a best.pt without a run is stale
     trainer = Trainer(model, optimizer, train_data, tcfg, step_fn=seg_step(loss_fn), scheduler=scheduler,
                       val_data=val_data, eval_fn=seg_eval(band_kernel(logits_size, 15, 224)), out_dir=out,
-                      progress=progress, on_epoch_end=keeper)
+                      progress=progress, on_epoch_end=keeper, settings=settings, free_on_resume=("device",))
     history = trainer.fit(resume=resume)
     net = trainer.unwrapped_model()
     if keeper.state is None:
