@@ -125,7 +125,7 @@ def report_cmd(runs_dir: Annotated[Path, typer.Argument(help="folder of runs")] 
 def results_cmd(
     record: Annotated[list[Path] | None, typer.Option(help="run folder to make the run of record (repeatable)")] = None,
     write_docs: Annotated[bool, typer.Option("--write-docs", help="regenerate the results text of README.md "
-                                             "and docs/<package>.md from results/")] = False,
+                                             "and docs/experiments/<package>.md from results/")] = False,
     check: Annotated[bool, typer.Option("--check", help="exit 1 when README/docs disagree with results/")] = False,
     label: Annotated[str | None, typer.Option(help="with --record: keep the run as an earlier run under this "
                                               "label (results/<experiment>/history/)")] = None,

@@ -40,7 +40,7 @@ MARGIN_CER = 1.0  # CER points the method must gain (absolute): the margin of th
 CALIBRATION_CER = (5.0, 90.0)  # the interval of the baseline's final CER must fall inside this range
 MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
 # Confidence threshold of the CR / PL arms in the quick and full presets, chosen on the pilot's
-# confidence scan (docs/activeasr.md, "Pilot"): the largest value on a 0.05 grid at which, averaged
+# confidence scan (docs/experiments/activeasr.md, "Pilot"): the largest value on a 0.05 grid at which, averaged
 # over the pilot seeds, at least 30% of the unlabelled pool passes under the supervised model that
 # starts each CR round (round 0's model is the least confident). The paper-style 0.9 let 0-6% pass.
 CR_TAU = 0.65

@@ -62,7 +62,7 @@ PLAN = Plan(
     margin=V_REL_MARGIN * PILOT_VARIANCE,
     pilot_sd=0.00084547,
     pilot_source=("pilot run (preset 'pilot': held-out cam0, seeds 100-102, 400 iterations, MC dropout T=4 at test; "
-                  "docs/eclips.md): SD of the paired Variance differences eclips - ensemble_mean "
+                  "docs/experiments/eclips.md): SD of the paired Variance differences eclips - ensemble_mean "
                   "(-0.000887, -0.000191, +0.000796)"),
 )
 

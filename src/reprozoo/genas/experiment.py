@@ -86,7 +86,7 @@ TAU_PLAN = Plan(
                   "ordered correctly instead of wrongly, twice the margin"),
     margin=TAU_MARGIN,
     pilot_sd=0.32,
-    pilot_source=("pilot run, quick preset on seeds 100-102 (docs/genas.md): the largest paired SD of the four parts, "
+    pilot_source=("pilot run, quick preset on seeds 100-102 (docs/experiments/genas.md): the largest paired SD of the four parts, "
                   "flatness vs val_acc on shifted test (0.321; on test 0.319); the parts against val_loss have 0.024 "
                   "(test) and 0.010 (shifted), so claim (b) alone would need 4 seeds"),
 )

@@ -76,7 +76,7 @@ ACC_PLAN = Plan(
                   "top-1 error; the same error reduction here is 0.0021)"),
     margin=ACC_MARGIN,
     pilot_sd=0.058,
-    pilot_source=("pilot run, quick preset on seeds 100-102 (docs/genas.md): the largest paired SD of the four parts, "
+    pilot_source=("pilot run, quick preset on seeds 100-102 (docs/experiments/genas.md): the largest paired SD of the four parts, "
                   "flatness vs val_acc winners on test accuracy (0.058; shifted 0.028; vs val_loss 0.022 and 0.010); "
                   "the positive control's (oracle vs random search) SDs were 0.022 and 0.020"),
 )

@@ -38,7 +38,7 @@ class ArchConfig:
 
 
 # one trial of the full preset (and of the pilot): the calibrated budget, 2,000 videos x 6 epochs (validation
-# R@1 IoU 0.5 within 0.02 of epoch 9 for PPS and CPL in the calibration of docs/gmp.md); 2,000 test videos
+# R@1 IoU 0.5 within 0.02 of epoch 9 for PPS and CPL in the calibration of docs/experiments/gmp.md); 2,000 test videos
 TRIAL = {"n_train": 2000, "n_val": 300, "n_test": 2000, "fit": {"epochs": 6, "batch_size": 64, "warmup": 60}}
 # = experiment_rule.TWO_PART_PLAN.planned_n (80% power at the SESOI with the inflated pilot SD; a test checks it).
 # The single-block part's plan asks for 292 seeds (unaffordable): it runs at this n and reports its power.

@@ -67,7 +67,7 @@ TWO_PART_PLAN = Plan(
                   "+4.57% relative; the same relative gain over CPL's two-part R@1 in the pilot (0.654) is 0.0299"),
     margin=TWO_PART_MARGIN,
     pilot_sd=round(0.0125 * PILOT_SD_INFLATION, 4),
-    pilot_source=("pilot in docs/gmp.md (full trial, seeds 100-102, PPS vs CPL, the strongest alternative in the "
+    pilot_source=("pilot in docs/experiments/gmp.md (full trial, seeds 100-102, PPS vs CPL, the strongest alternative in the "
                   "pilot; PPS-1G not run): paired two-part differences -0.272, -0.274, -0.251, SD 0.0125, "
                   "x 2.117 (its 80% upper confidence bound)"),
 )
@@ -77,7 +77,7 @@ SINGLE_PLAN = Plan(
                   "on Charades-STA and ActivityNet Captions, official README): a true difference of 0"),
     margin=SINGLE_MARGIN,
     pilot_sd=round(0.0971 * PILOT_SD_INFLATION, 4),
-    pilot_source=("pilot in docs/gmp.md (full trial, seeds 100-102): paired single-block differences PPS - CPL "
+    pilot_source=("pilot in docs/experiments/gmp.md (full trial, seeds 100-102): paired single-block differences PPS - CPL "
                   "-0.283, -0.092, -0.220, SD 0.0971, x 2.117 (its 80% upper confidence bound)"),
     kind="noninferiority",
 )

@@ -69,7 +69,7 @@ POSITIVE = {"digits": "jacobi", "sine": "tolerance"}
 _SESOI_SOURCE = ("practical threshold, not scaled from the paper: Yoo et al. (arXiv 1910.06705) give no saving "
                  "over a parallel sampler in the text we could read, so 10% of the best training-free sampler's "
                  "mean (2x the 5% margin) is the smallest saving that pays for training Q and C")
-_PILOT = "pilot, quick preset, seeds 1000-1004 (docs/nara.md)"
+_PILOT = "pilot, quick preset, seeds 1000-1004 (docs/experiments/nara.md)"
 PLANS = {
     ("digits", "calls"): Plan(sesoi=0.10, sesoi_source=_SESOI_SOURCE, margin=CALL_MARGIN, pilot_sd=0.0686,
                               pilot_source=f"{_PILOT}: paired SD 0.2705 calls of exact Jacobi from Q - NARA over "
@@ -80,7 +80,7 @@ PLANS = {
     # a sine trial costs ~10 digits trials: its calls SD is taken from the last quick run before the
     # redesign (seeds 0-2; the redesign changes no call count), its time SD is assumed equal to digits'
     ("sine", "calls"): Plan(sesoi=0.10, sesoi_source=_SESOI_SOURCE, margin=CALL_MARGIN, pilot_sd=0.0165,
-                            pilot_source="quick run of record before the redesign (seeds 0-2, docs/nara.md): paired SD "
+                            pilot_source="quick run of record before the redesign (seeds 0-2, docs/experiments/nara.md): paired SD "
                                          "0.626 calls of tolerance Jacobi - NARA over tolerance Jacobi's mean 37.86"),
     ("sine", "time"): Plan(sesoi=0.10, sesoi_source=_SESOI_SOURCE, margin=TIME_MARGIN, pilot_sd=0.0870,
                            pilot_source="assumed equal to the digits pilot's relative SD of the CPU-time ratios "
@@ -89,7 +89,7 @@ PLANS = {
 CALL_PLAN, TIME_PLAN = PLANS[("digits", "calls")], PLANS[("digits", "time")]
 
 
-FULL_TASKS = ("digits",)  # sines: trained and untrained NARA cannot be told apart there (see docs/nara.md)
+FULL_TASKS = ("digits",)  # sines: trained and untrained NARA cannot be told apart there (see docs/experiments/nara.md)
 
 
 def planned_seeds(tasks: tuple[str, ...] = FULL_TASKS) -> int:

@@ -73,7 +73,7 @@ PLAN = Plan(
     margin=ACC_MARGIN,
     pilot_sd=0.0125,
     pilot_source=("pilot at the converged budget (2,000 images x 12 epochs, noise 0.1; seeds 100/101/102, "
-                  "docs/pflayer.md): paired differences max-pool - depthwise = -0.066 / -0.041 / -0.054"),
+                  "docs/experiments/pflayer.md): paired differences max-pool - depthwise = -0.066 / -0.041 / -0.054"),
     kind="noninferiority",
 )
 # the pilot SD comes from 3 seeds: the full preset runs 8 (power 0.99 at the pilot SD, still 0.8 at 1.6x it)
@@ -121,7 +121,7 @@ class OpsConfig(ExperimentConfig):
                   "sweep_ops": ["depthwise", "maxpool"], "latency_rounds": 1, "latency_repeats": 2,
                   "latency_batches": [1, 4], "latency_threads": 1, "executor": {"kind": "serial"}, "device": "cpu"},
         # 2000 x 12 epochs at noise 0.1: every headline arm fits the train set (at 4 epochs max-pool reached
-        # 0.3-0.6 train accuracy); the sweep widths run 2 seeds. Earlier settings: docs/pflayer.md, "Preset history".
+        # 0.3-0.6 train accuracy); the sweep widths run 2 seeds. Earlier settings: docs/history/pflayer.md, "Preset history".
         "quick": {"n_train": 2000, "epochs": 12, "noise": 0.1, "sweep_seeds": [0, 1], "device": "cpu"},
         # the planned power: the headline arms and the controls only, FULL_SEEDS seeds, no width sweep
         "full": {"n_train": 2000, "epochs": 12, "noise": 0.1, "seeds": list(range(FULL_SEEDS)),

@@ -5,7 +5,7 @@ batched forward passes, then runs the per-class stride selection; the reservoir 
 random numbers. Also measured: batched scoring vs scoring one candidate at a time (T copies per
 forward) and one perturbed copy per forward (the naive loop the batching replaces). The RM update
 uses the vectorised ``shift_cutout_noise`` perturbation, so that the ratios isolate batching; the
-default vote set ``vr_randaug`` makes each copy with Pillow and costs more (see docs/rainbow.md).
+default vote set ``vr_randaug`` makes each copy with Pillow and costs more (see docs/experiments/rainbow.md).
 
 Seeds batched as one model: whole continual runs (the experiment's trials: digits MLP, Blurry10,
 K = 40, E = 10) per CPU-second, one seed at a time (``ContinualLearner``) vs all seeds as one

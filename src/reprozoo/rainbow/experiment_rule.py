@@ -40,7 +40,7 @@ METHOD = "rm"
 ALTERNATIVES = ("er", "balanced", "gdumb", "ewc")  # simple alternatives; the headline faces the strongest
 CONTROL = "finetune"  # negative control: no memory at all, must lose
 POSITIVE = ("balanced", "er")  # positive control: class balance alone beats reservoir by a known margin
-# ---- fixed before the pilot of this design (the earlier rules are kept in docs/rainbow.md)
+# ---- fixed before the pilot of this design (the earlier rules are kept in docs/history/rainbow.md)
 HEADLINE_K = 40  # 4 slots per class at the last task (10 classes): 2.8% of a class's ~135 training images
 MARGIN = 1.0  # points of A_last (%): a smaller gain never counts, however consistent
 CALIBRATION = (20.0, 97.0)  # A_last (%) band the strongest alternative must land in (chance = 10%)
@@ -54,7 +54,7 @@ PLAN = Plan(
                   "simple alternative's 86.3% A_last at K=40 (quick record before this design) is 2.5 points"),
     margin=MARGIN,
     pilot_sd=3.99,
-    pilot_source=("pilot in docs/rainbow.md (MLP, Blurry10, K=40, seeds 1000-1009, batched): paired SD of RM - "
+    pilot_source=("pilot in docs/experiments/rainbow.md (MLP, Blurry10, K=40, seeds 1000-1009, batched): paired SD of RM - "
                   "class-balanced random = 3.99 points (mean -1.04, 90% CI [-3.36, +1.27])"),
 )
 

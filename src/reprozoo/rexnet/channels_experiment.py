@@ -62,7 +62,7 @@ PLAN = Plan(
     margin=ACC_MARGIN,
     pilot_sd=0.0179,
     pilot_source=("pilot of the plateau budget (full settings, 2 copies x 12 epochs, seeds 100/101/102, "
-                  "docs/rexnet.md): paired differences rexnet - stagewise_silu (the strongest alternative) = "
+                  "docs/experiments/rexnet.md): paired differences rexnet - stagewise_silu (the strongest alternative) = "
                   "+0.022 / -0.010 / +0.021"),
 )
 METHOD, CONTROL, SHORT = "rexnet", "control", "rexnet_short"

@@ -149,12 +149,12 @@ class SINetPortraitConfig(PortraitConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"image_size": 64, "n_train": 16, "n_val": 8, "n_test": 8, "seeds": [0],
                   "stage1": {"epochs": 1, "batch_size": 8}, "stage2": {"epochs": 1, "batch_size": 8}},
-        # quick: the demo (underpowered); 96 px, 128 training portraits (docs/sinet.md lists the calibration)
+        # quick: the demo (underpowered); 96 px, 128 training portraits (docs/experiments/sinet.md lists the calibration)
         "quick": {"image_size": 96, "n_train": 128, "n_val": 48, "n_test": 96, "seeds": [0, 1, 2],
                   "hardness": 0.25, "augment": _MILD,
                   "stage1": {"epochs": 12, "batch_size": 8, "lr": 2e-3},
                   "stage2": {"epochs": 12, "batch_size": 8, "lr": 2e-3}},
-        # full: every model trained to its plateau (measured: docs/sinet.md), seeds from PORTRAIT_PLAN
+        # full: every model trained to its plateau (measured: docs/experiments/sinet.md), seeds from PORTRAIT_PLAN
         "full": {"image_size": 96, "n_train": 128, "n_val": 48, "n_test": 256, "seeds": [0, 1, 2],
                  "hardness": 0.25, "augment": _MILD, "save_checkpoint": False,
                  "stage1": {"epochs": 24, "batch_size": 8, "lr": 2e-3},

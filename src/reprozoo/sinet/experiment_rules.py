@@ -31,11 +31,11 @@ CONTROL_MARGIN = 2.0  # IoU points by which SINet must beat the decoder-less con
 DECODER_MARGIN = 0.0  # sinet-ablations headline and positive control: superiority at margin 0 (the SESOI sizes it)
 ABLATION_MARGIN = 0.5  # IoU points a sub-claim's gain must exceed (superiority)
 # the interval of the alternative's mean test fg IoU must lie here: away from the decoder-less floor and
-# from the ceiling (was [85, 92], and [80, 96] before that; docs/sinet.md keeps both)
+# from the ceiling (was [85, 92], and [80, 96] before that; docs/history/sinet.md keeps both)
 CALIBRATED = (70.0, 97.0)
 PLATEAU_IOU = 0.5  # a model has plateaued when its val fg IoU rose by at most this over the last fifth of epochs
 # an encoder has converged when the last tenth of stage 1 brought at most 5% of its train loss's whole fall
-# (was: a relative fall of at most 3% over the last tenth; docs/sinet.md keeps why it changed after the pilot)
+# (was: a relative fall of at most 3% over the last tenth; docs/history/sinet.md keeps why it changed after the pilot)
 PLATEAU_LOSS = 0.05
 QUARTER = 0.25  # the positive control: SINet trained for a quarter of its epochs (both stages)
 MIN_SEEDS = 3
@@ -60,7 +60,7 @@ ABLATIONS_PLAN = Plan(
                   "sinet-portrait"),
     margin=DECODER_MARGIN,
     pilot_sd=0.506,
-    pilot_source=("pilot run of the full preset's settings on seeds 900/901/902 (docs/sinet.md): paired test fg IoU "
+    pilot_source=("pilot run of the full preset's settings on seeds 900/901/902 (docs/experiments/sinet.md): paired test fg IoU "
                   "blocking - plain skip (the strongest alternative) +0.51 / +0.36 / -0.43, SD 0.506"),
 )
 

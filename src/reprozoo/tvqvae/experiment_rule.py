@@ -34,7 +34,7 @@ POSITIVE = ("cluster", "planted")  # the intact baseline must beat its planted c
 TQ_MARGIN = 0.01  # absolute TQ (NPMI x diversity)
 NMI_MARGIN = 0.01  # absolute NMI
 MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
-# ---- fixed before the pilot of this design (docs/tvqvae.md keeps the earlier plan)
+# ---- fixed before the pilot of this design (docs/history/tvqvae.md keeps the earlier plan)
 USAGE_MIN = 0.25  # codebook perplexity / number of codes
 PLANTED_WORDS = 1  # words of each top-10 list replaced by random words in the positive control's arm
 TQ_PLAN = Plan(
@@ -46,7 +46,7 @@ TQ_PLAN = Plan(
                   "quick record before this design) that is 0.066, rounded down to 0.05"),
     margin=TQ_MARGIN,
     pilot_sd=0.052,
-    pilot_source=("pilot in docs/tvqvae.md (quick settings, seeds 100-105): paired SD of TVQ-VAE - clustering "
+    pilot_source=("pilot in docs/experiments/tvqvae.md (quick settings, seeds 100-105): paired SD of TVQ-VAE - clustering "
                   "0.034 (vs LDA 0.024; the larger is kept, the strongest alternative is known only after the "
                   "run), pooled with the quick record's 0.081 (seeds 0-2, same settings): sqrt((5 x 0.034^2 + "
                   "2 x 0.081^2) / 7) = 0.052"),
