@@ -43,3 +43,67 @@ def test_a_device_name_that_is_no_device_is_a_config_error():
             generator=torch.Generator().manual_seed(0), device="gpu")
     with pytest.raises(ConfigError, match="got 'gpu'"):
         score_frames(model, frames[:2], device="gpu")
+
+
+def _ensemble(seed=0):
+    torch.manual_seed(seed)
+    return create_model("eclips_cnn_ensemble", k=2, width=4, embed_dim=8)
+
+
+RESUMABLE = FitSettings(iters=12, n_per_bucket=2, uncertainty_sampling=True, refresh_every=4, mc_samples=2,
+                        subset=8)
+
+
+def test_an_interrupted_fit_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """Stopped in iteration 9 (last state after iteration 5 of save_every=5), resumed with fresh weights
+    and another global RNG state: the same weights and history as a run never stopped."""
+    import reprozoo.eclips.training as T
+
+    frames, labels, domains = _data()
+    straight = _ensemble()
+    full = fit(straight, frames, labels, domains, RESUMABLE, generator=torch.Generator().manual_seed(0),
+               device="cpu", out_dir=tmp_path / "a", save_every=5)
+    calls, augment = [], T.augment
+
+    def stop_in_the_ninth_iteration(x, generator):
+        calls.append(1)
+        if len(calls) == 9:
+            raise KeyboardInterrupt
+        return augment(x, generator)
+
+    monkeypatch.setattr(T, "augment", stop_in_the_ninth_iteration)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_ensemble(), frames, labels, domains, RESUMABLE, generator=torch.Generator().manual_seed(0),
+            device="cpu", out_dir=tmp_path / "b", save_every=5)
+    calls.clear()
+    monkeypatch.setattr(T, "augment", augment)
+    torch.manual_seed(123)
+    resumed = _ensemble(seed=5)
+    again = fit(resumed, frames, labels, domains, RESUMABLE, generator=torch.Generator().manual_seed(0),
+                device="cpu", out_dir=tmp_path / "b", save_every=5, resume=True)
+    assert again == full and full["refreshes"] == 2
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_fit_refuses_a_run_without_resume_and_names_a_changed_setting(tmp_path):
+    from reprozoo.errors import OutputExistsError
+
+    frames, labels, domains = _data()
+    one = FitSettings(iters=2, n_per_bucket=2)
+    run = tmp_path / "run"
+    fit(_ensemble(), frames, labels, domains, one, generator=torch.Generator().manual_seed(0), out_dir=run)
+    with pytest.raises(OutputExistsError, match=r"run already holds an ECLIPS training run \(checkpoints/last.pt\); "
+                                                "pass resume=True to continue it, or a new out_dir$"):
+        fit(_ensemble(), frames, labels, domains, one, generator=torch.Generator().manual_seed(0), out_dir=run)
+    with pytest.raises(ConfigError, match=r"^resume=True but lr differs from the run in .*: 0.001 there, 0.01 now"):
+        fit(_ensemble(), frames, labels, domains, FitSettings(iters=2, n_per_bucket=2, lr=1e-2),
+            generator=torch.Generator().manual_seed(0), out_dir=run, resume=True)
+    with pytest.raises(ConfigError, match="^resume=True but generator differs"):
+        fit(_ensemble(), frames, labels, domains, one, generator=torch.Generator().manual_seed(1), out_dir=run,
+            resume=True)
+    with pytest.raises(ConfigError, match="^resume=True but data differs"):
+        fit(_ensemble(), frames.flip(0), labels, domains, one, generator=torch.Generator().manual_seed(0),
+            out_dir=run, resume=True)
+    with pytest.raises(ConfigError, match="^resume=True needs the out_dir"):
+        fit(_ensemble(), frames, labels, domains, one, generator=torch.Generator().manual_seed(0), resume=True)

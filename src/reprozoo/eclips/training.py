@@ -9,6 +9,14 @@ ImageNet normalisation, and takes one Adam step on cross-entropy (single learner
 ``mc_samples`` MC-dropout passes. No checkpoint is selected on test data: the model after the last
 iteration is the model.
 
+With ``out_dir`` the state after every ``save_every`` iterations (weights, optimiser, the sampler's
+uncertainties and weights, the ``generator`` and global RNG states, the history) goes to
+``out_dir/checkpoints/last.pt``, and ``resume=True`` continues from it; the run then ends, bit for
+bit on the CPU, as the run never stopped. The folder follows the library's rule
+(:mod:`reprozoo.runtime.fit_folder`): one that holds a run is refused without ``resume=True``, and a
+resume must use the run's settings, data, model size and initial ``generator`` state (only the
+device may change).
+
 The loop is written here rather than on :class:`reprozoo.runtime.trainer.Trainer` because its
 sampler is iteration-based and refreshed from the model mid-training, which the epoch-based
 trainer does not model.
@@ -16,7 +24,9 @@ trainer does not model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +39,8 @@ from reprozoo.eclips.sampler import MODES, UncertaintySampler
 from reprozoo.eclips.uncertainty import predict
 from reprozoo.errors import ConfigError
 from reprozoo.runtime.accel import resolve_device
+from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, fingerprint, prepare_out_dir
+from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -112,12 +124,42 @@ def score_frames(model: nn.Module, frames: torch.Tensor, *, mc_samples: int = 0,
     return {"prob": torch.cat(probs).double().numpy(), "uncertainty": torch.cat(uncs).double().numpy()}
 
 
+def _save(path: Path, it: int, model, opt, sampler: UncertaintySampler, generator, history, running) -> None:
+    state = {"iteration": it, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "sampler_u": torch.from_numpy(sampler.u.copy()),
+             "sampler_pi": [torch.from_numpy(sampler.pi[k].copy()) for k in sampler.buckets],
+             "generator": generator.get_state(), "rng": get_rng_state(), "history": history, "running": running}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _restore(path: Path, model, opt, sampler: UncertaintySampler, generator) -> tuple[int, dict, float]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sampler.u = state["sampler_u"].numpy().copy()
+    sampler.pi = {k: v.numpy().copy() for k, v in zip(sampler.buckets, state["sampler_pi"])}
+    generator.set_state(state["generator"])
+    set_rng_state(state["rng"])
+    return int(state["iteration"]), state["history"], float(state["running"])
+
+
 def fit(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
-        settings: FitSettings, *, generator: torch.Generator, device: str | torch.device = "auto") -> dict[str, Any]:
+        settings: FitSettings, *, generator: torch.Generator, device: str | torch.device = "auto",
+        out_dir: str | Path | None = None, resume: bool = False, save_every: int = 50) -> dict[str, Any]:
     """Train ``model`` in place on ``device`` (read by :func:`reprozoo.runtime.accel.resolve_device`:
     ``auto`` is the GPU when one is visible); returns a small history (loss every 50 iterations, the
-    fusion weights of an ensemble, the number of sampler refreshes)."""
+    fusion weights of an ensemble, the number of sampler refreshes). ``out_dir`` / ``resume`` /
+    ``save_every``: see the module."""
     settings.validate()
+    if save_every < 1:
+        raise ConfigError(f"save_every must be >= 1, got {save_every}")
+    record = {"call": "eclips.fit", **asdict(settings), "model": describe_model(model),
+              "data": f"{tuple(frames.shape)}, sha256 {fingerprint(frames, labels, domains)}",
+              "generator": f"sha256 {fingerprint(generator.get_state())}"} if out_dir is not None else {}
+    again = prepare_out_dir(out_dir, record, resume=resume, what="an ECLIPS training run")
     device = torch.device(resolve_device(device))
     model.to(device).train()
     sampler = UncertaintySampler(domains.numpy(), labels.numpy(), settings.n_per_bucket,
@@ -134,8 +176,11 @@ def fit(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, domains: t
         model.train()
         return out["uncertainty"]
 
-    running = 0.0
-    for it in range(settings.iters):
+    running, first = 0.0, 0
+    last = Path(out_dir) / CHECKPOINT if out_dir is not None else None
+    if again:
+        first, history, running = _restore(last, model, opt, sampler, generator)
+    for it in range(first, settings.iters):
         if settings.uncertainty_sampling and it > 0 and it % settings.refresh_every == 0:
             sampler.refresh(uncertainties, generator)
             history["refreshes"] += 1
@@ -163,6 +208,8 @@ def fit(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, domains: t
             running = 0.0
             if is_ensemble and model.gate is None:
                 history["weights"].append(model.weights().detach().cpu().tolist())
+        if last is not None and ((it + 1) % save_every == 0 or it + 1 == settings.iters):
+            _save(last, it + 1, model, opt, sampler, generator, history, running)
     model.eval()
     return history
 
