@@ -13,11 +13,22 @@ Loss = CTC_sup + lambda(t) * CTC_unsup (see :mod:`reprozoo.activeasr.consistency
 plain loop rather than :class:`reprozoo.runtime.trainer.Trainer` because every step mixes two
 sampled streams and arms are compared at equal *step* counts across active-learning rounds.
 All randomness (batches, augmentation) comes from one ``torch.Generator``.
+
+``CTCTrainer(..., out_dir=...)`` writes its state (weights, optimiser, EMA teacher, global step,
+the generator and global RNG states, the log) to ``out_dir/checkpoints/last.pt`` after every
+:meth:`CTCTrainer.train` call; ``CTCTrainer(..., out_dir=..., resume=True)`` restores it, so the calls
+made after it continue as if the trainer had never stopped (bit for bit on the CPU). Which calls
+remain is the caller's to know: ``trainer.calls`` counts the finished ones (a call interrupted
+midway is lost). The folder follows the library's rule (:mod:`reprozoo.runtime.fit_folder`): one
+that holds a run is refused without ``resume=True``, and a resume must use the run's settings,
+``total_steps``, model size, features and initial ``generator`` state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -25,6 +36,8 @@ from reprozoo.activeasr.consistency import EMATeacher, ctc_loss, pseudo_labels, 
 from reprozoo.activeasr.features import AugmentConfig, Featurizer, strong_augment, weak_augment
 from reprozoo.activeasr.text import encode, greedy_decode, normalize
 from reprozoo.errors import ConfigError, DataError
+from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, fingerprint, prepare_out_dir
+from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
 UNSUP_MODES = ("none", "cr", "pl")
 
@@ -90,17 +103,50 @@ class TrainSettings:
 
 
 class CTCTrainer:
-    """Holds the model, its optimiser and the global step across active-learning rounds (warm start)."""
+    """Holds the model, its optimiser and the global step across active-learning rounds (warm start).
+    ``out_dir`` / ``resume``: see the module."""
 
     def __init__(self, model: torch.nn.Module, settings: TrainSettings, *, total_steps: int,
-                 generator: torch.Generator, featurizer: Featurizer | None = None):
+                 generator: torch.Generator, featurizer: Featurizer | None = None,
+                 out_dir: str | Path | None = None, resume: bool = False):
         settings.validate()
         self.model, self.s, self.total_steps, self.gen = model, settings, total_steps, generator
         self.feat = featurizer or Featurizer()
+        record = {"call": "CTCTrainer", **asdict(settings), "total_steps": total_steps,
+                  "model": describe_model(model), "features": repr(getattr(self.feat.logmel, "cfg", None)),
+                  "generator": f"sha256 {fingerprint(generator.get_state())}"} if out_dir is not None else {}
+        again = prepare_out_dir(out_dir, record, resume=resume, what="a CTC training run")
+        self.path = Path(out_dir) / CHECKPOINT if out_dir is not None else None
         self.opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
         self.step = 0
         self.ema = EMATeacher(model, settings.ema_decay) if settings.teacher == "ema" else None
         self.log: list[dict] = []
+        if again:
+            self._restore()
+
+    @property
+    def calls(self) -> int:
+        """The number of finished :meth:`train` calls."""
+        return len(self.log)
+
+    def _save(self) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
+                 "ema": None if self.ema is None else self.ema.model.state_dict(), "log": self.log,
+                 "generator": self.gen.get_state(), "rng": get_rng_state()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+    def _restore(self) -> None:
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["ema"])
+        self.step, self.log = int(state["step"]), list(state["log"])
+        self.gen.set_state(state["generator"])
+        set_rng_state(state["rng"])
 
     def _sample(self, n_pool: int, k: int) -> list[int]:
         if n_pool >= k:
@@ -162,6 +208,8 @@ class CTCTrainer:
             self.step += 1
         out = {k: v / max(steps, 1) for k, v in sums.items()}
         self.log.append({"step": self.step, **out})
+        if self.path is not None:
+            self._save()
         return out
 
 
