@@ -129,6 +129,9 @@ def results_cmd(
     check: Annotated[bool, typer.Option("--check", help="exit 1 when README/docs disagree with results/")] = False,
     label: Annotated[str | None, typer.Option(help="with --record: keep the run as an earlier run under this "
                                               "label (results/<experiment>/history/)")] = None,
+    replication: Annotated[bool, typer.Option("--replication", help="with --record: keep the run as a repeat of "
+                                              "the run of record on disjoint seeds (results/<experiment>/"
+                                              "replications/)")] = False,
     results_dir: Annotated[Path, typer.Option("--results", help="folder of runs of record")] = Path("results"),
     root: Annotated[Path, typer.Option(help="repository root holding README.md and docs/")] = Path("."),
 ) -> None:
@@ -137,21 +140,22 @@ def results_cmd(
     from reprozoo.runtime.registry import experiment_infos
 
     for run in record or []:
-        typer.echo(f"recorded {run} -> {R.record_run(run, results_dir, label)}")
+        typer.echo(f"recorded {run} -> {R.record_run(run, results_dir, label, replication)}")
     data, history = R.load_records(results_dir), R.load_history(results_dir)
+    reps = R.load_replications(results_dir)
     packages = {e["name"]: e["package"] for e in experiment_infos()}
     if write_docs:
-        changed = R.write_docs(root, data, packages, history)
+        changed = R.write_docs(root, data, packages, history, reps)
         typer.echo(f"{len(changed)} file(s) regenerated" + (": " + ", ".join(map(str, changed)) if changed else ""))
     if check:
-        stale = R.stale_docs(root, data, packages, history)
+        stale = R.stale_docs(root, data, packages, history, reps)
         if stale:
             typer.echo("out of date with results/: " + ", ".join(map(str, stale))
                        + " (run `reprozoo results --write-docs`)", err=True)
             raise typer.Exit(1)
         typer.echo("README and docs agree with results/")
     if not (record or write_docs or check):
-        typer.echo(R.results_table(data))
+        typer.echo(R.results_table(data, replications=reps))
 
 
 def bench_cmd(

@@ -66,6 +66,34 @@ def test_record_then_write_and_check_docs(tmp_path):
     assert R.stale_docs(root, records, packages, hist) == [root / "README.md"]
 
 
+def test_a_repeat_on_disjoint_seeds_is_kept_beside_the_run_of_record(tmp_path):
+    res = tmp_path / "results"
+    first, _ = run_experiment("_toy", "quick", out_dir=tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="no run of record"):
+        R.record_run(first, res, replication=True)
+    R.record_run(first, res)
+    with pytest.raises(ConfigError, match=r"seeds \[0, 1, 2\] are the record's"):
+        R.record_run(first, res, replication=True)
+    other, _ = run_experiment("_toy", "quick", seeds=[7, 8, 9], out_dir=tmp_path / "b", progress=False)
+    path = R.record_run(other, res, replication=True)
+    assert path == res / "_toy" / "replications" / "quick--seeds-7-9.json"
+    assert json.loads(path.read_text())["replicates"]["record_seeds"] == [0, 1, 2]
+    changed, _ = run_experiment("_toy", "quick", seeds=[10, 11, 12], overrides=["offset=2.0"],
+                                out_dir=tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="its overrides differ"):
+        R.record_run(changed, res, replication=True)
+    with pytest.raises(ConfigError, match="not both"):
+        R.record_run(other, res, label="x", replication=True)
+    records, reps = R.load_records(res), R.load_replications(res)
+    assert list(records["_toy"]) == ["quick"] and [d["seeds"] for d in reps["_toy"]] == [[7, 8, 9]]
+    assert "| 3 | same (3 seeds) |" in R.results_table(records, replications=reps)
+    section = R.experiment_section("_toy", records["_toy"], replications=reps["_toy"])
+    assert "Repeats on disjoint seeds" in section and "| quick | [7, 8, 9] |" in section
+    again = {**records["_toy"]["quick"]}
+    again["provenance"] = {**again["provenance"], "decided_again": {"commit": "abcdef123", "date": "2026-12-06T01:02"}}
+    assert R._when(again).endswith("; decided again from its trials 2026-12-06 at abcdef1")
+
+
 def test_bad_records_say_what_is_wrong(tmp_path):
     with pytest.raises(DataError, match="no metrics.json"):
         R.record_run(tmp_path)
@@ -104,8 +132,13 @@ def test_the_repository_docs_agree_with_its_results():
     from reprozoo.runtime.registry import list_experiments
 
     records, history = R.load_records(REPO / "results"), R.load_history(REPO / "results")
+    reps = R.load_replications(REPO / "results")
     packages = {s.name: s.package for s in list_experiments()}
-    assert R.stale_docs(REPO, records, packages, history) == []
+    assert R.stale_docs(REPO, records, packages, history, reps) == []
+    for name, items in reps.items():  # every stored repeat still matches its run of record's rule
+        for d in items:
+            base = records[name][d["preset"]]
+            assert R._rule_of(d) == R._rule_of(base) and not set(d["seeds"]) & set(base["seeds"])
 
 
 def test_every_experiment_has_a_quick_run_of_record():

@@ -73,12 +73,17 @@ def record_path(results_dir: str | Path, experiment: str, preset: str) -> Path:
     return Path(results_dir) / experiment / f"{preset}.json"
 
 
-def record_run(run_dir: str | Path, results_dir: str | Path = "results", label: str | None = None) -> Path:
+def record_run(run_dir: str | Path, results_dir: str | Path = "results", label: str | None = None,
+               replication: bool = False) -> Path:
     """Make the run in ``run_dir`` the run of record of its experiment and preset; with ``label``, keep
     it instead as an earlier run (``results/<experiment>/history/<preset>--<label>.json``: a setting
-    or rule that was changed later, kept with its numbers)."""
+    or rule that was changed later, kept with its numbers); with ``replication``, keep it as a repeat of
+    the run of record on disjoint seeds (``results/<experiment>/replications/<preset>--seeds-A-B.json``),
+    refused unless it shares the record's preset, overrides, plan and claims and none of its seeds."""
     if label is not None and (not label or not all(c.isalnum() or c in "-_." for c in label)):
         raise ConfigError(f"a record label uses letters, digits, '-', '_' and '.', got {label!r}")
+    if label is not None and replication:
+        raise ConfigError("a run is either an earlier run (label) or a replication, not both")
     src = Path(run_dir) / "metrics.json"
     if not src.is_file():
         raise DataError(f"{run_dir} holds no metrics.json (is it a finished run folder?)")
@@ -90,11 +95,53 @@ def record_run(run_dir: str | Path, results_dir: str | Path = "results", label: 
     if "provenance" not in data:
         raise DataError(f"{src} has no provenance (made before runs recorded it); run the experiment again")
     path = record_path(results_dir, data["experiment"], data["preset"])
+    if replication:
+        path = _replication_path(path, data)
     if label is not None:
         data["label"] = label
         path = path.parent / "history" / f"{data['preset']}--{label}.json"
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
+
+
+_PLAN_KEYS = ("sesoi", "margin", "pilot_sd", "planned_n", "kind")
+
+
+def _rule_of(data: dict[str, Any]) -> dict[str, Any]:
+    """What a replication must share with the run of record: preset, overrides, plan and claims."""
+    plan = (data.get("headline") or {}).get("plan") or {}
+    return {"preset": data["preset"], "overrides": sorted(data.get("overrides") or []),
+            "plan": {k: plan.get(k) for k in _PLAN_KEYS if k in plan},
+            "claims": [c.get("claim") for c in data.get("claims", [])]}
+
+
+def _replication_path(record: Path, data: dict[str, Any]) -> Path:
+    if not record.is_file():
+        raise ConfigError(f"no run of record {record} to replicate; record the run itself first")
+    base = json.loads(record.read_text())
+    mine, theirs = _rule_of(data), _rule_of(base)
+    for key in mine:
+        if mine[key] != theirs[key]:
+            raise ConfigError(f"not a replication of {record}: its {key} differs ({mine[key]!r} vs {theirs[key]!r})")
+    shared = sorted(set(data["seeds"]) & set(base["seeds"]))
+    if shared:
+        raise ConfigError(f"not a replication of {record}: seeds {shared} are the record's; use disjoint seeds")
+    seeds = sorted(data["seeds"])
+    data["replicates"] = {"record": f"{base['experiment']}/{base['preset']}", "record_seeds": base["seeds"],
+                          "record_verdict": base["verdict"],
+                          "record_date": base.get("provenance", {}).get("date")}
+    return record.parent / "replications" / f"{data['preset']}--seeds-{seeds[0]}-{seeds[-1]}.json"
+
+
+def load_replications(results_dir: str | Path = "results") -> dict[str, list[dict[str, Any]]]:
+    """``{experiment: [replication, ...]}`` from ``results/<experiment>/replications/*.json``, by preset
+    and date."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(results_dir).glob("*/replications/*.json")):
+        out.setdefault(path.parent.parent.name, []).append(json.loads(path.read_text()))
+    for items in out.values():
+        items.sort(key=lambda d: (d["preset"], d.get("provenance", {}).get("date", "")))
+    return out
 
 
 def load_records(results_dir: str | Path = "results") -> dict[str, dict[str, dict[str, Any]]]:
@@ -143,26 +190,39 @@ def _headline_cells(data: dict[str, Any]) -> tuple[str, str, str]:
 
 def _when(data: dict[str, Any]) -> str:
     p = data.get("provenance", {})
+    again = p.get("decided_again")  # the verdict taken again from the stored trials under a later rule
     return (f"{p.get('date', '')[:10]}, {str(p.get('commit', ''))[:7]}, load {p.get('load_avg_start')}, "
-            f"{_num(p.get('wall_s'))} s wall / {_num(p.get('cpu_s'))} CPU-s")
+            f"{_num(p.get('wall_s'))} s wall / {_num(p.get('cpu_s'))} CPU-s"
+            + (f"; decided again from its trials {again.get('date', '')[:10]} at {str(again.get('commit'))[:7]}"
+               if again else ""))
 
 
-def results_table(records: dict[str, dict[str, dict[str, Any]]], experiments: list[str] | None = None) -> str:
+def _repeats(record: dict[str, Any], reps: list[dict[str, Any]]) -> str:
+    """The disjoint-seed repeats of one record, e.g. ``same (7 seeds)``; empty when there is none."""
+    mine = [r for r in reps if r["preset"] == record["preset"]]
+    return "; ".join(f"{'same' if r['verdict'] == record['verdict'] else r['verdict']} ({len(r['seeds'])} seeds)"
+                     for r in mine)
+
+
+def results_table(records: dict[str, dict[str, dict[str, Any]]], experiments: list[str] | None = None,
+                  replications: dict[str, list[dict[str, Any]]] | None = None) -> str:
     """One row per experiment and recorded preset: verdict, the headline's estimate and interval,
-    margin, MDE / SESOI, seeds, and when and where it ran."""
+    margin, MDE / SESOI, seeds, the verdicts of its repeats on disjoint seeds, and when and where it ran."""
+    replications = replications or {}
     rows = ["| experiment | preset | verdict | headline estimate [90% CI] | margin | MDE / SESOI (planned n) "
-            "| seeds | run |", "|---|---|---|---|---|---|---|---|"]
+            "| seeds | disjoint-seed repeat | run |", "|---|---|---|---|---|---|---|---|---|"]
     for name in experiments if experiments is not None else sorted(records):
         for preset in sorted(records.get(name, {}), key=lambda p: PRESET_ORDER.index(p) if p in PRESET_ORDER else 9):
             d = records[name][preset]
             est, margin, mde = _headline_cells(d)
             rows.append(f"| {name} | {preset} | **{d['verdict']}** | {est} | {margin} | {mde} | "
-                        f"{len(d['seeds'])} | {_when(d)} |")
+                        f"{len(d['seeds'])} | {_repeats(d, replications.get(name, []))} | {_when(d)} |")
     return "\n".join(rows)
 
 
 def experiment_section(name: str, records: dict[str, dict[str, Any]],
-                       history: list[dict[str, Any]] | None = None) -> str:
+                       history: list[dict[str, Any]] | None = None,
+                       replications: list[dict[str, Any]] | None = None) -> str:
     """The generated results section of one experiment: per preset, verdict, evidence, the headline
     test with its gates and plan, and every sub-claim."""
     from reprozoo.runtime.report import headline_rows, md_table
@@ -178,6 +238,12 @@ def experiment_section(name: str, records: dict[str, dict[str, Any]],
         if subs:
             parts += [md_table([{"sub-claim": c["claim"], "verdict": c["verdict"], "evidence": c["evidence"]}
                                  for c in subs]), ""]
+    if replications:
+        parts += ["Repeats on disjoint seeds (the same preset, overrides, plan and claims as the run of record):",
+                  "", md_table([{"preset": d["preset"], "seeds": str(d["seeds"]), "when": _when(d),
+                                 "verdict": d["verdict"], "headline estimate [90% CI]": _headline_cells(d)[0],
+                                 "same verdict as the record": "yes" if d["verdict"] == records.get(
+                                     d["preset"], {}).get("verdict") else "no"} for d in replications]), ""]
     if history:
         parts += ["Earlier runs of record (kept with their numbers when a rule or setting changed later):", "",
                   md_table([{"run": f"{d['preset']} — {d.get('label', '')}", "when": _when(d),
@@ -195,15 +261,17 @@ def _replace_block(text: str, block: str, where: str) -> str:
 
 
 def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]]],
-                   packages: dict[str, str], history: dict[str, list[dict[str, Any]]] | None = None
-                   ) -> dict[Path, str]:
+                   packages: dict[str, str], history: dict[str, list[dict[str, Any]]] | None = None,
+                   replications: dict[str, list[dict[str, Any]]] | None = None) -> dict[Path, str]:
     """The new text of README.md and of every experiment page, docs/experiments/<package>.md, that has
-    records (``packages`` maps experiment -> package; ``history`` the earlier runs per experiment)."""
+    records (``packages`` maps experiment -> package; ``history`` the earlier runs and
+    ``replications`` the repeats on disjoint seeds, per experiment)."""
     root = Path(root)
-    history = history or {}
+    history, replications = history or {}, replications or {}
     out: dict[Path, str] = {}
     readme = root / "README.md"
-    out[readme] = _replace_block(readme.read_text(), results_table(records), "README.md")
+    out[readme] = _replace_block(readme.read_text(), results_table(records, replications=replications),
+                                 "README.md")
     by_pkg: dict[str, list[str]] = {}
     for name in sorted(records):
         by_pkg.setdefault(packages.get(name, ""), []).append(name)
@@ -211,20 +279,21 @@ def generated_docs(root: str | Path, records: dict[str, dict[str, dict[str, Any]
         doc = root / "docs" / "experiments" / f"{pkg}.md"
         if not pkg or not doc.is_file():
             raise ConfigError(f"no experiment page docs/experiments/{pkg}.md for the records of {', '.join(names)}")
-        block = "\n".join(experiment_section(n, records[n], history.get(n)) for n in names)
+        block = "\n".join(experiment_section(n, records[n], history.get(n), replications.get(n)) for n in names)
         out[doc] = _replace_block(doc.read_text(), block, str(doc.relative_to(root)))
     return out
 
 
-def write_docs(root: str | Path, records, packages, history=None) -> list[Path]:
+def write_docs(root: str | Path, records, packages, history=None, replications=None) -> list[Path]:
     changed = []
-    for path, text in generated_docs(root, records, packages, history).items():
+    for path, text in generated_docs(root, records, packages, history, replications).items():
         if path.read_text() != text:
             atomic_write_text(path, text)
             changed.append(path)
     return changed
 
 
-def stale_docs(root: str | Path, records, packages, history=None) -> list[Path]:
+def stale_docs(root: str | Path, records, packages, history=None, replications=None) -> list[Path]:
     """Files whose generated results text differs from what the records give."""
-    return [p for p, text in generated_docs(root, records, packages, history).items() if p.read_text() != text]
+    return [p for p, text in generated_docs(root, records, packages, history, replications).items()
+            if p.read_text() != text]
