@@ -20,12 +20,12 @@ def _data(n=6):
 
 def _trainer(out_dir=None, resume=False, seed=0, settings=SETTINGS, init=0):
     torch.manual_seed(init)
-    return CTCTrainer(create_model("ctc_tcn_tiny"), settings, total_steps=4,
+    return CTCTrainer(create_model("ctc_tcn_tiny"), settings, total_steps=2,
                       generator=torch.Generator().manual_seed(seed), out_dir=out_dir, resume=resume)
 
 
 def _rounds(trainer, data, calls):
-    return [trainer.train(data, [0, 1, 2], [3, 4, 5], steps=2, mode="cr") for _ in range(calls)]
+    return [trainer.train(data, [0, 1, 2], [3, 4, 5], steps=1, mode="cr") for _ in range(calls)]
 
 
 def test_a_trainer_restored_from_its_folder_continues_bit_for_bit(tmp_path):
@@ -35,9 +35,9 @@ def test_a_trainer_restored_from_its_folder_continues_bit_for_bit(tmp_path):
     _rounds(_trainer(tmp_path / "b"), data, 1)  # as if the process had stopped after its first call
     torch.manual_seed(77)  # another global RNG state: the folder restores the run's
     resumed = _trainer(tmp_path / "b", resume=True, init=5)  # other initial weights: restored too
-    assert resumed.calls == 1 and resumed.step == 2
+    assert resumed.calls == 1 and resumed.step == 1
     assert _rounds(resumed, data, 1) == full[1:]
-    assert resumed.log == straight.log and resumed.step == 4
+    assert resumed.log == straight.log and resumed.step == 2
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     for a, b in zip(straight.ema.model.parameters(), resumed.ema.model.parameters()):

@@ -50,37 +50,37 @@ def _ensemble(seed=0):
     return create_model("eclips_cnn_ensemble", k=2, width=4, embed_dim=8)
 
 
-RESUMABLE = FitSettings(iters=12, n_per_bucket=2, uncertainty_sampling=True, refresh_every=4, mc_samples=2,
-                        subset=8)
+RESUMABLE = FitSettings(iters=8, n_per_bucket=1, uncertainty_sampling=True, refresh_every=3, mc_samples=2,
+                        subset=4)
 
 
 def test_an_interrupted_fit_resumes_bit_for_bit(tmp_path, monkeypatch):
-    """Stopped in iteration 9 (last state after iteration 5 of save_every=5), resumed with fresh weights
+    """Stopped in iteration 7 (last state after iteration 6 of save_every=3), resumed with fresh weights
     and another global RNG state: the same weights and history as a run never stopped."""
     import reprozoo.eclips.training as T
 
     frames, labels, domains = _data()
     straight = _ensemble()
     full = fit(straight, frames, labels, domains, RESUMABLE, generator=torch.Generator().manual_seed(0),
-               device="cpu", out_dir=tmp_path / "a", save_every=5)
+               device="cpu", out_dir=tmp_path / "a", save_every=3)
     calls, augment = [], T.augment
 
-    def stop_in_the_ninth_iteration(x, generator):
+    def stop_in_the_seventh_iteration(x, generator):
         calls.append(1)
-        if len(calls) == 9:
+        if len(calls) == 7:
             raise KeyboardInterrupt
         return augment(x, generator)
 
-    monkeypatch.setattr(T, "augment", stop_in_the_ninth_iteration)
+    monkeypatch.setattr(T, "augment", stop_in_the_seventh_iteration)
     with pytest.raises(KeyboardInterrupt):
         fit(_ensemble(), frames, labels, domains, RESUMABLE, generator=torch.Generator().manual_seed(0),
-            device="cpu", out_dir=tmp_path / "b", save_every=5)
+            device="cpu", out_dir=tmp_path / "b", save_every=3)
     calls.clear()
     monkeypatch.setattr(T, "augment", augment)
     torch.manual_seed(123)
     resumed = _ensemble(seed=5)
     again = fit(resumed, frames, labels, domains, RESUMABLE, generator=torch.Generator().manual_seed(0),
-                device="cpu", out_dir=tmp_path / "b", save_every=5, resume=True)
+                device="cpu", out_dir=tmp_path / "b", save_every=3, resume=True)
     assert again == full and full["refreshes"] == 2
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
