@@ -232,7 +232,7 @@ def fit_classifier(model: nn.Module, train_data, val_data, recipe: ImageRecipe, 
     settings = {"call": "fit_classifier", **asdict(recipe), "seed": seed, "model": describe_model(model),
                 "optimizer": "recipe" if optimizer is None else type(optimizer).__name__,
                 "scheduler": "recipe" if scheduler is None else type(scheduler).__name__,
-                "train_data": len(train_data), "val_data": None if val_data is None else len(val_data)}
+                "train_data": len(train_data), "val_data": getattr(val_data, "__len__", lambda: None)()}
     optimizer = optimizer if optimizer is not None else sgd(model, recipe)
     if scheduler is None:
         scheduler = recipe_scheduler(optimizer, recipe, recipe.steps_per_epoch(len(train_data)))

@@ -185,7 +185,7 @@ class Trainer:
         return {"call": "Trainer", **asdict(self.config), "model": describe_model(model),
                 "optimizer": type(optimizer).__name__, **hyper,
                 "scheduler": None if self.scheduler is None else type(self.scheduler).__name__, "step_fn": step,
-                "train_data": len(train_data), "val_data": None if val_data is None else len(val_data)}
+                "train_data": len(train_data), "val_data": getattr(val_data, "__len__", lambda: None)()}
 
     # ------------------------------------------------------------ checkpoints
     @property
