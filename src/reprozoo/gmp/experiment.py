@@ -63,7 +63,7 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
     model = build_grounder(kind, mcfg, torch.as_tensor(world.vocab.vectors))
     device = resolve_device(tctx.device if tctx.device != "auto" else cfg.device)
     t0 = time.perf_counter()
-    history = fit(model.to(device), train, val, world.vocab, cfg.fit, workdir=tctx.workdir, resume=tctx.resume,
+    history = fit(model.to(device), train, val, world.vocab, cfg.fit, out_dir=tctx.workdir, resume=tctx.resume,
                   device=device, progress=False)
     train_s = time.perf_counter() - t0
     save_grounder(model, tctx.workdir / "grounder.safetensors", world.vocab, cfg.data.clips, cfg.fit.vote)
