@@ -104,7 +104,9 @@ def record_run(run_dir: str | Path, results_dir: str | Path = "results", label: 
     return path
 
 
-_PLAN_KEYS = ("sesoi", "margin", "pilot_sd", "planned_n", "kind")
+# what of the plan a replication must share: not its numbers, which some rules derive from the run's own
+# data (nara's SESOI is a share of the sequential sampler's calls), nor the pilot's wording
+_PLAN_KEYS = ("kind", "planned_n", "sesoi_source")
 
 
 def _rule_of(data: dict[str, Any]) -> dict[str, Any]:
