@@ -16,15 +16,15 @@ from typing import Annotated
 import typer
 
 from reprozoo.cli_commands import LazyGroup
-from reprozoo.cli_experiments import bench_cmd, list_cmd, report_cmd, results_cmd, run_cmd
+from reprozoo.cli_experiments import bench_cmd, list_cmd, redecide_cmd, report_cmd, results_cmd, run_cmd
 from reprozoo.errors import ReproZooError, RunInterrupted
 
 app = typer.Typer(cls=LazyGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="reprozoo: ten research papers as tested PyTorch software.")
 
 
-for _name, _fn in (("list", list_cmd), ("run", run_cmd), ("report", report_cmd), ("results", results_cmd),
-                   ("bench", bench_cmd)):
+for _name, _fn in (("list", list_cmd), ("run", run_cmd), ("redecide", redecide_cmd), ("report", report_cmd),
+                   ("results", results_cmd), ("bench", bench_cmd)):
     app.command(_name)(_fn)
 
 

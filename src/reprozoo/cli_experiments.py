@@ -107,6 +107,18 @@ def run_cmd(
     typer.echo(f"  runtime {data['runtime_s']:.1f} s; results in {out_dir}")
 
 
+def redecide_cmd(
+    run: Annotated[Path, typer.Argument(help="a finished run folder")],
+    out: Annotated[Path, typer.Option(help="a new folder for the run decided again")],
+) -> None:
+    """Decide a finished run again from its stored trials under the current rule (no trial runs again)."""
+    from reprozoo.runtime.redecide import redecide_run
+
+    out_dir, data = redecide_run(run, out)
+    typer.echo(f"{data['experiment']} ({data['preset']}) decided again: {data['verdict']}\n"
+               f"  evidence: {data['evidence']}\n  results in {out_dir}")
+
+
 def report_cmd(runs_dir: Annotated[Path, typer.Argument(help="folder of runs")] = Path("runs")) -> None:
     """Build RUNS_DIR/index.html from every run's metrics.json (latest run per experiment)."""
     from reprozoo.runtime.registry import experiment_infos

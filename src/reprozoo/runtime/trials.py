@@ -27,6 +27,7 @@ The executors themselves live in :mod:`reprozoo.runtime.executors`.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -217,6 +218,10 @@ def load_finished(run_dir: Path, trials: Sequence[Trial]) -> dict[int, Any]:
 
 
 # ------------------------------------------------------------------------------------------ the API
+# set by reprozoo.runtime.redecide: every trial must come from the run folder, none may run
+STORED_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("reprozoo_stored_only", default=False)
+
+
 def run_trials(
     fn: Callable[[Trial, TrialContext], Any],
     trials: Sequence[Trial],
@@ -247,6 +252,9 @@ def run_trials(
     _trials_dir(run_dir).mkdir(parents=True, exist_ok=True)
     done = load_finished(run_dir, trials) if resume else {}
     todo = [i for i in range(len(trials)) if i not in done]
+    if todo and STORED_ONLY.get():
+        raise ConfigError(f"{len(todo)} of {len(trials)} trials have no stored result (first: {trials[todo[0]].key}); "
+                          "a run is decided again only from trials it finished: run the experiment again instead")
     errors: list[tuple[int, str]] = []
 
     lines = lines_enabled(progress)
