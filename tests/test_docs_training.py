@@ -98,7 +98,7 @@ def test_what_the_blocks_print(ran):
     assert _stdout(ran, "Autoregressive samplers") == ["2 True"]
 
 
-def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeypatch):
+def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, trainer_epochs):
     """The page's promise for the recipe calls, whose schedule spans the whole run (per-step warm-up +
     cosine): stopped in its third epoch and resumed, a run ends with the weights and history of a run
     never stopped."""
@@ -107,7 +107,6 @@ def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeyp
     from torch.utils.data import TensorDataset
 
     from reprozoo.runtime.image_classification import ImageRecipe, fit_classifier
-    from reprozoo.runtime.trainer import Trainer
 
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(22, 3, 8, 8, generator=g), torch.randint(0, 3, (22,), generator=g)
@@ -122,23 +121,10 @@ def test_fit_classifier_resumes_an_interrupted_run_bit_for_bit(tmp_path, monkeyp
     straight = net()
     full = fit_classifier(straight, train, val, recipe, seed=3, out_dir=tmp_path / "a")
 
-    train_epoch = Trainer.train_epoch
-
-    def stop_in_the_third_epoch(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return train_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", stop_in_the_third_epoch)
+    trainer_epochs(stop_at=2)  # interrupted in the third epoch
     with pytest.raises(KeyboardInterrupt):
         fit_classifier(net(), train, val, recipe, seed=3, out_dir=tmp_path / "b")
-    epochs_run = []
-
-    def counted(self, epoch):
-        epochs_run.append(epoch)
-        return train_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", counted)
+    epochs_run = trainer_epochs()
     resumed = net()  # fresh weights: the checkpoint replaces them
     torch.manual_seed(12345)  # another global RNG state at restart: the checkpoint restores it
     again = fit_classifier(resumed, train, val, recipe, seed=3, out_dir=tmp_path / "b", resume=True)

@@ -8,7 +8,6 @@ from torch.utils.data import TensorDataset
 from reprozoo import create_model
 from reprozoo.errors import ConfigError, OutputExistsError
 from reprozoo.genas import SupernetConfig, train_supernet
-from reprozoo.runtime.trainer import Trainer
 
 g = torch.Generator().manual_seed(0)
 DATA = TensorDataset(torch.randn(32, 1, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g))
@@ -20,20 +19,13 @@ def _net(seed=0):
     return create_model("nb201_tiny_supernet")
 
 
-def test_a_stopped_supernet_training_resumes_bit_for_bit(tmp_path, monkeypatch):
+def test_a_stopped_supernet_training_resumes_bit_for_bit(tmp_path, trainer_epochs):
     straight = _net()
     theta = train_supernet(straight, DATA, CFG, seed=1, out_dir=tmp_path / "a", device="cpu")
-    train_epoch = Trainer.train_epoch
-
-    def stop_in_the_third_epoch(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return train_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", stop_in_the_third_epoch)
+    trainer_epochs(stop_at=2)  # interrupted in the third epoch
     with pytest.raises(KeyboardInterrupt):
         train_supernet(_net(), DATA, CFG, seed=1, out_dir=tmp_path / "b", device="cpu")
-    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    trainer_epochs()  # no more interruptions
     resumed = _net(seed=7)  # other initial weights: the run's theta_init and checkpoint are restored
     theta_again = train_supernet(resumed, DATA, CFG, seed=1, out_dir=tmp_path / "b", resume=True, device="cpu")
     assert theta_again.keys() == theta.keys() and all(torch.equal(theta[k], theta_again[k]) for k in theta)

@@ -44,27 +44,19 @@ def _tiny_fit():
     return model, train, val, world.vocab
 
 
-def test_an_interrupted_fit_resumes_bit_for_bit_and_its_folder_follows_the_rule(tmp_path, monkeypatch):
+def test_an_interrupted_fit_resumes_bit_for_bit_and_its_folder_follows_the_rule(tmp_path, trainer_epochs):
     import pytest
 
     from reprozoo.errors import ConfigError, OutputExistsError
-    from reprozoo.runtime.trainer import Trainer
 
     model, train, val, vocab = _tiny_fit()
     fc = FitConfig(epochs=3, batch_size=8, warmup=2)
     straight = model()
     full = fit(straight, train, val, vocab, fc, out_dir=tmp_path / "a", device="cpu", progress=False)
-    train_epoch = Trainer.train_epoch
-
-    def stop_in_the_third_epoch(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return train_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", stop_in_the_third_epoch)
+    trainer_epochs(stop_at=2)  # interrupted in the third epoch
     with pytest.raises(KeyboardInterrupt):
         fit(model(), train, val, vocab, fc, out_dir=tmp_path / "b", device="cpu", progress=False)
-    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    trainer_epochs()  # no more interruptions
     with pytest.raises(OutputExistsError, match=r"b already holds a training run \(checkpoints/last.pt\); pass "
                                                 "resume=True to continue it, or a new out_dir$"):
         fit(model(), train, val, vocab, fc, out_dir=tmp_path / "b", device="cpu", progress=False)

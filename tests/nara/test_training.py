@@ -104,25 +104,17 @@ def _mother():
     return nara_made(8, (16,))
 
 
-def test_an_interrupted_fit_resumes_bit_for_bit_and_epochs_may_grow(tmp_path, monkeypatch):
+def test_an_interrupted_fit_resumes_bit_for_bit_and_epochs_may_grow(tmp_path, trainer_epochs):
     import pytest
 
-    from reprozoo.runtime.trainer import Trainer
 
     fit = FitConfig(epochs=3, batch_size=16, lr=1e-2, seed=4)
     straight = _mother()
     full = fit_mother(straight, _bits(), fit, out_dir=tmp_path / "a")
-    train_epoch = Trainer.train_epoch
-
-    def stop_in_the_third_epoch(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return train_epoch(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", stop_in_the_third_epoch)
+    trainer_epochs(stop_at=2)  # interrupted in the third epoch
     with pytest.raises(KeyboardInterrupt):
         fit_mother(_mother(), _bits(), fit, out_dir=tmp_path / "b")
-    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    trainer_epochs()  # no more interruptions
     resumed = _mother()
     torch.manual_seed(999)  # another global RNG state: the checkpoint restores the run's
     again = fit_mother(resumed, _bits(), fit, out_dir=tmp_path / "b", resume=True)
