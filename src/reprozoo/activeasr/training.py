@@ -26,7 +26,6 @@ that holds a run is refused without ``resume=True``, and a resume must use the r
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from reprozoo.activeasr.consistency import EMATeacher, ctc_loss, pseudo_labels, 
 from reprozoo.activeasr.features import AugmentConfig, Featurizer, strong_augment, weak_augment
 from reprozoo.activeasr.text import encode, greedy_decode, normalize
 from reprozoo.errors import ConfigError, DataError
-from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, fingerprint, prepare_out_dir
+from reprozoo.runtime.fit_folder import CHECKPOINT, atomic_save, describe_model, fingerprint, prepare_out_dir
 from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
 UNSUP_MODES = ("none", "cr", "pl")
@@ -133,10 +132,7 @@ class CTCTrainer:
         state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
                  "ema": None if self.ema is None else self.ema.model.state_dict(), "log": self.log,
                  "generator": self.gen.get_state(), "rng": get_rng_state()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.path)
+        atomic_save(state, self.path)
 
     def _restore(self) -> None:
         state = torch.load(self.path, map_location="cpu", weights_only=True)

@@ -24,7 +24,6 @@ trainer does not model.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from reprozoo.eclips.sampler import MODES, UncertaintySampler
 from reprozoo.eclips.uncertainty import predict
 from reprozoo.errors import ConfigError
 from reprozoo.runtime.accel import resolve_device
-from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, fingerprint, prepare_out_dir
+from reprozoo.runtime.fit_folder import CHECKPOINT, atomic_save, describe_model, fingerprint, prepare_out_dir
 from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -129,10 +128,7 @@ def _save(path: Path, it: int, model, opt, sampler: UncertaintySampler, generato
              "sampler_u": torch.from_numpy(sampler.u.copy()),
              "sampler_pi": [torch.from_numpy(sampler.pi[k].copy()) for k in sampler.buckets],
              "generator": generator.get_state(), "rng": get_rng_state(), "history": history, "running": running}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_save(state, path)
 
 
 def _restore(path: Path, model, opt, sampler: UncertaintySampler, generator) -> tuple[int, dict, float]:

@@ -22,7 +22,7 @@ from torch import nn
 
 from reprozoo.errors import ConfigError, DataError
 from reprozoo.genas.spaces import NB201_EDGES, NB201_OPS, NB201Genotype
-from reprozoo.runtime.fit_folder import describe_model, prepare_out_dir
+from reprozoo.runtime.fit_folder import atomic_save, describe_model, prepare_out_dir
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 
 
@@ -141,9 +141,7 @@ def train_supernet(model: nn.Module, train_data, cfg: SupernetConfig, *, seed: i
     else:
         theta_init = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if theta_path is not None:
-            tmp = theta_path.with_name(theta_path.name + ".tmp")
-            torch.save(theta_init, tmp)
-            tmp.replace(theta_path)
+            atomic_save(theta_init, theta_path)
     opt, sched = sgd_cosine(model, cfg, cfg.epochs)
     tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_clip=cfg.grad_clip, seed=seed,
                      device=device, checkpoint_every=1 if out_dir is not None else 0)

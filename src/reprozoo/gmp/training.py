@@ -19,7 +19,7 @@ from reprozoo.errors import ConfigError
 from reprozoo.gmp.data import GroundingDataset, collate
 from reprozoo.gmp.metrics import rank_predictions, recall_table, summarise
 from reprozoo.gmp.models import MaskedQueryGrounder
-from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, holds_run
+from reprozoo.runtime.fit_folder import CHECKPOINT, atomic_save, describe_model, holds_run
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 
 FREE_ON_RESUME = ("device", "eval_batch_size")  # may change when a run resumes
@@ -153,9 +153,7 @@ def fit(model: MaskedQueryGrounder, train, val, vocab, config: FitConfig, *, out
             state = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
             best.update(score=score, state=state)
             if best_path is not None:
-                tmp = best_path.with_name(best_path.name + ".tmp")
-                torch.save({"score": score, "model": state, "epoch": epoch}, tmp)
-                tmp.replace(best_path)
+                atomic_save({"score": score, "model": state, "epoch": epoch}, best_path)
         row["selected"] = float(score >= best["score"])
 
     tcfg = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, grad_clip=config.grad_clip,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprozoo.runtime.fit_folder import as_json, check_resume, check_same_settings, fingerprint
+from reprozoo.runtime.fit_folder import as_json, atomic_save, check_resume, check_same_settings, fingerprint
 from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
 FILE = "stream_state.pt"
@@ -71,10 +71,7 @@ def save_state(out_dir: str | Path, learner, task: int, model: torch.nn.Module, 
         },
     }
     path = Path(out_dir) / FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_save(state, path)
 
 
 def restore(state: dict[str, Any], learner, model: torch.nn.Module) -> tuple[int, set[int], dict[str, list]]:

@@ -38,6 +38,17 @@ SETTINGS_FILE = "fit_settings.json"
 CHECKPOINT = "checkpoints/last.pt"  # the marker of the calls built on runtime.trainer.Trainer
 
 
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` through a temporary file in the same folder (made if missing), so a
+    crash or a second process never leaves a half-written checkpoint at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def as_json(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` as the settings file holds them (tuples become lists, other objects their ``str``),
     so a value compares equal to the same value read back."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +31,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from reprozoo.errors import CheckpointError, ConfigError
 from reprozoo.runtime.accel import make_accelerator
-from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, prepare_out_dir, write_settings
+from reprozoo.runtime.fit_folder import (
+    CHECKPOINT,
+    atomic_save,
+    describe_model,
+    prepare_out_dir,
+    write_settings,
+)
 from reprozoo.runtime.progress import progress_bar
 from reprozoo.runtime.seeding import get_rng_state, set_rng_state
 
@@ -112,13 +117,6 @@ def tensor_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torc
         hits += int((out.argmax(1) == y[idx]).sum())
         loss_sum += float(loss.detach()) * len(idx)
     return hits / len(order), loss_sum / len(order)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Trainer:
@@ -207,7 +205,7 @@ class Trainer:
             return
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            _atomic_torch_save(self.state_dict(epoch), self.checkpoint_path)
+            atomic_save(self.state_dict(epoch), self.checkpoint_path)
         self.accelerator.wait_for_everyone()
 
     def load_checkpoint(self, path: str | Path) -> None:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from reprozoo.errors import CheckpointError
+from reprozoo.runtime.fit_folder import atomic_save
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.trials import Trial, TrialContext
 from reprozoo.sinet.baselines import LRASPP
@@ -184,9 +185,7 @@ def run_one(trial: Trial, tctx: TrialContext) -> dict[str, Any]:
             encoder, summary = train_stage(SINetEncoder(pooling=trial["pooling"]), train, val,
                                            _stage(cfg, "stage1", fraction), stage=1, **common)
             path = tctx.workdir / "encoder.pt"
-            tmp = path.with_name(path.name + ".tmp")
-            torch.save(encoder.state_dict(), tmp)
-            tmp.replace(path)
+            atomic_save(encoder.state_dict(), path)
             model: torch.nn.Module = Upsampled(encoder)
         elif trial.arm == "sinet":
             path = _encoder_path(tctx, trial)

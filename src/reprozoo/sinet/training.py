@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from reprozoo.errors import CheckpointError, ConfigError
-from reprozoo.runtime.fit_folder import CHECKPOINT, describe_model, holds_run
+from reprozoo.runtime.fit_folder import CHECKPOINT, atomic_save, describe_model, holds_run
 from reprozoo.runtime.trainer import TrainConfig, Trainer
 from reprozoo.sinet.losses import SINetLoss, band_kernel, resize_labels
 from reprozoo.sinet.metrics import SegMeter
@@ -139,10 +139,7 @@ class BestKeeper:
         self.best_score, self.best_epoch = float(row[self.key]), epoch + 1
         self.state = copy.deepcopy({k: v.detach().cpu() for k, v in self.get_model().state_dict().items()})
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            torch.save({"model": self.state, "score": self.best_score, "epoch": self.best_epoch}, tmp)
-            tmp.replace(self.path)
+            atomic_save({"model": self.state, "score": self.best_score, "epoch": self.best_epoch}, self.path)
 
 
 def train_stage(model: nn.Module, train_data: Dataset, val_data: Dataset, cfg: StageConfig, *,
