@@ -106,7 +106,8 @@ def test_full_preset_runs_the_planned_seeds():
     cfg = RainbowConfig.from_preset("full")
     assert cfg.seeds == list(range(PLAN.seeds)) and cfg.backbones == ["rm_mlp_digits"]
     assert cfg.headline_k == 40 and cfg.memory_sizes == [20, 40, 80]
-    assert PLAN.power_at(len(cfg.seeds)) >= 0.8 > PLAN.power_at(len(cfg.seeds) - 1)
+    assert PLAN.power_at(len(cfg.seeds)) >= 0.8 and PLAN.null_power_at(len(cfg.seeds)) >= 0.8
+    assert PLAN.null_power_at(len(cfg.seeds) - 1) < 0.8
 
 
 def test_config_errors_are_caught_before_any_work():

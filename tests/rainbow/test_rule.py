@@ -86,9 +86,12 @@ def test_plan_seeds_come_from_the_power_function():
     from reprozoo.runtime import power
 
     assert PLAN.margin == MARGIN and PLAN.sesoi > MARGIN and HEADLINE_K == 40
-    n = power.seeds_for_power(PLAN.sesoi, PLAN.pilot_sd, bound=MARGIN)
-    assert PLAN.seeds == n and power.power(PLAN.sesoi, PLAN.pilot_sd, n, bound=MARGIN) >= 0.8
-    assert power.power(PLAN.sesoi, PLAN.pilot_sd, n - 1, bound=MARGIN) < 0.8
+    # 80% power at the SESOI (46 seeds) and 80% power to "not held" at no true gain (100 seeds): the larger
+    n_sesoi = power.seeds_for_power(PLAN.sesoi, PLAN.pilot_sd, bound=MARGIN)
+    n = power.seeds_for_power(MARGIN, PLAN.pilot_sd, bound=0.0)
+    assert (n_sesoi, n) == (46, 100) and PLAN.null_power and PLAN.seeds == n
+    assert power.power(PLAN.sesoi, PLAN.pilot_sd, n, bound=MARGIN) >= 0.8
+    assert power.power(MARGIN, PLAN.pilot_sd, n, bound=0.0) >= 0.8 > power.power(MARGIN, PLAN.pilot_sd, n - 1)
 
 
 def test_uncertainty_spread_is_the_mean_per_class_range():

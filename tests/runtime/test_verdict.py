@@ -124,6 +124,40 @@ def test_headline_records_plan_mde_and_gates_as_data():
     assert entry["verdict"] == "inconclusive" and entry["test"]["plan"]["sesoi"] == 2.0
 
 
+def test_null_power_plan_also_decides_a_zero_gain():
+    kw = dict(sesoi=2.5, sesoi_source="paper, scaled", margin=1.0, pilot_sd=3.99, pilot_source="pilot run")
+    sesoi_only, both = V.Plan(**kw), V.Plan(**kw, null_power=True)
+    assert sesoi_only.seeds == P.seeds_for_power(2.5, 3.99, bound=1.0) == 46
+    assert both.seeds == P.seeds_for_power(1.0, 3.99, bound=0.0) == 100  # the null end needs more here
+    assert both.null_power_at(both.seeds) >= 0.8 > both.null_power_at(both.seeds - 1)
+    assert both.power_at(both.seeds) > sesoi_only.power_at(sesoi_only.seeds)
+    rec = both.record(n_run=100)
+    assert rec["null_power"] is True and rec["null_power_at_run_n"] == pytest.approx(both.null_power_at(100))
+    assert "null_power" not in sesoi_only.record(n_run=46)
+    with pytest.raises(ValueError, match="superiority"):
+        V.Plan(**{**kw, "margin": 2.0}, kind="noninferiority", null_power=True)
+    with pytest.raises(ValueError, match="margin > 0"):
+        V.Plan(**{**kw, "margin": 0.0}, null_power=True)
+
+
+def test_null_power_seeds_give_not_held_at_zero_gain_in_80_percent_of_draws():
+    """Simulated: true paired gain 0, SD 2, margin 1: at the planned n the rule says "not held" in
+    >= 80% of draws (- 3 MC standard errors); at the SESOI-only n it does not."""
+    plan = V.Plan(sesoi=3.0, sesoi_source="s", margin=1.0, pilot_sd=2.0, pilot_source="p", null_power=True)
+    n_both = plan.seeds
+    n_sesoi = P.seeds_for_power(3.0, 2.0, bound=1.0)
+    assert n_sesoi < n_both
+    rng = np.random.default_rng(7)
+    draws = 2000
+    rates = {}
+    for n in (n_sesoi, n_both):
+        not_held = sum(V.superiority(rng.normal(0, 2.0, n), np.zeros(n), margin=1.0).verdict == "not held"
+                       for _ in range(draws))
+        rates[n] = not_held / draws
+    assert rates[n_both] >= 0.8 - 3 * (0.16 / draws) ** 0.5
+    assert rates[n_sesoi] < 0.7
+
+
 # ----------------------------------------------------------------------------- simulation
 @pytest.mark.parametrize("n", [3, 5, 10, 30])
 def test_false_held_rate_at_the_margin_is_at_most_alpha(n):

@@ -50,7 +50,7 @@ from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD, claim, superi
 
 DATASETS = ("digits", "cifar10", "cifar100", "folder")
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
-FULL_SEEDS = PLAN.seeds  # the power function's seeds for 80% power at the SESOI (pilot SD)
+FULL_SEEDS = PLAN.seeds  # 80% power at the SESOI and to 'not held' at no true gain (pilot SD; PLAN.null_power)
 CLAIM = ("Rainbow Memory (uncertainty-stride, class-balanced memory) beats the strongest simple memory "
          "alternative (ER-reservoir, class-balanced random memory, GDumb, EWC) in final accuracy on a "
          "blurry online stream at 4 memory slots per class, while fine-tuning without memory loses")
@@ -252,7 +252,8 @@ def run(cfg: RainbowConfig, ctx) -> ExperimentResult:
              f"points; fine-tune must lose; class-balanced random must beat ER-reservoir (positive control); the "
              f"kept memory's uncertainty range and slots per class must pass the mechanism gate; the strongest "
              f"alternative's 90% interval must lie in [{CALIBRATION[0]:g}, {CALIBRATION[1]:g}]%. SESOI "
-             f"{PLAN.sesoi:g} points, pilot SD {PLAN.pilot_sd:g}: {planned} seeds for 80% power; this run has "
+             f"{PLAN.sesoi:g} points, pilot SD {PLAN.pilot_sd:g}: {planned} seeds for 80% power at the SESOI and 80% "
+             f"power to 'not held' at no true gain; this run has "
              f"{len(cfg.seeds)}. {cfg.n_tasks} tasks, {cfg.share} blur share, dataset {cfg.dataset}; "
              f"{cfg.seed_batch} seeds per batched trial.")
     return ExperimentResult(verdict, evidence, metrics, claim=claim_text, claims=claims + sub, table=table,

@@ -56,6 +56,10 @@ PLAN = Plan(
     pilot_sd=3.99,
     pilot_source=("pilot in docs/experiments/rainbow.md (MLP, Blurry10, K=40, seeds 1000-1009, batched): paired SD of RM - "
                   "class-balanced random = 3.99 points (mean -1.04, 90% CI [-3.36, +1.27])"),
+    # design 3 (after the 46-seed record, +0.14 [-0.75, +1.02], and its disjoint repeat, -0.18 [-1.06, +0.70],
+    # decided "inconclusive" and "not held" with a true gain near zero): the seeds must also give 80% power to
+    # "not held" at no true gain, not only to "held" at the SESOI -- 100 seeds at the same pilot SD instead of 46
+    null_power=True,
 )
 
 
