@@ -117,7 +117,8 @@ def test_plan_seeds_from_the_power_function():
     assert PLAN.planned_n == n and FULL_SEEDS == max(n, 8)
     assert power(PLAN.sesoi, PLAN.pilot_sd, FULL_SEEDS, bound=PLAN.margin) >= 0.8
     full, quick = ActiveASRConfig.from_preset("full"), ActiveASRConfig.from_preset("quick")
-    assert full.seeds == list(range(FULL_SEEDS)) and quick.seeds == [0, 1, 2]
+    assert (n, FULL_SEEDS, PLAN.pilot_sd) == (15, 15, 4.32)  # design 2: the pooled SD's 80% upper limit
+    assert full.seeds == list(range(16, 31)) and quick.seeds == [0, 1, 2]  # disjoint from the pilot's 0-15
     for cfg in (full, quick):  # the pilot's threshold, CR from round 1
         assert cfg.train.tau == CR_TAU == 0.65 and cfg.train.start_step == cfg.al.steps_per_round == 100
     assert (full.corpus, full.al, full.train, full.model) == (quick.corpus, quick.al, quick.train, quick.model)
