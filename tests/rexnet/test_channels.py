@@ -73,6 +73,36 @@ def test_mirror_digits_add_ten_mirrored_classes():
     assert torch.equal(y, torch.cat([y0, y0 + 10])) and int(y.max()) < 20
 
 
+def test_fresh_train_draws_differ_per_epoch_and_repeat_from_the_seed():
+    from reprozoo.rexnet.channels_experiment import train_draw
+    from reprozoo.rexnet.channels_training import fit_and_test
+    from reprozoo.rexnet.mirror_digits import epoch_draw, epoch_seed
+
+    idx = [0, 1, 2, 3]
+    (a0, y0), (a1, y1) = epoch_draw(idx, 0, seed=3), epoch_draw(idx, 1, seed=3)
+    assert torch.equal(y0, y1) and not torch.equal(a0, a1)  # same digits and labels, new distortions
+    assert torch.equal(epoch_draw(idx, 1, seed=3)[0], a1)  # reproducible from (seed, epoch)
+    assert not torch.equal(epoch_draw(idx, 1, seed=4)[0], a1)
+    assert len({epoch_seed(0, e) for e in range(50)} | {epoch_seed(1, e) for e in range(50)}) == 100
+    cfg = ChannelsConfig.from_preset("quick", ["fresh_train=true"])
+    x2, y2 = train_draw(cfg, 2)
+    assert x2.shape == data(cfg)[0][0].shape and torch.equal(y2, data(cfg)[0][1])
+    assert not torch.equal(x2, train_draw(cfg, 3)[0]) and torch.equal(x2, train_draw(cfg, 2)[0])
+    seen = []
+
+    def draw(e):
+        seen.append(e)
+        return epoch_draw(idx, e, seed=0)
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 20))
+    fixed = epoch_draw(idx, 0, seed=0)
+    r = fit_and_test(model, (fixed, fixed), seed=0, epochs=3, batch_size=4, lr=1e-2, weight_decay=0.0,
+                     warmup_epochs=0.0, channels_last=False, train_draw=draw)
+    assert seen == [0, 1, 2] and len(r["train_acc"]) == 3
+    with pytest.raises(ConfigError, match="fresh_train"):
+        ChannelsConfig.from_preset("smoke", ["fresh_train=true"])
+
+
 def test_equal_mac_check_refuses_arms_at_different_widths():
     bad = {"rexnet": Arm("linear", "silu", 0.25), "wide": Arm("stagewise", "relu6", 0.5)}
     with pytest.raises(ConfigError, match=r"not at equal MACs: wide .*\+\d+\.\d%.*tolerance 5%"):

@@ -106,6 +106,7 @@ class ChannelsConfig(ExperimentConfig):
     contrast_min: float = 0.4
     contrast_max: float = 1.0
     data_seed: int = 0
+    fresh_train: bool = False  # True: every epoch re-draws the train distortions (online augmentation)
     # training (the same for every arm; the positive control runs a quarter of the epochs)
     epochs: int = 12  # the plateau budget (calibrated on the control and ReXNet alone, see FIT_TRAIN_ACC)
     batch_size: int = 256
@@ -141,6 +142,8 @@ class ChannelsConfig(ExperimentConfig):
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_epochs >= 0):
             raise ConfigError("lr > 0, weight_decay >= 0 and warmup_epochs >= 0 are required")
+        if self.fresh_train and (self.dataset != "mirror" or self.max_train):
+            raise ConfigError("fresh_train needs dataset 'mirror' and max_train 0 (all train digits)")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         from reprozoo.data.noisy_digits import _check
@@ -191,6 +194,17 @@ def _data(dataset, size, train_copies, test_copies, max_train, max_test, seed, d
     return (xtr, ytr), (xte, yte)
 
 
+def train_draw(cfg: ChannelsConfig, epoch: int):
+    """The train images of ``epoch`` under ``fresh_train``: the same source digits and settings as
+    :func:`data`, distortions re-drawn from ``(data_seed, epoch)`` (every arm and seed sees the same)."""
+    from reprozoo.data.noisy_digits import digit_split
+    from reprozoo.rexnet.mirror_digits import epoch_draw
+
+    return epoch_draw(digit_split()[0], epoch, seed=cfg.data_seed, copies=cfg.train_copies, size=cfg.image_size,
+                      digit_size=cfg.digit_size, shift=cfg.shift, noise=cfg.noise,
+                      contrast=(cfg.contrast_min, cfg.contrast_max))
+
+
 def run_one(trial: Trial, tctx) -> dict[str, Any]:
     """Train the network of ``trial.arm`` (:func:`reprozoo.rexnet.channels_training.fit_and_test`) and test it."""
     from reprozoo.rexnet.channels_training import fit_and_test
@@ -201,7 +215,8 @@ def run_one(trial: Trial, tctx) -> dict[str, Any]:
         model = _build(cfg, arms(cfg)[trial.arm])
     epochs = max(1, cfg.epochs // SHORT_FRACTION) if trial.arm == SHORT else cfg.epochs
     r = fit_and_test(model, data(cfg), seed=trial.seed, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                     weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs)
+                     weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs,
+                     train_draw=(lambda e: train_draw(cfg, e)) if cfg.fresh_train else None)
     return {"arm": trial.arm, "seed": trial.seed, "epochs": epochs, "test_acc": r["test_acc"],
             "train_acc": r["train_acc"][-1], "train_acc_curve": r["train_acc"], "train_loss": r["train_loss"][-1],
             "first_loss": r["train_loss"][0]}

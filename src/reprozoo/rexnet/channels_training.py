@@ -8,20 +8,25 @@ train accuracy is what the plateau gate of the experiment reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from reprozoo.errors import DataError
 from reprozoo.runtime.trainer import tensor_epoch
 
 
 def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: int, lr: float,
                  weight_decay: float, warmup_epochs: float, channels_last: bool = True,
-                 eval_batch: int = 512, test_every_epoch: bool = False) -> dict[str, Any]:
+                 eval_batch: int = 512, test_every_epoch: bool = False,
+                 train_draw: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``data = ((x_train, y_train), (x_test, y_test))``; returns ``test_acc``,
     ``train_acc`` (per epoch, measured on the fly), ``train_loss`` (per epoch) and, with
-    ``test_every_epoch``, ``test_acc_curve`` (test accuracy after each epoch; budget calibration)."""
+    ``test_every_epoch``, ``test_acc_curve`` (test accuracy after each epoch; budget calibration).
+    With ``train_draw``, epoch ``e`` trains on ``train_draw(e)`` (fresh images of the train set's size)
+    instead of the fixed train set (online augmentation)."""
     from reprozoo.rexnet.training import warmup_cosine
 
     (xtr, ytr), (xte, yte) = data
@@ -36,6 +41,12 @@ def fit_and_test(model: nn.Module, data, *, seed: int, epochs: int, batch_size: 
     accs, losses, tests = [], [], []
     for epoch in range(epochs):
         model.train()
+        if train_draw is not None:
+            xtr, ytr = train_draw(epoch)
+            if len(xtr) != n:
+                raise DataError(f"train_draw({epoch}) gave {len(xtr)} images, expected {n}")
+            if channels_last:
+                xtr = xtr.contiguous(memory_format=torch.channels_last)
         acc, loss = tensor_epoch(model, xtr, ytr, torch.randperm(n, generator=gen), batch_size, opt, sched)
         accs.append(acc)
         losses.append(loss)
