@@ -60,7 +60,8 @@ PLAN = Plan(
     # the 16 seeds of the record and its repeat, so a second underestimate is unlikely
     pilot_sd=4.32,
     pilot_source=("full preset, seeds 0-7 (the 8-seed run of record of design 1) and 8-15 (its disjoint repeat), "
-                  "al_cr - al_sup at 60 labelled: paired SDs 3.60 and 3.51, pooled 3.55 (14 df); planned at its "
+                  "al_cr - the strongest alternative (random_sup) at 60 labelled: paired SDs 3.60 and 3.51, pooled 3.55 "
+                  "(14 df); planned at its "
                   "80% upper confidence limit 3.55 x sqrt(14 / chi2_0.2(14)) = 4.32; the run of record uses other "
                   "seeds (16-30)"),
 )
