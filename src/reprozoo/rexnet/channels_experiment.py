@@ -106,6 +106,8 @@ class ChannelsConfig(ExperimentConfig):
     contrast_min: float = 0.4
     contrast_max: float = 1.0
     data_seed: int = 0
+    rotate: float = 0.0  # mirror only: random rotation in [-rotate, rotate] degrees (0 = none)
+    scale: float = 0.0  # mirror only: random resize by a factor in [1 - scale, 1 + scale] (0 = none)
     fresh_train: bool = False  # True: every epoch re-draws the train distortions (online augmentation)
     # training (the same for every arm; the positive control runs a quarter of the epochs)
     epochs: int = 12  # the plateau budget (calibrated on the control and ReXNet alone, see FIT_TRAIN_ACC)
@@ -142,6 +144,10 @@ class ChannelsConfig(ExperimentConfig):
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_epochs >= 0):
             raise ConfigError("lr > 0, weight_decay >= 0 and warmup_epochs >= 0 are required")
+        if not (0 <= self.rotate <= 180 and 0 <= self.scale < 0.5) or (
+                (self.rotate or self.scale) and self.dataset != "mirror"):
+            raise ConfigError(f"rotate must be in [0, 180] and scale in [0, 0.5) (mirror data only), got "
+                              f"{self.rotate}, {self.scale}")
         if self.fresh_train and (self.dataset != "mirror" or self.max_train):
             raise ConfigError("fresh_train needs dataset 'mirror' and max_train 0 (all train digits)")
         if not 0 <= self.dropout < 1:
@@ -166,17 +172,20 @@ def _build(cfg: ChannelsConfig, arm: Arm):
 def data(cfg: ChannelsConfig):
     """``((x_train, y_train), (x_test, y_test))``, generated once per process for given settings."""
     return _data(cfg.dataset, cfg.image_size, cfg.train_copies, cfg.test_copies, cfg.max_train, cfg.max_test,
-                 cfg.data_seed, cfg.digit_size, cfg.shift, cfg.noise, cfg.contrast_min, cfg.contrast_max)
+                 cfg.data_seed, cfg.digit_size, cfg.shift, cfg.noise, cfg.contrast_min, cfg.contrast_max,
+                 cfg.rotate, cfg.scale)
 
 
 @lru_cache(maxsize=2)
 def _data(dataset, size, train_copies, test_copies, max_train, max_test, seed, digit_size, shift, noise, c_min,
-          c_max):
+          c_max, rotate=0.0, scale=0.0):
     from reprozoo.data.noisy_digits import digit_split, noisy_digits
     from reprozoo.rexnet.mirror_digits import mirror_digits
 
     make = mirror_digits if dataset == "mirror" else noisy_digits
     kw = dict(size=size, digit_size=digit_size, shift=shift, noise=noise, contrast=(c_min, c_max))
+    if rotate or scale:
+        kw.update(rotate=rotate, scale=scale)
     tr, te = digit_split()
     if max_train:
         tr = tr[:max_train]
@@ -202,7 +211,7 @@ def train_draw(cfg: ChannelsConfig, epoch: int):
 
     return epoch_draw(digit_split()[0], epoch, seed=cfg.data_seed, copies=cfg.train_copies, size=cfg.image_size,
                       digit_size=cfg.digit_size, shift=cfg.shift, noise=cfg.noise,
-                      contrast=(cfg.contrast_min, cfg.contrast_max))
+                      contrast=(cfg.contrast_min, cfg.contrast_max), rotate=cfg.rotate, scale=cfg.scale)
 
 
 def run_one(trial: Trial, tctx) -> dict[str, Any]:

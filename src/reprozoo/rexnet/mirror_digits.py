@@ -16,20 +16,44 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from reprozoo.errors import DataError
 
 N_CLASSES = 20
 
 
 def mirror_digits(indices, *, copies: int = 1, size: int = 16, digit_size: int = 12, shift: int = 2,
-                  noise: float = 0.2, contrast: tuple[float, float] = (0.4, 1.0),
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                  noise: float = 0.2, contrast: tuple[float, float] = (0.4, 1.0), seed: int = 0,
+                  rotate: float = 0.0, scale: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(2 n, 1, size, size)`` and labels in ``[0, 20)``: the ``n = len(indices) * copies``
-    noisy digits followed by their mirror images (labels + 10)."""
+    noisy digits followed by their mirror images (labels + 10). ``rotate`` (degrees) and ``scale``
+    (relative) > 0 also turn each shifted digit by an angle in ``[-rotate, rotate]`` and resize it by
+    a factor in ``[1 - scale, 1 + scale]`` about the canvas centre, before the noise is added."""
     from reprozoo.data.noisy_digits import noisy_digits
 
-    x, y = noisy_digits(indices, copies=copies, size=size, digit_size=digit_size, shift=shift, noise=noise,
-                        contrast=contrast, seed=seed)
+    kw = dict(copies=copies, size=size, digit_size=digit_size, shift=shift, contrast=contrast, seed=seed)
+    if not (rotate or scale):
+        x, y = noisy_digits(indices, noise=noise, **kw)
+    else:
+        if not (0 <= rotate <= 180 and 0 <= scale < 0.5):
+            raise DataError(f"rotate must be in [0, 180] degrees and scale in [0, 0.5), got {rotate}, {scale}")
+        x, y = noisy_digits(indices, noise=0.0, **kw)
+        rng = np.random.default_rng([int(seed), 0x7761])
+        x = _warp(x, rng.uniform(-rotate, rotate, len(x)), rng.uniform(1 - scale, 1 + scale, len(x)))
+        if noise:
+            x = x + torch.from_numpy(rng.normal(0.0, noise, tuple(x.shape)).astype(np.float32))
     return torch.cat([x, x.flip(-1)]), torch.cat([y, y + 10])
+
+
+def _warp(x: torch.Tensor, degrees: np.ndarray, factors: np.ndarray) -> torch.Tensor:
+    """Rotate image ``i`` by ``degrees[i]`` and enlarge it by ``factors[i]`` about the centre (bilinear, zeros outside)."""
+    a = torch.from_numpy(np.deg2rad(degrees)).float()
+    inv = 1.0 / torch.from_numpy(factors).float()
+    cos, sin, zero = torch.cos(a) * inv, torch.sin(a) * inv, torch.zeros(len(x))
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
