@@ -68,12 +68,12 @@ PLAN = Plan(
 METHOD, CONTROL, SHORT = "rexnet", "control", "rexnet_short"
 EARLY_BLOCKS = 3  # stage-wise arms copy the linear widths of stages 1-2 (blocks 0-2); no later block is narrower
 SHORT_FRACTION = 4  # positive control: ReXNet trained for a quarter of the epochs (a known-true loss)
-# mechanism gate: every compared arm learns its train set at the budget (mean final-epoch train accuracy over seeds).
-# Fixed before the pilot of the plateau budget from the calibration of the control and ReXNet alone (seed 0, 2 copies,
-# 12 epochs): both reach 0.94-0.95 train accuracy while their test accuracy has flattened (+1.0 point over the last
-# fifth of the epochs, +4.3 points for ReXNet between the 8- and the 12-epoch budget); both pass 0.90 only in the
-# tenth epoch, so an arm below 0.90 is still climbing. (0.95 at 2,876 images x 12 epochs; 0.50 at 11,504 x 2.)
-FIT_TRAIN_ACC = 0.90
+# mechanism gate: every compared arm reaches its plateau at the budget (mean final-epoch train accuracy over seeds,
+# measured on that epoch's fresh images). Fixed before the pilot from the calibration of the control and ReXNet alone
+# (seed 50, fresh rotated draws, 36 epochs x 2,876 images): they end at 0.71 train / 0.70-0.72 test accuracy (test
+# +0.5 point over the last fifth of the epochs) and pass 0.60 in their 15th-16th epoch, so an arm below it is far from
+# its plateau. (Former fixed-set design: 0.90, both arms at 0.94-0.95 after 12 epochs.)
+FIT_TRAIN_ACC = 0.60
 ALTERNATIVES = ("mbv2", "linear_relu6", "stagewise_silu")
 ARM_SETTINGS = {  # arm -> (schedule, activation after stem / expansions / penultimate conv)
     "rexnet": ("linear", "silu"),
@@ -110,7 +110,7 @@ class ChannelsConfig(ExperimentConfig):
     scale: float = 0.0  # mirror only: random resize by a factor in [1 - scale, 1 + scale] (0 = none)
     fresh_train: bool = False  # True: every epoch re-draws the train distortions (online augmentation)
     # training (the same for every arm; the positive control runs a quarter of the epochs)
-    epochs: int = 12  # the plateau budget (calibrated on the control and ReXNet alone, see FIT_TRAIN_ACC)
+    epochs: int = 12  # the former fixed-set plateau budget; quick and full train on fresh draws (36 epochs in full)
     batch_size: int = 256
     lr: float = 5e-3
     weight_decay: float = 0.01
@@ -120,8 +120,11 @@ class ChannelsConfig(ExperimentConfig):
     PRESETS: ClassVar[dict] = {
         "smoke": {"seeds": [0], "max_train": 64, "max_test": 64, "train_copies": 1, "test_copies": 1, "epochs": 4,
                   "batch_size": 32, "warmup_epochs": 0.0, "executor": {"kind": "serial"}, "device": "cpu"},
-        "quick": {"device": "cpu", "epochs": 4},  # the demo: a third of the plateau budget (wiring, not a decision)
-        "full": {"device": "cpu", "seeds": list(range(PLAN.planned_n or MIN_SEEDS))},  # 80% power at the SESOI
+        # the demo: fresh rotated draws, a quarter of full's budget (wiring, not a decision)
+        "quick": {"device": "cpu", "fresh_train": True, "rotate": 20.0, "scale": 0.15, "train_copies": 1,
+                  "epochs": 9},
+        "full": {"device": "cpu", "fresh_train": True, "rotate": 20.0, "scale": 0.15, "train_copies": 1,
+                 "epochs": 36, "seeds": list(range(PLAN.planned_n or MIN_SEEDS))},  # 80% power at the SESOI
         "paper": {"seeds": [0, 1, 2, 3, 4], "train_copies": 6, "epochs": 30, "width_mult": 0.5},
     }
 
@@ -329,8 +332,9 @@ def run_channels(cfg: ChannelsConfig, ctx) -> ExperimentResult:
     metrics["train/min_loss_drop"] = float(min(loss_drop))
     figures = [_figure(ctx, stats, accs)]
     n_train = len(data(cfg)[0][0])
-    notes = (f"{cfg.dataset} digits ({cfg.num_classes} classes): {n_train} train images, noise {cfg.noise}, shift "
-             f"±{cfg.shift}px, digit {cfg.digit_size}px on {cfg.image_size}x{cfg.image_size}; width_mult {cfg.width_mult}, total stride 8; AdamW lr {cfg.lr}, weight decay "
+    fresh = "drawn afresh every epoch" if cfg.fresh_train else "fixed"
+    notes = (f"{cfg.dataset} digits ({cfg.num_classes} classes): {n_train} train images ({fresh}), noise "
+             f"{cfg.noise}, shift ±{cfg.shift}px, rotation ±{cfg.rotate}°, scale ±{cfg.scale}, digit {cfg.digit_size}px on {cfg.image_size}x{cfg.image_size}; width_mult {cfg.width_mult}, total stride 8; AdamW lr {cfg.lr}, weight decay "
              f"{cfg.weight_decay}, {cfg.epochs} epochs, batch {cfg.batch_size}, warm-up + cosine; "
              f"MACs equal within {MAC_TOLERANCE:.0%} (checked); margin {ACC_MARGIN} accuracy (one-sided 95% "
              f"paired t-interval, at least {MIN_SEEDS} seeds; {PLAN.planned_n} seeds planned for 80% power at "
