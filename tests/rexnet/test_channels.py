@@ -188,7 +188,7 @@ def test_rule_is_the_one_sided_t_interval_by_hand():
     assert head.verdict == INCONCLUSIVE
     rec = head.record()
     assert rec["plan"]["sesoi"] == PLAN.sesoi == 0.028 and rec["plan"]["margin"] == ACC_MARGIN
-    assert rec["plan"]["planned_n"] == PLAN.planned_n == 3 and rec["negative_control"][0]["verdict"] == HELD
+    assert rec["plan"]["planned_n"] == PLAN.planned_n == 6 and rec["negative_control"][0]["verdict"] == HELD
     # 3 seeds at this SD (0.0126) can detect 0.039 with 80% power, more than the SESOI 0.028: "underpowered"
     assert rec["test"]["mde"] == pytest.approx(0.0389, abs=5e-4) and any("underpowered" in r for r in head.reasons)
     tight = decide(_accs([0.88, 0.891, 0.885], [0.85, 0.86, 0.855], [0.70, 0.71, 0.70]))  # paired SD 0.0006
@@ -196,17 +196,20 @@ def test_rule_is_the_one_sided_t_interval_by_hand():
 
 
 def test_plan_seeds_come_from_the_power_function():
+    from scipy.stats import chi2
+
     from reprozoo.runtime.power import power, seeds_for_power
 
     # SESOI: the paper's -17.8% relative error (26.9 -> 22.1) on the fresh-draw pilot's strongest alternative
     # (stagewise_silu, 0.683), halved; SD of the pilot's paired differences +0.0160 / +0.0035 / +0.0146
     assert PLAN.sesoi == pytest.approx(0.5 * 4.8 / 26.9 * (1 - 0.683), abs=5e-4)
-    assert PLAN.pilot_sd == pytest.approx(float(torch.tensor([0.0160, 0.0035, 0.0146], dtype=torch.float64).std()),
-                                          abs=5e-4)
-    assert PLAN.seeds == seeds_for_power(0.028, 0.0069, bound=ACC_MARGIN) == 3
-    at2 = power(0.028, 0.0069, 2, bound=ACC_MARGIN)
-    assert at2 == pytest.approx(0.436, abs=1e-3) and at2 < 0.8 <= PLAN.power_at(3)
-    assert PLAN.power_at(3) == pytest.approx(0.871, abs=1e-3)
+    # planned at the pilot SD's one-sided 80% upper confidence limit (chi2 with 2 df)
+    pilot = float(torch.tensor([0.0160, 0.0035, 0.0146], dtype=torch.float64).std())
+    assert pilot == pytest.approx(0.0069, abs=1e-4)
+    assert PLAN.pilot_sd == pytest.approx(pilot * (2 / chi2.ppf(0.2, 2)) ** 0.5, abs=5e-4)
+    assert PLAN.seeds == seeds_for_power(0.028, 0.0146, bound=ACC_MARGIN) == 6
+    assert power(0.028, 0.0146, 5, bound=ACC_MARGIN) < 0.8 <= PLAN.power_at(6)
+    assert seeds_for_power(0.028, pilot, bound=ACC_MARGIN) == 3  # what the raw 3-seed SD would have asked for
 
 
 def test_factor_claims_use_the_same_interval_test():
@@ -233,7 +236,7 @@ def test_config_errors_come_before_any_work():
 def test_smoke_runs_every_arm_through_the_trial_executor(tmp_path):
     out, data = run_experiment("rexnet-channels", "smoke", out_dir=tmp_path / "run")
     assert data["verdict"] == INCONCLUSIVE and "fewer than 3 seeds" in data["evidence"]
-    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 3
+    assert data["headline"]["verdict"] == INCONCLUSIVE and data["headline"]["plan"]["planned_n"] == 6
     assert data["headline"]["test"]["kind"] == "superiority" and data["headline"]["test"]["n"] == 1
     assert sorted(p.stem for p in (out / "trials").glob("*.json")) == sorted(f"{a}__seed0" for a in ARM_SETTINGS)
     m = data["metrics"]
