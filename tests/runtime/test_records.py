@@ -92,6 +92,8 @@ def test_a_repeat_on_disjoint_seeds_is_kept_beside_the_run_of_record(tmp_path):
     again = {**records["_toy"]["quick"]}
     again["provenance"] = {**again["provenance"], "decided_again": {"commit": "abcdef123", "date": "2026-12-06T01:02"}}
     assert R._when(again).endswith("; decided again from its trials 2026-12-06 at abcdef1")
+    resumed = {**again, "provenance": {**again["provenance"], "resumed": True}}
+    assert "CPU-s of the resumed part; decided again" in R._when(resumed)  # a resume times its own process only
 
 
 def test_bad_records_say_what_is_wrong(tmp_path):

@@ -195,6 +195,7 @@ def _when(data: dict[str, Any]) -> str:
     again = p.get("decided_again")  # the verdict taken again from the stored trials under a later rule
     return (f"{p.get('date', '')[:10]}, {str(p.get('commit', ''))[:7]}, load {p.get('load_avg_start')}, "
             f"{_num(p.get('wall_s'))} s wall / {_num(p.get('cpu_s'))} CPU-s"
+            + (" of the resumed part" if p.get("resumed") else "")
             + (f"; decided again from its trials {again.get('date', '')[:10]} at {str(again.get('commit'))[:7]}"
                if again else ""))
 
