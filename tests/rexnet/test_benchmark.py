@@ -40,6 +40,7 @@ def test_trial_throughput_rows_are_ratios_against_the_former_setting():
     # the second redesign's trial is 23,008 training images (11,504 x 2 epochs), the former one 4,314 (1,438 x 3)
     assert (cur["trial_images"], old["trial_images"]) == (23_008, 4_314)
     assert rows["plateau_16px_b256"]["trial_images"] == 69_024  # the plateau budget: 5,752 x 12 epochs
+    assert rows["fresh_16px_b256"]["trial_images"] == 103_536  # the presets: 2,876 fresh images x 36 epochs
     assert cur["trial_ratio_vs_former"] == pytest.approx(cur["ratio_vs_former"] * 4_314 / 23_008, rel=1e-2)
     assert out["ratios"]["trials/cpu-s redesign2_16px_b256/former_32px_nchw"] == pytest.approx(
         cur["trials_per_cpu_s"] / old["trials_per_cpu_s"], rel=1e-2)

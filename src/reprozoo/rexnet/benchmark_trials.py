@@ -4,8 +4,9 @@ The same ReXNet study arm (linear schedule, SiLU, width 0.25) takes training ste
 thread) in each setting: the former trial (32x32 canvas, 10 classes, contiguous NCHW tensors, batch 64;
 1,438 images x 3 epochs), that setting in the channels-last memory format, the first redesign's trial
 (16x16 mirror digits, 20 classes, channels-last, batch 128; 2,876 images x 12 epochs), the second
-redesign's (batch 256, 4 distorted copies x 2 epochs) and the plateau budget of the current presets
-(:mod:`reprozoo.rexnet.channels_experiment`: 2 copies x 12 epochs). Rates are images per CPU-second of
+redesign's (batch 256, 4 distorted copies x 2 epochs), the fixed-set plateau budget (2 copies x 12
+epochs) and the current presets' fresh draws (:mod:`reprozoo.rexnet.channels_experiment`: 2,876 new
+images every epoch x 36 epochs; drawing them costs about 3% of a trial and is not timed here). Rates are images per CPU-second of
 this process, and trials per CPU-second from each setting's own trial size; ratios are against the
 former trial. :func:`seed_batching` measures, in one run, several seeds trained as ONE batched model
 (:class:`reprozoo.rexnet.channels_batched.StackedSeeds`, ``vmap``) against the same seeds trained one
@@ -27,6 +28,7 @@ SETTINGS = {
     "redesign_16px_b128": (16, 20, True, 128, 2876 * 12),
     "redesign2_16px_b256": (16, 20, True, 256, 11504 * 2),
     "plateau_16px_b256": (16, 20, True, 256, 5752 * 12),
+    "fresh_16px_b256": (16, 20, True, 256, 2876 * 36),
 }
 BASE = "former_32px_nchw"
 
