@@ -74,6 +74,17 @@ def test_rule_inconclusive_when_the_intervals_cannot_tell():
     assert "underpowered" in head.evidence  # the run's MDE is far above the plan's SESOI
 
 
+def test_headline_faces_the_strongest_alternative_on_each_target():
+    taus = _taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35])
+    taus["shift"]["val_acc"], taus["shift"]["val_loss"] = [0.45, 0.5, 0.55], [0.0, 0.05, 0.1]
+    head, claims = decide(taus, CI_OK)
+    assert "strongest alternative (test: val_loss, shift: val_acc)" in head.evidence
+    # shift: gains over val_acc 0.05, 0.05, 0.05 -> L = U = 0.05, not above the margin: inconclusive; test holds
+    assert [p.verdict for p in head.parts] == ["held", "inconclusive"] and head.verdict == "inconclusive"
+    # the weaker alternatives are the sub-claims: (a) vs val_acc on both targets, (b) vs val_loss on both
+    assert [c["verdict"] for c in claims] == ["inconclusive", "held"]
+
+
 def test_rule_inconclusive_when_the_random_control_correlates():
     head, _ = decide(_taus([0.5, 0.55, 0.6], [0.1, 0.15, 0.2], [0.3, 0.32, 0.35]),
                      {"test": (0.05, 0.3), "shift": (-0.1, 0.1)})

@@ -4,6 +4,7 @@ the plans and the presets they size, the positive controls and the mechanism gat
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from reprozoo.genas.data import digits_splits
 from reprozoo.genas.evolution import NB201Space
@@ -60,8 +61,10 @@ def test_grouped_training_gives_the_numbers_of_one_at_a_time():
 
 def test_plans_give_the_full_presets_their_seeds():
     n = seeds_for_power(TAU_PLAN.sesoi, TAU_PLAN.pilot_sd, bound=TAU_PLAN.margin)
-    assert TAU_PLAN.planned_n == n == 255 and TAU_PLAN.sesoi > TAU_MARGIN  # pilot SD 0.32: out of reach
-    assert len(CorrelationConfig.from_preset("full").seeds) == min(n, CORR_FULL_SEEDS) == 6  # the CPU cap
+    # rule 2: the strongest alternative's pilot SD (0.024) at its 80% upper confidence limit (2 df)
+    assert TAU_PLAN.pilot_sd == pytest.approx(0.024 * (2 / stats.chi2.ppf(0.2, 2)) ** 0.5, abs=5e-5)
+    assert TAU_PLAN.planned_n == n == 8 and TAU_PLAN.sesoi > TAU_MARGIN
+    assert len(CorrelationConfig.from_preset("full").seeds) == min(n, CORR_FULL_SEEDS) == 8
     m = seeds_for_power(ACC_PLAN.sesoi, ACC_PLAN.pilot_sd, bound=ACC_PLAN.margin)
     assert ACC_PLAN.planned_n == m and ACC_PLAN.sesoi > ACC_MARGIN
     assert len(SearchConfig.from_preset("full").seeds) == min(m, SEARCH_FULL_SEEDS)

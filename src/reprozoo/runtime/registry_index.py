@@ -29,8 +29,9 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                        'paper': 'Jeong et al., GeNAS: Neural Architecture Search with Better Generalization '
                                 '(IJCAI 2023)',
                        'claim': 'Ranking sub-networks of a one-shot supernet by GeNAS flatness correlates '
-                                'better with stand-alone test and shifted-test accuracy than ranking by '
-                                'supernet validation accuracy, and the gain is not just the validation loss',
+                                'better with stand-alone test and shifted-test accuracy than ranking by the '
+                                "stronger of supernet validation accuracy (the paper's baseline) and "
+                                "validation loss (the official score's loss term)",
                        'presets': ['smoke', 'quick', 'full', 'paper']},
  'genas-search': {'module': 'reprozoo.genas.experiment',
                   'package': 'genas',
