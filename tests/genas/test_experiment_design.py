@@ -66,7 +66,8 @@ def test_plans_give_the_full_presets_their_seeds():
     assert TAU_PLAN.planned_n == n == 8 and TAU_PLAN.sesoi > TAU_MARGIN
     assert len(CorrelationConfig.from_preset("full").seeds) == min(n, CORR_FULL_SEEDS) == 8
     m = seeds_for_power(ACC_PLAN.sesoi, ACC_PLAN.pilot_sd, bound=ACC_PLAN.margin)
-    assert ACC_PLAN.planned_n == m and ACC_PLAN.sesoi > ACC_MARGIN
+    assert ACC_PLAN.pilot_sd == pytest.approx(0.022 * (2 / stats.chi2.ppf(0.2, 2)) ** 0.5, abs=5e-5)  # rule 2
+    assert ACC_PLAN.planned_n == m == 136 and ACC_PLAN.sesoi > ACC_MARGIN  # out of reach: full stays at 8
     assert len(SearchConfig.from_preset("full").seeds) == min(m, SEARCH_FULL_SEEDS)
     assert set(CorrelationConfig.from_preset("full").seeds).isdisjoint(range(100, 103))  # not the pilot's seeds
 

@@ -6,9 +6,10 @@ from scratch on several seeds and compared on test and shifted-test accuracy.
 Rule, fixed in code (margin ``ACC_MARGIN``): per supernet seed, the winner's stand-alone accuracy
 (mean over retraining runs) is paired across proxies; each comparison is the one-sided 95%
 t-interval [L, U] of the mean paired gain over >= ``MIN_SEEDS`` seeds (held if L > margin, not held
-if U < margin, inconclusive otherwise). Held when the flatness winner beats the validation-accuracy
-winner AND the validation-loss winner on test and on shifted test; not held when any of the four
-comparisons is not held; the random-search winner must lose to the flatness winner (negative control),
+if U < margin, inconclusive otherwise). Headline (rule 2): on each target, the flatness winner against
+the stronger (by mean) of the validation-accuracy and validation-loss winners; held when both targets
+hold, not held when either is not held (rule 1 required all four comparisons; the sub-claims keep
+them); the random-search winner must lose to the flatness winner (negative control),
 the oracle-score search winner must beat the random-score one (positive control: the space can
 separate proxies) and the supernet must beat chance (calibration), else inconclusive. The design
 (SESOI, pilot SD, planned seeds) is ``ACC_PLAN``.
@@ -58,13 +59,14 @@ from reprozoo.runtime.verdict import (
     claim,
     combine,
     every_part,
+    strongest,
     superiority,
     threshold,
 )
 
 PAPER = "Jeong et al., GeNAS: Neural Architecture Search with Better Generalization (IJCAI 2023)"
 CLAIM = ("Evolutionary search with GeNAS flatness finds cells that generalise better (test and shifted test) "
-         "than search with supernet validation accuracy or validation loss")
+         "than search with the stronger of supernet validation accuracy and validation loss")
 ACC_MARGIN = 0.01  # accuracy points (fraction); fixed before the first quick run
 MIN_SEEDS = 3  # fewer paired seeds -> inconclusive
 PAPER_SCALED_GAIN = 0.0021  # the paper's gain scaled to this benchmark (see ACC_PLAN.sesoi_source)
@@ -75,12 +77,16 @@ ACC_PLAN = Plan(
                   "cells 76.0 / 76.1% ImageNet top-1 vs 75.3 / 75.4% accuracy-searched, +0.7 points = 2.8% of the "
                   "top-1 error; the same error reduction here is 0.0021)"),
     margin=ACC_MARGIN,
-    pilot_sd=0.058,
-    pilot_source=("pilot run, quick preset on seeds 100-102 (docs/experiments/genas.md): the largest paired SD of the four parts, "
-                  "flatness vs val_acc winners on test accuracy (0.058; shifted 0.028; vs val_loss 0.022 and 0.010); "
-                  "the positive control's (oracle vs random search) SDs were 0.022 and 0.020"),
+    # rule 2 (as genas-correlation): the headline faces the strongest alternative (val_loss in every run), planned
+    # at its pilot SD's one-sided 80% upper confidence limit (3 seeds, chi2 with 2 df). Rule 1 planned with the
+    # val_acc part's 0.058: 210 seeds.
+    pilot_sd=0.0466,
+    pilot_source=("pilot run, quick preset on seeds 100-102 (docs/experiments/genas.md): paired SD of the flatness vs "
+                  "val_loss winners (the strongest alternative) 0.022 on test and 0.010 on shifted test, the larger at "
+                  "its one-sided 80% upper confidence limit 0.022 x sqrt(2 / chi2_0.2(2)) = 0.0466 (vs val_acc: 0.058 "
+                  "and 0.028; the positive control's SDs 0.022 and 0.020)"),
 )
-FULL_SEEDS = 8  # the planned n (210 seeds) is out of reach; full runs this many (~10 CPU-min)
+FULL_SEEDS = 8  # the planned n (136 seeds) is out of reach; full runs this many (~10 CPU-min)
 SEARCH_PROXIES = ("flatness", "val_acc", "val_loss", "random", "oracle")
 SPACES = ("nb201", "darts")
 TARGETS = ("test", "shift")
@@ -281,8 +287,9 @@ def decide(per: dict[str, dict[str, list[float]]], supernet_acc: float | None = 
     calib = None if supernet_acc is None else threshold(
         supernet_acc, at_least=SUPERNET_MIN_ACC,
         name="supernet val accuracy after BN recalibration (mean over the val_acc search's genotypes; chance 0.1)")
-    head = every_part(parts["val_acc"] + parts["val_loss"], negative_control=control, positive_control=pos,
-                      calibration=calib, plan=ACC_PLAN)
+    best = {t: strongest({alt: per[t][alt] for alt in ("val_acc", "val_loss")}) for t in TARGETS}
+    head = every_part([parts[best[t]][i] for i, t in enumerate(TARGETS)], negative_control=control,
+                      positive_control=pos, calibration=calib, plan=ACC_PLAN)
     va, vl = combine(parts["val_acc"]), combine(parts["val_loss"])
     if va == HELD and vl == NOT_HELD:
         why = "flatness beats the accuracy-searched winner but not the loss-searched one (the gain is the loss term's)"
@@ -292,7 +299,8 @@ def decide(per: dict[str, dict[str, list[float]]], supernet_acc: float | None = 
         why = "the flatness winner does not beat the strongest alternative"
     else:
         why = "the intervals cannot tell"
-    head = replace(head, evidence=f"{why}. {head.evidence}")
+    vs = ", ".join(f"{t}: {best[t]}" for t in TARGETS)
+    head = replace(head, evidence=f"strongest alternative ({vs}); {why}. {head.evidence}")
     claims = [claim(CLAIM, head, headline=True),
               claim("the flatness winner beats the validation-accuracy winner", va,
                     "; ".join(t.evidence for t in parts["val_acc"])),

@@ -38,8 +38,8 @@ EXPERIMENTS = {'active-asr': {'module': 'reprozoo.activeasr.experiment',
                   'paper': 'Jeong et al., GeNAS: Neural Architecture Search with Better Generalization '
                            '(IJCAI 2023)',
                   'claim': 'Evolutionary search with GeNAS flatness finds cells that generalise better (test '
-                           'and shifted test) than search with supernet validation accuracy or validation '
-                           'loss',
+                           'and shifted test) than search with the stronger of supernet validation accuracy '
+                           'and validation loss',
                   'presets': ['smoke', 'quick', 'full', 'paper']},
  'gmp-grounding': {'module': 'reprozoo.gmp.experiment',
                    'package': 'gmp',
