@@ -38,6 +38,7 @@ import numpy as np
 from reprozoo.errors import ConfigError
 from reprozoo.genas import search_experiment as search
 from reprozoo.genas.correlation import bootstrap_ci, correlation_report, kendall
+from reprozoo.genas.correlation_figures import correlation_figures
 from reprozoo.genas.data import digits_splits
 from reprozoo.genas.experiment_constants import RECAL_IMAGES_DIGITS, SUPERNET_MIN_ACC
 from reprozoo.genas.grouped import train_copies
@@ -59,9 +60,8 @@ from reprozoo.genas.proxies import (
 from reprozoo.genas.spaces import NB201Genotype, sample_nb201
 from reprozoo.genas.supernet import SupernetConfig, batches_of, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
-from reprozoo.runtime.figures import pyplot
 from reprozoo.runtime.registry import register_experiment
-from reprozoo.runtime.report import ExperimentResult, save_figure
+from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import (
     HELD,
@@ -214,37 +214,6 @@ def standalone_seed(arch: int, run: int) -> int:
     return 1_000 * int(arch) + 2 * int(run)
 
 
-def _figures(ctx, per_seed, taus, out: list[str]) -> None:
-    plt = pyplot()
-    first = per_seed[0]
-    names = [n for n in PROXIES if n in first["scores"]]
-    cols = 4
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-        ax.scatter(first["scores"][name], first["gt"]["test"], s=12)
-        ax.set_title(f"{name} (tau {kendall(first['scores'][name], first['gt']['test']):+.2f})", fontsize=9)
-        ax.set_xlabel("proxy score", fontsize=8)
-        ax.set_ylabel("stand-alone test acc", fontsize=8)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    fig.suptitle(f"proxy vs ground truth (seed {first['seed']})")
-    fig.tight_layout()
-    out.append(save_figure(fig, ctx.out_dir, "proxy_vs_ground_truth"))
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    xs = np.arange(len(names))
-    for k, target in enumerate(TARGETS):
-        vals = np.array([taus[target][n] for n in names])
-        ax.bar(xs + (k - 0.5) * 0.38, vals.mean(1), 0.38, yerr=vals.std(1, ddof=1) if vals.shape[1] > 1 else None,
-               capsize=3, label=f"{target} acc")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(xs, names, rotation=30, ha="right")
-    ax.set_ylabel("Kendall tau-b (mean ± std over seeds)")
-    ax.legend()
-    fig.tight_layout()
-    out.append(save_figure(fig, ctx.out_dir, "kendall_tau_per_proxy"))
-
-
 def random_control(taus: dict[str, dict[str, list[float]]], control_ci: dict[str, tuple[float, float]]) -> list[Test]:
     """The negative control, one :class:`Test` per target: the random score's 95% bootstrap CI of the
     seed-mean tau (``control_ci``) must contain 0 ("held"), else the benchmark's ranking is biased."""
@@ -393,7 +362,7 @@ def run(cfg: CorrelationConfig, ctx) -> ExperimentResult:
                     "data/gt_test_max": float(all_test.max()), "data/gt_shift_mean": float(all_shift.mean()),
                     "data/n_architectures": float(len(gt))})
     figures: list[str] = []
-    _figures(ctx, per_seed, taus, figures)
+    correlation_figures(ctx, per_seed, taus, figures, proxies=PROXIES, targets=TARGETS)
     notes = (f"{cfg.n_genotypes} genotypes per seed, ground truth = mean of {cfg.gt_runs} stand-alone runs of "
              f"{cfg.standalone.epochs} epochs; oracle (positive control) = validation accuracy of one more, "
              f"independent stand-alone run; supernet {cfg.supernet.epochs} epochs; BN recalibration "
