@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -41,3 +42,17 @@ def test_bad_inputs_raise():
         P.power(1.0, 1.0, 1)
     with pytest.raises(ValueError):
         P.mde(-1.0, 5)
+
+
+def test_sd_upper_limit_is_the_chi2_bound_and_covers_at_its_level():
+    # 3 seeds (2 df) at 80%: x sqrt(2 / chi2_0.2(2)) = x 2.117, the factor the 3-seed plans use
+    assert P.sd_upper_limit(1.0, 2) == pytest.approx(2.11694, abs=1e-5)
+    assert P.sd_upper_limit(3.5528, 14) == pytest.approx(4.320, abs=1e-3)  # active-asr's pooled 16-seed SD
+    rng = np.random.default_rng(3)
+    sds = rng.normal(0.0, 1.0, (20_000, 3)).std(axis=1, ddof=1)  # true SD 1: the limit covers it ~80% of the time
+    covered = np.mean([P.sd_upper_limit(s, 2) >= 1.0 for s in sds])
+    assert abs(covered - 0.8) < 0.015
+    with pytest.raises(ValueError, match="df"):
+        P.sd_upper_limit(1.0, 0)
+    with pytest.raises(ValueError, match="level"):
+        P.sd_upper_limit(1.0, 2, level=1.0)

@@ -21,8 +21,11 @@ The design (SESOI, pilot SD of the paired differences, seeds for 80% power) is :
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from reprozoo.runtime.power import sd_upper_limit
 from reprozoo.runtime.verdict import (
     Headline,
     Plan,
@@ -58,7 +61,7 @@ PLAN = Plan(
     # design 2 (after the 8-seed record missed MDE <= SESOI: its SD 3.60 against the 3-seed pilot's 2.31; the
     # first pilot is quoted on the history page): planned at the 80% upper confidence limit of the pooled SD of
     # the 16 seeds of the record and its repeat, so a second underestimate is unlikely
-    pilot_sd=4.32,
+    pilot_sd=round(sd_upper_limit(math.hypot(3.60, 3.51) / math.sqrt(2), df=14), 2),  # 4.32
     pilot_source=("full preset, seeds 0-7 (the 8-seed run of record of design 1) and 8-15 (its disjoint repeat), "
                   "al_cr - the strongest alternative (random_sup) at 60 labelled: paired SDs 3.60 and 3.51, pooled 3.55 "
                   "(14 df); planned at its "

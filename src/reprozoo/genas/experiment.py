@@ -60,6 +60,7 @@ from reprozoo.genas.proxies import (
 from reprozoo.genas.spaces import NB201Genotype, sample_nb201
 from reprozoo.genas.supernet import SupernetConfig, batches_of, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.power import sd_upper_limit
 from reprozoo.runtime.registry import register_experiment
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
@@ -92,7 +93,7 @@ TAU_PLAN = Plan(
     # rule 2: the headline faces the strongest alternative, val_loss in the pilot (mean tau 0.307 vs val_acc -0.016);
     # its larger pilot SD is planned at the one-sided 80% upper confidence limit of a 3-seed SD (chi2, 2 df), as in
     # gmp-grounding and rexnet-channels. (Rule 1 planned with the val_acc parts' 0.32: 255 seeds.)
-    pilot_sd=0.0508,
+    pilot_sd=round(sd_upper_limit(0.024, df=2), 4),  # 0.0508
     pilot_source=("pilot run, quick preset on seeds 100-102 (docs/experiments/genas.md): paired SD of flatness vs val_loss "
                   "(the strongest alternative) 0.024 on test and 0.010 on shifted test; the larger at its one-sided "
                   "80% upper confidence limit, 0.024 x sqrt(2 / chi2_0.2(2)) = 0.0508"),

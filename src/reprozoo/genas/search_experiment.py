@@ -49,6 +49,7 @@ from reprozoo.genas.proxies import (
 from reprozoo.genas.spaces import DartsGenotype, NB201Genotype, sample_darts
 from reprozoo.genas.supernet import SupernetConfig, batches_of, train_supernet
 from reprozoo.runtime.config import ExperimentConfig
+from reprozoo.runtime.power import sd_upper_limit
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
 from reprozoo.runtime.verdict import (
@@ -80,7 +81,7 @@ ACC_PLAN = Plan(
     # rule 2 (as genas-correlation): the headline faces the strongest alternative (val_loss in every run), planned
     # at its pilot SD's one-sided 80% upper confidence limit (3 seeds, chi2 with 2 df). Rule 1 planned with the
     # val_acc part's 0.058: 210 seeds.
-    pilot_sd=0.0466,
+    pilot_sd=round(sd_upper_limit(0.022, df=2), 4),  # 0.0466
     pilot_source=("pilot run, quick preset on seeds 100-102 (docs/experiments/genas.md): paired SD of the flatness vs "
                   "val_loss winners (the strongest alternative) 0.022 on test and 0.010 on shifted test, the larger at "
                   "its one-sided 80% upper confidence limit 0.022 x sqrt(2 / chi2_0.2(2)) = 0.0466 (vs val_acc: 0.058 "

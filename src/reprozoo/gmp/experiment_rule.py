@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from reprozoo.gmp.arms import ARM_NAMES, SEGMENT_FRACTION, SEGMENT_RULE
+from reprozoo.runtime.power import sd_upper_limit
 from reprozoo.runtime.verdict import (
     Headline,
     Plan,
@@ -60,7 +61,7 @@ PAPER_RELATIVE_GAIN = (51.49 - 49.24) / 49.24  # official README, Charades-STA R
 PILOT_CPL_TWO_PART = 0.6543  # CPL's two-part R@1 IoU 0.5 in the pilot (seeds 100-102: 0.674, 0.625, 0.664)
 # A 3-seed SD is a poor estimate: each plan uses the pilot SD times 2.117, its one-sided 80% upper
 # confidence bound (sqrt(2 / chi2_0.2(2 df))), so that the planned seeds keep their power if the pilot was lucky.
-PILOT_SD_INFLATION = 2.117
+PILOT_SD_INFLATION = sd_upper_limit(1.0, df=2)  # 2.117
 TWO_PART_PLAN = Plan(
     sesoi=round(PAPER_RELATIVE_GAIN * PILOT_CPL_TWO_PART, 4),
     sesoi_source=("Kim et al. (AAAI 2024), official README, Charades-STA: PPS 51.49 vs CPL 49.24 R@1 IoU 0.5 = "

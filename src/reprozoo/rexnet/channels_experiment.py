@@ -41,6 +41,7 @@ from reprozoo.errors import ConfigError, DataError
 from reprozoo.rexnet.study import MAC_TOLERANCE, Arm, build_study_model, equal_mac_arms
 from reprozoo.runtime.config import ExperimentConfig
 from reprozoo.runtime.figures import pyplot, save_figure
+from reprozoo.runtime.power import sd_upper_limit
 from reprozoo.runtime.profile import count_params
 from reprozoo.runtime.report import ExperimentResult
 from reprozoo.runtime.trials import Trial
@@ -62,7 +63,7 @@ PLAN = Plan(
     margin=ACC_MARGIN,
     # a 3-seed SD is a poor estimate: planned at its one-sided 80% upper confidence limit (chi2, 2 df), 0.0069 x 2.117,
     # as gmp-grounding does (the former fixed-set design's SD was 0.018)
-    pilot_sd=0.0146,
+    pilot_sd=round(sd_upper_limit(0.0069, df=2), 4),  # 0.0146
     pilot_source=("pilot of the fresh rotated draws (full settings, 36 epochs x 2,876 fresh images, seeds 100/101/102, "
                   "docs/experiments/rexnet.md): paired differences rexnet - stagewise_silu (the strongest "
                   "alternative) = +0.0160 / +0.0035 / +0.0146, SD 0.0069; planned at its one-sided 80% upper "
