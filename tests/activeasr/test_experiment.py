@@ -17,7 +17,7 @@ from reprozoo.activeasr.experiment import (
     decide,
 )
 from reprozoo.errors import ConfigError, UnknownNameError
-from reprozoo.runtime.power import power, seeds_for_power
+from reprozoo.runtime.power import mde_quantile, power, seeds_for_mde, seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
@@ -113,12 +113,16 @@ def test_positive_control_is_upper_vs_control_and_must_be_detected():
 
 
 def test_plan_seeds_from_the_power_function():
-    n = seeds_for_power(PLAN.sesoi, PLAN.pilot_sd, bound=PLAN.margin)
-    assert PLAN.planned_n == n and FULL_SEEDS == max(n, 8)
+    n_power = seeds_for_power(PLAN.sesoi, PLAN.pilot_sd, bound=PLAN.margin)
+    n = seeds_for_mde(PLAN.sesoi, PLAN.pilot_sd, bound=PLAN.margin, assurance=0.8)
+    assert PLAN.planned_n == n == max(n, n_power) and FULL_SEEDS == max(n, 8)
     assert power(PLAN.sesoi, PLAN.pilot_sd, FULL_SEEDS, bound=PLAN.margin) >= 0.8
+    assert mde_quantile(PLAN.pilot_sd, FULL_SEEDS, bound=PLAN.margin) <= PLAN.sesoi  # run's MDE <= SESOI in 80%
     full, quick = ActiveASRConfig.from_preset("full"), ActiveASRConfig.from_preset("quick")
-    assert (n, FULL_SEEDS, PLAN.pilot_sd) == (15, 15, 4.32)  # design 2: the pooled SD's 80% upper limit
-    assert full.seeds == list(range(16, 31)) and quick.seeds == [0, 1, 2]  # disjoint from the pilot's 0-15
+    # design 3: the 46-seed pooled SD (3.70) at its 80% upper limit, and an 80% chance of MDE <= SESOI
+    assert (n_power, n, FULL_SEEDS, PLAN.pilot_sd) == (14, 17, 17, 4.11)
+    assert PLAN.record()["mde_assurance"] == 0.8
+    assert full.seeds == list(range(46, 63)) and quick.seeds == [0, 1, 2]  # disjoint from the pilot's 0-45
     for cfg in (full, quick):  # the pilot's threshold, CR from round 1
         assert cfg.train.tau == CR_TAU == 0.65 and cfg.train.start_step == cfg.al.steps_per_round == 100
     assert (full.corpus, full.al, full.train, full.model) == (quick.corpus, quick.al, quick.train, quick.model)

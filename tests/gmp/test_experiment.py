@@ -15,7 +15,7 @@ from reprozoo.gmp.experiment import (
     decide,
 )
 from reprozoo.gmp.experiment_rule import PLATEAU_GAIN_MAX, late_gain
-from reprozoo.runtime.power import seeds_for_power
+from reprozoo.runtime.power import seeds_for_mde, seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 
@@ -101,14 +101,17 @@ def test_rule_2_gates_both_parts_and_asks_every_arm_for_its_plateau():
 
 def test_plans_give_power_only_above_their_bounds():
     assert TWO_PART_MARGIN < TWO_PART_PLAN.sesoi and TWO_PART_PLAN.margin == TWO_PART_MARGIN
-    assert TWO_PART_PLAN.planned_n == seeds_for_power(TWO_PART_PLAN.sesoi, TWO_PART_PLAN.pilot_sd, bound=0.0)
+    n_power = seeds_for_power(TWO_PART_PLAN.sesoi, TWO_PART_PLAN.pilot_sd, bound=0.0)
+    n_mde = seeds_for_mde(TWO_PART_PLAN.sesoi, TWO_PART_PLAN.pilot_sd, bound=0.0, assurance=0.8)
+    assert TWO_PART_PLAN.planned_n == max(n_power, n_mde) == n_mde
     assert SINGLE_PLAN.planned_n == seeds_for_power(0.0, SINGLE_PLAN.pilot_sd, bound=-SINGLE_MARGIN)
-    assert TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n) >= 0.8 > TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n - 1)
-    # SESOI 0.0457 x 0.6543 = 0.0299, pilot SD 0.0125 x 2.117 = 0.0265 -> 7 seeds; single-block 0.0971 x 2.117 -> 292
-    assert TWO_PART_PLAN.sesoi == pytest.approx(0.0299) and TWO_PART_PLAN.planned_n == 7
-    assert SINGLE_PLAN.planned_n == 292
+    assert TWO_PART_PLAN.power_at(TWO_PART_PLAN.planned_n) >= 0.8
+    # SESOI 0.0457 x 0.6543 = 0.0299; plan 2: pooled SD 0.0382 (pilot, record, repeat; 14 df) at its 80% upper
+    # limit 0.0465 -> 17 seeds for power, 21 for an 80% chance of MDE <= SESOI; single-block 0.066 -> 0.0804, 46
+    assert TWO_PART_PLAN.sesoi == pytest.approx(0.0299) and TWO_PART_PLAN.pilot_sd == 0.0465
+    assert (n_power, TWO_PART_PLAN.planned_n, SINGLE_PLAN.planned_n) == (17, 21, 46)
     full = GmpConfig.from_preset("full")
-    assert len(full.seeds) == TWO_PART_PLAN.planned_n and full.n_test == 2000 and full.fit.epochs == 6
+    assert full.seeds == list(range(14, 35)) and full.n_test == 2000 and full.fit.epochs == 6
 
 
 def test_rule_is_inconclusive_when_the_whole_video_control_does_not_lose():

@@ -56,3 +56,41 @@ def test_sd_upper_limit_is_the_chi2_bound_and_covers_at_its_level():
         P.sd_upper_limit(1.0, 0)
     with pytest.raises(ValueError, match="level"):
         P.sd_upper_limit(1.0, 2, level=1.0)
+
+
+def test_mde_quantile_is_the_mde_at_the_sd_quantile():
+    # the run's MDE is linear in its sample SD: its quantile is the MDE at the SD's chi2 quantile
+    s_q = 2.0 * math.sqrt(stats.chi2.ppf(0.8, 9) / 9)
+    assert P.mde_quantile(2.0, 10, bound=1.0, level=0.8) == pytest.approx(P.mde(s_q, 10, bound=1.0))
+    assert P.mde_quantile(2.0, 10, level=0.5) < P.mde(2.0, 10) < P.mde_quantile(2.0, 10, level=0.8)
+
+
+def test_seeds_for_mde_makes_a_runs_mde_below_the_sesoi_that_likely():
+    """Simulated: at the planned n the reported MDE (at the sample SD) is <= SESOI in >= 80% of draws
+    (- 3 MC standard errors); at the plain power plan's n it is not, so a run can miss by a hair."""
+    sd, sesoi, bound = 4.1, 4.0, 1.0
+    n_power, n = P.seeds_for_power(sesoi, sd, bound=bound), P.seeds_for_mde(sesoi, sd, bound=bound)
+    assert (n_power, n) == (14, 17)
+    assert P.mde_quantile(sd, n, bound=bound) <= sesoi < P.mde_quantile(sd, n - 1, bound=bound)
+    rng = np.random.default_rng(3)
+    draws = 2000
+
+    def share(k):
+        sds = rng.normal(0, sd, (draws, k)).std(axis=1, ddof=1)
+        unit = P.mde(1.0, k, bound=0.0)  # MDE - bound per unit SD
+        return float(np.mean(bound + unit * sds <= sesoi))
+
+    assert share(n) >= 0.8 - 3 * (0.16 / draws) ** 0.5
+    assert share(n_power) < 0.7  # about 0.6: a coin flip, a little better for the rounding of n
+    with pytest.raises(ValueError, match="must exceed"):
+        P.seeds_for_mde(1.0, 2.0, bound=1.0)
+
+
+def test_plan_with_mde_assurance_takes_the_larger_n_and_records_it():
+    from reprozoo.runtime.plan import Plan
+    kw = dict(sesoi=4.0, sesoi_source="s", margin=1.0, pilot_sd=4.1, pilot_source="p")
+    plain, sure = Plan(**kw), Plan(**kw, mde_assurance=0.8)
+    assert (plain.seeds, sure.seeds) == (14, 17)
+    assert sure.record(n_run=17)["mde_assurance"] == 0.8 and "mde_assurance" not in plain.record()
+    with pytest.raises(ValueError, match="probability"):
+        Plan(**kw, mde_assurance=1.5)

@@ -21,7 +21,11 @@ class Plan:
     With ``null_power`` (superiority only) the seeds must also give ``target_power`` to the opposite
     decision: "not held" (the upper bound below the margin) when the true gain is zero. A plan made
     only for the SESOI leaves a null effect near the margin "inconclusive" about as often as not, so two
-    runs on disjoint seeds can disagree; this plan decides both ends."""
+    runs on disjoint seeds can disagree; this plan decides both ends.
+
+    With ``mde_assurance`` (a probability, e.g. 0.8) the seeds must also make the run's own reported MDE
+    <= SESOI that likely, allowing for its sample SD coming out above ``pilot_sd``
+    (:func:`reprozoo.runtime.power.seeds_for_mde`)."""
 
     sesoi: float
     sesoi_source: str
@@ -31,8 +35,11 @@ class Plan:
     kind: str = "superiority"
     target_power: float = _power.DEFAULT_POWER
     null_power: bool = False
+    mde_assurance: float | None = None
 
     def __post_init__(self) -> None:
+        if self.mde_assurance is not None and not 0 < self.mde_assurance < 1:
+            raise ValueError(f"mde_assurance must be a probability in (0, 1), got {self.mde_assurance}")
         if self.null_power and (self.kind != "superiority" or not self.margin > 0):
             raise ValueError("null_power plans a 'not held' at no true gain: it needs a superiority plan with a "
                              f"margin > 0 (got kind={self.kind!r}, margin={self.margin:g})")
@@ -48,6 +55,9 @@ class Plan:
         if self.null_power:  # P(U < margin | true gain 0) = P(L > 0 | true gain margin), by symmetry
             n = max(n, _power.seeds_for_power(self.margin, self.pilot_sd, bound=0.0, target=self.target_power,
                                               alpha=ALPHA))
+        if self.mde_assurance is not None:
+            n = max(n, _power.seeds_for_mde(self.sesoi, self.pilot_sd, bound=self.bound, assurance=self.mde_assurance,
+                                            target=self.target_power, alpha=ALPHA))
         return n
 
     @property
@@ -72,6 +82,8 @@ class Plan:
                "planned_power": self.target_power}
         if self.null_power:
             out["null_power"] = True
+        if self.mde_assurance is not None:
+            out["mde_assurance"] = self.mde_assurance
         if n_run is not None:
             out["power_at_run_n"] = self.power_at(n_run)
             if self.null_power:

@@ -93,3 +93,44 @@ def sd_upper_limit(sd: float, df: int, *, level: float = DEFAULT_POWER) -> float
         raise ValueError(f"level must be in (0, 1), got {level}")
     return float(sd * math.sqrt(df / stats.chi2.ppf(1 - level, df)))
 
+
+
+def mde_quantile(sd: float, n: int, *, bound: float = 0.0, level: float = DEFAULT_POWER,
+                 target: float = DEFAULT_POWER, alpha: float = DEFAULT_ALPHA) -> float:
+    """The ``level`` quantile of the MDE that a run of ``n`` seeds will report when the paired differences
+    have true SD ``sd``: the run's MDE is :func:`mde` at its sample SD, which is ``sd * sqrt(chi2_{n-1} /
+    (n - 1))``, and the MDE grows linearly with the SD."""
+    _check(sd, n, alpha)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    scale = math.sqrt(stats.chi2.ppf(level, n - 1) / (n - 1))
+    return float(bound + (mde(sd, n, bound=bound, target=target, alpha=alpha) - bound) * scale)
+
+
+def seeds_for_mde(effect: float, sd: float, *, bound: float = 0.0, assurance: float = DEFAULT_POWER,
+                  target: float = DEFAULT_POWER, alpha: float = DEFAULT_ALPHA, max_n: int = MAX_SEEDS) -> int:
+    """Smallest number of seeds at which a run's reported MDE is at most ``effect`` with probability
+    ``assurance`` (true SD ``sd``). Planning for power at the SESOI alone leaves the run's own MDE above the
+    SESOI whenever its sample SD comes out above ``sd`` (about half the time at the pilot's point estimate);
+    this asks for enough seeds that a run's MDE <= SESOI is itself likely."""
+    if not effect > bound:
+        raise ValueError(f"the effect of interest ({effect:g}) must exceed the rule's bound ({bound:g})")
+
+    def ok(n: int) -> bool:
+        return mde_quantile(sd, n, bound=bound, level=assurance, target=target, alpha=alpha) <= effect
+
+    lo = hi = 2
+    if ok(lo):
+        return lo
+    while not ok(hi):
+        if hi >= max_n:
+            raise ValueError(f"more than {max_n} seeds needed for a {assurance:.0%} chance of MDE <= {effect:g} "
+                             f"at sd {sd:g}")
+        lo, hi = hi, min(2 * hi, max_n)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -210,7 +210,7 @@ def headline_rows(head: dict[str, Any]) -> list[dict[str, Any]]:
                      "margin": plan["margin"], "n": plan["planned_n"], "MDE (80%)": "",
                      "what": f"SESOI {plan['sesoi']:g} ({plan['sesoi_source']}); pilot SD {plan['pilot_sd']:g} "
                              f"({plan['pilot_source']}); {plan['planned_n']} seeds for "
-                             f"{plan['planned_power']:.0%} power{_null_power_text(plan)}; power at this run's n "
+                             f"{plan['planned_power']:.0%} power{_null_power_text(plan)}{_assurance_text(plan)}; power at this run's n "
                              f"{plan.get('power_at_run_n', float('nan')):.0%}"})
     if head.get("reasons"):
         rows.append({"role": "why inconclusive", "verdict": "", "what": "; ".join(head["reasons"])})
@@ -223,6 +223,11 @@ def _null_power_text(plan: dict) -> str:
     at_n = plan.get("null_power_at_run_n")
     tail = f", {at_n:.0%} at this run's n" if at_n is not None else ""
     return f" at the SESOI and for 'not held' at no true gain{tail}"
+
+
+def _assurance_text(plan: dict) -> str:
+    q = plan.get("mde_assurance")
+    return f" and a {q:.0%} chance that the run's MDE <= SESOI" if q is not None else ""
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
