@@ -119,10 +119,10 @@ def test_plan_seeds_from_the_power_function():
     assert power(PLAN.sesoi, PLAN.pilot_sd, FULL_SEEDS, bound=PLAN.margin) >= 0.8
     assert mde_quantile(PLAN.pilot_sd, FULL_SEEDS, bound=PLAN.margin) <= PLAN.sesoi  # run's MDE <= SESOI in 80%
     full, quick = ActiveASRConfig.from_preset("full"), ActiveASRConfig.from_preset("quick")
-    # design 3: the 46-seed pooled SD (3.70) at its 80% upper limit, and an 80% chance of MDE <= SESOI
-    assert (n_power, n, FULL_SEEDS, PLAN.pilot_sd) == (14, 17, 17, 4.11)
+    # design 4: the 63-seed pooled SD (4.59) at its 80% upper limit, and an 80% chance of MDE <= SESOI
+    assert (n_power, n, FULL_SEEDS, PLAN.pilot_sd) == (19, 23, 23, 5.01)
     assert PLAN.record()["mde_assurance"] == 0.8
-    assert full.seeds == list(range(46, 63)) and quick.seeds == [0, 1, 2]  # disjoint from the pilot's 0-45
+    assert full.seeds == list(range(80, 103)) and quick.seeds == [0, 1, 2]  # disjoint from the pilot's 0-62
     for cfg in (full, quick):  # the pilot's threshold, CR from round 1
         assert cfg.train.tau == CR_TAU == 0.65 and cfg.train.start_step == cfg.al.steps_per_round == 100
     assert (full.corpus, full.al, full.train, full.model) == (quick.corpus, quick.al, quick.train, quick.model)

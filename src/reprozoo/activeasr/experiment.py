@@ -78,10 +78,11 @@ QUICK_AL = {"initial": 30, "per_round": 30, "rounds": 2, "steps_per_round": 100}
 # tau: the pilot's threshold (rule.CR_TAU); start_step: no unsupervised loss in round 0 (an untrained
 # teacher's transcripts are noise, and round 0 stays identical across the arms of a seed)
 QUICK_TRAIN = {"lr": 3e-3, "batch_size": 12, "mu": 1, "tau": CR_TAU, "start_step": QUICK_AL["steps_per_round"]}
-# the plan's seeds (at least 8); they start at FULL_FIRST_SEED, after the 46 seeds whose SD set the plan
-# (design 3), so the run of record does not reuse its pilot
+# the plan's seeds (at least 8); they start at FULL_FIRST_SEED, after the seeds of the runs whose SD set the plan
+# (design 4: 0-62; 63-79 were given to design 3's repeat, stopped when design 4 was made), so the run of record
+# does not reuse its pilot
 FULL_SEEDS = max(PLAN.planned_n or 0, 8)
-FULL_FIRST_SEED = 46
+FULL_FIRST_SEED = 80
 FULL_ARMS = (BASELINE, *[a for a in ALTERNATIVES if a != BASELINE], METHOD, POSITIVE, CONTROL)
 
 
