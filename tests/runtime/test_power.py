@@ -94,3 +94,16 @@ def test_plan_with_mde_assurance_takes_the_larger_n_and_records_it():
     assert sure.record(n_run=17)["mde_assurance"] == 0.8 and "mde_assurance" not in plain.record()
     with pytest.raises(ValueError, match="probability"):
         Plan(**kw, mde_assurance=1.5)
+
+
+def test_the_plan_row_of_a_report_says_what_the_seeds_were_planned_for():
+    from reprozoo.runtime.plan import Plan
+    from reprozoo.runtime.report import headline_rows
+    kw = dict(sesoi=4.0, sesoi_source="s", margin=1.0, pilot_sd=4.1, pilot_source="p")
+    head = {"test": {"verdict": "held", "estimate": 5.0, "interval": [4.5, 5.5], "margin": 1.0, "n": 17},
+            "plan": Plan(**kw, mde_assurance=0.8).record(n_run=17)}
+    row = headline_rows(head)[-1]
+    assert row["role"] == "plan" and row["n"] == 17
+    assert "17 seeds for 80% power and an 80% chance that the run's MDE <= SESOI" in row["what"]
+    head["plan"] = Plan(**kw).record(n_run=14)
+    assert "chance" not in headline_rows(head)[-1]["what"]

@@ -227,7 +227,11 @@ def _null_power_text(plan: dict) -> str:
 
 def _assurance_text(plan: dict) -> str:
     q = plan.get("mde_assurance")
-    return f" and a {q:.0%} chance that the run's MDE <= SESOI" if q is not None else ""
+    if q is None:
+        return ""
+    pct = f"{q:.0%}"
+    article = "an" if pct.startswith(("8", "11", "18")) else "a"
+    return f" and {article} {pct} chance that the run's MDE <= SESOI"
 
 
 def find_runs(runs_dir: str | Path) -> list[Path]:
