@@ -107,12 +107,16 @@ def record_run(run_dir: str | Path, results_dir: str | Path = "results", label: 
 # what of the plan a replication must share: not its numbers, which some rules derive from the run's own
 # data (nara's SESOI is a share of the sequential sampler's calls), nor the pilot's wording
 _PLAN_KEYS = ("kind", "planned_n", "sesoi_source")
+# how trials were scheduled (serial, local workers, Ray) does not change a number (tested), so a repeat may differ
+EXECUTOR_PREFIX = "executor."
 
 
 def _rule_of(data: dict[str, Any]) -> dict[str, Any]:
-    """What a replication must share with the run of record: preset, overrides, plan and claims."""
+    """What a replication must share with the run of record: preset, overrides (except the executor's), plan
+    and claims."""
     plan = (data.get("headline") or {}).get("plan") or {}
-    return {"preset": data["preset"], "overrides": sorted(data.get("overrides") or []),
+    overrides = [o for o in data.get("overrides") or [] if not o.startswith(EXECUTOR_PREFIX)]
+    return {"preset": data["preset"], "overrides": sorted(overrides),
             "plan": {k: plan.get(k) for k in _PLAN_KEYS if k in plan},
             "claims": [c.get("claim") for c in data.get("claims", [])]}
 
