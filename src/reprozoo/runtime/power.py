@@ -15,6 +15,7 @@ run's own SD and n could have detected with the same power.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from scipy import optimize, stats
 
@@ -53,17 +54,23 @@ def seeds_for_power(effect: float, sd: float, *, bound: float = 0.0, target: flo
         raise ValueError(f"the effect of interest ({effect:g}) must exceed the rule's bound ({bound:g})")
     if not 0 < target < 1:
         raise ValueError(f"target power must be in (0, 1), got {target}")
-    lo = max(2, int(min_n))
-    if power(effect, sd, lo, bound=bound, alpha=alpha) >= target:
+    return _first_n(lambda n: power(effect, sd, n, bound=bound, alpha=alpha) >= target, max(2, int(min_n)), max_n,
+                    f"{target:.0%} power at effect {effect:g}, sd {sd:g}")
+
+
+def _first_n(ok: Callable[[int], bool], lo: int, max_n: int, what: str) -> int:
+    """Smallest n >= ``lo`` with ``ok(n)``, for an ``ok`` that stays true once it is (doubling, then
+    bisection); ``ValueError`` naming ``what`` when even ``max_n`` is not enough."""
+    if ok(lo):
         return lo
     hi = lo
-    while power(effect, sd, hi, bound=bound, alpha=alpha) < target:
+    while not ok(hi):
         if hi >= max_n:
-            raise ValueError(f"more than {max_n} seeds needed for {target:.0%} power at effect {effect:g}, sd {sd:g}")
+            raise ValueError(f"more than {max_n} seeds needed for {what}")
         lo, hi = hi, min(2 * hi, max_n)
-    while hi - lo > 1:  # power grows with n: bisect for the first n that reaches the target
+    while hi - lo > 1:
         mid = (lo + hi) // 2
-        if power(effect, sd, mid, bound=bound, alpha=alpha) >= target:
+        if ok(mid):
             hi = mid
         else:
             lo = mid
@@ -116,21 +123,5 @@ def seeds_for_mde(effect: float, sd: float, *, bound: float = 0.0, assurance: fl
     if not effect > bound:
         raise ValueError(f"the effect of interest ({effect:g}) must exceed the rule's bound ({bound:g})")
 
-    def ok(n: int) -> bool:
-        return mde_quantile(sd, n, bound=bound, level=assurance, target=target, alpha=alpha) <= effect
-
-    lo = hi = 2
-    if ok(lo):
-        return lo
-    while not ok(hi):
-        if hi >= max_n:
-            raise ValueError(f"more than {max_n} seeds needed for a {assurance:.0%} chance of MDE <= {effect:g} "
-                             f"at sd {sd:g}")
-        lo, hi = hi, min(2 * hi, max_n)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return _first_n(lambda n: mde_quantile(sd, n, bound=bound, level=assurance, target=target, alpha=alpha) <= effect,
+                    2, max_n, f"a {assurance:.0%} chance of MDE <= {effect:g} at sd {sd:g}")
