@@ -107,3 +107,11 @@ def test_the_plan_row_of_a_report_says_what_the_seeds_were_planned_for():
     assert "17 seeds for 80% power and an 80% chance that the run's MDE <= SESOI" in row["what"]
     head["plan"] = Plan(**kw).record(n_run=14)
     assert "chance" not in headline_rows(head)[-1]["what"]
+
+
+def test_pooled_sd_weights_each_run_by_its_degrees_of_freedom():
+    sd, df = P.pooled_sd([(3.0, 5), (6.0, 3)])  # (4 x 9 + 2 x 36) / 6 = 18
+    assert (df, sd) == (6, pytest.approx(math.sqrt(18.0)))
+    assert P.pooled_sd([(2.5, 10)]) == (2.5, 9)
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        P.pooled_sd([(1.0, 1)])

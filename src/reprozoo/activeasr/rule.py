@@ -21,11 +21,9 @@ The design (SESOI, pilot SD of the paired differences, seeds for 80% power) is :
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from reprozoo.runtime.power import sd_upper_limit
+from reprozoo.runtime.power import pooled_sd, sd_upper_limit
 from reprozoo.runtime.verdict import (
     Headline,
     Plan,
@@ -55,8 +53,7 @@ MIN_PSEUDO_SHARE = 0.25
 # alternative, the larger of the two alternatives' in every run) of the five full runs of designs 1-3, and their
 # seed counts (from the runs' stored trials)
 POOLED_RUNS = ((3.599, 8), (3.506, 8), (4.504, 15), (4.821, 15), (5.228, 17))
-POOLED_DF = sum(n - 1 for _, n in POOLED_RUNS)  # 58
-POOLED_SD = math.sqrt(sum((n - 1) * sd ** 2 for sd, n in POOLED_RUNS) / POOLED_DF)  # 4.59
+POOLED_SD, POOLED_DF = pooled_sd(POOLED_RUNS)  # 4.59, 58 df
 PLAN = Plan(
     sesoi=4.0,
     sesoi_source=("Bang et al. (arXiv 2006.11021) show their gains only as curves on in-house data; the closest "

@@ -27,13 +27,12 @@ Gaussian's segment is the paper's ``c +- w/2``, so CPL and PPS-1G are scored exa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from reprozoo.gmp.arms import ARM_NAMES, SEGMENT_FRACTION, SEGMENT_RULE
-from reprozoo.runtime.power import sd_upper_limit
+from reprozoo.runtime.power import pooled_sd, sd_upper_limit
 from reprozoo.runtime.verdict import (
     Headline,
     Plan,
@@ -66,13 +65,7 @@ PILOT_CPL_TWO_PART = 0.6543  # CPL's two-part R@1 IoU 0.5 in the pilot (seeds 10
 # with probability 0.8 (runtime.power.seeds_for_mde)
 POOLED_RUNS = {"two-part": ((0.0125, 3), (0.0497, 7), (0.0298, 7)),  # paired SDs PPS - CPL, seeds
                "single-block": ((0.0971, 3), (0.0332, 7), (0.0771, 7))}
-POOLED_DF = sum(n - 1 for _, n in POOLED_RUNS["two-part"])  # 14
-
-
-def _pooled_sd(part: str) -> float:
-    return math.sqrt(sum((n - 1) * sd ** 2 for sd, n in POOLED_RUNS[part]) / POOLED_DF)
-
-
+POOLED = {part: pooled_sd(runs) for part, runs in POOLED_RUNS.items()}  # (SD, df): 0.0382 / 0.0660, 14 df
 _POOLED_SOURCE = ("the full trial's runs so far, PPS - CPL: the pilot (seeds 100-102), the first record (0-6) and its "
                   "repeat (7-13), paired {part} SDs {sds}, pooled {pooled:.4f} (14 df), at its 80% upper confidence "
                   "limit x sqrt(14 / chi2_0.2(14)); the run of record uses other seeds (14-34)")
@@ -81,8 +74,8 @@ TWO_PART_PLAN = Plan(
     sesoi_source=("Kim et al. (AAAI 2024), official README, Charades-STA: PPS 51.49 vs CPL 49.24 R@1 IoU 0.5 = "
                   "+4.57% relative; the same relative gain over CPL's two-part R@1 in the pilot (0.654) is 0.0299"),
     margin=TWO_PART_MARGIN,
-    pilot_sd=round(sd_upper_limit(_pooled_sd("two-part"), df=POOLED_DF), 4),  # 0.0465
-    pilot_source=_POOLED_SOURCE.format(part="two-part", sds="0.0125, 0.0497, 0.0298", pooled=_pooled_sd("two-part")),
+    pilot_sd=round(sd_upper_limit(*POOLED["two-part"]), 4),  # 0.0465
+    pilot_source=_POOLED_SOURCE.format(part="two-part", sds="0.0125, 0.0497, 0.0298", pooled=POOLED["two-part"][0]),
     mde_assurance=0.8,
 )
 SINGLE_PLAN = Plan(
@@ -90,9 +83,9 @@ SINGLE_PLAN = Plan(
     sesoi_source=("Kim et al. (AAAI 2024) claim no loss where one Gaussian suffices (PPS on par with or above CPL "
                   "on Charades-STA and ActivityNet Captions, official README): a true difference of 0"),
     margin=SINGLE_MARGIN,
-    pilot_sd=round(sd_upper_limit(_pooled_sd("single-block"), df=POOLED_DF), 4),
+    pilot_sd=round(sd_upper_limit(*POOLED["single-block"]), 4),  # 0.0804
     pilot_source=_POOLED_SOURCE.format(part="single-block", sds="0.0971, 0.0332, 0.0771",
-                                       pooled=_pooled_sd("single-block")),
+                                       pooled=POOLED["single-block"][0]),
     kind="noninferiority",
 )
 METRIC = "R1@0.5"

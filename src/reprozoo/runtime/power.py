@@ -15,7 +15,7 @@ run's own SD and n could have detected with the same power.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from scipy import optimize, stats
 
@@ -50,8 +50,7 @@ def seeds_for_power(effect: float, sd: float, *, bound: float = 0.0, target: flo
     """Smallest number of paired seeds whose power at a true difference ``effect`` reaches ``target``.
     Raises ``ValueError`` when ``effect`` does not exceed ``bound`` (no n gives power) or when more than
     ``max_n`` seeds would be needed."""
-    if not effect > bound:
-        raise ValueError(f"the effect of interest ({effect:g}) must exceed the rule's bound ({bound:g})")
+    _check_gain(effect, bound)
     if not 0 < target < 1:
         raise ValueError(f"target power must be in (0, 1), got {target}")
     return _first_n(lambda n: power(effect, sd, n, bound=bound, alpha=alpha) >= target, max(2, int(min_n)), max_n,
@@ -101,6 +100,21 @@ def sd_upper_limit(sd: float, df: int, *, level: float = DEFAULT_POWER) -> float
     return float(sd * math.sqrt(df / stats.chi2.ppf(1 - level, df)))
 
 
+def pooled_sd(runs: Iterable[tuple[float, int]]) -> tuple[float, int]:
+    """Pooled SD of several runs' paired differences and its degrees of freedom, from ``(sd, n_seeds)``
+    per run: ``sqrt(sum((n - 1) sd^2) / sum(n - 1))``. Plans pool the runs made so far before taking
+    :func:`sd_upper_limit`."""
+    runs = list(runs)
+    df = sum(int(n) - 1 for _, n in runs)
+    if not runs or df < 1 or any(n < 2 for _, n in runs):
+        raise ValueError(f"pooling needs runs of >= 2 seeds each, got {runs}")
+    return math.sqrt(sum((int(n) - 1) * sd ** 2 for sd, n in runs) / df), df
+
+
+def _check_gain(effect: float, bound: float) -> None:
+    if not effect > bound:
+        raise ValueError(f"the effect of interest ({effect:g}) must exceed the rule's bound ({bound:g})")
+
 
 def mde_quantile(sd: float, n: int, *, bound: float = 0.0, level: float = DEFAULT_POWER,
                  target: float = DEFAULT_POWER, alpha: float = DEFAULT_ALPHA) -> float:
@@ -120,8 +134,6 @@ def seeds_for_mde(effect: float, sd: float, *, bound: float = 0.0, assurance: fl
     ``assurance`` (true SD ``sd``). Planning for power at the SESOI alone leaves the run's own MDE above the
     SESOI whenever its sample SD comes out above ``sd`` (about half the time at the pilot's point estimate);
     this asks for enough seeds that a run's MDE <= SESOI is itself likely."""
-    if not effect > bound:
-        raise ValueError(f"the effect of interest ({effect:g}) must exceed the rule's bound ({bound:g})")
-
+    _check_gain(effect, bound)
     return _first_n(lambda n: mde_quantile(sd, n, bound=bound, level=assurance, target=target, alpha=alpha) <= effect,
                     2, max_n, f"a {assurance:.0%} chance of MDE <= {effect:g} at sd {sd:g}")
