@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from reprozoo.errors import ConfigError
-from reprozoo.runtime.power import seeds_for_power
+from reprozoo.runtime.power import seeds_for_mde, seeds_for_power
 from reprozoo.runtime.runner import run_experiment
 from reprozoo.runtime.verdict import HELD, INCONCLUSIVE, NOT_HELD
 from reprozoo.sinet.arms import datasets
@@ -24,7 +24,7 @@ from reprozoo.sinet.experiment import (
     encoder_converged,
     iou_plateau,
 )
-from reprozoo.sinet.experiment_rules import iou_rise, loss_drop
+from reprozoo.sinet.experiment_rules import PORTRAIT_POOLED, iou_rise, loss_drop
 from reprozoo.sinet.inference import load_checkpoint
 
 LRASPP = [88.0, 89.0, 87.5]
@@ -240,22 +240,41 @@ def test_plans_give_the_full_presets_their_seeds():
     for cls, plan in ((SINetPortraitConfig, PORTRAIT_PLAN), (SINetAblationsConfig, ABLATIONS_PLAN)):
         bound = -plan.margin if plan.kind == "noninferiority" else plan.margin
         n = seeds_for_power(plan.sesoi, plan.pilot_sd, bound=bound)
-        assert plan.planned_n == n and f"{plan.pilot_sd:g}" in plan.pilot_source
+        if plan.mde_assurance:  # the run's own MDE must also be <= SESOI with this probability
+            n = max(n, seeds_for_mde(plan.sesoi, plan.pilot_sd, bound=bound, assurance=plan.mde_assurance))
+        assert plan.planned_n == n
         full = cls.from_preset("full")
         assert len(full.seeds) >= n and plan.power_at(len(full.seeds)) >= 0.8
         assert full.positive_control and cls.from_preset("quick").seeds == [0, 1, 2]
     assert ABLATIONS_PLAN.margin == DECODER_MARGIN == 0.0
+    assert f"{ABLATIONS_PLAN.pilot_sd:g}" in ABLATIONS_PLAN.pilot_source
+
+
+def test_portrait_plan_2_pools_the_full_designs_runs():
+    # plan 2: the plan-1 record (seeds 0-2, SD 0.765) and its repeat (3-5, SD 0.172), pooled (4 df) and
+    # taken at the SD's 80% upper limit; 8 seeds for 80% power and an 80% chance of MDE <= SESOI
+    sd, df = PORTRAIT_POOLED
+    assert df == 4 and sd == pytest.approx(((2 * 0.7652**2 + 2 * 0.1722**2) / 4) ** 0.5)
+    assert PORTRAIT_PLAN.pilot_sd == pytest.approx(0.8638, abs=1e-4) and PORTRAIT_PLAN.mde_assurance == 0.8
+    assert PORTRAIT_PLAN.planned_n == 8 and seeds_for_power(-1.0, 0.8638, bound=-2.0) == 7
+    seeds = SINetPortraitConfig.from_preset("full").seeds
+    assert seeds == list(range(6, 14)) and not set(seeds) & set(range(6))  # disjoint from the pooled runs
 
 
 def test_lraspp_trains_sinets_budget_on_sinets_schedule():
-    from reprozoo.sinet.arms import _stage
+    from reprozoo.sinet.arms import _stage, baseline_stage
 
     for schedule in ("multistep", "cosine"):
         cfg = SINetPortraitConfig.from_preset("full", [f"stage1.schedule={schedule}", f"stage2.schedule={schedule}"])
         # LR-ASPP trains SINet's two stages' epochs in one run, on the stage-2 recipe and schedule
         assert cfg.baseline_epochs == cfg.stage1.epochs + cfg.stage2.epochs
-        baseline = _stage(cfg, "stage2", epochs=cfg.baseline_epochs)
+        baseline = baseline_stage(cfg)
         assert (baseline.schedule, baseline.epochs, baseline.lr) == (schedule, cfg.baseline_epochs, cfg.stage2.lr)
+        # its own budget and learning rate when given (the other fields stay the stage-2 recipe)
+        own = baseline_stage(SINetPortraitConfig.from_preset("full", ["baseline_epochs=7", "baseline_lr=0.004"]))
+        assert (own.epochs, own.lr, own.batch_size) == (7, 0.004, cfg.stage2.batch_size)
+        default = SINetPortraitConfig.from_preset("quick")
+        assert baseline_stage(default).epochs == default.stage1.epochs + default.stage2.epochs
         # the positive control: both stages at a quarter of the epochs, on the same schedule
         quarter = _stage(cfg, "stage2", 0.25)
         assert quarter.epochs == round(cfg.stage2.epochs / 4) and quarter.schedule == schedule
@@ -269,6 +288,7 @@ def test_config_validation():
 
     check(SINetPortraitConfig, ["image_size=100"], "multiple of 32")
     check(SINetPortraitConfig, ["baseline_epochs=-1"], "baseline_epochs must be >= 0")
+    check(SINetPortraitConfig, ["baseline_lr=-0.1"], "baseline_lr must be >= 0")
     check(SINetPortraitConfig, ["augment.scale=1.5"], "augment.scale")
     check(SINetPortraitConfig, ["augment.p_blur=2"], "augment.p_blur")
     check(SINetPortraitConfig, ["seeds=[1,1,2]"], "seeds must be distinct")

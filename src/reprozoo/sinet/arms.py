@@ -142,6 +142,13 @@ def _stage(cfg, which: str, fraction: float = 1.0, **changes) -> StageConfig:
     return StageConfig(**{**base.__dict__, "epochs": epochs, **changes})
 
 
+def baseline_stage(cfg) -> StageConfig:
+    """LR-ASPP's one training run: the stage-2 recipe and schedule, for ``baseline_epochs`` (default SINet's
+    stage-1 + stage-2 epochs) at ``baseline_lr`` (default the stage-2 learning rate)."""
+    epochs = cfg.baseline_epochs or cfg.stage1.epochs + cfg.stage2.epochs
+    return _stage(cfg, "stage2", epochs=epochs, **({"lr": cfg.baseline_lr} if cfg.baseline_lr else {}))
+
+
 def _curves(history: list[dict[str, float]]) -> dict[str, list[float]]:
     """Per-epoch train loss and validation fg IoU (for the plateau gates)."""
     return {"train_loss": [float(r["train_loss"]) for r in history if "train_loss" in r],
@@ -197,9 +204,7 @@ def run_one(trial: Trial, tctx: TrialContext) -> dict[str, Any]:
             stage2 = _stage(cfg, "stage2", fraction, **({} if trial["boundary"] else {"boundary_weight": 0.0}))
             model, summary = train_stage(model, train, val, stage2, stage=2, **common)
         elif trial.arm == "lraspp":
-            epochs = cfg.baseline_epochs or cfg.stage1.epochs + cfg.stage2.epochs
-            model, summary = train_stage(LRASPP(), train, val, _stage(cfg, "stage2", epochs=epochs), stage=2,
-                                         **common)
+            model, summary = train_stage(LRASPP(), train, val, baseline_stage(cfg), stage=2, **common)
         else:
             raise ValueError(f"unknown SINet trial arm '{trial.arm}'")
     result: dict[str, Any] = {
