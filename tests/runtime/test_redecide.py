@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import tests.runtime.toy  # noqa: F401  (registers `_toy_trials`)
+import tests.runtime.toy as toy  # registers `_toy_trials`
 from reprozoo.cli import main
 from reprozoo.errors import ConfigError, DataError, OutputExistsError
 from reprozoo.runtime import verdict
@@ -55,6 +55,28 @@ def test_missing_trials_and_bad_folders_are_refused_before_anything_is_left(fini
     with pytest.raises(ConfigError, match="1 of 6 trials have no stored result"):
         redecide_run(src, tmp_path / "again", progress=False)
     assert not (tmp_path / "again").exists()
+
+
+def _drop_setting(run, key):
+    manifest = json.loads((run / "run.json").read_text())
+    del manifest["config"][key]  # as if the run was made before the config had this setting
+    (run / "run.json").write_text(json.dumps(manifest))
+
+
+def test_a_setting_added_since_the_run_at_its_default_is_filled_in(finished, tmp_path, monkeypatch):
+    src, before = finished
+    _drop_setting(src, "fail_early")
+    out, data = redecide_run(src, tmp_path / "again", progress=False)
+    assert data["metrics"] == before["metrics"] and data["verdict"] == before["verdict"]
+    assert data["provenance"]["decided_again"]["settings_added"] == ["fail_early=False"]
+    assert json.loads((out / "run.json").read_text())["config"]["fail_early"] is False
+    assert "fail_early" not in json.loads((src / "run.json").read_text())["config"]  # the source is untouched
+    # a new setting the preset moves away from its default is a real change: refused, nothing left behind
+    _drop_setting(src, "fail_arm")
+    monkeypatch.setitem(toy.TrialsToyConfig.PRESETS, "smoke", {"seeds": [0, 1, 2], "fail_arm": "nothing"})
+    with pytest.raises(ConfigError, match="fail_arm None -> 'nothing'"):
+        redecide_run(src, tmp_path / "again2", progress=False)
+    assert not (tmp_path / "again2").exists()
 
 
 def test_the_command_line(finished, tmp_path, capsys):

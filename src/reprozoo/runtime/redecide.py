@@ -6,7 +6,8 @@ mistake in how parts combine). The trials need not run again when only the decis
 copy (a trial without a stored result is an error: then the trials themselves changed and the
 experiment must run again) and writes the new verdict. The new ``metrics.json`` keeps the original
 run's provenance (commit, date, load, wall and CPU seconds: what the trials cost) and adds
-``provenance.decided_again`` (commit and date of the decision). The source folder is not touched; keep
+``provenance.decided_again`` (commit and date of the decision, and any setting the config gained since
+the run, at its default: ``settings_added``). The source folder is not touched; keep
 its record as an earlier run (``reprozoo results --record SRC --label ...``) and record the new folder.
 """
 
@@ -30,6 +31,32 @@ def _source(run_dir: Path) -> dict[str, Any]:
     return read_metrics(run_dir / "metrics.json")
 
 
+def _add_new_settings(manifest: dict[str, Any], name: str, preset: str, cfg: Any) -> list[str]:
+    """Settings the config class gained after the run, which the run's preset leaves at their class default,
+    are written into the copy's manifest (``key=value`` returned). A new setting defaults to the behaviour
+    the code had before it (a project convention), so the stored trials are what the run would compute
+    now. Any other difference, including a new setting away from its default, still refuses."""
+    from reprozoo.runtime.run_folder import _flatten
+    from reprozoo.runtime.runner import _manifest_identity
+
+    stored = _flatten(manifest.get("config", {}))
+    now = _flatten(_manifest_identity(name, preset, cfg)["config"])
+    try:
+        default = _flatten(_manifest_identity(name, preset, type(cfg)())["config"])
+    except TypeError:  # a config class without defaults for every field: nothing is filled in
+        return []
+    added = []
+    for key in sorted(set(now) - set(stored)):
+        if key in default and now[key] == default[key]:
+            node = manifest.setdefault("config", {})
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = now[key]
+            added.append(f"{key}={now[key]!r}")
+    return added
+
+
 def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | None = None
                  ) -> tuple[Path, dict[str, Any]]:
     """Decide the finished run in ``run_dir`` again into the new folder ``out_dir``; returns
@@ -44,12 +71,13 @@ def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | N
         raise OutputExistsError(f"{out} already exists; give a new folder to decide {src} again into")
     if out.resolve().is_relative_to(src.resolve()):
         raise ConfigError(f"{out} is inside the run it decides again ({src}); choose a folder outside it")
-    resolve_config(get_experiment(old["experiment"]), old["preset"], old["seeds"], old.get("overrides") or [])
+    cfg = resolve_config(get_experiment(old["experiment"]), old["preset"], old["seeds"], old.get("overrides") or [])
     shutil.copytree(src, out, ignore=shutil.ignore_patterns(LOCK_NAME, "*.tmp"), dirs_exist_ok=True)
     token = STORED_ONLY.set(True)
     try:
         manifest = json.loads((out / MANIFEST).read_text())
         manifest["status"] = "interrupted"  # resumable: every trial is in the copy
+        added = _add_new_settings(manifest, old["experiment"], old["preset"], cfg)
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
         _, data = run_experiment(old["experiment"], old["preset"], seeds=old["seeds"],
                                  overrides=old.get("overrides") or [], out_dir=out, resume=True, progress=progress)
@@ -65,6 +93,8 @@ def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | N
     prov = {k: v for k, v in (old.get("provenance") or {}).items() if k != "decided_again"}
     now = data.get("provenance") or {}
     prov["decided_again"] = {k: now.get(k) for k in ("commit", "dirty", "date", "wall_s", "cpu_s")}
+    if added:
+        prov["decided_again"]["settings_added"] = added
     data["provenance"] = prov
     write_metrics(out, data)
     return out, data
