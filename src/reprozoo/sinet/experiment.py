@@ -165,7 +165,7 @@ class SINetPortraitConfig(PortraitConfig):
                   "hardness": 0.25, "augment": _MILD,
                   "stage1": {"epochs": 12, "batch_size": 8, "lr": 2e-3},
                   "stage2": {"epochs": 12, "batch_size": 8, "lr": 2e-3}},
-        # full: seeds from PORTRAIT_PLAN (plan 2); at this budget the plateau gates fail (docs/experiments/sinet.md)
+        # full: seeds from PORTRAIT_PLAN (plan 2); LR-ASPP does not plateau at this budget (docs/experiments/sinet.md)
         "full": {"image_size": 96, "n_train": 128, "n_val": 48, "n_test": 256, "seeds": list(range(6, 14)),
                  "hardness": 0.25, "augment": _MILD, "save_checkpoint": False,
                  "stage1": {"epochs": 24, "batch_size": 8, "lr": 2e-3},
