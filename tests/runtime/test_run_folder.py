@@ -80,6 +80,19 @@ def test_resume_checks_the_folder_holds_the_same_unfinished_run(tmp_path, capsys
     assert "holds no run to continue" in _err(capsys)
 
 
+def test_resume_accepts_a_run_made_before_a_setting_existed_only_at_its_default(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "_toy", "--preset", "smoke", "--out", str(run)]) == 0
+    manifest = json.loads((run / "run.json").read_text())
+    del manifest["config"]["mode"]  # as if the run was made before the config had `mode` (default "add")
+    manifest["status"] = "interrupted"
+    (run / "run.json").write_text(json.dumps(manifest))
+    assert main(["run", "_toy", "--preset", "smoke", "--set", "mode=mul", "--resume", "--out", str(run)]) == 2
+    assert "mode None -> 'mul'" in _err(capsys)  # away from its default: another run
+    assert main(["run", "_toy", "--preset", "smoke", "--resume", "--out", str(run)]) == 0
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0,0,0,0,0"], "seeds must be distinct"),
     (["--seeds", "-1"], "seeds must be integers in [0,"),

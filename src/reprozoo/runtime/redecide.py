@@ -6,8 +6,8 @@ mistake in how parts combine). The trials need not run again when only the decis
 copy (a trial without a stored result is an error: then the trials themselves changed and the
 experiment must run again) and writes the new verdict. The new ``metrics.json`` keeps the original
 run's provenance (commit, date, load, wall and CPU seconds: what the trials cost) and adds
-``provenance.decided_again`` (commit and date of the decision, and any setting the config gained since
-the run, at its default: ``settings_added``). The source folder is not touched; keep
+``provenance.decided_again`` (commit and date of the decision; ``settings_added`` lists the settings the
+config gained since the run, which the resume accepts at their defaults). The source folder is not touched; keep
 its record as an earlier run (``reprozoo results --record SRC --label ...``) and record the new folder.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from reprozoo.errors import ConfigError, DataError, OutputError, OutputExistsError
 from reprozoo.runtime.report import atomic_write_text, read_metrics, write_metrics
-from reprozoo.runtime.run_folder import MANIFEST
+from reprozoo.runtime.run_folder import MANIFEST, added_at_default
 from reprozoo.runtime.run_lock import LOCK_NAME
 
 
@@ -31,38 +31,12 @@ def _source(run_dir: Path) -> dict[str, Any]:
     return read_metrics(run_dir / "metrics.json")
 
 
-def _add_new_settings(manifest: dict[str, Any], name: str, preset: str, cfg: Any) -> list[str]:
-    """Settings the config class gained after the run, which the run's preset leaves at their class default,
-    are written into the copy's manifest (``key=value`` returned). A new setting defaults to the behaviour
-    the code had before it (a project convention), so the stored trials are what the run would compute
-    now. Any other difference, including a new setting away from its default, still refuses."""
-    from reprozoo.runtime.run_folder import _flatten
-    from reprozoo.runtime.runner import _manifest_identity
-
-    stored = _flatten(manifest.get("config", {}))
-    now = _flatten(_manifest_identity(name, preset, cfg)["config"])
-    try:
-        default = _flatten(_manifest_identity(name, preset, type(cfg)())["config"])
-    except TypeError:  # a config class without defaults for every field: nothing is filled in
-        return []
-    added = []
-    for key in sorted(set(now) - set(stored)):
-        if key in default and now[key] == default[key]:
-            node = manifest.setdefault("config", {})
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = now[key]
-            added.append(f"{key}={now[key]!r}")
-    return added
-
-
 def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | None = None
                  ) -> tuple[Path, dict[str, Any]]:
     """Decide the finished run in ``run_dir`` again into the new folder ``out_dir``; returns
     ``(out_dir, metrics)`` like :func:`reprozoo.runtime.runner.run_experiment`."""
     from reprozoo.runtime.registry import get_experiment
-    from reprozoo.runtime.runner import resolve_config, run_experiment
+    from reprozoo.runtime.runner import _manifest_identity, config_defaults, resolve_config, run_experiment
     from reprozoo.runtime.trials import STORED_ONLY
 
     src, out = Path(run_dir), Path(out_dir)
@@ -77,7 +51,8 @@ def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | N
     try:
         manifest = json.loads((out / MANIFEST).read_text())
         manifest["status"] = "interrupted"  # resumable: every trial is in the copy
-        added = _add_new_settings(manifest, old["experiment"], old["preset"], cfg)
+        identity = _manifest_identity(old["experiment"], old["preset"], cfg)
+        added = added_at_default(manifest, identity, config_defaults(cfg))  # accepted by the resume below
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
         _, data = run_experiment(old["experiment"], old["preset"], seeds=old["seeds"],
                                  overrides=old.get("overrides") or [], out_dir=out, resume=True, progress=progress)
@@ -94,7 +69,7 @@ def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | N
     now = data.get("provenance") or {}
     prov["decided_again"] = {k: now.get(k) for k in ("commit", "dirty", "date", "wall_s", "cpu_s")}
     if added:
-        prov["decided_again"]["settings_added"] = added
+        prov["decided_again"]["settings_added"] = [f"{k}={v!r}" for k, v in added.items()]
     data["provenance"] = prov
     write_metrics(out, data)
     return out, data

@@ -102,14 +102,28 @@ def note_created(folder: Path | str, name: str) -> None:
         record(name)
 
 
-def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def added_at_default(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """Settings the config gained after the run in ``old`` was made (absent from its manifest) that ``new``
+    leaves at their class default (``defaults``, a config as a plain dict), flattened to ``key: value``. A new
+    setting defaults to the behaviour the code had before it (a project convention), so such a setting
+    changes nothing the run computed."""
+    if defaults is None:
+        return {}
+    oc, nc, dc = _flatten(old.get("config", {})), _flatten(new["config"]), _flatten(defaults)
+    return {k: nc[k] for k in sorted(set(nc) - set(oc)) if k in dc and dc[k] == nc[k]}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
+    """What makes the run in ``old`` (a manifest) another run than ``new`` (an identity); settings added since
+    the run at their ``defaults`` do not count (:func:`added_at_default`)."""
     out = []
     for key in ("experiment", "preset", "seeds"):
         if old.get(key) != new[key]:
             out.append(f"{key} {old.get(key)!r} -> {new[key]!r}")
     oc, nc = _flatten(old.get("config", {})), _flatten(new["config"])
+    added = added_at_default(old, new, defaults)
     for key in sorted(set(oc) | set(nc)):
-        if key != "seeds" and oc.get(key) != nc.get(key):
+        if key != "seeds" and key not in added and oc.get(key) != nc.get(key):
             out.append(f"{key} {oc.get(key)!r} -> {nc.get(key)!r}")
     return out
 
@@ -156,9 +170,11 @@ class RunFolder:
         return [name for name in self.entries() if name not in owned]
 
     # -- preparing
-    def prepare(self, identity: dict[str, Any], *, resume: bool, overwrite: bool, command: str) -> None:
+    def prepare(self, identity: dict[str, Any], *, resume: bool, overwrite: bool, command: str,
+                defaults: dict[str, Any] | None = None) -> None:
         """Lock the folder, check everything about it, then write the manifest. A refused run
-        leaves the folder as it found it (and releases the lock)."""
+        leaves the folder as it found it (and releases the lock). ``defaults`` (the config class's
+        defaults) lets ``--resume`` accept a run made before the config gained a setting left at its default."""
         path = self.path
         if path.is_symlink() and not path.exists():
             raise OutputError(f"--out {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
@@ -172,7 +188,7 @@ class RunFolder:
             self.remove_created()
             raise
         try:
-            manifest = self._check(identity, resume=resume, overwrite=overwrite)
+            manifest = self._check(identity, resume=resume, overwrite=overwrite, defaults=defaults)
             self.lock.mark()
             self._probe_writable()
         except BaseException:
@@ -193,11 +209,12 @@ class RunFolder:
         self.write_manifest()
         watch(self.path, self.own)
 
-    def _check(self, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    def _check(self, identity: dict[str, Any], *, resume: bool, overwrite: bool,
+               defaults: dict[str, Any] | None = None) -> dict[str, Any] | None:
         path = self.path
         manifest = self.read_manifest()
         if resume:
-            self._check_resume(manifest, identity)
+            self._check_resume(manifest, identity, defaults)
         elif self.entries():
             if manifest is None:
                 legacy = (path / "metrics.json").exists() or (path / "config.yaml").exists()
@@ -216,11 +233,12 @@ class RunFolder:
                                         "the run did not write; move them away or choose another --out")
         return manifest
 
-    def _check_resume(self, manifest: dict[str, Any] | None, identity: dict[str, Any]) -> None:
+    def _check_resume(self, manifest: dict[str, Any] | None, identity: dict[str, Any],
+                      defaults: dict[str, Any] | None = None) -> None:
         if manifest is None:
             raise OutputError(f"--resume: {self.path} holds no run to continue (no {MANIFEST}); "
                               "drop --resume to start a new run there")
-        diff = differences(manifest, identity)
+        diff = differences(manifest, identity, defaults)
         if diff:
             raise OutputError(f"--resume: {self.path} holds a different run ({'; '.join(diff[:4])}); "
                               "resume with the same settings, or choose another --out")

@@ -111,6 +111,16 @@ def _manifest_identity(name: str, preset: str, cfg: Any) -> dict[str, Any]:
     return {"experiment": name, "preset": preset, "seeds": [int(s) for s in cfg.seeds], "config": config}
 
 
+def config_defaults(cfg: Any) -> dict[str, Any] | None:
+    """The config class's defaults as a plain dict (as in a manifest), or None for a class that has no
+    default for every field."""
+    try:
+        default = type(cfg)()
+    except TypeError:
+        return None
+    return {k: v for k, v in to_plain_dict(default).items() if k not in _EXECUTION_KEYS}
+
+
 def resume_command(name: str, preset: str, seeds: list[int], overrides: list[str], out: Path) -> str:
     import shlex
 
@@ -148,7 +158,8 @@ def run_experiment(
     out = Path(out_dir) if out_dir is not None else default_out_dir(name, runs_root)
     folder = RunFolder(out)
     folder.prepare(_manifest_identity(name, preset, cfg), resume=resume, overwrite=overwrite,
-                   command=resume_command(name, preset, list(cfg.seeds), overrides, out).rsplit(" --resume", 1)[0])
+                   command=resume_command(name, preset, list(cfg.seeds), overrides, out).rsplit(" --resume", 1)[0],
+                   defaults=config_defaults(cfg) if resume else None)
     threads_before = torch.get_num_threads()
     start = time.perf_counter()
     prov = start_provenance()
