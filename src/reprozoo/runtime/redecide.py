@@ -36,7 +36,7 @@ def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | N
     """Decide the finished run in ``run_dir`` again into the new folder ``out_dir``; returns
     ``(out_dir, metrics)`` like :func:`reprozoo.runtime.runner.run_experiment`."""
     from reprozoo.runtime.registry import get_experiment
-    from reprozoo.runtime.runner import _manifest_identity, config_defaults, resolve_config, run_experiment
+    from reprozoo.runtime.runner import config_defaults, manifest_identity, resolve_config, run_experiment
     from reprozoo.runtime.trials import STORED_ONLY
 
     src, out = Path(run_dir), Path(out_dir)
@@ -51,7 +51,7 @@ def redecide_run(run_dir: str | Path, out_dir: str | Path, *, progress: bool | N
     try:
         manifest = json.loads((out / MANIFEST).read_text())
         manifest["status"] = "interrupted"  # resumable: every trial is in the copy
-        identity = _manifest_identity(old["experiment"], old["preset"], cfg)
+        identity = manifest_identity(old["experiment"], old["preset"], cfg)
         added = added_at_default(manifest, identity, config_defaults(cfg))  # accepted by the resume below
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
         _, data = run_experiment(old["experiment"], old["preset"], seeds=old["seeds"],

@@ -106,7 +106,8 @@ def resolve_config(spec: ExperimentSpec, preset: str, seeds: list[int] | None, o
 
 
 # ------------------------------------------------------------------------------------------ folder
-def _manifest_identity(name: str, preset: str, cfg: Any) -> dict[str, Any]:
+def manifest_identity(name: str, preset: str, cfg: Any) -> dict[str, Any]:
+    """What a run folder's manifest records to tell one run from another (execution settings left out)."""
     config = {k: v for k, v in to_plain_dict(cfg).items() if k not in _EXECUTION_KEYS}
     return {"experiment": name, "preset": preset, "seeds": [int(s) for s in cfg.seeds], "config": config}
 
@@ -157,7 +158,7 @@ def run_experiment(
         raise ConfigError("--resume needs --out pointing at the run to continue")
     out = Path(out_dir) if out_dir is not None else default_out_dir(name, runs_root)
     folder = RunFolder(out)
-    folder.prepare(_manifest_identity(name, preset, cfg), resume=resume, overwrite=overwrite,
+    folder.prepare(manifest_identity(name, preset, cfg), resume=resume, overwrite=overwrite,
                    command=resume_command(name, preset, list(cfg.seeds), overrides, out).rsplit(" --resume", 1)[0],
                    defaults=config_defaults(cfg) if resume else None)
     threads_before = torch.get_num_threads()
