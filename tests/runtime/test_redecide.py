@@ -63,7 +63,7 @@ def _drop_setting(run, key):
     (run / "run.json").write_text(json.dumps(manifest))
 
 
-def test_a_setting_added_since_the_run_at_its_default_is_filled_in(finished, tmp_path, monkeypatch):
+def test_a_setting_added_since_the_run_at_its_default_is_accepted_and_listed(finished, tmp_path, monkeypatch):
     src, before = finished
     _drop_setting(src, "fail_early")
     out, data = redecide_run(src, tmp_path / "again", progress=False)

@@ -106,20 +106,23 @@ def resolve_config(spec: ExperimentSpec, preset: str, seeds: list[int] | None, o
 
 
 # ------------------------------------------------------------------------------------------ folder
+def _manifest_config(cfg: Any) -> dict[str, Any]:
+    return {k: v for k, v in to_plain_dict(cfg).items() if k not in _EXECUTION_KEYS}
+
+
 def manifest_identity(name: str, preset: str, cfg: Any) -> dict[str, Any]:
     """What a run folder's manifest records to tell one run from another (execution settings left out)."""
-    config = {k: v for k, v in to_plain_dict(cfg).items() if k not in _EXECUTION_KEYS}
-    return {"experiment": name, "preset": preset, "seeds": [int(s) for s in cfg.seeds], "config": config}
+    return {"experiment": name, "preset": preset, "seeds": [int(s) for s in cfg.seeds],
+            "config": _manifest_config(cfg)}
 
 
 def config_defaults(cfg: Any) -> dict[str, Any] | None:
-    """The config class's defaults as a plain dict (as in a manifest), or None for a class that has no
-    default for every field."""
+    """The config class's defaults as a manifest records them, or None for a class that has no default for
+    every field."""
     try:
-        default = type(cfg)()
+        return _manifest_config(type(cfg)())
     except TypeError:
         return None
-    return {k: v for k, v in to_plain_dict(default).items() if k not in _EXECUTION_KEYS}
 
 
 def resume_command(name: str, preset: str, seeds: list[int], overrides: list[str], out: Path) -> str:
